@@ -1,0 +1,33 @@
+# The two commands a newcomer needs are `make demo` and `make test`; the rest
+# are for day-to-day work. Each target installs and starts what it needs.
+
+# Compiled dependencies are kept outside the clone so fresh clones reuse them.
+CARGO_TARGET_DIR ?= $(HOME)/.cache/tiktok-drafts/target
+export CARGO_TARGET_DIR
+
+.PHONY: test demo lint fmt bench sim
+
+## test: every test, against local AWS (moto, started and stopped here) and the TikTok simulator
+test:
+	infra/with-local-stack.sh cargo test --workspace --locked
+
+## demo: the main job end to end on the local stack (moto + TikTok simulator)
+demo:
+	infra/with-local-stack.sh cargo run --locked -q -p tiktok-drafts-tests --bin local-demo
+
+## lint: formatting and clippy, as CI runs them
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+fmt:
+	cargo fmt --all
+
+## bench: streamed-upload benchmark (prints peak RSS and throughput)
+bench:
+	cargo build --release --locked -p tiktok-sim -p tiktok-drafts-tests --bins
+	$(CARGO_TARGET_DIR)/release/upload-bench
+
+## sim: run the TikTok simulator in the foreground on 127.0.0.1:9300
+sim:
+	cargo run --locked -p tiktok-sim -- --bind 127.0.0.1:9300 --state-dir .local/tiktok-sim

@@ -1,0 +1,119 @@
+//! Scripted faults: tests ask for the next matching requests to fail, hang or lose their
+//! connection, to exercise the client's retry paths.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum FaultAction {
+    /// Answer with this status (and an error body when `error_code` is given).
+    Status {
+        status: u16,
+        #[serde(default)]
+        error_code: Option<String>,
+    },
+    /// Drop the connection without a response (after reading part of an upload body).
+    Reset,
+    /// Wait, then handle the request normally.
+    Delay { ms: u64 },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultRule {
+    #[serde(default)]
+    pub method: Option<String>,
+    #[serde(default)]
+    pub path_prefix: Option<String>,
+    /// Matching requests to let through before the fault starts.
+    #[serde(default)]
+    pub skip: u32,
+    /// Matching requests the fault applies to.
+    #[serde(default = "one")]
+    pub times: u32,
+    pub action: FaultAction,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl FaultRule {
+    fn matches(&self, method: &str, path: &str) -> bool {
+        self.method
+            .as_deref()
+            .is_none_or(|m| m.eq_ignore_ascii_case(method))
+            && self
+                .path_prefix
+                .as_deref()
+                .is_none_or(|p| path.starts_with(p))
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Faults {
+    rules: Vec<FaultRule>,
+}
+
+impl Faults {
+    pub fn add(&mut self, rule: FaultRule) {
+        if rule.times > 0 {
+            self.rules.push(rule);
+        }
+    }
+
+    pub fn list(&self) -> Vec<FaultRule> {
+        self.rules.clone()
+    }
+
+    pub fn clear(&mut self) {
+        self.rules.clear();
+    }
+
+    /// Every matching rule sees the request (its `skip` counts down); the first rule whose
+    /// skip is used up fires. Spent rules are dropped.
+    pub fn take(&mut self, method: &str, path: &str) -> Option<FaultAction> {
+        let mut fired = None;
+        for rule in &mut self.rules {
+            if !rule.matches(method, path) {
+                continue;
+            }
+            if rule.skip > 0 {
+                rule.skip -= 1;
+            } else if fired.is_none() {
+                rule.times -= 1;
+                fired = Some(rule.action.clone());
+            }
+        }
+        self.rules.retain(|r| r.times > 0);
+        fired
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skip_then_fire_then_spent() {
+        let mut faults = Faults::default();
+        faults.add(
+            serde_json::from_str(
+                r#"{"method":"PUT","path_prefix":"/upload/","skip":1,"times":2,"action":{"type":"reset"}}"#,
+            )
+            .expect("valid rule"),
+        );
+        assert_eq!(faults.take("GET", "/upload/video/"), None);
+        assert_eq!(faults.take("PUT", "/upload/video/"), None);
+        assert_eq!(
+            faults.take("PUT", "/upload/video/"),
+            Some(FaultAction::Reset)
+        );
+        assert_eq!(
+            faults.take("PUT", "/upload/video/"),
+            Some(FaultAction::Reset)
+        );
+        assert_eq!(faults.take("PUT", "/upload/video/"), None);
+        assert!(faults.list().is_empty());
+    }
+}

@@ -1,0 +1,14 @@
+//! The common crate of tiktok-drafts.
+//!
+//! Everything the Lambda functions, the CLI and the tests share lives here, so
+//! that the functions themselves stay thin: the TikTok client ([`tiktok`]),
+//! caption rules ([`caption`]), the AWS client set-up ([`aws`]) and the
+//! [`Secret`] type that keeps tokens out of logs.
+
+pub mod aws;
+pub mod caption;
+pub mod secret;
+pub mod storage;
+pub mod tiktok;
+
+pub use secret::Secret;

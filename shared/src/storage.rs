@@ -1,0 +1,155 @@
+//! S3 access: an object as a source of byte ranges for the chunked upload.
+
+use aws_sdk_s3::error::ProvideErrorMetadata as _;
+use bytes::Bytes;
+
+use crate::aws::describe_sdk_error;
+use crate::tiktok::upload::{ChunkSource, SourceError};
+
+/// Why an S3 object could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("s3://{bucket}/{key} does not exist")]
+    NotFound { bucket: String, key: String },
+    #[error("cannot read s3://{bucket}/{key}: {detail}")]
+    Read {
+        bucket: String,
+        key: String,
+        detail: String,
+    },
+}
+
+/// One version of one S3 object, read by ranged GETs. Every read is pinned to
+/// the version (or, in an unversioned bucket, the ETag) seen when it was
+/// opened, so an object overwritten during an upload fails the upload instead
+/// of sending TikTok a mix of two files.
+#[derive(Debug, Clone)]
+pub struct S3Object {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    key: String,
+    size: u64,
+    version_id: Option<String>,
+    e_tag: Option<String>,
+}
+
+impl S3Object {
+    /// Looks the object up (HEAD) and pins its version.
+    pub async fn open(
+        client: aws_sdk_s3::Client,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Self, StorageError> {
+        let head = client
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|err| {
+                let not_found = err.as_service_error().is_some_and(|e| e.is_not_found());
+                if not_found {
+                    StorageError::NotFound {
+                        bucket: bucket.to_owned(),
+                        key: key.to_owned(),
+                    }
+                } else {
+                    StorageError::Read {
+                        bucket: bucket.to_owned(),
+                        key: key.to_owned(),
+                        detail: describe_sdk_error(&err),
+                    }
+                }
+            })?;
+        let size = head
+            .content_length()
+            .and_then(|n| u64::try_from(n).ok())
+            .ok_or_else(|| StorageError::Read {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+                detail: "HEAD gave no content length".into(),
+            })?;
+        Ok(Self {
+            client,
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            size,
+            version_id: head.version_id().map(str::to_owned),
+            e_tag: head.e_tag().map(str::to_owned),
+        })
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    pub fn version_id(&self) -> Option<&str> {
+        self.version_id.as_deref()
+    }
+
+    pub fn e_tag(&self) -> Option<&str> {
+        self.e_tag.as_deref()
+    }
+}
+
+impl ChunkSource for S3Object {
+    async fn read_range(&self, start: u64, end: u64) -> Result<Bytes, SourceError> {
+        if start >= end || end > self.size {
+            return Err(SourceError::permanent(format!(
+                "range {start}..{end} is outside the {}-byte object",
+                self.size
+            )));
+        }
+        let mut request = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .range(format!("bytes={start}-{}", end - 1));
+        if let Some(version) = &self.version_id {
+            request = request.version_id(version);
+        } else if let Some(tag) = &self.e_tag {
+            request = request.if_match(tag);
+        }
+        let output = request.send().await.map_err(|err| {
+            // 412: the object changed since it was opened; 404: it is gone.
+            // Neither passes with time. Throttling and 5xx do.
+            let permanent = err.as_service_error().is_some_and(|e| {
+                matches!(
+                    e.code(),
+                    Some("PreconditionFailed" | "NoSuchKey" | "NoSuchVersion" | "InvalidRange")
+                )
+            }) || err
+                .raw_response()
+                .is_some_and(|r| matches!(r.status().as_u16(), 403 | 404 | 412 | 416));
+            let message = format!("S3 ranged GET failed: {}", describe_sdk_error(&err));
+            if permanent {
+                SourceError::permanent(message)
+            } else {
+                SourceError::retryable(message)
+            }
+        })?;
+        let body = output
+            .body
+            .collect()
+            .await
+            .map_err(|e| SourceError::retryable(format!("S3 body read failed: {e}")))?
+            .into_bytes();
+        let expected = end - start;
+        if body.len() as u64 != expected {
+            return Err(SourceError::retryable(format!(
+                "S3 returned {} bytes for a {expected}-byte range",
+                body.len()
+            )));
+        }
+        Ok(body)
+    }
+}

@@ -1,0 +1,223 @@
+//! Helpers for the end-to-end tests: the local AWS endpoint, unique names,
+//! and generated media.
+
+use aws_config::SdkConfig;
+
+/// The SDK configuration for moto. The tests need `AWS_ENDPOINT_URL`, which
+/// `make test` (infra/with-local-stack.sh) sets after starting moto; without
+/// it they fail loudly instead of reaching real AWS or skipping quietly.
+pub async fn local_aws() -> SdkConfig {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
+    assert!(
+        endpoint.starts_with("http://127.0.0.1") || endpoint.starts_with("http://localhost"),
+        "AWS_ENDPOINT_URL must point at the local moto server (got {endpoint:?}); run the tests with `make test`"
+    );
+    shared::aws::load_config().await
+}
+
+/// A name no other test uses, so tests can share one moto server in parallel.
+pub fn unique_name(prefix: &str) -> String {
+    let suffix: u64 = rand::random();
+    format!("{prefix}-{suffix:016x}")
+}
+
+/// Lowercase hex SHA-256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// Bytes that start like an MP4 (`ftyp` box) followed by pseudo-random
+/// content, so format checks pass and hashes differ between sizes.
+pub fn fake_mp4(len: usize, seed: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len);
+    let header: [u8; 12] = [
+        0, 0, 0, 0x18, b'f', b't', b'y', b'p', b'i', b's', b'o', b'm',
+    ];
+    out.extend_from_slice(&header[..header.len().min(len)]);
+    let mut x = seed | 1;
+    while out.len() < len {
+        // xorshift64: fast, deterministic filler.
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let bytes = x.to_le_bytes();
+        let take = (len - out.len()).min(8);
+        out.extend_from_slice(&bytes[..take]);
+    }
+    out
+}
+
+/// The TikTok simulator started in-process for one test, plus the control-API
+/// calls the tests use.
+pub struct TestSim {
+    handle: Option<tiktok_sim::SimHandle>,
+    base: String,
+    http: reqwest::Client,
+}
+
+/// The app credentials every test sim is configured with.
+pub const SIM_CLIENT_KEY: &str = "test-client-key";
+pub const SIM_CLIENT_SECRET: &str = "test-client-secret-0123456789";
+pub const SIM_REDIRECT_URI: &str = "https://drafts.example.com/auth/callback";
+
+impl TestSim {
+    /// Starts a simulator with the test credentials, one redirect URI and
+    /// whatever `adjust` changes in the settings.
+    pub async fn start(adjust: impl FnOnce(&mut tiktok_sim::Settings)) -> Self {
+        let mut settings = tiktok_sim::Settings {
+            client_key: SIM_CLIENT_KEY.into(),
+            client_secret: SIM_CLIENT_SECRET.into(),
+            redirect_uris: vec![SIM_REDIRECT_URI.into()],
+            ..Default::default()
+        };
+        adjust(&mut settings);
+        let handle = tiktok_sim::start(tiktok_sim::SimConfig {
+            settings,
+            ..Default::default()
+        })
+        .await
+        .expect("the simulator starts");
+        let base = handle.base_url();
+        Self {
+            handle: Some(handle),
+            base,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// The project's client, pointed at this simulator. Reads are retried
+    /// without waiting, so tests do not sleep.
+    pub fn client(&self) -> shared::tiktok::TikTokClient {
+        let endpoints = shared::tiktok::Endpoints::for_base_url(&self.base).expect("sim URL");
+        let http = shared::tiktok::config::http_client(Default::default()).expect("http client");
+        shared::tiktok::TikTokClient::new(
+            http,
+            endpoints,
+            shared::tiktok::AppCredentials {
+                client_key: SIM_CLIENT_KEY.into(),
+                client_secret: SIM_CLIENT_SECRET.into(),
+            },
+        )
+        .with_read_retry(shared::tiktok::ReadRetry::immediate(3))
+    }
+
+    /// Calls the control API and returns its JSON answer; panics on a non-2xx.
+    pub async fn control(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> serde_json::Value {
+        let mut req = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base));
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let res = req.send().await.expect("control API reachable");
+        let status = res.status();
+        let text = res.text().await.unwrap_or_default();
+        assert!(status.is_success(), "{method} {path} -> {status}: {text}");
+        if text.trim().is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+        }
+    }
+
+    pub async fn post(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
+        self.control(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    pub async fn get(&self, path: &str) -> serde_json::Value {
+        self.control(reqwest::Method::GET, path, None).await
+    }
+
+    /// Seeds a creator; `extra` fields override the defaults.
+    pub async fn seed_user(&self, open_id: &str, extra: serde_json::Value) {
+        let mut user = serde_json::json!({
+            "open_id": open_id,
+            "username": format!("user_{open_id}"),
+            "display_name": format!("Creator {open_id}"),
+        });
+        if let (Some(u), Some(e)) = (user.as_object_mut(), extra.as_object()) {
+            for (k, v) in e {
+                u.insert(k.clone(), v.clone());
+            }
+        }
+        self.post("/_sim/users", user).await;
+    }
+
+    /// Mints tokens for a seeded user without the browser step.
+    pub async fn tokens(
+        &self,
+        open_id: &str,
+        scopes: &[&str],
+    ) -> shared::tiktok::oauth::TokenResponse {
+        let value = self
+            .post(
+                "/_sim/tokens",
+                serde_json::json!({"open_id": open_id, "scopes": scopes}),
+            )
+            .await;
+        serde_json::from_value(value).expect("token JSON")
+    }
+
+    /// The simulator's record of one publish.
+    pub async fn publish(&self, publish_id: &str) -> serde_json::Value {
+        let encoded: String = url::form_urlencoded::byte_serialize(publish_id.as_bytes()).collect();
+        self.get(&format!("/_sim/publishes/{encoded}")).await
+    }
+
+    /// Schedules a fault (see the simulator's README).
+    pub async fn fault(&self, rule: serde_json::Value) {
+        self.post("/_sim/faults", rule).await;
+    }
+
+    pub async fn advance_clock(&self, seconds: i64) {
+        self.post(
+            "/_sim/clock/advance",
+            serde_json::json!({"seconds": seconds}),
+        )
+        .await;
+    }
+
+    /// The request log, optionally below a path prefix.
+    pub async fn requests(&self, path_prefix: &str) -> Vec<serde_json::Value> {
+        let v = self
+            .get(&format!("/_sim/requests?path_prefix={path_prefix}"))
+            .await;
+        match v {
+            serde_json::Value::Array(items) => items,
+            serde_json::Value::Object(mut o) => match o.remove("requests") {
+                Some(serde_json::Value::Array(items)) => items,
+                _ => Vec::new(),
+            },
+            _ => Vec::new(),
+        }
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(handle) = self.handle.take() {
+            handle.shutdown().await;
+        }
+    }
+}
+
+/// An encoded image of the given format with a gradient, so that decoders and
+/// size checks see real pixels.
+pub fn test_image(width: u32, height: u32, format: image::ImageFormat) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(width, height, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x + y) % 256) as u8])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgb8(img)
+        .write_to(&mut out, format)
+        .expect("encode test image");
+    out.into_inner()
+}
