@@ -28,23 +28,29 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// Bytes that start like an MP4 (`ftyp` box) followed by pseudo-random
-/// content, so format checks pass and hashes differ between sizes.
+/// content, so format checks pass and hashes differ between seeds.
 pub fn fake_mp4(len: usize, seed: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(len);
-    let header: [u8; 12] = [
+    const HEADER: [u8; 12] = [
         0, 0, 0, 0x18, b'f', b't', b'y', b'p', b'i', b's', b'o', b'm',
     ];
-    out.extend_from_slice(&header[..header.len().min(len)]);
+    let mut out = noise(len, seed);
+    let n = HEADER.len().min(len);
+    out[..n].copy_from_slice(&HEADER[..n]);
+    out
+}
+
+/// `len` deterministic pseudo-random bytes (xorshift64: fast, and
+/// incompressible enough that nothing on the way can shortcut them).
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 8);
     let mut x = seed | 1;
     while out.len() < len {
-        // xorshift64: fast, deterministic filler.
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        let bytes = x.to_le_bytes();
-        let take = (len - out.len()).min(8);
-        out.extend_from_slice(&bytes[..take]);
+        out.extend_from_slice(&x.to_le_bytes());
     }
+    out.truncate(len);
     out
 }
 

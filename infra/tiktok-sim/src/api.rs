@@ -155,12 +155,15 @@ pub fn authenticate(app: &App, headers: &HeaderMap) -> Result<Caller, ApiError> 
     })
 }
 
+/// Picks an endpoint's per-minute limit out of the settings.
+pub type LimitOf = fn(&Settings) -> u32;
+
 /// Counts the call in the caller's window for `bucket`.
 pub fn rate_limit(
     app: &Arc<App>,
     caller: &Caller,
     bucket: Bucket,
-    limit_of: fn(&Settings) -> u32,
+    limit_of: LimitOf,
 ) -> Result<(), ApiError> {
     let (limit, with_header, now) = app.read(|s| {
         (

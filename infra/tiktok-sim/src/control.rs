@@ -19,7 +19,7 @@ use crate::oauth;
 use crate::posting::status_data;
 use crate::state::{
     AuthorizeScript, KNOWN_SCOPES, PRIVATE_PRIVACY_OPTIONS, PUBLIC_PRIVACY_OPTIONS, Publish,
-    PublishStatus, User, new_post_id, sha256_hex,
+    PublishStatus, User, sha256_hex,
 };
 
 /// A control-API error: a status and `{"error": "..."}`.
@@ -332,10 +332,8 @@ pub async fn set_publish_status(
         if let Some(ids) = &request.post_ids {
             publish.post_ids = ids.clone();
         }
+        // A completed publish without given ids gets one (see Publish::set_status).
         publish.set_status(request.status, request.fail_reason.clone(), now);
-        if request.status == PublishStatus::PublishComplete && publish.post_ids.is_empty() {
-            publish.post_ids.push(new_post_id());
-        }
         Ok(publish_json(publish))
     });
     if request.status != PublishStatus::ProcessingDownload {

@@ -58,11 +58,13 @@ impl SimHandle {
     /// Stops accepting connections, lets open requests finish (briefly), stops pulls and
     /// removes the temporary state directory if one was made.
     pub async fn shutdown(self) {
+        tracing::debug!("simulator shutting down");
         let _ = self.shutdown.send(true);
         let server = self.server;
         if let Err(e) = server.await {
             tracing::warn!(error = %e, "simulator server task ended abnormally");
         }
+        tracing::debug!("simulator server stopped");
         self.app.abort_all_pulls();
         if let Some(dir) = &self.temp_dir
             && let Err(e) = tokio::fs::remove_dir_all(dir).await

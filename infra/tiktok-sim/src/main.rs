@@ -82,6 +82,7 @@ async fn run() -> Result<(), CliError> {
     // Scripts wait for this exact line before they start.
     println!("tiktok-sim listening on {}", handle.base_url());
     let waited = wait_for_stop_signal().await;
+    tracing::info!("stop signal received");
     handle.shutdown().await;
     waited
 }

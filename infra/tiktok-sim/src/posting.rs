@@ -9,7 +9,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::api::{self, ApiError, Caller};
+use crate::api::{self, ApiError, Caller, LimitOf};
 use crate::app::App;
 use crate::chunks::{CHUNK_ERROR_MESSAGE, ChunkPlan};
 use crate::config::Settings;
@@ -75,7 +75,7 @@ struct ContentInitBody {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)]
+#[allow(dead_code)] // like VideoPostInfo: serde checks the types, the raw JSON is stored
 struct PhotoPostInfo {
     title: Option<String>,
     description: Option<String>,
@@ -265,7 +265,7 @@ fn admit(
     app: &Arc<App>,
     headers: &HeaderMap,
     scopes: Option<&[&str]>,
-    bucket: Option<(Bucket, fn(&Settings) -> u32)>,
+    bucket: Option<(Bucket, LimitOf)>,
 ) -> Result<Caller, ApiError> {
     let caller = api::authenticate(app, headers)?;
     if let Some(scopes) = scopes {

@@ -85,7 +85,7 @@ pub fn parse_content_range(value: &str) -> Option<(u64, u64, u64)> {
     (first <= last && last < total).then_some((first, last, total))
 }
 
-fn header_str<'a>(headers: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str> {
+fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -229,8 +229,9 @@ async fn receive_chunk(
     let spool = app.spool_path(&upload_id);
     let offset = target.upload.received;
     let internal = || UploadReply::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error");
+    // Body frames are small; a buffer turns them into few large writes.
     let mut file = match open_spool_at(&spool, offset).await {
-        Ok(file) => file,
+        Ok(file) => tokio::io::BufWriter::with_capacity(1 << 20, file),
         Err(e) => {
             tracing::error!(error = %e, "cannot open upload spool");
             return Err(internal());

@@ -446,3 +446,56 @@ async fn reset_forgets_everything_but_settings() {
     assert_eq!(settings["init_per_min"], 2);
     sim.handle.shutdown().await;
 }
+
+#[tokio::test]
+async fn client_dropping_mid_chunk_does_not_advance() {
+    use tokio::io::AsyncWriteExt;
+
+    let sim = started().await;
+    let size = 10 * MIB;
+    let chunk = 5 * MIB;
+    let data = fake_mp4(size as usize);
+    let (_, id, url) = init(&sim, size, chunk).await;
+    let parsed = url::Url::parse(&url).expect("upload URL");
+    let addr = format!(
+        "{}:{}",
+        parsed.host_str().expect("host"),
+        parsed.port().expect("port")
+    );
+    let mut stream = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let head = format!(
+        "PUT {}?{} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: video/mp4\r\nContent-Range: bytes 0-{}/{size}\r\nContent-Length: {chunk}\r\n\r\n",
+        parsed.path(),
+        parsed.query().expect("query"),
+        chunk - 1
+    );
+    stream.write_all(head.as_bytes()).await.expect("send head");
+    stream
+        .write_all(&data[..MIB as usize])
+        .await
+        .expect("send part");
+    drop(stream);
+
+    // The server notices the drop asynchronously; the whole chunk then goes through.
+    let mut status = StatusCode::RANGE_NOT_SATISFIABLE;
+    for _ in 0..40 {
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        assert_eq!(sim.publish(&id).await["uploaded_bytes"], 0);
+        status = put_chunk(&sim, &url, &data, 0, chunk as usize - 1)
+            .await
+            .status();
+        if status != StatusCode::RANGE_NOT_SATISFIABLE {
+            break;
+        }
+    }
+    assert_eq!(status, StatusCode::PARTIAL_CONTENT);
+    let r = put_chunk(&sim, &url, &data, chunk as usize, size as usize - 1).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(
+        sim.publish(&id).await["sha256"],
+        hex::encode(Sha256::digest(&data))
+    );
+    sim.handle.shutdown().await;
+}

@@ -1016,6 +1016,7 @@ mod tests {
     use tokio::net::{TcpListener, TcpStream};
 
     use super::*;
+    use crate::tiktok::chunk_plan::DEFAULT_CHUNK_SIZE;
 
     const TOKEN: &str = "SECRET-UPLOAD-TOKEN-0123456789";
 
@@ -1044,6 +1045,8 @@ mod tests {
         Created,
         /// Never answer.
         Hang,
+        /// Lose everything received and answer 416 `bytes */TOTAL`.
+        Forget,
     }
 
     #[derive(Debug, Clone)]
@@ -1263,6 +1266,13 @@ mod tests {
             }
             Some(Fault::DropBeforeCommit) => return Reply::Drop,
             Some(Fault::Hang) => return Reply::Hang,
+            Some(Fault::Forget) => {
+                s.received.clear();
+                return Reply::Status {
+                    code: 416,
+                    headers: vec![progress_header(s)],
+                };
+            }
             Some(Fault::Spurious416) => {
                 return Reply::Status {
                     code: 416,
@@ -1455,7 +1465,7 @@ mod tests {
 
     #[tokio::test]
     async fn single_chunk_video_goes_up_whole() {
-        let plan = ChunkPlan::new(777, DEFAULT_CHUNK_SIZE_FOR_TESTS).unwrap();
+        let plan = ChunkPlan::new(777, DEFAULT_CHUNK_SIZE).unwrap();
         let data = video(777);
         let server = TestServer::start(777, Style::LastIndex).await;
         let report = uploader(5)
@@ -1476,8 +1486,6 @@ mod tests {
         );
         assert_eq!(server.received_sha(), sha(&data));
     }
-
-    const DEFAULT_CHUNK_SIZE_FOR_TESTS: u64 = super::super::chunk_plan::DEFAULT_CHUNK_SIZE;
 
     #[tokio::test]
     async fn retries_a_503_and_a_dropped_connection() {
@@ -2013,9 +2021,8 @@ mod tests {
         let server = TestServer::start(plan.video_size, Style::LastIndex).await;
         // Every second request: forget everything and answer 416.
         for n in (1..200).step_by(2) {
-            server.with(|s| s.faults.insert(n, Fault::Status(0, None)));
+            server.with(|s| s.faults.insert(n, Fault::Forget));
         }
-        server.with(|s| s.forget_on_status_zero = true);
         let err = uploader(3)
             .upload(
                 &server.url,
