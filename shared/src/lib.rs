@@ -9,6 +9,7 @@ pub mod aws;
 pub mod caption;
 pub mod secret;
 pub mod storage;
+pub mod table;
 pub mod tiktok;
 
 pub use secret::Secret;

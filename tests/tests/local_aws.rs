@@ -170,3 +170,40 @@ async fn secrets_manager_versions() {
         .unwrap();
     assert_eq!(current.secret_string(), Some(r#"{"v":2}"#));
 }
+
+#[tokio::test]
+async fn the_project_table_is_created_idempotently() {
+    let aws = AwsClients::from_config(&local_aws().await);
+    let table = unique_name("drafts");
+    shared::table::create_table(&aws.dynamodb, &table)
+        .await
+        .unwrap();
+    shared::table::create_table(&aws.dynamodb, &table)
+        .await
+        .expect("creating it again is fine");
+    let described = aws
+        .dynamodb
+        .describe_table()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap();
+    let t = described.table().unwrap();
+    assert_eq!(t.global_secondary_indexes().len(), 1);
+    assert_eq!(
+        t.global_secondary_indexes()[0].index_name(),
+        Some(shared::table::GSI1)
+    );
+    let ttl = aws
+        .dynamodb
+        .describe_time_to_live()
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        ttl.time_to_live_description()
+            .and_then(|d| d.attribute_name()),
+        Some(shared::table::TTL)
+    );
+}

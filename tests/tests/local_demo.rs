@@ -23,7 +23,10 @@ fn the_demo_runs_start_to_finish() {
         "status SEND_TO_USER_INBOX",
         "both drafts are in the creator's TikTok inbox",
     ] {
-        assert!(stdout.contains(expected), "missing {expected:?} in:\n{stdout}");
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in:\n{stdout}"
+        );
     }
     assert_eq!(
         stdout.matches("status SEND_TO_USER_INBOX").count(),

@@ -1,0 +1,116 @@
+//! The one DynamoDB table every store shares, and its layout.
+//!
+//! Items are told apart by their key prefixes (`ACCOUNT#…`, `ALIAS#…`,
+//! `OAUTHSTATE#…`, `LEASE#…`, `JOB#…`); each store owns its prefixes. The
+//! table has a TTL attribute for short-lived items (login states, leases) and
+//! one GSI for "what is not finished yet", so the status checker never scans.
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+};
+
+use crate::aws::describe_sdk_error;
+
+/// Partition key attribute.
+pub const PK: &str = "pk";
+/// Sort key attribute.
+pub const SK: &str = "sk";
+/// Epoch seconds after which DynamoDB may delete the item. TTL deletion is
+/// lazy (up to days), so readers must check it themselves too.
+pub const TTL: &str = "expires_at";
+/// The GSI of unfinished work, and its keys.
+pub const GSI1: &str = "gsi1";
+pub const GSI1_PK: &str = "gsi1pk";
+pub const GSI1_SK: &str = "gsi1sk";
+
+/// The environment variable that names the table.
+pub const TABLE_NAME_VAR: &str = "TABLE_NAME";
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot create table {table}: {detail}")]
+pub struct CreateTableError {
+    pub table: String,
+    pub detail: String,
+}
+
+/// Creates the table as `template.yaml` declares it. For the local stack and
+/// tests; in AWS the template creates it. A table that exists already is fine.
+pub async fn create_table(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Result<(), CreateTableError> {
+    let fail = |detail: String| CreateTableError {
+        table: table.to_owned(),
+        detail,
+    };
+    let key = |name: &str, kind: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .map_err(|e| fail(e.to_string()))
+    };
+    let attr = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .map_err(|e| fail(e.to_string()))
+    };
+    let gsi = GlobalSecondaryIndex::builder()
+        .index_name(GSI1)
+        .key_schema(key(GSI1_PK, KeyType::Hash)?)
+        .key_schema(key(GSI1_SK, KeyType::Range)?)
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::All)
+                .build(),
+        )
+        .build()
+        .map_err(|e| fail(e.to_string()))?;
+    let created = client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key(PK, KeyType::Hash)?)
+        .key_schema(key(SK, KeyType::Range)?)
+        .attribute_definitions(attr(PK)?)
+        .attribute_definitions(attr(SK)?)
+        .attribute_definitions(attr(GSI1_PK)?)
+        .attribute_definitions(attr(GSI1_SK)?)
+        .global_secondary_indexes(gsi)
+        .send()
+        .await;
+    match created {
+        Ok(_) => {}
+        Err(err)
+            if err
+                .as_service_error()
+                .is_some_and(|e| e.is_resource_in_use_exception()) => {}
+        Err(err) => return Err(fail(describe_sdk_error(&err))),
+    }
+    client
+        .update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .attribute_name(TTL)
+                .enabled(true)
+                .build()
+                .map_err(|e| fail(e.to_string()))?,
+        )
+        .send()
+        .await
+        .map(|_| ())
+        .or_else(|err| {
+            // Enabling TTL twice is refused with a validation error; that is
+            // the state we want.
+            let message = describe_sdk_error(&err);
+            if message.contains("already enabled") {
+                Ok(())
+            } else {
+                Err(fail(message))
+            }
+        })
+}
