@@ -131,6 +131,15 @@ pub enum PkceEncoding {
     Base64url,
 }
 
+impl PkceEncoding {
+    /// Reads `TIKTOK_PKCE_ENCODING` (`hex` when unset).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        std::env::var("TIKTOK_PKCE_ENCODING")
+            .unwrap_or_default()
+            .parse()
+    }
+}
+
 impl std::str::FromStr for PkceEncoding {
     type Err = ConfigError;
 
