@@ -109,14 +109,21 @@ async fn multi_chunk_upload_from_s3_survives_a_5xx_and_a_reset() {
     sim.shutdown().await;
 }
 
-/// An upload stopped after two chunks resumes from the saved offset: only the
-/// remaining chunks go up and the bytes match.
-#[tokio::test]
-async fn an_interrupted_upload_resumes_from_the_saved_offset() {
+/// A simulator with one creator and an initialised FILE_UPLOAD of a
+/// generated video, ready for PUTs.
+struct StartedUpload {
+    sim: TestSim,
+    video: Vec<u8>,
+    plan: ChunkPlan,
+    publish_id: String,
+    url: String,
+}
+
+async fn started_upload(open_id: &str, size: usize, seed: u64) -> StartedUpload {
     let sim = TestSim::start(|_| {}).await;
-    sim.seed_user("open-res", serde_json::json!({})).await;
-    let t = sim.tokens("open-res", DRAFT_SCOPES).await;
-    let video = fake_mp4(70_000_000, 12);
+    sim.seed_user(open_id, serde_json::json!({})).await;
+    let t = sim.tokens(open_id, DRAFT_SCOPES).await;
+    let video = fake_mp4(size, seed);
     let plan = ChunkPlan::new(video.len() as u64, DEFAULT_CHUNK_SIZE).unwrap();
     let init = sim
         .client()
@@ -124,6 +131,26 @@ async fn an_interrupted_upload_resumes_from_the_saved_offset() {
         .await
         .unwrap();
     let url = init.upload_url.as_ref().unwrap().expose().to_owned();
+    StartedUpload {
+        sim,
+        video,
+        plan,
+        publish_id: init.publish_id,
+        url,
+    }
+}
+
+/// An upload stopped after two chunks resumes from the saved offset: only the
+/// remaining chunks go up and the bytes match.
+#[tokio::test]
+async fn an_interrupted_upload_resumes_from_the_saved_offset() {
+    let StartedUpload {
+        sim,
+        video,
+        plan,
+        publish_id,
+        url,
+    } = started_upload("open-res", 70_000_000, 12).await;
     let source = BytesSource::new(video.clone());
 
     // The third PUT fails every time: this "invocation" gives up after two chunks.
@@ -165,7 +192,7 @@ async fn an_interrupted_upload_resumes_from_the_saved_offset() {
         .unwrap();
     assert_eq!(report.chunks_sent, plan.total_chunk_count - 2);
     assert_eq!(report.resyncs, 0);
-    let record = sim.publish(&init.publish_id).await;
+    let record = sim.publish(&publish_id).await;
     assert_eq!(record["sha256"], sha256_hex(&video));
     sim.shutdown().await;
 }
@@ -174,17 +201,13 @@ async fn an_interrupted_upload_resumes_from_the_saved_offset() {
 /// by the 416 and its Content-Range, without re-sending accepted chunks twice.
 #[tokio::test]
 async fn a_stale_offset_resyncs_from_the_416() {
-    let sim = TestSim::start(|_| {}).await;
-    sim.seed_user("open-416", serde_json::json!({})).await;
-    let t = sim.tokens("open-416", DRAFT_SCOPES).await;
-    let video = fake_mp4(80_000_000, 13);
-    let plan = ChunkPlan::new(video.len() as u64, DEFAULT_CHUNK_SIZE).unwrap();
-    let init = sim
-        .client()
-        .init_inbox_video(&t.access_token, &VideoSource::FileUpload(plan))
-        .await
-        .unwrap();
-    let url = init.upload_url.as_ref().unwrap().expose().to_owned();
+    let StartedUpload {
+        sim,
+        video,
+        plan,
+        publish_id,
+        url,
+    } = started_upload("open-416", 80_000_000, 13).await;
     let source = BytesSource::new(video.clone());
     sim.fault(
         serde_json::json!({"method": "PUT", "path_prefix": "/upload/", "skip": 3, "times": 1,
@@ -202,7 +225,7 @@ async fn a_stale_offset_resyncs_from_the_416() {
         .unwrap();
     assert_eq!(report.resyncs, 1);
     assert_eq!(report.chunks_sent, plan.total_chunk_count - 3);
-    let record = sim.publish(&init.publish_id).await;
+    let record = sim.publish(&publish_id).await;
     assert_eq!(record["sha256"], sha256_hex(&video));
     sim.shutdown().await;
 }
