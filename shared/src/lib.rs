@@ -5,6 +5,7 @@
 //! caption rules ([`caption`]), the AWS client set-up ([`aws`]) and the
 //! [`Secret`] type that keeps tokens out of logs.
 
+pub mod app_secret;
 pub mod aws;
 pub mod caption;
 pub mod secret;

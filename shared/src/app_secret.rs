@@ -1,0 +1,85 @@
+//! The TikTok app's credentials, kept in Secrets Manager.
+//!
+//! In production the client key and secret are never plain environment
+//! values: a function is told the secret's id and reads it once per cold
+//! start. The secret's string is JSON: `{"client_key": "...", "client_secret": "..."}`.
+
+use serde::Deserialize;
+
+use crate::aws::describe_sdk_error;
+use crate::secret::Secret;
+use crate::tiktok::AppCredentials;
+
+/// The environment variable naming the app-credentials secret.
+pub const APP_SECRET_ID_VAR: &str = "TIKTOK_APP_SECRET_ID";
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppSecretError {
+    #[error("cannot read the TikTok app secret {secret_id}: {detail}")]
+    Read { secret_id: String, detail: String },
+    /// The message never includes the secret's value.
+    #[error(
+        "the TikTok app secret {secret_id} is not JSON with client_key and client_secret: {detail}"
+    )]
+    Malformed { secret_id: String, detail: String },
+}
+
+#[derive(Deserialize)]
+struct Stored {
+    client_key: String,
+    client_secret: Secret,
+}
+
+/// Reads the app credentials from the secret `secret_id`.
+pub async fn load_app_credentials(
+    secrets: &aws_sdk_secretsmanager::Client,
+    secret_id: &str,
+) -> Result<AppCredentials, AppSecretError> {
+    let value = secrets
+        .get_secret_value()
+        .secret_id(secret_id)
+        .version_stage("AWSCURRENT")
+        .send()
+        .await
+        .map_err(|e| AppSecretError::Read {
+            secret_id: secret_id.to_owned(),
+            detail: describe_sdk_error(&e),
+        })?;
+    let text = value
+        .secret_string()
+        .ok_or_else(|| AppSecretError::Malformed {
+            secret_id: secret_id.to_owned(),
+            detail: "the secret has no string value".into(),
+        })?;
+    // serde_json's error names the position, never the content.
+    let stored: Stored = serde_json::from_str(text).map_err(|e| AppSecretError::Malformed {
+        secret_id: secret_id.to_owned(),
+        detail: format!(
+            "{} at line {} column {}",
+            json_error_kind(&e),
+            e.line(),
+            e.column()
+        ),
+    })?;
+    if stored.client_key.trim().is_empty() || stored.client_secret.is_empty() {
+        return Err(AppSecretError::Malformed {
+            secret_id: secret_id.to_owned(),
+            detail: "client_key or client_secret is empty".into(),
+        });
+    }
+    Ok(AppCredentials {
+        client_key: stored.client_key,
+        client_secret: stored.client_secret,
+    })
+}
+
+/// What kind of JSON error, without serde's message: that message can quote
+/// the offending value, which here would be part of the secret.
+fn json_error_kind(err: &serde_json::Error) -> &'static str {
+    match err.classify() {
+        serde_json::error::Category::Io => "I/O error",
+        serde_json::error::Category::Syntax => "not valid JSON",
+        serde_json::error::Category::Data => "a missing or mistyped field",
+        serde_json::error::Category::Eof => "truncated JSON",
+    }
+}
