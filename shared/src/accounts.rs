@@ -1,0 +1,809 @@
+//! Connected TikTok accounts and the aliases that name them.
+//!
+//! Two kinds of item, neither holding token material (tokens live in Secrets
+//! Manager, see the token store):
+//!
+//! | item | `pk` / `sk` | attributes |
+//! |---|---|---|
+//! | account | `ACCOUNT#<open_id>` / `ACCOUNT` | `open_id`, `alias`, `display_name`, `avatar_url`, `scopes` (list), `access_expires_at`, `refresh_expires_at`, `state`, `state_reason`, `created_at`, `updated_at` |
+//! | alias binding | `ALIAS#<alias>` / `ALIAS` | `alias`, `open_id`, `updated_at` |
+//! | used invitation | `INVITE#<id>` / `INVITE` | `invite_id`, `alias`, `open_id`, `used_at` |
+//!
+//! Times are epoch seconds. The alias is what operators and S3 keys use
+//! (`uploads/<alias>/…`); the binding item makes "which account is `alice`?"
+//! one read, and makes an alias unique: two accounts cannot both hold it.
+//!
+//! [`Accounts::connect`] is the end of a login and writes everything in one
+//! transaction: the invitation is marked used, the alias bound, the account
+//! upserted, a previous alias of the same account released and, on an
+//! operator-approved rebind, the alias's previous owner revoked. Either all of
+//! it happens or none, so a used invitation, a taken alias or a race leaves no
+//! half-connected account behind.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Delete, Put, ReturnValue, TransactWriteItem, Update,
+};
+use chrono::{DateTime, Utc};
+
+use crate::aws::describe_sdk_error;
+use crate::invite::validate_alias;
+use crate::table::{PK, SK};
+
+const ACCOUNT_PREFIX: &str = "ACCOUNT#";
+const ACCOUNT_SK: &str = "ACCOUNT";
+const ALIAS_PREFIX: &str = "ALIAS#";
+const ALIAS_SK: &str = "ALIAS";
+const INVITE_PREFIX: &str = "INVITE#";
+const INVITE_SK: &str = "INVITE";
+
+/// How often [`Accounts::connect`] re-reads and retries when the items it
+/// read changed before its transaction landed. Logins are rare; a conflict
+/// means two people act on one account or alias at the same second.
+const CONNECT_ATTEMPTS: u32 = 3;
+
+/// The longest `open_id` accepted; TikTok's are well under 100 characters.
+const MAX_OPEN_ID_LEN: usize = 256;
+
+/// Where an account stands. The token store moves accounts between these
+/// with the same attribute names (`state`, `state_reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AccountState {
+    /// Tokens are good (or refreshable); uploads go through.
+    Active,
+    /// The grant is gone or lacks a scope; the creator must log in again.
+    NeedsReconnect,
+    /// Disconnected for good (by the creator, TikTok or the operator, or the
+    /// alias moved to another account); uploads for it are refused.
+    Revoked,
+}
+
+impl AccountState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::NeedsReconnect => "needs_reconnect",
+            Self::Revoked => "revoked",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "active" => Some(Self::Active),
+            "needs_reconnect" => Some(Self::NeedsReconnect),
+            "revoked" => Some(Self::Revoked),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for AccountState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a completed login learned about an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectedAccount {
+    pub open_id: String,
+    pub alias: String,
+    /// `None` leaves a stored value as it is: a failed user-info call on
+    /// reconnect should not blank the name the operator knows the account by.
+    pub display_name: Option<String>,
+    pub avatar_url: Option<String>,
+    pub scopes: Vec<String>,
+    pub access_expires_at: DateTime<Utc>,
+    /// `None` when TikTok did not say; a stored value is kept then.
+    pub refresh_expires_at: Option<DateTime<Utc>>,
+}
+
+/// An account record as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub open_id: String,
+    /// `None` after the alias moved to another account.
+    pub alias: Option<String>,
+    pub display_name: Option<String>,
+    pub avatar_url: Option<String>,
+    pub scopes: Vec<String>,
+    pub access_expires_at: Option<DateTime<Utc>>,
+    pub refresh_expires_at: Option<DateTime<Utc>>,
+    pub state: AccountState,
+    pub state_reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Why an account operation failed. The first three are answers for the
+/// person connecting (safe to show); the rest are ours.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("this invitation was already used; ask for a new one")]
+    InvitationUsed,
+    /// Names the alias only: who holds it is none of the requester's business.
+    #[error(
+        "the alias {alias:?} is already connected to another TikTok account; ask the operator for an invitation that moves it"
+    )]
+    AliasTaken { alias: String },
+    #[error("the account changed while it was being connected; please try again")]
+    Conflict,
+    #[error("{alias:?} is not a valid account alias")]
+    BadAlias { alias: String },
+    #[error("TikTok's open_id is empty or too long")]
+    BadOpenId,
+    #[error("no account with open_id {open_id}")]
+    NotFound { open_id: String },
+    #[error("the stored item {key} is unreadable: {detail}")]
+    Corrupt { key: String, detail: String },
+    #[error("cannot reach the account store (table {table}): {detail}")]
+    Store { table: String, detail: String },
+}
+
+/// The account store.
+#[derive(Debug, Clone)]
+pub struct Accounts {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+/// What [`Accounts::connect`] read before writing; its transaction is
+/// conditional on all of it still being true.
+#[derive(Debug)]
+struct Snapshot {
+    /// `None`: no account item yet. `Some(None)`: an item without an alias.
+    my_alias: Option<Option<String>>,
+    /// The account's previous alias, when it still points to the account and
+    /// must be released.
+    release_alias: Option<String>,
+    /// The alias's current holder, when another account (rebind only).
+    displaced: Option<Displaced>,
+}
+
+#[derive(Debug)]
+struct Displaced {
+    open_id: String,
+    /// Whether that account's item still claims the alias and must be revoked.
+    revoke_account: bool,
+}
+
+/// How one transaction attempt ended.
+enum Attempt {
+    Done,
+    Retry,
+}
+
+impl Accounts {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// Records a completed login: uses up invitation `invite_id`, binds the
+    /// alias to the account and upserts the account (state `active`), all in
+    /// one transaction.
+    ///
+    /// - A used invitation fails with [`AccountError::InvitationUsed`].
+    /// - An alias held by another TikTok account fails with
+    ///   [`AccountError::AliasTaken`], unless `rebind` (the operator's
+    ///   decision, carried by the invitation): then the alias moves, and the
+    ///   previous holder's account loses it and becomes `revoked`.
+    /// - Reconnecting updates the account in place: `created_at` stays, and so
+    ///   does anything the login did not learn anew.
+    /// - When the account had another alias, that binding is released.
+    ///
+    /// Every write is conditional on what was read first; when something
+    /// changed in between, the whole transaction is refused and retried from
+    /// a fresh read, a few times.
+    pub async fn connect(
+        &self,
+        account: ConnectedAccount,
+        rebind: bool,
+        invite_id: &str,
+    ) -> Result<Account, AccountError> {
+        validate_alias(&account.alias).map_err(|_| AccountError::BadAlias {
+            alias: account.alias.clone(),
+        })?;
+        if account.open_id.is_empty() || account.open_id.len() > MAX_OPEN_ID_LEN {
+            return Err(AccountError::BadOpenId);
+        }
+        let now = Utc::now();
+        let mut attempt = 1;
+        loop {
+            let snapshot = self.snapshot(&account, rebind).await?;
+            match self
+                .try_connect(&account, rebind, invite_id, &snapshot, now)
+                .await?
+            {
+                Attempt::Done => {
+                    tracing::info!(
+                        open_id = %account.open_id,
+                        alias = %account.alias,
+                        invite_id,
+                        rebind,
+                        reconnect = snapshot.my_alias.is_some(),
+                        released_alias = snapshot.release_alias.as_deref(),
+                        displaced_open_id = snapshot.displaced.as_ref().map(|d| d.open_id.as_str()),
+                        "account connected"
+                    );
+                    break;
+                }
+                Attempt::Retry if attempt < CONNECT_ATTEMPTS => {
+                    tracing::warn!(
+                        open_id = %account.open_id,
+                        alias = %account.alias,
+                        attempt,
+                        "account changed while connecting; retrying"
+                    );
+                    attempt += 1;
+                }
+                Attempt::Retry => return Err(AccountError::Conflict),
+            }
+        }
+        self.get(&account.open_id)
+            .await?
+            .ok_or_else(|| AccountError::Corrupt {
+                key: account_pk(&account.open_id),
+                detail: "the account vanished right after it was written".into(),
+            })
+    }
+
+    /// Reads what the transaction depends on (strongly consistent).
+    async fn snapshot(
+        &self,
+        account: &ConnectedAccount,
+        rebind: bool,
+    ) -> Result<Snapshot, AccountError> {
+        let mine = self
+            .get_item(&account_pk(&account.open_id), ACCOUNT_SK)
+            .await?;
+        let my_alias = mine.as_ref().map(|item| opt_text(item, "alias"));
+        let release_alias = match &my_alias {
+            Some(Some(old)) if *old != account.alias => {
+                let binding = self.get_item(&alias_pk(old), ALIAS_SK).await?;
+                let points_to_me = binding
+                    .as_ref()
+                    .and_then(|item| opt_text(item, "open_id"))
+                    .is_some_and(|holder| holder == account.open_id);
+                points_to_me.then(|| old.clone())
+            }
+            _ => None,
+        };
+        let displaced = if rebind {
+            let binding = self.get_item(&alias_pk(&account.alias), ALIAS_SK).await?;
+            match binding.as_ref().and_then(|item| opt_text(item, "open_id")) {
+                Some(holder) if holder != account.open_id => {
+                    let theirs = self.get_item(&account_pk(&holder), ACCOUNT_SK).await?;
+                    let revoke_account = theirs
+                        .as_ref()
+                        .and_then(|item| opt_text(item, "alias"))
+                        .is_some_and(|a| a == account.alias);
+                    Some(Displaced {
+                        open_id: holder,
+                        revoke_account,
+                    })
+                }
+                _ => None,
+            }
+        } else {
+            None
+        };
+        Ok(Snapshot {
+            my_alias,
+            release_alias,
+            displaced,
+        })
+    }
+
+    /// One transaction. Item order matters: the cancellation reasons come
+    /// back in the same order, 0 = invitation, 1 = alias, 2 = account, then
+    /// the optional release and revoke.
+    async fn try_connect(
+        &self,
+        account: &ConnectedAccount,
+        rebind: bool,
+        invite_id: &str,
+        snapshot: &Snapshot,
+        now: DateTime<Utc>,
+    ) -> Result<Attempt, AccountError> {
+        let me = s(&account.open_id);
+        let now_n = n(now.timestamp());
+        let build = |e: aws_sdk_dynamodb::error::BuildError| AccountError::Store {
+            table: self.table.clone(),
+            detail: e.to_string(),
+        };
+
+        // 0: the invitation becomes used; the item is also the record of who
+        // used it and when.
+        let invite = Put::builder()
+            .table_name(&self.table)
+            .item(PK, s(format!("{INVITE_PREFIX}{invite_id}")))
+            .item(SK, s(INVITE_SK))
+            .item("invite_id", s(invite_id))
+            .item("alias", s(&account.alias))
+            .item("open_id", me.clone())
+            .item("used_at", now_n.clone())
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(build)?;
+
+        // 1: the alias binding. Without rebind it may only be new or ours
+        // already. With rebind any holder is overridden, but only the holder
+        // seen in the snapshot, because that is the account revoked below.
+        let mut alias = Put::builder()
+            .table_name(&self.table)
+            .item(PK, s(alias_pk(&account.alias)))
+            .item(SK, s(ALIAS_SK))
+            .item("alias", s(&account.alias))
+            .item("open_id", me.clone())
+            .item("updated_at", now_n.clone())
+            .expression_attribute_values(":me", me.clone());
+        alias = match (&snapshot.displaced, rebind) {
+            (Some(prev), true) => alias
+                .condition_expression("open_id = :me OR open_id = :prev")
+                .expression_attribute_values(":prev", s(&prev.open_id)),
+            _ => alias.condition_expression("attribute_not_exists(pk) OR open_id = :me"),
+        };
+        let alias = alias.build().map_err(build)?;
+
+        // 2: the account, updated in place.
+        let mut set = vec![
+            "#open_id = :me",
+            "#alias = :alias",
+            "#scopes = :scopes",
+            "#access_expires_at = :access_expires_at",
+            "#state = :active",
+            "#updated_at = :now",
+            "#created_at = if_not_exists(#created_at, :now)",
+        ];
+        let mut names: Vec<(&str, &str)> = vec![
+            ("#open_id", "open_id"),
+            ("#alias", "alias"),
+            ("#scopes", "scopes"),
+            ("#access_expires_at", "access_expires_at"),
+            ("#state", "state"),
+            ("#state_reason", "state_reason"),
+            ("#updated_at", "updated_at"),
+            ("#created_at", "created_at"),
+        ];
+        let mut values: Vec<(&str, AttributeValue)> = vec![
+            (":me", me.clone()),
+            (":alias", s(&account.alias)),
+            (
+                ":scopes",
+                AttributeValue::L(account.scopes.iter().map(s).collect()),
+            ),
+            (
+                ":access_expires_at",
+                n(account.access_expires_at.timestamp()),
+            ),
+            (":active", s(AccountState::Active.as_str())),
+            (":now", now_n.clone()),
+        ];
+        if let Some(name) = &account.display_name {
+            set.push("#display_name = :display_name");
+            names.push(("#display_name", "display_name"));
+            values.push((":display_name", s(name)));
+        }
+        if let Some(url) = &account.avatar_url {
+            set.push("#avatar_url = :avatar_url");
+            names.push(("#avatar_url", "avatar_url"));
+            values.push((":avatar_url", s(url)));
+        }
+        if let Some(at) = account.refresh_expires_at {
+            set.push("#refresh_expires_at = :refresh_expires_at");
+            names.push(("#refresh_expires_at", "refresh_expires_at"));
+            values.push((":refresh_expires_at", n(at.timestamp())));
+        }
+        let condition = match &snapshot.my_alias {
+            None => "attribute_not_exists(pk)",
+            Some(None) => "attribute_exists(pk) AND attribute_not_exists(#alias)",
+            Some(Some(old)) => {
+                values.push((":old_alias", s(old)));
+                "#alias = :old_alias"
+            }
+        };
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .key(PK, s(account_pk(&account.open_id)))
+            .key(SK, s(ACCOUNT_SK))
+            .update_expression(format!("SET {} REMOVE #state_reason", set.join(", ")))
+            .condition_expression(condition);
+        for (placeholder, name) in names {
+            update = update.expression_attribute_names(placeholder, name);
+        }
+        for (placeholder, value) in values {
+            update = update.expression_attribute_values(placeholder, value);
+        }
+        let update = update.build().map_err(build)?;
+
+        let mut items = vec![
+            TransactWriteItem::builder().put(invite).build(),
+            TransactWriteItem::builder().put(alias).build(),
+            TransactWriteItem::builder().update(update).build(),
+        ];
+
+        // 3: the account's previous alias, if it still points here.
+        if let Some(old) = &snapshot.release_alias {
+            let release = Delete::builder()
+                .table_name(&self.table)
+                .key(PK, s(alias_pk(old)))
+                .key(SK, s(ALIAS_SK))
+                .condition_expression("open_id = :me")
+                .expression_attribute_values(":me", me.clone())
+                .build()
+                .map_err(build)?;
+            items.push(TransactWriteItem::builder().delete(release).build());
+        }
+
+        // 4: on rebind, the previous holder no longer resolves through the
+        // alias and is revoked; its tokens are the token store's business.
+        if let Some(prev) = snapshot.displaced.as_ref().filter(|d| d.revoke_account) {
+            let revoke = Update::builder()
+                .table_name(&self.table)
+                .key(PK, s(account_pk(&prev.open_id)))
+                .key(SK, s(ACCOUNT_SK))
+                .update_expression(
+                    "SET #state = :revoked, #state_reason = :reason, #updated_at = :now REMOVE #alias",
+                )
+                .condition_expression("#alias = :alias")
+                .expression_attribute_names("#state", "state")
+                .expression_attribute_names("#state_reason", "state_reason")
+                .expression_attribute_names("#updated_at", "updated_at")
+                .expression_attribute_names("#alias", "alias")
+                .expression_attribute_values(":revoked", s(AccountState::Revoked.as_str()))
+                .expression_attribute_values(
+                    ":reason",
+                    s(format!(
+                        "alias {} was moved to another TikTok account",
+                        account.alias
+                    )),
+                )
+                .expression_attribute_values(":now", now_n.clone())
+                .expression_attribute_values(":alias", s(&account.alias))
+                .build()
+                .map_err(build)?;
+            items.push(TransactWriteItem::builder().update(revoke).build());
+        }
+
+        let written = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        match written {
+            Ok(_) => Ok(Attempt::Done),
+            Err(err) => self.classify_cancellation(err, account, rebind, invite_id),
+        }
+    }
+
+    /// Turns a refused transaction into the error the user should see, or a
+    /// retry when only our snapshot went stale.
+    fn classify_cancellation(
+        &self,
+        err: SdkError<TransactWriteItemsError, aws_sdk_dynamodb::config::http::HttpResponse>,
+        account: &ConnectedAccount,
+        rebind: bool,
+        invite_id: &str,
+    ) -> Result<Attempt, AccountError> {
+        let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+            err.as_service_error()
+        else {
+            return Err(self.store_error(&err));
+        };
+        let reasons: Vec<&str> = cancelled
+            .cancellation_reasons()
+            .iter()
+            .map(|r| r.code().unwrap_or("None"))
+            .collect();
+        let failed = |i: usize| {
+            reasons
+                .get(i)
+                .is_some_and(|c| *c == "ConditionalCheckFailed")
+        };
+        if failed(0) {
+            tracing::warn!(
+                open_id = %account.open_id,
+                alias = %account.alias,
+                invite_id,
+                "login with an invitation that was already used"
+            );
+            return Err(AccountError::InvitationUsed);
+        }
+        if failed(1) && !rebind {
+            tracing::warn!(
+                open_id = %account.open_id,
+                alias = %account.alias,
+                invite_id,
+                "login for an alias that another account holds"
+            );
+            return Err(AccountError::AliasTaken {
+                alias: account.alias.clone(),
+            });
+        }
+        let retryable = reasons.iter().all(|c| {
+            matches!(
+                *c,
+                "None" | "ConditionalCheckFailed" | "TransactionConflict"
+            )
+        });
+        if retryable && !reasons.is_empty() {
+            Ok(Attempt::Retry)
+        } else {
+            Err(AccountError::Store {
+                table: self.table.clone(),
+                detail: format!("transaction cancelled: [{}]", reasons.join(", ")),
+            })
+        }
+    }
+
+    /// The account with this `open_id`, if any.
+    pub async fn get(&self, open_id: &str) -> Result<Option<Account>, AccountError> {
+        let key = account_pk(open_id);
+        match self.get_item(&key, ACCOUNT_SK).await? {
+            Some(item) => account_from_item(&key, &item).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The account the alias names, if any. A binding whose account does not
+    /// claim the alias back resolves to nothing, so a half-moved alias can
+    /// never route uploads to the wrong account.
+    pub async fn get_by_alias(&self, alias: &str) -> Result<Option<Account>, AccountError> {
+        if validate_alias(alias).is_err() {
+            return Ok(None);
+        }
+        let key = alias_pk(alias);
+        let Some(binding) = self.get_item(&key, ALIAS_SK).await? else {
+            return Ok(None);
+        };
+        let open_id = opt_text(&binding, "open_id").ok_or_else(|| AccountError::Corrupt {
+            key: key.clone(),
+            detail: "open_id is missing or not a string".into(),
+        })?;
+        let account = self.get(&open_id).await?;
+        match account {
+            Some(account) if account.alias.as_deref() == Some(alias) => Ok(Some(account)),
+            _ => {
+                tracing::warn!(alias, open_id = %open_id, "alias binding without a matching account");
+                Ok(None)
+            }
+        }
+    }
+
+    /// Every account, sorted by alias then open_id.
+    ///
+    /// A Scan filtered on the `ACCOUNT#` prefix: there is no index of
+    /// accounts, and this is only for the operator's `accounts` command, never
+    /// a request path, so reading the whole table now and then is the
+    /// cheaper choice over maintaining one.
+    pub async fn list(&self) -> Result<Vec<Account>, AccountError> {
+        let mut accounts = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("begins_with(pk, :prefix) AND sk = :sk")
+                .expression_attribute_values(":prefix", s(ACCOUNT_PREFIX))
+                .expression_attribute_values(":sk", s(ACCOUNT_SK))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| self.store_error(&e))?;
+            for item in page.items() {
+                let key = opt_text(item, PK).unwrap_or_default();
+                accounts.push(account_from_item(&key, item)?);
+            }
+            match page.last_evaluated_key {
+                Some(next) if !next.is_empty() => start = Some(next),
+                _ => break,
+            }
+        }
+        accounts.sort_by(|a, b| (&a.alias, &a.open_id).cmp(&(&b.alias, &b.open_id)));
+        Ok(accounts)
+    }
+
+    /// Moves an account to `state`, with a reason for the operator (cleared
+    /// when `None`). Returns the account as stored afterwards.
+    pub async fn set_state(
+        &self,
+        open_id: &str,
+        state: AccountState,
+        reason: Option<&str>,
+    ) -> Result<Account, AccountError> {
+        let key = account_pk(open_id);
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(&key))
+            .key(SK, s(ACCOUNT_SK))
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_names("#state_reason", "state_reason")
+            .expression_attribute_names("#updated_at", "updated_at")
+            .expression_attribute_values(":state", s(state.as_str()))
+            .expression_attribute_values(":now", n(Utc::now().timestamp()))
+            .return_values(ReturnValue::AllNew);
+        request = match reason {
+            Some(reason) => request
+                .update_expression(
+                    "SET #state = :state, #state_reason = :reason, #updated_at = :now",
+                )
+                .expression_attribute_values(":reason", s(reason)),
+            None => request
+                .update_expression("SET #state = :state, #updated_at = :now REMOVE #state_reason"),
+        };
+        let updated = request.send().await;
+        let item = match updated {
+            Ok(out) => out.attributes.unwrap_or_default(),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                return Err(AccountError::NotFound {
+                    open_id: open_id.to_owned(),
+                });
+            }
+            Err(err) => return Err(self.store_error(&err)),
+        };
+        tracing::info!(open_id, state = %state, reason, "account state changed");
+        account_from_item(&key, &item)
+    }
+
+    async fn get_item(
+        &self,
+        pk: &str,
+        sk: &str,
+    ) -> Result<Option<HashMap<String, AttributeValue>>, AccountError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, s(pk))
+            .key(SK, s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.store_error(&e))?;
+        Ok(out.item)
+    }
+
+    fn store_error<E: std::error::Error>(&self, err: &E) -> AccountError {
+        let detail = describe_sdk_error(err);
+        tracing::error!(table = %self.table, error = %detail, "account store failed");
+        AccountError::Store {
+            table: self.table.clone(),
+            detail,
+        }
+    }
+}
+
+fn account_pk(open_id: &str) -> String {
+    format!("{ACCOUNT_PREFIX}{open_id}")
+}
+
+fn alias_pk(alias: &str) -> String {
+    format!("{ALIAS_PREFIX}{alias}")
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn n(value: i64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn opt_text(item: &HashMap<String, AttributeValue>, name: &str) -> Option<String> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Some(v.clone()),
+        _ => None,
+    }
+}
+
+fn account_from_item(
+    key: &str,
+    item: &HashMap<String, AttributeValue>,
+) -> Result<Account, AccountError> {
+    let corrupt = |detail: String| AccountError::Corrupt {
+        key: key.to_owned(),
+        detail,
+    };
+    let time = |name: &str| -> Result<Option<DateTime<Utc>>, AccountError> {
+        match item.get(name) {
+            None => Ok(None),
+            Some(AttributeValue::N(v)) => v
+                .parse::<i64>()
+                .ok()
+                .and_then(|secs| DateTime::from_timestamp(secs, 0))
+                .map(Some)
+                .ok_or_else(|| corrupt(format!("{name} is not a time"))),
+            Some(_) => Err(corrupt(format!("{name} is not a number"))),
+        }
+    };
+    let required_time = |name: &str| -> Result<DateTime<Utc>, AccountError> {
+        time(name)?.ok_or_else(|| corrupt(format!("{name} is missing")))
+    };
+    let open_id = opt_text(item, "open_id").ok_or_else(|| corrupt("open_id is missing".into()))?;
+    let state_text = opt_text(item, "state").ok_or_else(|| corrupt("state is missing".into()))?;
+    let state = AccountState::parse(&state_text)
+        .ok_or_else(|| corrupt(format!("unknown state {state_text:?}")))?;
+    let scopes = match item.get("scopes") {
+        None => Vec::new(),
+        Some(AttributeValue::L(list)) => list
+            .iter()
+            .map(|v| match v {
+                AttributeValue::S(scope) => Ok(scope.clone()),
+                _ => Err(corrupt("scopes holds a non-string".into())),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(corrupt("scopes is not a list".into())),
+    };
+    Ok(Account {
+        open_id,
+        alias: opt_text(item, "alias"),
+        display_name: opt_text(item, "display_name"),
+        avatar_url: opt_text(item, "avatar_url"),
+        scopes,
+        access_expires_at: time("access_expires_at")?,
+        refresh_expires_at: time("refresh_expires_at")?,
+        state,
+        state_reason: opt_text(item, "state_reason"),
+        created_at: required_time("created_at")?,
+        updated_at: required_time("updated_at")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_round_trip_with_the_token_stores_names() {
+        for state in [
+            AccountState::Active,
+            AccountState::NeedsReconnect,
+            AccountState::Revoked,
+        ] {
+            assert_eq!(AccountState::parse(state.as_str()), Some(state));
+        }
+        assert_eq!(AccountState::NeedsReconnect.as_str(), "needs_reconnect");
+        assert_eq!(AccountState::parse("Active"), None);
+    }
+
+    #[test]
+    fn items_parse_and_bad_ones_are_corrupt() {
+        let mut item = HashMap::from([
+            ("open_id".to_owned(), s("o1")),
+            ("alias".to_owned(), s("alice")),
+            (
+                "scopes".to_owned(),
+                AttributeValue::L(vec![s("video.upload")]),
+            ),
+            ("state".to_owned(), s("needs_reconnect")),
+            ("created_at".to_owned(), n(1_700_000_000)),
+            ("updated_at".to_owned(), n(1_700_000_100)),
+        ]);
+        let account = account_from_item("ACCOUNT#o1", &item).unwrap();
+        assert_eq!(account.state, AccountState::NeedsReconnect);
+        assert_eq!(account.scopes, vec!["video.upload"]);
+        assert_eq!(account.access_expires_at, None);
+        item.insert("state".into(), s("gone"));
+        assert!(matches!(
+            account_from_item("ACCOUNT#o1", &item),
+            Err(AccountError::Corrupt { .. })
+        ));
+    }
+}
