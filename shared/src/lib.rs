@@ -5,12 +5,16 @@
 //! caption rules ([`caption`]), the AWS client set-up ([`aws`]) and the
 //! [`Secret`] type that keeps tokens out of logs.
 
+pub mod accounts;
 pub mod app_secret;
 pub mod aws;
 pub mod caption;
+pub mod invite;
+pub mod login_state;
 pub mod secret;
 pub mod storage;
 pub mod table;
 pub mod tiktok;
+pub mod tokens;
 
 pub use secret::Secret;

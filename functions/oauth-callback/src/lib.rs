@@ -1,0 +1,417 @@
+//! The login function: `GET /auth/start?invite=…` and `GET /auth/callback`.
+//!
+//! Only an operator's invitation opens a login, so nobody can bind their own
+//! TikTok account to another creator's alias. The alias travels inside the
+//! stored login state, never in the callback's query. Every failure answers a
+//! clear page with the right status and stores nothing.
+
+pub mod config;
+pub mod pages;
+
+use std::collections::HashMap;
+
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, RequestExt as _, Response};
+use shared::accounts::{AccountError, Accounts, ConnectedAccount};
+use shared::app_secret::load_app_credentials;
+use shared::aws::AwsClients;
+use shared::invite::{Invitation, SigningKey};
+use shared::login_state::{DEFAULT_TTL, LoginStates, PendingLogin, StateError};
+use shared::tiktok::oauth::{missing_scopes, parse_scopes, scopes_for};
+use shared::tiktok::{OAuthErrorCode, TikTokClient};
+use shared::tokens::{Clock, SecretsManagerTokenStore, StoredTokens, TokenManager};
+
+pub use config::LoginConfig;
+
+/// Why the function could not start; each names what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("configuration: {0}")]
+    Config(#[from] shared::tiktok::config::ConfigError),
+    #[error(transparent)]
+    AppSecret(#[from] shared::app_secret::AppSecretError),
+    #[error("invitation key: {0}")]
+    InviteKey(String),
+    #[error("HTTP client: {0}")]
+    Http(String),
+}
+
+/// Everything a login needs, built once per cold start.
+pub struct LoginService {
+    config: LoginConfig,
+    tiktok: TikTokClient,
+    states: LoginStates,
+    accounts: Accounts,
+    tokens: TokenManager<SecretsManagerTokenStore>,
+    invite_key: SigningKey,
+    clock: Clock,
+}
+
+impl LoginService {
+    /// Reads the configuration and the two secrets (app credentials and the
+    /// invitation key) once.
+    pub async fn from_env(aws: &AwsClients) -> Result<Self, StartupError> {
+        let config = LoginConfig::from_env()?;
+        Self::new(config, aws, Clock::system()).await
+    }
+
+    pub async fn new(
+        config: LoginConfig,
+        aws: &AwsClients,
+        clock: Clock,
+    ) -> Result<Self, StartupError> {
+        let app = load_app_credentials(&aws.secrets, &config.app_secret_id).await?;
+        let invite_key = SigningKey::load(&aws.secrets, &config.invite_key_secret_id)
+            .await
+            .map_err(|e| StartupError::InviteKey(e.to_string()))?;
+        let http = shared::tiktok::config::http_client(Default::default())
+            .map_err(|e| StartupError::Http(e.to_string()))?;
+        let tiktok = TikTokClient::new(http, config.endpoints.clone(), app);
+        let tokens = TokenManager::new(
+            SecretsManagerTokenStore::new(aws.secrets.clone(), &config.secrets_prefix),
+            tiktok.clone(),
+            aws.dynamodb.clone(),
+            &config.table,
+        )
+        .with_clock(clock.clone());
+        Ok(Self {
+            tiktok,
+            states: LoginStates::new(aws.dynamodb.clone(), &config.table),
+            accounts: Accounts::new(aws.dynamodb.clone(), &config.table),
+            tokens,
+            invite_key,
+            clock,
+            config,
+        })
+    }
+
+    /// Routes one HTTP request. Never fails: every outcome is a page.
+    pub async fn handle(&self, request: Request) -> Response<Body> {
+        if request.method() != Method::GET {
+            return pages::page(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "Not allowed",
+                &["This address only answers GET requests."],
+            );
+        }
+        let query = query_params(&request);
+        match request.uri().path().trim_end_matches('/') {
+            path if path.ends_with("/auth/start") => self.start(&query).await,
+            path if path.ends_with("/auth/callback") => self.callback(&query).await,
+            _ => pages::page(
+                StatusCode::NOT_FOUND,
+                "Not found",
+                &["There is nothing here. Use the invitation link you were sent."],
+            ),
+        }
+    }
+
+    async fn start(&self, query: &HashMap<String, String>) -> Response<Body> {
+        let Some(token) = query.get("invite").filter(|t| !t.is_empty()) else {
+            return pages::page(
+                StatusCode::FORBIDDEN,
+                "Invitation needed",
+                &[
+                    "Connecting a TikTok account needs an invitation link from the operator of this service.",
+                ],
+            );
+        };
+        let now = self.clock.now();
+        let invitation = match Invitation::verify(token, &self.invite_key, now) {
+            Ok(inv) => inv,
+            Err(err) => {
+                tracing::info!(reason = %err, "login refused: bad invitation");
+                return pages::page(
+                    StatusCode::FORBIDDEN,
+                    "Invitation not accepted",
+                    &[&err.to_string()],
+                );
+            }
+        };
+        let login = PendingLogin::new(
+            invitation.alias(),
+            invitation.id(),
+            invitation.rebind(),
+            &self.config.redirect_uri,
+            now,
+            DEFAULT_TTL,
+        );
+        if let Err(err) = self.states.create(&login).await {
+            tracing::error!(error = %err, "cannot store the login state");
+            return unavailable();
+        }
+        let scopes = scopes_for(self.config.direct_post_enabled);
+        let url = self.tiktok.authorize_url(
+            &scopes,
+            &self.config.redirect_uri,
+            &login.state,
+            Some((&login.verifier, self.config.pkce_encoding)),
+        );
+        tracing::info!(alias = invitation.alias(), "login started");
+        pages::redirect(url.as_str())
+    }
+
+    async fn callback(&self, query: &HashMap<String, String>) -> Response<Body> {
+        let now = self.clock.now();
+        let Some(state) = query.get("state").filter(|s| !s.is_empty()) else {
+            return pages::page(
+                StatusCode::BAD_REQUEST,
+                "Login not recognised",
+                &[
+                    "The answer from TikTok carries no state. Start again from your invitation link.",
+                ],
+            );
+        };
+        // Consumed first, whatever TikTok said: a state is good for one answer.
+        let login = match self.states.consume(state, now).await {
+            Ok(login) => login,
+            Err(err @ (StateError::Unknown | StateError::Expired)) => {
+                tracing::info!(reason = %err, "callback refused: state");
+                return pages::page(
+                    StatusCode::BAD_REQUEST,
+                    "Login not recognised",
+                    &[&err.to_string()],
+                );
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot read the login state");
+                return unavailable();
+            }
+        };
+        let alias = login.alias.as_str();
+
+        if let Some(error) = query.get("error").filter(|e| !e.is_empty()) {
+            let code = OAuthErrorCode::parse(error);
+            tracing::info!(alias, error = %code, "login ended by TikTok");
+            let status = if code == OAuthErrorCode::AccessDenied {
+                StatusCode::FORBIDDEN
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            return pages::page(
+                status,
+                "Not connected",
+                &[
+                    code.human_message(),
+                    "Nothing was stored. Open your invitation link again to retry.",
+                ],
+            );
+        }
+        let Some(code) = query.get("code").filter(|c| !c.is_empty()) else {
+            return pages::page(
+                StatusCode::BAD_REQUEST,
+                "Not connected",
+                &[
+                    "TikTok's answer carries no authorization code. Open your invitation link again.",
+                ],
+            );
+        };
+
+        let required = scopes_for(self.config.direct_post_enabled);
+        if let Some(granted) = query.get("scopes") {
+            let missing = missing_scopes(&required, &parse_scopes(granted));
+            if !missing.is_empty() {
+                return scope_page(alias, &missing);
+            }
+        }
+
+        let answer = match self
+            .tiktok
+            .exchange_code(code, &login.redirect_uri, Some(&login.verifier))
+            .await
+        {
+            Ok(answer) => answer,
+            Err(err) => {
+                tracing::warn!(alias, error = %err, "code exchange failed");
+                let status = if err.is_retryable() {
+                    StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    StatusCode::BAD_GATEWAY
+                };
+                let reason = err
+                    .oauth_code()
+                    .map(|c| c.human_message())
+                    .unwrap_or("TikTok could not be reached or answered unexpectedly.");
+                return pages::page(
+                    status,
+                    "Not connected",
+                    &[
+                        reason,
+                        "Nothing was stored. Open your invitation link again to retry.",
+                    ],
+                );
+            }
+        };
+        let granted = answer.scopes();
+        let missing = missing_scopes(&required, &granted);
+        if !missing.is_empty() {
+            self.revoke_quietly(&answer.access_token).await;
+            return scope_page(alias, &missing);
+        }
+        // What the secret will hold, worked out first for the account record.
+        let tokens = match StoredTokens::from_response(None, &answer, now) {
+            Ok(t) => t,
+            Err(err) => {
+                tracing::warn!(alias, error = %err, "token answer unusable");
+                self.revoke_quietly(&answer.access_token).await;
+                return pages::page(
+                    StatusCode::BAD_GATEWAY,
+                    "Not connected",
+                    &["TikTok's answer could not be used. Nothing was stored; try again."],
+                );
+            }
+        };
+        // The display name is a nicety: a failure here does not stop the login.
+        let profile = match self.tiktok.user_info(&answer.access_token).await {
+            Ok(p) => Some(p),
+            Err(err) => {
+                tracing::warn!(alias, error = %err, "user info unavailable");
+                None
+            }
+        };
+
+        // The account transaction is the gate (invitation single use, alias
+        // ownership); tokens are stored only once it has passed.
+        let connected = ConnectedAccount {
+            open_id: tokens.open_id.clone(),
+            alias: alias.to_owned(),
+            display_name: profile.as_ref().and_then(|p| p.display_name.clone()),
+            avatar_url: profile.as_ref().and_then(|p| p.avatar_url.clone()),
+            scopes: granted,
+            access_expires_at: tokens.access_expires_at,
+            refresh_expires_at: tokens.refresh_expires_at,
+        };
+        let account = match self
+            .accounts
+            .connect(connected, login.rebind, &login.invite_id)
+            .await
+        {
+            Ok(account) => account,
+            Err(err) => {
+                self.revoke_quietly(&answer.access_token).await;
+                return account_error_page(alias, &err);
+            }
+        };
+        // Saved under the account's refresh lease, so a refresh running at
+        // this moment cannot overwrite the new grant with the old one.
+        if let Err(err) = self.tokens.save_token_response(&answer).await {
+            tracing::error!(alias, open_id = %tokens.open_id, error = %err, "cannot store tokens");
+            let _ = self
+                .accounts
+                .set_state(
+                    &tokens.open_id,
+                    shared::accounts::AccountState::NeedsReconnect,
+                    Some("the tokens could not be stored when the account connected"),
+                )
+                .await;
+            return unavailable();
+        }
+        tracing::info!(alias, open_id = %account.open_id, "account connected");
+        let name = account
+            .display_name
+            .clone()
+            .unwrap_or_else(|| "Your TikTok account".to_owned());
+        pages::page(
+            StatusCode::OK,
+            "Connected",
+            &[
+                &format!("{name} is now connected as \u{201c}{alias}\u{201d}."),
+                &format!(
+                    "Videos and slideshows dropped under uploads/{alias}/ will arrive in your TikTok inbox as drafts, where you finish and post them."
+                ),
+                "You can close this page.",
+            ],
+        )
+    }
+
+    async fn revoke_quietly(&self, access_token: &shared::Secret) {
+        if let Err(err) = self.tiktok.revoke(access_token).await {
+            tracing::warn!(error = %err, "could not revoke an unused grant");
+        }
+    }
+}
+
+fn scope_page(alias: &str, missing: &[&str]) -> Response<Body> {
+    tracing::info!(alias, missing = ?missing, "login refused: scopes switched off");
+    let names: Vec<String> = missing
+        .iter()
+        .map(|s| match *s {
+            "video.upload" => "upload videos as drafts (video.upload)".to_owned(),
+            "video.publish" => "post directly (video.publish)".to_owned(),
+            "user.info.basic" => "read your basic profile (user.info.basic)".to_owned(),
+            other => other.to_owned(),
+        })
+        .collect();
+    pages::page(
+        StatusCode::FORBIDDEN,
+        "Permission needed",
+        &[
+            &format!(
+                "The login switched off a permission this service needs: {}.",
+                names.join(", ")
+            ),
+            "Nothing was stored. Open your invitation link again and keep every permission switched on.",
+        ],
+    )
+}
+
+fn account_error_page(alias: &str, err: &AccountError) -> Response<Body> {
+    match err {
+        AccountError::InvitationUsed => {
+            tracing::info!(alias, "login refused: invitation already used");
+            pages::page(
+                StatusCode::CONFLICT,
+                "Invitation already used",
+                &["This invitation link was used already. Ask the operator for a new one."],
+            )
+        }
+        AccountError::AliasTaken { .. } => {
+            tracing::warn!(alias, "login refused: alias bound to another account");
+            pages::page(
+                StatusCode::CONFLICT,
+                "Name already taken",
+                &[
+                    &format!(
+                        "\u{201c}{alias}\u{201d} is already connected to another TikTok account."
+                    ),
+                    "Nothing was stored. Ask the operator for an invitation that allows rebinding it.",
+                ],
+            )
+        }
+        other => {
+            tracing::error!(alias, error = %other, "cannot record the account");
+            unavailable()
+        }
+    }
+}
+
+fn unavailable() -> Response<Body> {
+    pages::page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Try again shortly",
+        &[
+            "The service could not complete the login just now. Nothing was stored; open your invitation link again in a minute.",
+        ],
+    )
+}
+
+/// Query parameters from API Gateway's parsed map, or from the URI when the
+/// request was built another way (a Function URL, a test).
+fn query_params(request: &Request) -> HashMap<String, String> {
+    let parsed = request.query_string_parameters();
+    if !parsed.is_empty() {
+        return parsed
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+    }
+    request
+        .uri()
+        .query()
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
