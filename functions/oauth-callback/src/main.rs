@@ -10,7 +10,11 @@ async fn main() -> Result<(), Error> {
     // JSON logs when Lambda's log format is JSON.
     lambda_http::tracing::init_default_subscriber();
     let aws = AwsClients::from_env().await;
-    let service = LoginService::from_env(&aws).await?;
+    let service = LoginService::from_env(&aws).await.map_err(|err| {
+        // Said once, plainly, before the runtime reports the failed init.
+        tracing::error!(error = %err, "oauth-callback cannot start");
+        err
+    })?;
     let service = &service;
     lambda_http::run(service_fn(move |request: Request| async move {
         Ok::<_, std::convert::Infallible>(service.handle(request).await)
