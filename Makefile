@@ -13,7 +13,7 @@ test:
 
 ## demo: the main job end to end on the local stack (moto + TikTok simulator)
 demo:
-	infra/with-local-stack.sh cargo run --locked -q -p tiktok-drafts-tests --bin local-demo
+	infra/with-local-stack.sh cargo run --locked -q -p local-demo
 
 ## lint: formatting and clippy, as CI runs them
 lint:

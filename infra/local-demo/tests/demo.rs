@@ -17,7 +17,8 @@ fn the_demo_runs_start_to_finish() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "demo failed:\n{stdout}\n{stderr}");
     for expected in [
-        "connected         Demo Creator",
+        "/auth/start       302",
+        "connected         Demo Creator (open_id open-demo-creator, scopes user.info.basic,video.upload, state active)",
         "chunk  7 accepted,  75.0 / 75.0 MB",
         "bytes check       TikTok's SHA-256 equals the S3 object's",
         "status SEND_TO_USER_INBOX",

@@ -1,8 +1,10 @@
 //! The main job end to end on the local stack: local AWS (moto) and the
 //! TikTok simulator, no account needed. Run it with `make demo`.
 //!
-//! 1. connects a simulated creator through TikTok Login (authorize page,
-//!    callback with `code` and `state`, code exchange with PKCE);
+//! 1. makes an operator's invitation and connects a simulated creator with
+//!    it through the real login handler (`/auth/start`, TikTok's authorize
+//!    page, `/auth/callback`: state, PKCE, code exchange), which records the
+//!    account in DynamoDB and its tokens in Secrets Manager;
 //! 2. drops a video into S3 and forwards it to the creator's drafts with
 //!    FILE_UPLOAD, streamed from S3 by ranged GETs, chunk by chunk;
 //! 3. drops JPEG photos under `media/` and offers them as a photo draft
@@ -10,24 +12,28 @@
 //! 4. follows both until TikTok reports `SEND_TO_USER_INBOX`, and checks that
 //!    TikTok holds exactly the bytes that were in S3.
 //!
-//! What the Lambda functions will do, this does in one process through the
-//! same shared crate.
+//! The login runs the oauth-callback function's handler in process; the
+//! upload steps use the same shared crate the upload function will.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
+use lambda_http::{Body, http::StatusCode};
+use oauth_callback::{LoginConfig, LoginService};
 use shared::Secret;
+use shared::accounts::Accounts;
 use shared::aws::{AwsClients, describe_sdk_error};
+use shared::invite::{Invitation, SigningKey};
 use shared::storage::S3Object;
 use shared::tiktok::chunk_plan::DEFAULT_CHUNK_SIZE;
-use shared::tiktok::oauth::{PkceVerifier, random_token, scopes_for};
 use shared::tiktok::upload::{RetryPolicy, UploadProgress, Uploader, VideoContentType};
 use shared::tiktok::{
     AppCredentials, ChunkPlan, Endpoints, PhotoPost, PkceEncoding, PublishState, TikTokClient,
     VideoSource,
 };
+use shared::tokens::{Clock, SecretsManagerTokenStore, TokenManager};
 
 type DemoResult<T> = Result<T, String>;
 
@@ -52,6 +58,21 @@ impl UploadProgress for Progress {
             next_offset as f64 / 1e6,
             self.total as f64 / 1e6
         );
+    }
+}
+
+fn get(path_and_query: &str) -> DemoResult<lambda_http::Request> {
+    lambda_http::http::Request::builder()
+        .method("GET")
+        .uri(format!("https://login.example.com{path_and_query}"))
+        .body(Body::Empty)
+        .map_err(err("request"))
+}
+
+fn page_text(body: &Body) -> String {
+    match body {
+        Body::Text(t) => t.chars().take(300).collect(),
+        _ => String::new(),
     }
 }
 
@@ -164,40 +185,103 @@ async fn run() -> DemoResult<()> {
             },
         );
 
-        println!("== connect an account (TikTok Login v2, PKCE S256)");
-        let verifier = PkceVerifier::generate();
-        let state = random_token();
-        let scopes = scopes_for(false);
-        let authorize = client.authorize_url(&scopes, REDIRECT_URI, &state, Some((&verifier, PkceEncoding::Hex)));
-        println!("    authorize         {}{}", authorize.origin().ascii_serialization(), authorize.path());
+        println!("== connect an account (invitation, TikTok Login v2, PKCE S256)");
+        // One name for this run's bucket, table and secrets prefix.
+        let table = bucket.clone();
+        shared::table::create_table(&aws.dynamodb, &table).await.map_err(err("create table"))?;
+        let prefix = table.clone();
+        let app_secret_id = format!("{prefix}/app");
+        aws.secrets
+            .create_secret()
+            .name(&app_secret_id)
+            .secret_string(serde_json::json!({"client_key": CLIENT_KEY, "client_secret": CLIENT_SECRET}).to_string())
+            .send()
+            .await
+            .map_err(|e| format!("create app secret: {}", describe_sdk_error(&e)))?;
+        let invite_key_secret_id = format!("{prefix}/invite-key");
+        let invite_key = SigningKey::create_if_missing(&aws.secrets, &invite_key_secret_id)
+            .await
+            .map_err(err("invitation key"))?;
+        println!("    table             {table}");
+        println!("    app secret        {app_secret_id}");
+        let login = LoginService::new(
+            LoginConfig {
+                table: table.clone(),
+                secrets_prefix: prefix.clone(),
+                app_secret_id,
+                invite_key_secret_id,
+                redirect_uri: REDIRECT_URI.into(),
+                pkce_encoding: PkceEncoding::Hex,
+                direct_post_enabled: false,
+                endpoints: Endpoints::for_base_url(&base).map_err(err("simulator URL"))?,
+            },
+            &aws,
+            Clock::system(),
+        )
+        .await
+        .map_err(err("login service"))?;
+
+        let invitation = Invitation::new("demo", Duration::from_secs(24 * 3600), false).map_err(err("invitation"))?;
+        let start_path = format!(
+            "/auth/start?invite={}",
+            url::form_urlencoded::byte_serialize(invitation.sign(&invite_key).as_bytes()).collect::<String>()
+        );
+        println!("    invitation        for alias \u{201c}demo\u{201d}, valid 24 h, single use");
+        let start = login.handle(get(&start_path)?).await;
+        if start.status() != StatusCode::FOUND {
+            return Err(format!("/auth/start answered {}: {}", start.status(), page_text(start.body())));
+        }
+        let authorize = start
+            .headers()
+            .get("location")
+            .and_then(|l| l.to_str().ok())
+            .ok_or("/auth/start gave no redirect")?
+            .to_owned();
+        println!("    /auth/start       302 to TikTok's authorize page (state and PKCE challenge stored)");
         let browser = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(err("browser"))?;
-        let res = browser.get(authorize.as_str()).send().await.map_err(err("authorize page"))?;
-        let location = res
+        let res = browser.get(&authorize).send().await.map_err(err("authorize page"))?;
+        let back = res
             .headers()
             .get("location")
             .and_then(|l| l.to_str().ok())
             .ok_or_else(|| format!("authorize page answered {} without a redirect", res.status()))?;
-        let callback = url::Url::parse(location).map_err(err("callback URL"))?;
-        let params: std::collections::HashMap<String, String> = callback.query_pairs().into_owned().collect();
-        if params.get("state") != Some(&state) {
-            return Err("the callback's state does not match".into());
+        let callback = url::Url::parse(back).map_err(err("callback URL"))?;
+        println!("    TikTok            the creator approves; back to the callback with code and state");
+        let done = login
+            .handle(get(&format!("/auth/callback?{}", callback.query().unwrap_or(""))
+            )?)
+            .await;
+        if done.status() != StatusCode::OK {
+            return Err(format!("/auth/callback answered {}: {}", done.status(), page_text(done.body())));
         }
-        let code = params.get("code").ok_or("the callback has no code")?;
-        let tokens = client
-            .exchange_code(code, REDIRECT_URI, Some(&verifier))
+        let account = Accounts::new(aws.dynamodb.clone(), &table)
+            .get_by_alias("demo")
             .await
-            .map_err(err("code exchange"))?;
-        let me = client.user_info(&tokens.access_token).await.map_err(err("user info"))?;
+            .map_err(err("account"))?
+            .ok_or("no account is bound to the alias demo")?;
         println!(
-            "    connected         {} (open_id {}, scopes {}, token valid {} s)",
-            me.display_name.as_deref().unwrap_or("?"),
-            tokens.open_id,
-            tokens.scope,
-            tokens.expires_in
+            "    connected         {} (open_id {}, scopes {}, state {})",
+            account.display_name.as_deref().unwrap_or("?"),
+            account.open_id,
+            account.scopes.join(","),
+            account.state
         );
+        let tokens = TokenManager::new(
+            SecretsManagerTokenStore::new(aws.secrets.clone(), &prefix),
+            client.clone(),
+            aws.dynamodb.clone(),
+            &table,
+        );
+        let fresh = tokens.get_fresh_token(&account.open_id).await.map_err(err("fresh token"))?;
+        println!(
+            "    tokens            in Secrets Manager as {prefix}/accounts/{}, access token valid until {}",
+            account.open_id,
+            fresh.expires_at.format("%H:%M:%S UTC")
+        );
+        let access_token = fresh.access_token;
 
         println!("== video -> draft (FILE_UPLOAD streamed from S3)");
         let key = "uploads/demo/holiday clip.mp4";
@@ -221,7 +305,7 @@ async fn run() -> DemoResult<()> {
             plan.last_chunk_len()
         );
         let init = client
-            .init_inbox_video(&tokens.access_token, &VideoSource::FileUpload(plan))
+            .init_inbox_video(&access_token, &VideoSource::FileUpload(plan))
             .await
             .map_err(err("inbox init"))?;
         println!("    publish_id        {}", init.publish_id);
@@ -238,7 +322,7 @@ async fn run() -> DemoResult<()> {
             .await
             .map_err(err("upload"))?;
         println!("    uploaded          {} chunks, {} retries", report.chunks_sent, report.retries);
-        wait_for_inbox(&client, &tokens.access_token, &init.publish_id).await?;
+        wait_for_inbox(&client, &access_token, &init.publish_id).await?;
         let record = http
             .get(format!("{base}/_sim/publishes/{}", init.publish_id))
             .send()
@@ -279,9 +363,9 @@ async fn run() -> DemoResult<()> {
         let mut post = PhotoPost::draft(urls, 0);
         post.title = Some("Demo slideshow 🌍".into());
         post.description = Some("Three slides forwarded by tiktok-drafts".into());
-        let photo = client.init_photo(&tokens.access_token, &post).await.map_err(err("photo init"))?;
+        let photo = client.init_photo(&access_token, &post).await.map_err(err("photo init"))?;
         println!("    publish_id        {}", photo.publish_id);
-        wait_for_inbox(&client, &tokens.access_token, &photo.publish_id).await?;
+        wait_for_inbox(&client, &access_token, &photo.publish_id).await?;
         println!("== done: both drafts are in the creator's TikTok inbox");
         Ok(())
     }
