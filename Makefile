@@ -19,6 +19,7 @@ demo:
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
+	infra/cfn-lint.sh template.yaml
 
 fmt:
 	cargo fmt --all
