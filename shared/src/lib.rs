@@ -10,6 +10,7 @@ pub mod app_secret;
 pub mod aws;
 pub mod caption;
 pub mod invite;
+pub mod jobs;
 pub mod login_state;
 pub mod secret;
 pub mod storage;

@@ -1,9 +1,11 @@
 //! The one DynamoDB table every store shares, and its layout.
 //!
 //! Items are told apart by their key prefixes (`ACCOUNT#…`, `ALIAS#…`,
-//! `OAUTHSTATE#…`, `LEASE#…`, `JOB#…`); each store owns its prefixes. The
-//! table has a TTL attribute for short-lived items (login states, leases) and
-//! one GSI for "what is not finished yet", so the status checker never scans.
+//! `INVITE#…`, `OAUTHSTATE#…`, `LEASE#…`, `JOB#…`, `DRAFTS#…`); each store
+//! owns its prefixes. The
+//! table has a TTL attribute for short-lived items (login states, leases,
+//! pending-draft slots) and one GSI for "what is not finished yet", sharded
+//! by job id and sorted by due time, so the status checker never scans.
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,

@@ -1,0 +1,26 @@
+//! Jobs: one per upload, from the S3 event to the creator's TikTok drafts.
+//!
+//! - [`model`]: what a job holds, and its id (derived from the upload, so a
+//!   redelivered event finds the same job);
+//! - [`state_machine`]: the statuses, the legal moves, and what TikTok's
+//!   answers and errors mean for a job; plain code, no I/O;
+//! - [`store`]: the records on the shared DynamoDB table, with exactly-once
+//!   claims, "never init twice", optimistic concurrency, the index of
+//!   unfinished jobs and the per-account pending-draft slots and queue.
+
+pub mod model;
+pub mod state_machine;
+pub mod store;
+
+pub use model::{
+    BadJobId, Job, JobId, JobKind, LastError, NewJob, ObjectVersion, PostTarget, UNFINISHED_SHARDS,
+    Upload,
+};
+pub use state_machine::{
+    ALL_STATUSES, Decision, IllegalTransition, JobStatus, RetryPolicy, STUCK_AFTER, Step,
+    after_error, after_status, check_transition, is_stuck,
+};
+pub use store::{
+    Changes, Claim, JobError, Jobs, MAX_PENDING_DRAFTS, PENDING_WINDOW, PageKey, SlotDecision,
+    UnfinishedPage,
+};

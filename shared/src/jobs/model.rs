@@ -1,0 +1,308 @@
+//! What a job is: one upload on its way into a creator's TikTok drafts.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use sha2::{Digest as _, Sha256};
+
+use super::state_machine::JobStatus;
+use crate::secret::Secret;
+use crate::tiktok::{ChunkPlan, FailReason, PrivacyLevel, PublishState};
+
+/// How many shards the index of unfinished jobs is spread over. A handful is
+/// enough to keep one GSI partition from getting hot when many uploads arrive
+/// at once, and few enough that the checker queries them all every run.
+pub const UNFINISHED_SHARDS: u8 = 4;
+
+/// A job's id: lowercase hex SHA-256 of the upload's identity (bucket, key,
+/// version). Deterministic, so a redelivered S3 event maps to the same job
+/// and the claim's conditional put turns it away.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct JobId(String);
+
+/// A string that is not a job id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a job id (64 lowercase hex digits)")]
+pub struct BadJobId(pub String);
+
+impl JobId {
+    /// The id of the job for this object version.
+    pub fn for_upload(bucket: &str, key: &str, version: &ObjectVersion) -> Self {
+        let mut hash = Sha256::new();
+        // Length-prefixed parts, so that no two different triples can run
+        // together into the same bytes ("a/b" + "c" vs "a" + "b/c").
+        for part in [bucket, key] {
+            hash.update((part.len() as u64).to_be_bytes());
+            hash.update(part.as_bytes());
+        }
+        let (tag, value) = match version {
+            ObjectVersion::VersionId(v) => ("v", v.as_str()),
+            ObjectVersion::ETag(e) => ("e", e.as_str()),
+        };
+        hash.update(tag.as_bytes());
+        hash.update((value.len() as u64).to_be_bytes());
+        hash.update(value.as_bytes());
+        Self(hex::encode(hash.finalize()))
+    }
+
+    /// Checks a stored or user-given id.
+    pub fn parse(value: &str) -> Result<Self, BadJobId> {
+        let ok = value.len() == 64
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if ok {
+            Ok(Self(value.to_owned()))
+        } else {
+            Err(BadJobId(value.to_owned()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Which shard of the unfinished index the job lives in: from the id's
+    /// first byte, so it never changes over the job's life.
+    pub fn shard(&self) -> u8 {
+        let first = u8::from_str_radix(self.0.get(..2).unwrap_or("00"), 16).unwrap_or(0);
+        first % UNFINISHED_SHARDS
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Which version of an S3 object the job is for. The version id when the
+/// bucket is versioned (every upload is new, even of identical bytes);
+/// otherwise the ETag (a re-upload of the same bytes is the same job).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ObjectVersion {
+    VersionId(String),
+    /// Without surrounding quotes: S3 events send it bare, HeadObject quoted.
+    ETag(String),
+}
+
+impl ObjectVersion {
+    /// The ETag with any surrounding quotes removed, so the id is the same
+    /// whichever API reported it.
+    pub fn etag(value: &str) -> Self {
+        Self::ETag(value.trim_matches('"').to_owned())
+    }
+}
+
+/// The S3 object a job uploads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upload {
+    pub bucket: String,
+    pub key: String,
+    pub version: ObjectVersion,
+    /// Bytes, as the event or HeadObject reported.
+    pub size: u64,
+}
+
+impl Upload {
+    pub fn job_id(&self) -> JobId {
+        JobId::for_upload(&self.bucket, &self.key, &self.version)
+    }
+}
+
+/// What is being posted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobKind {
+    Video,
+    Slideshow,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Video => "video",
+            Self::Slideshow => "slideshow",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "video" => Some(Self::Video),
+            "slideshow" => Some(Self::Slideshow),
+            _ => None,
+        }
+    }
+}
+
+/// Where the post lands. Drafts are the default; a direct post names its
+/// privacy level because TikTok's audit rules forbid a default one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PostTarget {
+    /// Into the creator's inbox; counts against the 5 pending drafts.
+    Draft,
+    Direct {
+        privacy_level: PrivacyLevel,
+    },
+}
+
+impl PostTarget {
+    pub fn is_draft(self) -> bool {
+        self == Self::Draft
+    }
+}
+
+/// The last failure, kept for the operator and the creator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastError {
+    /// Machine-readable: TikTok's code where there is one.
+    pub code: String,
+    /// A sentence someone can act on. Never holds an upload URL or token.
+    pub message: String,
+}
+
+/// What the S3 handler knows when it claims an upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewJob {
+    pub upload: Upload,
+    /// The alias from the key (`uploads/<alias>/…`), when it had one.
+    pub alias: Option<String>,
+    /// `None` until the alias is resolved to an account.
+    pub open_id: Option<String>,
+    pub kind: JobKind,
+    pub post: PostTarget,
+    /// Kept with the job: inbox video drafts drop the caption, so the
+    /// creator copies it from the job record.
+    pub caption: Option<String>,
+}
+
+/// A job record as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    pub id: JobId,
+    pub upload: Upload,
+    pub alias: Option<String>,
+    pub open_id: Option<String>,
+    pub kind: JobKind,
+    pub post: PostTarget,
+    pub caption: Option<String>,
+    pub status: JobStatus,
+    /// Saved before anything else is done with it: never init twice.
+    pub publish_id: Option<String>,
+    /// FILE_UPLOAD only, valid for an hour; kept so that an interrupted
+    /// upload resumes instead of initialising again. Carries a token.
+    pub upload_url: Option<Secret>,
+    pub chunk_plan: Option<ChunkPlan>,
+    /// The first byte TikTok has not acknowledged yet.
+    pub next_offset: u64,
+    /// Failed tries so far (what the backoff grows with).
+    pub attempts: u32,
+    pub last_error: Option<LastError>,
+    pub tiktok_status: Option<PublishState>,
+    pub fail_reason: Option<FailReason>,
+    pub post_ids: Vec<u64>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Not to be picked up before this (backoff, held jobs).
+    pub not_before: Option<DateTime<Utc>>,
+}
+
+impl Job {
+    /// A freshly claimed job.
+    pub fn new(new: NewJob, now: DateTime<Utc>) -> Self {
+        Self {
+            id: new.upload.job_id(),
+            upload: new.upload,
+            alias: new.alias,
+            open_id: new.open_id,
+            kind: new.kind,
+            post: new.post,
+            caption: new.caption,
+            status: JobStatus::Claimed,
+            publish_id: None,
+            upload_url: None,
+            chunk_plan: None,
+            next_offset: 0,
+            attempts: 0,
+            last_error: None,
+            tiktok_status: None,
+            fail_reason: None,
+            post_ids: Vec::new(),
+            created_at: now,
+            updated_at: now,
+            not_before: None,
+        }
+    }
+
+    /// When the checker should look at the job next: its `not_before` when
+    /// it has one, else when it last changed. The unfinished index sorts by
+    /// it, so due jobs come first.
+    pub fn due_at(&self) -> DateTime<Utc> {
+        self.not_before.unwrap_or(self.updated_at)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upload(version: ObjectVersion) -> Upload {
+        Upload {
+            bucket: "b".into(),
+            key: "uploads/alice/a.mp4".into(),
+            version,
+            size: 10,
+        }
+    }
+
+    #[test]
+    fn the_id_is_deterministic_and_depends_on_every_part() {
+        let a = upload(ObjectVersion::VersionId("v1".into())).job_id();
+        assert_eq!(a, upload(ObjectVersion::VersionId("v1".into())).job_id());
+        assert_ne!(a, upload(ObjectVersion::VersionId("v2".into())).job_id());
+        assert_ne!(a, upload(ObjectVersion::ETag("v1".into())).job_id());
+        let other_key = Upload {
+            key: "uploads/alice/b.mp4".into(),
+            ..upload(ObjectVersion::VersionId("v1".into()))
+        };
+        assert_ne!(a, other_key.job_id());
+        assert_ne!(
+            JobId::for_upload("a/b", "c", &ObjectVersion::ETag("x".into())),
+            JobId::for_upload("a", "b/c", &ObjectVersion::ETag("x".into()))
+        );
+        assert_eq!(JobId::parse(a.as_str()), Ok(a.clone()));
+        assert!(a.shard() < UNFINISHED_SHARDS);
+    }
+
+    #[test]
+    fn quoted_and_bare_etags_are_one_job() {
+        assert_eq!(
+            upload(ObjectVersion::etag("\"abc\"")).job_id(),
+            upload(ObjectVersion::etag("abc")).job_id()
+        );
+    }
+
+    #[test]
+    fn bad_ids_are_refused() {
+        for bad in ["", "abc", &"G".repeat(64), &"A".repeat(64), &"a".repeat(65)] {
+            assert!(JobId::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn shards_spread_over_all_values() {
+        let mut seen = [false; UNFINISHED_SHARDS as usize];
+        for i in 0..64 {
+            let id = upload(ObjectVersion::VersionId(i.to_string())).job_id();
+            seen[usize::from(id.shard())] = true;
+        }
+        assert!(seen.iter().all(|s| *s));
+    }
+
+    #[test]
+    fn kinds_round_trip() {
+        for kind in [JobKind::Video, JobKind::Slideshow] {
+            assert_eq!(JobKind::parse(kind.as_str()), Some(kind));
+        }
+        assert_eq!(JobKind::parse("Video"), None);
+    }
+}

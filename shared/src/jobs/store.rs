@@ -1,0 +1,1343 @@
+//! Job records on the shared table: claiming uploads exactly once, saving
+//! TikTok's handles before using them, moving jobs with optimistic
+//! concurrency, the index of unfinished jobs, and the per-account pending
+//! draft slots and queue.
+//!
+//! | item | `pk` / `sk` | attributes |
+//! |---|---|---|
+//! | job | `JOB#<id>` / `JOB` | `job_id`, `s3_bucket`, `s3_key`, `s3_version_id` or `s3_etag`, `object_size`, `alias`, `open_id`, `kind`, `post_mode` (`draft`/`direct`), `privacy_level`, `caption`, `status`, `publish_id`, `upload_url`, `chunk_plan` (JSON), `next_offset`, `attempts`, `error_code`, `error_message`, `tiktok_status`, `fail_reason`, `post_ids` (list of N), `created_at`, `updated_at`, `not_before`; while unfinished also `gsi1pk` = `UNFINISHED#<shard>`, `gsi1sk` = `<due>#<id>` |
+//! | pending-draft slot | `DRAFTS#<open_id>` / `SLOT#<job id>` | `job_id`, `taken_at`, `expires_at` (TTL) |
+//! | queue entry | `DRAFTS#<open_id>` / `QUEUED#<created_at>#<job id>` | `job_id`, `created_at` |
+//! | slot guard | `DRAFTS#<open_id>` / `GUARD` | `open_id`, `version` |
+//!
+//! Times on jobs are RFC 3339 in UTC with milliseconds (fixed width, so they
+//! sort as text); `taken_at` and `expires_at` are epoch seconds.
+//!
+//! **Why slots are items of their own.** TikTok allows 5 pending inbox
+//! shares per account in any 24 hours; a share counts from init until it is
+//! posted or 24 hours old. A job's status alone cannot say that (an `inbox`
+//! job is out of the unfinished index, and one item has only one `gsi1pk`),
+//! so each draft takes a slot item in its account's partition right before
+//! init. Counting is one strongly consistent Query of a small partition; a
+//! slot is freed by deleting it in the same transaction that moves its job
+//! to a status that no longer counts, and one older than 24 hours stops
+//! counting by itself (and is deleted later by TTL). Taking a slot bumps the
+//! account's guard version in the same transaction, conditional on the
+//! version read, so two uploads racing for the fifth slot cannot both get it.
+//! Queue entries sit in the same partition, sorted by the job's creation
+//! time, so "oldest held job first" is one Query too.
+//!
+//! The upload URL carries an upload token: it is stored (needed to resume
+//! within its hour) and removed as soon as the job leaves `uploading`
+//! (`stuck` keeps it for a resume); it is held as a [`Secret`] and never
+//! logged or put into an error.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, Delete, Put, ReturnValue, TransactWriteItem, Update,
+};
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+
+use super::model::{
+    Job, JobId, JobKind, LastError, NewJob, ObjectVersion, PostTarget, UNFINISHED_SHARDS, Upload,
+};
+use super::state_machine::{IllegalTransition, JobStatus, Step, check_transition};
+use crate::aws::describe_sdk_error;
+use crate::secret::Secret;
+use crate::table::{GSI1, GSI1_PK, GSI1_SK, PK, SK, TTL};
+use crate::tiktok::{ChunkPlan, FailReason, PrivacyLevel, PublishState, PublishStatus};
+
+const JOB_PREFIX: &str = "JOB#";
+const JOB_SK: &str = "JOB";
+const UNFINISHED_PREFIX: &str = "UNFINISHED#";
+const DRAFTS_PREFIX: &str = "DRAFTS#";
+const SLOT_PREFIX: &str = "SLOT#";
+const QUEUED_PREFIX: &str = "QUEUED#";
+const GUARD_SK: &str = "GUARD";
+
+/// TikTok's cap on pending inbox shares per account.
+pub const MAX_PENDING_DRAFTS: u32 = 5;
+
+/// How long a pending share counts against the cap.
+pub const PENDING_WINDOW: TimeDelta = TimeDelta::hours(24);
+
+/// How often [`Jobs::take_draft_slot`] re-reads and retries when another
+/// upload for the same account took a slot meanwhile.
+const SLOT_ATTEMPTS: u32 = 5;
+
+/// Why a job store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// Someone else moved the job first (optimistic concurrency): re-read it
+    /// and decide again.
+    #[error("job {id} is no longer {expected} (it is {})", found.map_or("gone", JobStatus::as_str))]
+    Conflict {
+        id: JobId,
+        expected: JobStatus,
+        found: Option<JobStatus>,
+    },
+    /// TikTok already has this upload: resume it, never init again.
+    #[error("job {id} was already initialised with TikTok (publish_id {publish_id})")]
+    AlreadyInitialised { id: JobId, publish_id: String },
+    #[error("job {id}: {source}")]
+    IllegalTransition {
+        id: JobId,
+        #[source]
+        source: IllegalTransition,
+    },
+    #[error("no job {id}")]
+    NotFound { id: JobId },
+    /// Slots and the queue are per account; the job's alias is unresolved.
+    #[error("job {id} has no resolved TikTok account yet")]
+    NoAccount { id: JobId },
+    #[error("too many uploads for account {open_id} are taking draft slots at once; try again")]
+    Busy { open_id: String },
+    #[error("there is no shard {shard} of unfinished jobs (there are {UNFINISHED_SHARDS})")]
+    BadShard { shard: u8 },
+    /// Names the attribute, never its value (it may be the upload URL).
+    #[error("the stored item {key} is unreadable: {detail}")]
+    Corrupt { key: String, detail: String },
+    #[error("cannot reach the job store (table {table}): {detail}")]
+    Store { table: String, detail: String },
+}
+
+/// What [`Jobs::claim`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// This call created the job: go ahead with the upload.
+    New(Job),
+    /// The upload was claimed before (a redelivered event): resume or leave
+    /// it according to its status, never start it again.
+    Existing(Job),
+}
+
+impl Claim {
+    pub fn job(&self) -> &Job {
+        match self {
+            Self::New(job) | Self::Existing(job) => job,
+        }
+    }
+
+    pub fn is_new(&self) -> bool {
+        matches!(self, Self::New(_))
+    }
+}
+
+impl fmt::Display for Claim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::New(job) => write!(f, "new job {}", job.id),
+            Self::Existing(job) => write!(f, "existing job {} ({})", job.id, job.status),
+        }
+    }
+}
+
+/// What a transition records besides the status. `None` leaves a field as
+/// it is, except `not_before`, which belongs to the status it was set with
+/// and is cleared when not given.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    pub attempts: Option<u32>,
+    pub not_before: Option<DateTime<Utc>>,
+    pub last_error: Option<LastError>,
+    pub tiktok_status: Option<PublishState>,
+    pub fail_reason: Option<FailReason>,
+    /// Replaces the stored list when not empty (TikTok sends all of them).
+    pub post_ids: Vec<u64>,
+    /// The account, once the alias is resolved.
+    pub open_id: Option<String>,
+}
+
+impl Changes {
+    /// Adds what a status fetch or webhook reported: TikTok's status, its
+    /// fail reason and the post ids, so the job shows what TikTok said.
+    pub fn with_tiktok_status(mut self, status: &PublishStatus) -> Self {
+        self.tiktok_status = Some(status.status.clone());
+        self.fail_reason = status.fail_reason.clone();
+        self.post_ids = status.post_ids.clone();
+        self
+    }
+}
+
+impl From<Step> for Changes {
+    fn from(step: Step) -> Self {
+        Self {
+            attempts: Some(step.attempts),
+            not_before: step.not_before,
+            last_error: step.error,
+            ..Self::default()
+        }
+    }
+}
+
+/// Where the next page of [`Jobs::unfinished`] starts. Opaque.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PageKey(HashMap<String, AttributeValue>);
+
+/// One page of unfinished jobs, due first.
+#[derive(Debug, Clone)]
+pub struct UnfinishedPage {
+    pub jobs: Vec<Job>,
+    pub next: Option<PageKey>,
+    /// Index entries DynamoDB read for this page: only unfinished jobs are
+    /// in the index, so this grows with the backlog, not with history.
+    pub scanned_count: u32,
+}
+
+/// What [`Jobs::take_draft_slot`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotDecision {
+    /// The job holds a slot (now or already); `pending` counts it.
+    Granted { pending: u32 },
+    /// The account has [`MAX_PENDING_DRAFTS`] pending: queue the job.
+    Full { pending: u32 },
+    /// A direct post does not go to the inbox and takes no slot.
+    NotNeeded,
+}
+
+/// The job store.
+#[derive(Debug, Clone)]
+pub struct Jobs {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+type Item = HashMap<String, AttributeValue>;
+
+impl Jobs {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// Claims an upload: creates its job in `claimed` unless the job exists.
+    /// A conditional put on the id, which is derived from the upload, so of
+    /// any number of concurrent or repeated claims exactly one is
+    /// [`Claim::New`].
+    pub async fn claim(&self, new: NewJob, now: DateTime<Utc>) -> Result<Claim, JobError> {
+        let job = Job::new(new, to_millis(now));
+        let mut item = job_to_item(&job);
+        item.insert(GSI1_PK.into(), s(gsi_pk(&job.id)));
+        item.insert(GSI1_SK.into(), s(gsi_sk(job.due_at(), &job.id)));
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match put {
+            Ok(_) => {
+                tracing::info!(
+                    job_id = %job.id,
+                    bucket = %job.upload.bucket,
+                    key = %job.upload.key,
+                    alias = job.alias.as_deref(),
+                    kind = job.kind.as_str(),
+                    "upload claimed"
+                );
+                Ok(Claim::New(job))
+            }
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                let existing = self.get(&job.id).await?.ok_or_else(|| JobError::Corrupt {
+                    key: job_pk(&job.id),
+                    detail: "the job refused the claim but cannot be read".into(),
+                })?;
+                tracing::info!(
+                    job_id = %existing.id,
+                    status = %existing.status,
+                    "upload was claimed before"
+                );
+                Ok(Claim::Existing(existing))
+            }
+            Err(err) => Err(self.store_error(&err)),
+        }
+    }
+
+    /// The job, if any (strongly consistent).
+    pub async fn get(&self, id: &JobId) -> Result<Option<Job>, JobError> {
+        let key = job_pk(id);
+        match self.get_item(&key, JOB_SK).await? {
+            Some(item) => job_from_item(&key, &item).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Saves what init returned and moves the job to `uploading`, before
+    /// anything else is done with it. Conditional on the job being `claimed`
+    /// without a `publish_id`, so a second init for one upload can never be
+    /// recorded: the loser gets [`JobError::AlreadyInitialised`] and must
+    /// resume the saved one (in practice the check happens before init too,
+    /// by reading the job; this is the guarantee behind it).
+    pub async fn save_init(
+        &self,
+        id: &JobId,
+        publish_id: &str,
+        upload_url: Option<&Secret>,
+        plan: Option<&ChunkPlan>,
+        now: DateTime<Utc>,
+    ) -> Result<Job, JobError> {
+        let now = to_millis(now);
+        let mut set = vec![
+            "#status = :uploading",
+            "publish_id = :publish_id",
+            "next_offset = :zero",
+            "updated_at = :now",
+            "gsi1pk = :gpk",
+            "gsi1sk = :gsk",
+        ];
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(job_pk(id)))
+            .key(SK, s(JOB_SK))
+            .condition_expression("#status = :claimed AND attribute_not_exists(publish_id)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":uploading", s(JobStatus::Uploading.as_str()))
+            .expression_attribute_values(":claimed", s(JobStatus::Claimed.as_str()))
+            .expression_attribute_values(":publish_id", s(publish_id))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":now", s(stamp(now)))
+            .expression_attribute_values(":gpk", s(gsi_pk(id)))
+            .expression_attribute_values(":gsk", s(gsi_sk(now, id)))
+            .return_values(ReturnValue::AllNew);
+        if let Some(url) = upload_url {
+            set.push("upload_url = :upload_url");
+            request = request.expression_attribute_values(":upload_url", s(url.expose()));
+        }
+        if let Some(plan) = plan {
+            set.push("chunk_plan = :plan");
+            request = request.expression_attribute_values(":plan", s(plan_json(plan)?));
+        }
+        let updated = request
+            .update_expression(format!("SET {}", set.join(", ")))
+            .send()
+            .await;
+        match updated {
+            Ok(out) => {
+                let job = job_from_item(&job_pk(id), &out.attributes.unwrap_or_default())?;
+                tracing::info!(
+                    job_id = %id,
+                    publish_id,
+                    has_upload_url = upload_url.is_some(),
+                    chunks = plan.map(|p| p.total_chunk_count),
+                    "init saved"
+                );
+                Ok(job)
+            }
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                let current = self.get(id).await?;
+                match current {
+                    None => Err(JobError::NotFound { id: id.clone() }),
+                    Some(Job {
+                        publish_id: Some(saved),
+                        ..
+                    }) => {
+                        tracing::warn!(job_id = %id, publish_id = %saved, "second init refused");
+                        Err(JobError::AlreadyInitialised {
+                            id: id.clone(),
+                            publish_id: saved,
+                        })
+                    }
+                    Some(job) => Err(JobError::Conflict {
+                        id: id.clone(),
+                        expected: JobStatus::Claimed,
+                        found: Some(job.status),
+                    }),
+                }
+            }
+            Err(err) => Err(self.store_error(&err)),
+        }
+    }
+
+    /// Records the account the job's alias resolved to. Not a status
+    /// change, so it has its own conditional update: the job must still be
+    /// in `job.status`, and an account once set never changes (an upload
+    /// must not move to another creator halfway).
+    pub async fn set_account(
+        &self,
+        job: &Job,
+        open_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Job, JobError> {
+        let now = to_millis(now);
+        let updated = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(job_pk(&job.id)))
+            .key(SK, s(JOB_SK))
+            .update_expression("SET open_id = :open_id, updated_at = :now")
+            .condition_expression(
+                "#status = :status AND (attribute_not_exists(open_id) OR open_id = :open_id)",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":status", s(job.status.as_str()))
+            .expression_attribute_values(":open_id", s(open_id))
+            .expression_attribute_values(":now", s(stamp(now)))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match updated {
+            Ok(out) => {
+                tracing::info!(job_id = %job.id, open_id, "job account resolved");
+                job_from_item(&job_pk(&job.id), &out.attributes.unwrap_or_default())
+            }
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                let found = self.get(&job.id).await?.map(|j| j.status);
+                Err(JobError::Conflict {
+                    id: job.id.clone(),
+                    expected: job.status,
+                    found,
+                })
+            }
+            Err(err) => Err(self.store_error(&err)),
+        }
+    }
+
+    /// Records that TikTok acknowledged every byte before `next_offset`.
+    /// Only forward and only while `uploading`; a stale writer gets
+    /// [`JobError::Conflict`].
+    pub async fn save_progress(
+        &self,
+        id: &JobId,
+        next_offset: u64,
+        now: DateTime<Utc>,
+    ) -> Result<(), JobError> {
+        let now = to_millis(now);
+        let updated = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(job_pk(id)))
+            .key(SK, s(JOB_SK))
+            .update_expression("SET next_offset = :offset, updated_at = :now, gsi1sk = :gsk")
+            .condition_expression(
+                "#status = :uploading AND (attribute_not_exists(next_offset) OR next_offset <= :offset)",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":uploading", s(JobStatus::Uploading.as_str()))
+            .expression_attribute_values(":offset", n_u64(next_offset))
+            .expression_attribute_values(":now", s(stamp(now)))
+            .expression_attribute_values(":gsk", s(gsi_sk(now, id)))
+            .send()
+            .await;
+        match updated {
+            Ok(_) => {
+                tracing::debug!(job_id = %id, next_offset, "upload progress saved");
+                Ok(())
+            }
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                let found = self.get(id).await?.map(|j| j.status);
+                Err(JobError::Conflict {
+                    id: id.clone(),
+                    expected: JobStatus::Uploading,
+                    found,
+                })
+            }
+            Err(err) => Err(self.store_error(&err)),
+        }
+    }
+
+    /// Moves `job` (as the caller read it) to `to`, conditional on its
+    /// stored status still being `job.status`: of two writers acting on the
+    /// same reading, the second gets [`JobError::Conflict`]. Returns the job
+    /// as stored afterwards.
+    ///
+    /// Takes the job rather than its id because the per-account items that
+    /// move with it (its draft slot, its queue entry) are keyed by its
+    /// account and creation time. In the same transaction:
+    /// - leaving the unfinished statuses removes `gsi1pk`/`gsi1sk`; staying
+    ///   in them re-sorts the job by `not_before` (or now);
+    /// - a draft that stops holding a slot deletes it (freeing it for the
+    ///   queue);
+    /// - entering `queued` adds a queue entry, leaving it deletes the entry;
+    /// - going back to `claimed` clears the old attempt's `publish_id`,
+    ///   upload URL, plan and offset: a retry is a new init, on purpose;
+    /// - the upload URL is dropped in every status but `uploading`/`stuck`.
+    pub async fn transition(
+        &self,
+        job: &Job,
+        to: JobStatus,
+        changes: Changes,
+        now: DateTime<Utc>,
+    ) -> Result<Job, JobError> {
+        let from = job.status;
+        check_transition(from, to, job.publish_id.is_some()).map_err(|source| {
+            JobError::IllegalTransition {
+                id: job.id.clone(),
+                source,
+            }
+        })?;
+        let now = to_millis(now);
+        let open_id = changes.open_id.clone().or_else(|| job.open_id.clone());
+        if to == JobStatus::Queued && open_id.is_none() {
+            return Err(JobError::NoAccount { id: job.id.clone() });
+        }
+
+        let update = self.transition_update(job, to, &changes, now)?;
+        let mut items = vec![TransactWriteItem::builder().update(update).build()];
+        if let Some(open_id) = &open_id {
+            let pk = drafts_pk(open_id);
+            if job.post.is_draft() && from.holds_draft_slot() && !to.holds_draft_slot() {
+                items.push(self.delete_item(&pk, &slot_sk(&job.id))?);
+            }
+            if from == JobStatus::Queued {
+                items.push(self.delete_item(&pk, &queue_sk(job))?);
+            }
+            if to == JobStatus::Queued {
+                let put = Put::builder()
+                    .table_name(&self.table)
+                    .item(PK, s(&pk))
+                    .item(SK, s(queue_sk(job)))
+                    .item("job_id", s(job.id.as_str()))
+                    .item("created_at", s(stamp(job.created_at)))
+                    .build()
+                    .map_err(|e| self.build_error(e))?;
+                items.push(TransactWriteItem::builder().put(put).build());
+            }
+        }
+
+        let written = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        if let Err(err) = written {
+            return Err(self.refused_transition(err, &job.id, from).await);
+        }
+        tracing::info!(
+            job_id = %job.id,
+            from = %from,
+            to = %to,
+            open_id = open_id.as_deref(),
+            attempts = changes.attempts,
+            error_code = changes.last_error.as_ref().map(|e| e.code.as_str()),
+            tiktok_status = changes.tiktok_status.as_ref().map(PublishState::as_str),
+            "job moved"
+        );
+        self.get(&job.id).await?.ok_or_else(|| JobError::Corrupt {
+            key: job_pk(&job.id),
+            detail: "the job vanished right after it was written".into(),
+        })
+    }
+
+    /// The conditional update of the job item itself.
+    fn transition_update(
+        &self,
+        job: &Job,
+        to: JobStatus,
+        changes: &Changes,
+        now: DateTime<Utc>,
+    ) -> Result<Update, JobError> {
+        let mut set: Vec<String> = vec!["#status = :to".into(), "updated_at = :now".into()];
+        let mut remove: Vec<&str> = Vec::new();
+        let mut values: Vec<(&str, AttributeValue)> = vec![
+            (":to", s(to.as_str())),
+            (":from", s(job.status.as_str())),
+            (":now", s(stamp(now))),
+        ];
+        if to.is_unfinished() {
+            let due = changes.not_before.map(to_millis).unwrap_or(now);
+            set.push("gsi1pk = :gpk".into());
+            set.push("gsi1sk = :gsk".into());
+            values.push((":gpk", s(gsi_pk(&job.id))));
+            values.push((":gsk", s(gsi_sk(due, &job.id))));
+        } else {
+            remove.extend([GSI1_PK, GSI1_SK]);
+        }
+        match changes.not_before {
+            Some(at) => {
+                set.push("not_before = :not_before".into());
+                values.push((":not_before", s(stamp(to_millis(at)))));
+            }
+            None => remove.push("not_before"),
+        }
+        if let Some(attempts) = changes.attempts {
+            set.push("attempts = :attempts".into());
+            values.push((":attempts", n(i64::from(attempts))));
+        }
+        if let Some(error) = &changes.last_error {
+            set.push("error_code = :error_code".into());
+            set.push("error_message = :error_message".into());
+            values.push((":error_code", s(&error.code)));
+            values.push((":error_message", s(&error.message)));
+        }
+        if let Some(status) = &changes.tiktok_status {
+            set.push("tiktok_status = :tiktok_status".into());
+            values.push((":tiktok_status", s(status.as_str())));
+        }
+        if let Some(reason) = &changes.fail_reason {
+            set.push("fail_reason = :fail_reason".into());
+            values.push((":fail_reason", s(reason.as_str())));
+        }
+        if !changes.post_ids.is_empty() {
+            set.push("post_ids = :post_ids".into());
+            values.push((
+                ":post_ids",
+                AttributeValue::L(changes.post_ids.iter().map(|id| n_u64(*id)).collect()),
+            ));
+        }
+        if let Some(open_id) = &changes.open_id {
+            set.push("open_id = :open_id".into());
+            values.push((":open_id", s(open_id)));
+        }
+        let mut condition = "#status = :from".to_owned();
+        if changes.open_id.is_some() {
+            // An upload never moves to another creator halfway.
+            condition.push_str(" AND (attribute_not_exists(open_id) OR open_id = :open_id)");
+        }
+        if to == JobStatus::Claimed {
+            remove.extend(["publish_id", "upload_url", "chunk_plan"]);
+            set.push("next_offset = :zero".into());
+            values.push((":zero", n(0)));
+            // What the state machine checked on the caller's copy must hold
+            // on the stored one: going back never forgets a live publish_id.
+            if job.status == JobStatus::Stuck {
+                condition.push_str(" AND attribute_not_exists(publish_id)");
+            }
+        } else if !matches!(to, JobStatus::Uploading | JobStatus::Stuck) {
+            remove.push("upload_url");
+        }
+        let mut expression = format!("SET {}", set.join(", "));
+        if !remove.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .key(PK, s(job_pk(&job.id)))
+            .key(SK, s(JOB_SK))
+            .update_expression(expression)
+            .condition_expression(condition)
+            .expression_attribute_names("#status", "status");
+        for (placeholder, value) in values {
+            update = update.expression_attribute_values(placeholder, value);
+        }
+        update.build().map_err(|e| self.build_error(e))
+    }
+
+    /// Turns a refused transition into [`JobError::Conflict`] (the job's own
+    /// condition failed) or a store error.
+    async fn refused_transition(
+        &self,
+        err: SdkError<TransactWriteItemsError, aws_sdk_dynamodb::config::http::HttpResponse>,
+        id: &JobId,
+        expected: JobStatus,
+    ) -> JobError {
+        // The job's own condition failed, or another transaction was writing
+        // the same items at that moment: either way someone else moved it.
+        let lost_race = match err.as_service_error() {
+            Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+                let reasons = cancelled.cancellation_reasons();
+                reasons
+                    .first()
+                    .and_then(|r| r.code())
+                    .is_some_and(|c| c == "ConditionalCheckFailed")
+                    || reasons
+                        .iter()
+                        .any(|r| r.code() == Some("TransactionConflict"))
+            }
+            _ => false,
+        };
+        if !lost_race {
+            return self.store_error(&err);
+        }
+        let found = match self.get(id).await {
+            Ok(job) => job.map(|j| j.status),
+            Err(e) => return e,
+        };
+        tracing::warn!(
+            job_id = %id,
+            expected = %expected,
+            found = found.map(JobStatus::as_str),
+            "job changed meanwhile; transition refused"
+        );
+        JobError::Conflict {
+            id: id.clone(),
+            expected,
+            found,
+        }
+    }
+
+    /// Reserves one of the account's pending-draft slots for `job` right
+    /// before its init, so that a sixth draft is queued here instead of
+    /// being refused by TikTok. Idempotent: a job that holds a slot keeps it.
+    /// The job must be `claimed` (checked in the same transaction).
+    pub async fn take_draft_slot(
+        &self,
+        job: &Job,
+        now: DateTime<Utc>,
+    ) -> Result<SlotDecision, JobError> {
+        if !job.post.is_draft() {
+            return Ok(SlotDecision::NotNeeded);
+        }
+        let open_id = job
+            .open_id
+            .as_deref()
+            .ok_or_else(|| JobError::NoAccount { id: job.id.clone() })?;
+        let pk = drafts_pk(open_id);
+        for attempt in 1..=SLOT_ATTEMPTS {
+            let version = match self.get_item(&pk, GUARD_SK).await? {
+                Some(item) => opt_u64(&item, "version").unwrap_or(0),
+                None => 0,
+            };
+            let live = self.live_slots(open_id, now).await?;
+            let pending = count(live.len());
+            if live.iter().any(|held| held == job.id.as_str()) {
+                return Ok(SlotDecision::Granted { pending });
+            }
+            if pending >= MAX_PENDING_DRAFTS {
+                tracing::info!(job_id = %job.id, open_id, pending, "pending drafts full; job must wait");
+                return Ok(SlotDecision::Full { pending });
+            }
+            let guard = Update::builder()
+                .table_name(&self.table)
+                .key(PK, s(&pk))
+                .key(SK, s(GUARD_SK))
+                .update_expression("SET version = :next, open_id = :open_id")
+                .condition_expression("attribute_not_exists(pk) OR version = :version")
+                .expression_attribute_values(":next", n_u64(version + 1))
+                .expression_attribute_values(":version", n_u64(version))
+                .expression_attribute_values(":open_id", s(open_id))
+                .build()
+                .map_err(|e| self.build_error(e))?;
+            let taken_at = now.timestamp();
+            let slot = Put::builder()
+                .table_name(&self.table)
+                .item(PK, s(&pk))
+                .item(SK, s(slot_sk(&job.id)))
+                .item("job_id", s(job.id.as_str()))
+                .item("taken_at", n(taken_at))
+                // TTL cleans up slots nobody freed; an hour after they stop
+                // counting, since TTL deletion is lazy and readers filter anyway.
+                .item(TTL, n(taken_at + PENDING_WINDOW.num_seconds() + 3600))
+                .build()
+                .map_err(|e| self.build_error(e))?;
+            let claimed = ConditionCheck::builder()
+                .table_name(&self.table)
+                .key(PK, s(job_pk(&job.id)))
+                .key(SK, s(JOB_SK))
+                .condition_expression("#status = :claimed")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":claimed", s(JobStatus::Claimed.as_str()))
+                .build()
+                .map_err(|e| self.build_error(e))?;
+            let written = self
+                .client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().update(guard).build())
+                .transact_items(TransactWriteItem::builder().put(slot).build())
+                .transact_items(
+                    TransactWriteItem::builder()
+                        .condition_check(claimed)
+                        .build(),
+                )
+                .send()
+                .await;
+            let err = match written {
+                Ok(_) => {
+                    tracing::info!(job_id = %job.id, open_id, pending = pending + 1, "draft slot taken");
+                    return Ok(SlotDecision::Granted {
+                        pending: pending + 1,
+                    });
+                }
+                Err(err) => err,
+            };
+            let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+                err.as_service_error()
+            else {
+                return Err(self.store_error(&err));
+            };
+            let reasons: Vec<&str> = cancelled
+                .cancellation_reasons()
+                .iter()
+                .map(|r| r.code().unwrap_or("None"))
+                .collect();
+            if reasons.get(2) == Some(&"ConditionalCheckFailed") {
+                let found = self.get(&job.id).await?.map(|j| j.status);
+                return Err(JobError::Conflict {
+                    id: job.id.clone(),
+                    expected: JobStatus::Claimed,
+                    found,
+                });
+            }
+            let retryable = !reasons.is_empty()
+                && reasons.iter().all(|c| {
+                    matches!(
+                        *c,
+                        "None" | "ConditionalCheckFailed" | "TransactionConflict"
+                    )
+                });
+            if !retryable {
+                return Err(JobError::Store {
+                    table: self.table.clone(),
+                    detail: format!("transaction cancelled: [{}]", reasons.join(", ")),
+                });
+            }
+            tracing::debug!(job_id = %job.id, open_id, attempt, "slot guard moved; re-reading");
+        }
+        Err(JobError::Busy {
+            open_id: open_id.to_owned(),
+        })
+    }
+
+    /// How many drafts of the account count against TikTok's cap at `now`:
+    /// slots taken within the last 24 hours and not freed.
+    pub async fn pending_drafts(&self, open_id: &str, now: DateTime<Utc>) -> Result<u32, JobError> {
+        Ok(count(self.live_slots(open_id, now).await?.len()))
+    }
+
+    /// The account's held jobs, oldest upload first, at most `limit`.
+    pub async fn queued_for_account(
+        &self,
+        open_id: &str,
+        limit: u32,
+    ) -> Result<Vec<Job>, JobError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let entries = self
+            .query_prefix(&drafts_pk(open_id), QUEUED_PREFIX, Some(limit))
+            .await?;
+        let mut jobs = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let key = opt_text(&entry, SK).unwrap_or_default();
+            let id = opt_text(&entry, "job_id")
+                .and_then(|id| JobId::parse(&id).ok())
+                .ok_or_else(|| JobError::Corrupt {
+                    key: key.clone(),
+                    detail: "job_id is missing or malformed".into(),
+                })?;
+            match self.get(&id).await? {
+                Some(job) if job.status == JobStatus::Queued => jobs.push(job),
+                other => tracing::warn!(
+                    job_id = %id,
+                    open_id,
+                    status = other.map(|j| j.status.as_str()),
+                    "queue entry of a job that is not queued"
+                ),
+            }
+        }
+        Ok(jobs)
+    }
+
+    /// One page of the unfinished jobs in `shard` (0 to
+    /// [`UNFINISHED_SHARDS`] - 1), due first: a Query of the GSI, never a
+    /// scan. Index reads are eventually consistent; re-read a job with
+    /// [`Jobs::get`] before acting on it.
+    pub async fn unfinished(
+        &self,
+        shard: u8,
+        limit: u32,
+        start: Option<PageKey>,
+    ) -> Result<UnfinishedPage, JobError> {
+        if shard >= UNFINISHED_SHARDS {
+            return Err(JobError::BadShard { shard });
+        }
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(GSI1)
+            .key_condition_expression("gsi1pk = :pk")
+            .expression_attribute_values(":pk", s(format!("{UNFINISHED_PREFIX}{shard}")))
+            // DynamoDB refuses a limit of 0.
+            .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start.map(|k| k.0))
+            .send()
+            .await
+            .map_err(|e| self.store_error(&e))?;
+        let jobs = out
+            .items()
+            .iter()
+            .map(|item| job_from_item(&opt_text(item, PK).unwrap_or_default(), item))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(UnfinishedPage {
+            jobs,
+            next: out
+                .last_evaluated_key
+                .filter(|k| !k.is_empty())
+                .map(PageKey),
+            scanned_count: u32::try_from(out.scanned_count).unwrap_or(0),
+        })
+    }
+
+    /// The job ids whose slots count at `now`.
+    async fn live_slots(&self, open_id: &str, now: DateTime<Utc>) -> Result<Vec<String>, JobError> {
+        let cutoff = (now - PENDING_WINDOW).timestamp();
+        let slots = self
+            .query_prefix(&drafts_pk(open_id), SLOT_PREFIX, None)
+            .await?;
+        Ok(slots
+            .iter()
+            .filter(|slot| opt_i64(slot, "taken_at").is_some_and(|t| t > cutoff))
+            .filter_map(|slot| opt_text(slot, "job_id"))
+            .collect())
+    }
+
+    /// Items of partition `pk` whose sort key starts with `prefix`, in sort
+    /// order, strongly consistent; all of them when `limit` is `None`.
+    async fn query_prefix(
+        &self,
+        pk: &str,
+        prefix: &str,
+        limit: Option<u32>,
+    ) -> Result<Vec<Item>, JobError> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", s(pk))
+                .expression_attribute_values(":prefix", s(prefix))
+                .consistent_read(true)
+                .set_limit(limit.map(|l| i32::try_from(l).unwrap_or(i32::MAX)))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| self.store_error(&e))?;
+            items.extend(page.items().iter().cloned());
+            if let Some(limit) = limit.map(|l| usize::try_from(l).unwrap_or(usize::MAX))
+                && items.len() >= limit
+            {
+                items.truncate(limit);
+                break;
+            }
+            match page.last_evaluated_key {
+                Some(next) if !next.is_empty() => start = Some(next),
+                _ => break,
+            }
+        }
+        Ok(items)
+    }
+
+    fn delete_item(&self, pk: &str, sk: &str) -> Result<TransactWriteItem, JobError> {
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .key(PK, s(pk))
+            .key(SK, s(sk))
+            .build()
+            .map_err(|e| self.build_error(e))?;
+        Ok(TransactWriteItem::builder().delete(delete).build())
+    }
+
+    async fn get_item(&self, pk: &str, sk: &str) -> Result<Option<Item>, JobError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, s(pk))
+            .key(SK, s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.store_error(&e))?;
+        Ok(out.item)
+    }
+
+    fn build_error(&self, err: impl std::error::Error) -> JobError {
+        JobError::Store {
+            table: self.table.clone(),
+            detail: format!("cannot build the request: {err}"),
+        }
+    }
+
+    fn store_error<E: std::error::Error>(&self, err: &E) -> JobError {
+        let detail = describe_sdk_error(err);
+        tracing::error!(table = %self.table, error = %detail, "job store failed");
+        JobError::Store {
+            table: self.table.clone(),
+            detail,
+        }
+    }
+}
+
+fn job_pk(id: &JobId) -> String {
+    format!("{JOB_PREFIX}{id}")
+}
+
+fn gsi_pk(id: &JobId) -> String {
+    format!("{UNFINISHED_PREFIX}{}", id.shard())
+}
+
+fn gsi_sk(due: DateTime<Utc>, id: &JobId) -> String {
+    format!("{}#{id}", stamp(due))
+}
+
+fn drafts_pk(open_id: &str) -> String {
+    format!("{DRAFTS_PREFIX}{open_id}")
+}
+
+fn slot_sk(id: &JobId) -> String {
+    format!("{SLOT_PREFIX}{id}")
+}
+
+fn queue_sk(job: &Job) -> String {
+    format!("{QUEUED_PREFIX}{}#{}", stamp(job.created_at), job.id)
+}
+
+/// RFC 3339, UTC, milliseconds: fixed width, so text order is time order.
+fn stamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// `at` cut to what [`stamp`] keeps, so a job read back equals the one
+/// written.
+fn to_millis(at: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(at.timestamp_millis()).unwrap_or(at)
+}
+
+fn count(len: usize) -> u32 {
+    u32::try_from(len).unwrap_or(u32::MAX)
+}
+
+fn plan_json(plan: &ChunkPlan) -> Result<String, JobError> {
+    serde_json::to_string(plan).map_err(|e| JobError::Corrupt {
+        key: "chunk_plan".into(),
+        detail: e.to_string(),
+    })
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn n(value: i64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn n_u64(value: u64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn opt_text(item: &Item, name: &str) -> Option<String> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Some(v.clone()),
+        _ => None,
+    }
+}
+
+fn opt_i64(item: &Item, name: &str) -> Option<i64> {
+    match item.get(name) {
+        Some(AttributeValue::N(v)) => v.parse().ok(),
+        _ => None,
+    }
+}
+
+fn opt_u64(item: &Item, name: &str) -> Option<u64> {
+    match item.get(name) {
+        Some(AttributeValue::N(v)) => v.parse().ok(),
+        _ => None,
+    }
+}
+
+/// The job item as [`Jobs::claim`] writes it (without the index keys).
+fn job_to_item(job: &Job) -> Item {
+    let mut item = Item::new();
+    let mut put = |name: &str, value: AttributeValue| {
+        item.insert(name.to_owned(), value);
+    };
+    put(PK, s(job_pk(&job.id)));
+    put(SK, s(JOB_SK));
+    put("job_id", s(job.id.as_str()));
+    put("s3_bucket", s(&job.upload.bucket));
+    put("s3_key", s(&job.upload.key));
+    match &job.upload.version {
+        ObjectVersion::VersionId(v) => put("s3_version_id", s(v)),
+        ObjectVersion::ETag(e) => put("s3_etag", s(e)),
+    }
+    put("object_size", n_u64(job.upload.size));
+    if let Some(alias) = &job.alias {
+        put("alias", s(alias));
+    }
+    if let Some(open_id) = &job.open_id {
+        put("open_id", s(open_id));
+    }
+    put("kind", s(job.kind.as_str()));
+    match job.post {
+        PostTarget::Draft => put("post_mode", s("draft")),
+        PostTarget::Direct { privacy_level } => {
+            put("post_mode", s("direct"));
+            put("privacy_level", s(privacy_level.as_str()));
+        }
+    }
+    if let Some(caption) = &job.caption {
+        put("caption", s(caption));
+    }
+    put("status", s(job.status.as_str()));
+    if let Some(publish_id) = &job.publish_id {
+        put("publish_id", s(publish_id));
+    }
+    if let Some(url) = &job.upload_url {
+        put("upload_url", s(url.expose()));
+    }
+    // Serialising three integers cannot fail; `save_init` reports it anyway.
+    if let Some(plan) = &job.chunk_plan
+        && let Ok(json) = serde_json::to_string(plan)
+    {
+        put("chunk_plan", s(json));
+    }
+    put("next_offset", n_u64(job.next_offset));
+    put("attempts", n(i64::from(job.attempts)));
+    if let Some(error) = &job.last_error {
+        put("error_code", s(&error.code));
+        put("error_message", s(&error.message));
+    }
+    if let Some(status) = &job.tiktok_status {
+        put("tiktok_status", s(status.as_str()));
+    }
+    if let Some(reason) = &job.fail_reason {
+        put("fail_reason", s(reason.as_str()));
+    }
+    if !job.post_ids.is_empty() {
+        put(
+            "post_ids",
+            AttributeValue::L(job.post_ids.iter().map(|id| n_u64(*id)).collect()),
+        );
+    }
+    put("created_at", s(stamp(job.created_at)));
+    put("updated_at", s(stamp(job.updated_at)));
+    if let Some(at) = job.not_before {
+        put("not_before", s(stamp(at)));
+    }
+    item
+}
+
+fn job_from_item(key: &str, item: &Item) -> Result<Job, JobError> {
+    let corrupt = |detail: String| JobError::Corrupt {
+        key: key.to_owned(),
+        detail,
+    };
+    let required = |name: &str| {
+        opt_text(item, name).ok_or_else(|| corrupt(format!("{name} is missing or not a string")))
+    };
+    let number = |name: &str| -> Result<u64, JobError> {
+        match item.get(name) {
+            None => Ok(0),
+            Some(_) => opt_u64(item, name).ok_or_else(|| corrupt(format!("{name} is not a count"))),
+        }
+    };
+    let time = |name: &str| -> Result<Option<DateTime<Utc>>, JobError> {
+        match opt_text(item, name) {
+            None => Ok(None),
+            Some(text) => DateTime::parse_from_rfc3339(&text)
+                .map(|t| Some(t.with_timezone(&Utc)))
+                .map_err(|_| corrupt(format!("{name} is not a time"))),
+        }
+    };
+    let required_time =
+        |name: &str| time(name)?.ok_or_else(|| corrupt(format!("{name} is missing")));
+
+    let id_text = required("job_id")?;
+    let id = JobId::parse(&id_text).map_err(|e| corrupt(e.to_string()))?;
+    let version = match (opt_text(item, "s3_version_id"), opt_text(item, "s3_etag")) {
+        (Some(v), _) => ObjectVersion::VersionId(v),
+        (None, Some(e)) => ObjectVersion::ETag(e),
+        (None, None) => return Err(corrupt("neither s3_version_id nor s3_etag".into())),
+    };
+    let kind_text = required("kind")?;
+    let kind =
+        JobKind::parse(&kind_text).ok_or_else(|| corrupt(format!("unknown kind {kind_text:?}")))?;
+    let post = match required("post_mode")?.as_str() {
+        "draft" => PostTarget::Draft,
+        "direct" => {
+            let level = required("privacy_level")?;
+            let privacy_level = level
+                .parse::<PrivacyLevel>()
+                .map_err(|_| corrupt(format!("unknown privacy_level {level:?}")))?;
+            PostTarget::Direct { privacy_level }
+        }
+        other => return Err(corrupt(format!("unknown post_mode {other:?}"))),
+    };
+    let status_text = required("status")?;
+    let status = JobStatus::parse(&status_text)
+        .ok_or_else(|| corrupt(format!("unknown status {status_text:?}")))?;
+    let chunk_plan = match opt_text(item, "chunk_plan") {
+        None => None,
+        Some(json) => Some(
+            serde_json::from_str::<ChunkPlan>(&json)
+                .map_err(|e| corrupt(format!("chunk_plan: {e}")))?,
+        ),
+    };
+    let last_error = match (
+        opt_text(item, "error_code"),
+        opt_text(item, "error_message"),
+    ) {
+        (Some(code), message) => Some(LastError {
+            code,
+            message: message.unwrap_or_default(),
+        }),
+        (None, _) => None,
+    };
+    let post_ids = match item.get("post_ids") {
+        None => Vec::new(),
+        Some(AttributeValue::L(list)) => list
+            .iter()
+            .map(|v| match v {
+                AttributeValue::N(text) => text
+                    .parse::<u64>()
+                    .map_err(|_| corrupt("post_ids holds a non-integer".into())),
+                _ => Err(corrupt("post_ids holds a non-number".into())),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(corrupt("post_ids is not a list".into())),
+    };
+    Ok(Job {
+        id,
+        upload: Upload {
+            bucket: required("s3_bucket")?,
+            key: required("s3_key")?,
+            version,
+            size: number("object_size")?,
+        },
+        alias: opt_text(item, "alias"),
+        open_id: opt_text(item, "open_id"),
+        kind,
+        post,
+        caption: opt_text(item, "caption"),
+        status,
+        publish_id: opt_text(item, "publish_id"),
+        upload_url: opt_text(item, "upload_url").map(Secret::new),
+        chunk_plan,
+        next_offset: number("next_offset")?,
+        attempts: u32::try_from(number("attempts")?)
+            .map_err(|_| corrupt("attempts is too large".into()))?,
+        last_error,
+        tiktok_status: opt_text(item, "tiktok_status").map(PublishState::from),
+        fail_reason: opt_text(item, "fail_reason").map(FailReason::from),
+        post_ids,
+        created_at: required_time("created_at")?,
+        updated_at: required_time("updated_at")?,
+        not_before: time("not_before")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Job {
+        let now = to_millis(DateTime::from_timestamp(1_800_000_000, 123_456_789).unwrap());
+        let mut job = Job::new(
+            NewJob {
+                upload: Upload {
+                    bucket: "bucket".into(),
+                    key: "uploads/alice/clip.mp4".into(),
+                    version: ObjectVersion::VersionId("v1".into()),
+                    size: 200_000_000,
+                },
+                alias: Some("alice".into()),
+                open_id: Some("open-a".into()),
+                kind: JobKind::Video,
+                post: PostTarget::Direct {
+                    privacy_level: PrivacyLevel::SelfOnly,
+                },
+                caption: Some("hello 🎉".into()),
+            },
+            now,
+        );
+        job.status = JobStatus::Uploading;
+        job.publish_id = Some("v_inbox_file~v2.1".into());
+        job.upload_url = Some(Secret::new(
+            "https://upload.example.com/?token=SECRET-TOKEN",
+        ));
+        job.chunk_plan = Some(ChunkPlan::new(200_000_000, 10_000_000).unwrap());
+        job.next_offset = 20_000_000;
+        job.attempts = 2;
+        job.last_error = Some(LastError {
+            code: "internal".into(),
+            message: "m".into(),
+        });
+        job.tiktok_status = Some(PublishState::ProcessingUpload);
+        job.fail_reason = Some(FailReason::Internal);
+        job.post_ids = vec![7_459_287_841_546_292_488];
+        job.not_before = Some(now + TimeDelta::seconds(60));
+        job
+    }
+
+    #[test]
+    fn items_round_trip() {
+        let job = sample();
+        let item = job_to_item(&job);
+        assert_eq!(job_from_item("k", &item).unwrap(), job);
+        let mut draft = sample();
+        draft.post = PostTarget::Draft;
+        draft.upload.version = ObjectVersion::ETag("abc".into());
+        draft.upload_url = None;
+        draft.chunk_plan = None;
+        draft.post_ids.clear();
+        assert_eq!(job_from_item("k", &job_to_item(&draft)).unwrap(), draft);
+    }
+
+    #[test]
+    fn corrupt_items_name_the_attribute_but_never_the_upload_url() {
+        let mut item = job_to_item(&sample());
+        item.insert("status".into(), s("weird"));
+        let err = job_from_item("JOB#x", &item).unwrap_err();
+        assert!(matches!(err, JobError::Corrupt { .. }));
+        assert!(!err.to_string().contains("SECRET-TOKEN"));
+        let mut item = job_to_item(&sample());
+        item.insert("upload_url".into(), n(1));
+        item.insert("chunk_plan".into(), s("{\"video_size\":1}"));
+        let err = job_from_item("JOB#x", &item).unwrap_err();
+        assert!(!err.to_string().contains("SECRET-TOKEN"), "{err}");
+    }
+
+    #[test]
+    fn debug_of_a_job_hides_the_upload_url() {
+        let job = sample();
+        let text = format!("{job:?} {:?}", Claim::Existing(job.clone()));
+        assert!(!text.contains("SECRET-TOKEN"), "{text}");
+        assert!(text.contains("v_inbox_file~v2.1"));
+    }
+
+    #[test]
+    fn stamps_sort_as_time() {
+        let a = DateTime::from_timestamp(1_800_000_000, 5_000_000).unwrap();
+        let b = DateTime::from_timestamp(1_800_000_000, 50_000_000).unwrap();
+        let c = DateTime::from_timestamp(1_800_000_001, 0).unwrap();
+        assert!(stamp(a) < stamp(b) && stamp(b) < stamp(c));
+        assert_eq!(stamp(a).len(), stamp(c).len());
+    }
+
+    #[test]
+    fn a_step_becomes_changes() {
+        let step = Step {
+            to: JobStatus::RetryWait,
+            attempts: 3,
+            not_before: Some(DateTime::from_timestamp(1, 0).unwrap()),
+            error: None,
+        };
+        let changes = Changes::from(step);
+        assert_eq!(changes.attempts, Some(3));
+        assert!(changes.not_before.is_some());
+    }
+}

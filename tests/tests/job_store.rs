@@ -1,0 +1,801 @@
+//! The job store against local AWS: exactly-once claims, never two inits,
+//! optimistic concurrency, the index of unfinished jobs, pending-draft slots
+//! and the queue, and the upload URL kept out of logs and errors.
+//!
+//! The tests crate does not depend on chrono: `SystemTime` converts into the
+//! `DateTime<Utc>` the API takes (`.into()` at each call).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use shared::Secret;
+use shared::aws::AwsClients;
+use shared::jobs::{
+    Changes, Claim, Job, JobError, JobKind, JobStatus, Jobs, LastError, MAX_PENDING_DRAFTS, NewJob,
+    ObjectVersion, PostTarget, SlotDecision, UNFINISHED_SHARDS, Upload,
+};
+use shared::tiktok::{ChunkPlan, PublishState, PublishStatus};
+use tiktok_drafts_tests::{local_aws, unique_name};
+
+// Log capture: one global subscriber for the whole test binary, writing every
+// event (ours and the AWS SDK's, at debug level) into a buffer that the
+// upload URL test searches.
+
+fn log_buffer() -> &'static Arc<Mutex<Vec<u8>>> {
+    static BUF: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    BUF.get_or_init(|| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let writer_buf = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("debug"))
+            .with_ansi(false)
+            .with_writer(move || LogWriter(writer_buf.clone()))
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
+        buf
+    })
+}
+
+struct LogWriter(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(data);
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn captured_logs() -> String {
+    let buf = log_buffer().lock().unwrap_or_else(|e| e.into_inner());
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+struct Fixture {
+    jobs: Jobs,
+    dynamodb: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+async fn fixture() -> Fixture {
+    log_buffer();
+    let aws = AwsClients::from_config(&local_aws().await);
+    let table = unique_name("jobs");
+    shared::table::create_table(&aws.dynamodb, &table)
+        .await
+        .unwrap();
+    Fixture {
+        jobs: Jobs::new(aws.dynamodb.clone(), table.clone()),
+        dynamodb: aws.dynamodb,
+        table,
+    }
+}
+
+const UPLOAD_URL: &str =
+    "https://open-upload.tiktokapis.com/video/?upload_id=1&upload_token=SECRET-UPLOAD-TOKEN";
+const TOKEN_PART: &str = "SECRET-UPLOAD-TOKEN";
+
+fn now() -> SystemTime {
+    SystemTime::now()
+}
+
+fn new_job(key: &str, open_id: Option<&str>) -> NewJob {
+    NewJob {
+        upload: Upload {
+            bucket: "drops".into(),
+            key: key.into(),
+            version: ObjectVersion::etag("\"0123456789abcdef\""),
+            size: 1_000,
+        },
+        alias: Some("alice".into()),
+        open_id: open_id.map(str::to_owned),
+        kind: JobKind::Video,
+        post: PostTarget::Draft,
+        caption: Some("my caption 🎉".into()),
+    }
+}
+
+async fn claim_new(f: &Fixture, key: &str, open_id: Option<&str>, at: SystemTime) -> Job {
+    match f
+        .jobs
+        .claim(new_job(key, open_id), at.into())
+        .await
+        .unwrap()
+    {
+        Claim::New(job) => job,
+        Claim::Existing(job) => panic!("{} was claimed before", job.id),
+    }
+}
+
+/// The raw job item, to check attributes the API does not show.
+async fn raw_job(f: &Fixture, job: &Job) -> HashMap<String, AttributeValue> {
+    f.dynamodb
+        .get_item()
+        .table_name(&f.table)
+        .key("pk", AttributeValue::S(format!("JOB#{}", job.id)))
+        .key("sk", AttributeValue::S("JOB".into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap()
+}
+
+/// Every unfinished job over all shards, following pages; and how many index
+/// entries DynamoDB read to find them.
+async fn all_unfinished(f: &Fixture) -> (Vec<Job>, u32) {
+    let mut jobs = Vec::new();
+    let mut scanned = 0;
+    for shard in 0..UNFINISHED_SHARDS {
+        let mut start = None;
+        loop {
+            let page = f.jobs.unfinished(shard, 2, start).await.unwrap();
+            scanned += page.scanned_count;
+            jobs.extend(page.jobs);
+            match page.next {
+                Some(next) => start = Some(next),
+                None => break,
+            }
+        }
+    }
+    (jobs, scanned)
+}
+
+/// Takes a job from `claimed` through init to `processing`.
+async fn init_and_send(f: &Fixture, job: &Job) -> Job {
+    let plan = ChunkPlan::new(1_000, 10_000_000).unwrap();
+    let publish_id = format!("v_inbox_file~v2.{}", &job.id.as_str()[..8]);
+    let uploading = f
+        .jobs
+        .save_init(
+            &job.id,
+            &publish_id,
+            Some(&Secret::new(UPLOAD_URL)),
+            Some(&plan),
+            now().into(),
+        )
+        .await
+        .unwrap();
+    f.jobs
+        .transition(
+            &uploading,
+            JobStatus::Processing,
+            Changes::default(),
+            now().into(),
+        )
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn ten_claims_of_one_upload_make_exactly_one_job() {
+    let f = fixture().await;
+    let key = "uploads/alice/clip.mp4";
+    let mut handles = Vec::new();
+    for _ in 0..5 {
+        let jobs = f.jobs.clone();
+        handles.push(tokio::spawn(async move {
+            jobs.claim(new_job(key, None), SystemTime::now().into())
+                .await
+        }));
+    }
+    let mut claims = Vec::new();
+    for handle in handles {
+        claims.push(handle.await.unwrap().unwrap());
+    }
+    for _ in 0..5 {
+        claims.push(
+            f.jobs
+                .claim(new_job(key, None), now().into())
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(claims.iter().filter(|c| c.is_new()).count(), 1);
+    let id = claims[0].job().id.clone();
+    assert!(claims.iter().all(|c| c.job().id == id));
+    let stored = f.jobs.get(&id).await.unwrap().unwrap();
+    assert_eq!(stored.status, JobStatus::Claimed);
+    assert_eq!(stored.caption.as_deref(), Some("my caption 🎉"));
+    // The same key with another version is another upload.
+    let mut other = new_job(key, None);
+    other.upload.version = ObjectVersion::VersionId("v2".into());
+    assert!(f.jobs.claim(other, now().into()).await.unwrap().is_new());
+}
+
+#[tokio::test]
+async fn a_second_init_is_refused_and_the_first_is_kept_for_resuming() {
+    let f = fixture().await;
+    let job = claim_new(&f, "uploads/alice/a.mp4", Some("open-a"), now()).await;
+    let plan = ChunkPlan::new(200_000_000, 10_000_000).unwrap();
+    let saved = f
+        .jobs
+        .save_init(
+            &job.id,
+            "v_inbox_file~v2.first",
+            Some(&Secret::new(UPLOAD_URL)),
+            Some(&plan),
+            now().into(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(saved.status, JobStatus::Uploading);
+    assert_eq!(saved.chunk_plan, Some(plan));
+    assert_eq!(saved.next_offset, 0);
+
+    let second = f
+        .jobs
+        .save_init(&job.id, "v_inbox_file~v2.second", None, None, now().into())
+        .await
+        .unwrap_err();
+    match &second {
+        JobError::AlreadyInitialised { publish_id, .. } => {
+            assert_eq!(publish_id, "v_inbox_file~v2.first")
+        }
+        other => panic!("expected AlreadyInitialised, got {other:?}"),
+    }
+
+    // Progress only moves forward, and only while uploading.
+    f.jobs
+        .save_progress(&job.id, 20_000_000, now().into())
+        .await
+        .unwrap();
+    let back = f
+        .jobs
+        .save_progress(&job.id, 10_000_000, now().into())
+        .await
+        .unwrap_err();
+    assert!(matches!(back, JobError::Conflict { .. }), "{back:?}");
+
+    // What a resume needs is all there.
+    let resumed = f.jobs.get(&job.id).await.unwrap().unwrap();
+    assert_eq!(resumed.publish_id.as_deref(), Some("v_inbox_file~v2.first"));
+    assert_eq!(
+        resumed.upload_url.as_ref().map(Secret::expose),
+        Some(UPLOAD_URL)
+    );
+    assert_eq!(resumed.chunk_plan, Some(plan));
+    assert_eq!(resumed.next_offset, 20_000_000);
+}
+
+#[tokio::test]
+async fn a_stale_writer_gets_a_conflict_and_illegal_moves_are_refused() {
+    let f = fixture().await;
+    let job = claim_new(&f, "uploads/alice/b.mp4", Some("open-b"), now()).await;
+    let processing = init_and_send(&f, &job).await;
+    assert_eq!(processing.status, JobStatus::Processing);
+
+    // Two checkers read the same job; the first moves it.
+    let stale = processing.clone();
+    let inbox = f
+        .jobs
+        .transition(
+            &processing,
+            JobStatus::Inbox,
+            Changes::default(),
+            now().into(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(inbox.status, JobStatus::Inbox);
+    let err = f
+        .jobs
+        .transition(&stale, JobStatus::Failed, Changes::default(), now().into())
+        .await
+        .unwrap_err();
+    match err {
+        JobError::Conflict {
+            expected, found, ..
+        } => {
+            assert_eq!(expected, JobStatus::Processing);
+            assert_eq!(found, Some(JobStatus::Inbox));
+        }
+        other => panic!("expected Conflict, got {other:?}"),
+    }
+
+    let illegal = f
+        .jobs
+        .transition(&inbox, JobStatus::Claimed, Changes::default(), now().into())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(illegal, JobError::IllegalTransition { .. }),
+        "{illegal:?}"
+    );
+    assert_eq!(
+        f.jobs.get(&job.id).await.unwrap().unwrap().status,
+        JobStatus::Inbox
+    );
+}
+
+#[tokio::test]
+async fn unfinished_jobs_are_indexed_and_finished_ones_leave_the_index() {
+    let f = fixture().await;
+    let job = claim_new(&f, "uploads/alice/c.mp4", Some("open-c"), now()).await;
+    let raw = raw_job(&f, &job).await;
+    assert_eq!(
+        raw.get("gsi1pk"),
+        Some(&AttributeValue::S(format!("UNFINISHED#{}", job.id.shard())))
+    );
+    let (found, _) = all_unfinished(&f).await;
+    assert_eq!(
+        found.iter().map(|j| &j.id).collect::<Vec<_>>(),
+        vec![&job.id]
+    );
+
+    // A retry re-sorts the job by its not_before.
+    let later = now() + Duration::from_secs(600);
+    let waiting = f
+        .jobs
+        .transition(
+            &job,
+            JobStatus::RetryWait,
+            Changes {
+                attempts: Some(1),
+                not_before: Some(later.into()),
+                last_error: Some(LastError {
+                    code: "internal_error".into(),
+                    message: "TikTok had an internal error".into(),
+                }),
+                ..Changes::default()
+            },
+            now().into(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(waiting.attempts, 1);
+    assert!(waiting.not_before.is_some());
+    let raw = raw_job(&f, &waiting).await;
+    let Some(AttributeValue::S(sort)) = raw.get("gsi1sk") else {
+        panic!("no gsi1sk")
+    };
+    assert!(sort.ends_with(job.id.as_str()));
+
+    let failed = f
+        .jobs
+        .transition(
+            &waiting,
+            JobStatus::Failed,
+            Changes::default(),
+            now().into(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(failed.status, JobStatus::Failed);
+    assert_eq!(failed.last_error.as_ref().unwrap().code, "internal_error");
+    let raw = raw_job(&f, &failed).await;
+    assert!(!raw.contains_key("gsi1pk"), "{raw:?}");
+    assert!(!raw.contains_key("gsi1sk"), "{raw:?}");
+    let (found, scanned) = all_unfinished(&f).await;
+    assert!(found.is_empty());
+    assert_eq!(scanned, 0);
+}
+
+#[tokio::test]
+async fn history_does_not_grow_what_the_checker_reads() {
+    let f = fixture().await;
+    for i in 0..30 {
+        let job = claim_new(&f, &format!("uploads/alice/done-{i}.mp4"), None, now()).await;
+        let to = if i % 2 == 0 {
+            JobStatus::Failed
+        } else {
+            JobStatus::Cancelled
+        };
+        f.jobs
+            .transition(&job, to, Changes::default(), now().into())
+            .await
+            .unwrap();
+    }
+    let mut open = Vec::new();
+    for i in 0..3 {
+        open.push(claim_new(&f, &format!("uploads/alice/open-{i}.mp4"), None, now()).await);
+    }
+    let (found, scanned) = all_unfinished(&f).await;
+    let mut found: Vec<_> = found.into_iter().map(|j| j.id).collect();
+    let mut expected: Vec<_> = open.iter().map(|j| j.id.clone()).collect();
+    found.sort();
+    expected.sort();
+    assert_eq!(found, expected);
+    assert_eq!(scanned, 3, "only unfinished jobs are read");
+    assert!(matches!(
+        f.jobs.unfinished(UNFINISHED_SHARDS, 10, None).await,
+        Err(JobError::BadShard { .. })
+    ));
+}
+
+#[tokio::test]
+async fn five_pending_drafts_make_the_sixth_wait_until_one_clears() {
+    let f = fixture().await;
+    let open_id = unique_name("open");
+    let mut jobs = Vec::new();
+    for i in 0..7 {
+        jobs.push(
+            claim_new(
+                &f,
+                &format!("uploads/alice/d{i}.mp4"),
+                Some(&open_id),
+                now(),
+            )
+            .await,
+        );
+    }
+    for (i, job) in jobs.iter().take(5).enumerate() {
+        let decision = f.jobs.take_draft_slot(job, now().into()).await.unwrap();
+        assert_eq!(
+            decision,
+            SlotDecision::Granted {
+                pending: i as u32 + 1
+            }
+        );
+    }
+    // Asking again keeps the slot instead of taking a second one.
+    assert_eq!(
+        f.jobs
+            .take_draft_slot(&jobs[0], now().into())
+            .await
+            .unwrap(),
+        SlotDecision::Granted { pending: 5 }
+    );
+    assert_eq!(
+        f.jobs.pending_drafts(&open_id, now().into()).await.unwrap(),
+        MAX_PENDING_DRAFTS
+    );
+    // The sixth and seventh are told to queue.
+    for job in &jobs[5..] {
+        assert_eq!(
+            f.jobs.take_draft_slot(job, now().into()).await.unwrap(),
+            SlotDecision::Full { pending: 5 }
+        );
+    }
+    let sixth = f
+        .jobs
+        .transition(
+            &jobs[5],
+            JobStatus::Queued,
+            Changes::default(),
+            now().into(),
+        )
+        .await
+        .unwrap();
+    let seventh = f
+        .jobs
+        .transition(
+            &jobs[6],
+            JobStatus::Queued,
+            Changes::default(),
+            now().into(),
+        )
+        .await
+        .unwrap();
+
+    // One draft goes all the way to published: its slot frees.
+    let processing = init_and_send(&f, &jobs[0]).await;
+    let inbox = f
+        .jobs
+        .transition(
+            &processing,
+            JobStatus::Inbox,
+            Changes::default(),
+            now().into(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        f.jobs.pending_drafts(&open_id, now().into()).await.unwrap(),
+        5,
+        "a draft in the inbox still counts"
+    );
+    let published = f
+        .jobs
+        .transition(
+            &inbox,
+            JobStatus::Published,
+            Changes::default().with_tiktok_status(&PublishStatus {
+                status: PublishState::PublishComplete,
+                fail_reason: None,
+                post_ids: vec![7_459_287_841_546_292_488],
+                uploaded_bytes: None,
+                downloaded_bytes: None,
+            }),
+            now().into(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(published.post_ids, vec![7_459_287_841_546_292_488]);
+    assert_eq!(published.tiktok_status, Some(PublishState::PublishComplete));
+    assert_eq!(
+        f.jobs.pending_drafts(&open_id, now().into()).await.unwrap(),
+        4
+    );
+
+    // The oldest held job is released first and gets the slot.
+    let queued = f.jobs.queued_for_account(&open_id, 10).await.unwrap();
+    assert_eq!(
+        queued.iter().map(|j| &j.id).collect::<Vec<_>>(),
+        vec![&sixth.id, &seventh.id]
+    );
+    let released = f
+        .jobs
+        .transition(
+            &queued[0],
+            JobStatus::Claimed,
+            Changes::default(),
+            now().into(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        f.jobs
+            .take_draft_slot(&released, now().into())
+            .await
+            .unwrap(),
+        SlotDecision::Granted { pending: 5 }
+    );
+    assert_eq!(
+        f.jobs
+            .queued_for_account(&open_id, 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|j| &j.id)
+            .collect::<Vec<_>>(),
+        vec![&seventh.id]
+    );
+
+    // A draft that fails frees its slot too.
+    f.jobs
+        .transition(
+            &jobs[1],
+            JobStatus::Failed,
+            Changes::default(),
+            now().into(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        f.jobs.pending_drafts(&open_id, now().into()).await.unwrap(),
+        4
+    );
+    // Slots older than 24 hours stop counting.
+    let tomorrow = now() + Duration::from_secs(24 * 3600 + 1);
+    assert_eq!(
+        f.jobs
+            .pending_drafts(&open_id, tomorrow.into())
+            .await
+            .unwrap(),
+        0
+    );
+    // A direct post takes no inbox slot.
+    let mut direct = new_job("uploads/alice/direct.mp4", Some(&open_id));
+    direct.post = PostTarget::Direct {
+        privacy_level: shared::tiktok::PrivacyLevel::SelfOnly,
+    };
+    let direct = f.jobs.claim(direct, now().into()).await.unwrap();
+    assert_eq!(
+        f.jobs
+            .take_draft_slot(direct.job(), now().into())
+            .await
+            .unwrap(),
+        SlotDecision::NotNeeded
+    );
+}
+
+#[tokio::test]
+async fn concurrent_uploads_cannot_overfill_the_pending_slots() {
+    let f = fixture().await;
+    let open_id = unique_name("open");
+    let mut jobs = Vec::new();
+    for i in 0..8 {
+        jobs.push(
+            claim_new(
+                &f,
+                &format!("uploads/alice/r{i}.mp4"),
+                Some(&open_id),
+                now(),
+            )
+            .await,
+        );
+    }
+    let mut handles = Vec::new();
+    for job in jobs {
+        let store = f.jobs.clone();
+        handles.push(tokio::spawn(async move {
+            store.take_draft_slot(&job, SystemTime::now().into()).await
+        }));
+    }
+    let (mut granted, mut full, mut busy) = (0, 0, 0);
+    for handle in handles {
+        match handle.await.unwrap() {
+            Ok(SlotDecision::Granted { .. }) => granted += 1,
+            Ok(SlotDecision::Full { .. }) => full += 1,
+            Err(JobError::Busy { .. }) => busy += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(granted <= 5, "{granted} slots granted");
+    // Losers re-read and retry; only a run of bad luck ends in Busy.
+    if busy == 0 {
+        assert_eq!((granted, full), (5, 3));
+    }
+    assert_eq!(
+        f.jobs.pending_drafts(&open_id, now().into()).await.unwrap(),
+        granted
+    );
+}
+
+#[tokio::test]
+async fn queued_jobs_come_back_oldest_first() {
+    let f = fixture().await;
+    let open_id = unique_name("open");
+    let start = now() - Duration::from_secs(60);
+    let mut jobs = Vec::new();
+    for i in 0..4 {
+        let created = start + Duration::from_secs(i * 10);
+        jobs.push(
+            claim_new(
+                &f,
+                &format!("uploads/alice/q{i}.mp4"),
+                Some(&open_id),
+                created,
+            )
+            .await,
+        );
+    }
+    // Queued in another order than they were created.
+    for i in [2, 0, 3, 1] {
+        f.jobs
+            .transition(
+                &jobs[i],
+                JobStatus::Queued,
+                Changes::default(),
+                now().into(),
+            )
+            .await
+            .unwrap();
+    }
+    let queued = f.jobs.queued_for_account(&open_id, 10).await.unwrap();
+    let ids: Vec<_> = queued.iter().map(|j| j.id.clone()).collect();
+    let expected: Vec<_> = jobs.iter().map(|j| j.id.clone()).collect();
+    assert_eq!(ids, expected);
+    assert!(queued.iter().all(|j| j.status == JobStatus::Queued));
+    let first_two = f.jobs.queued_for_account(&open_id, 2).await.unwrap();
+    assert_eq!(
+        first_two.iter().map(|j| j.id.clone()).collect::<Vec<_>>(),
+        expected[..2].to_vec()
+    );
+    assert!(
+        f.jobs
+            .queued_for_account(&open_id, 0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A job without an account can neither take a slot nor be queued ...
+    let orphan = claim_new(&f, "uploads/nobody/x.mp4", None, now()).await;
+    assert!(matches!(
+        f.jobs.take_draft_slot(&orphan, now().into()).await,
+        Err(JobError::NoAccount { .. })
+    ));
+    assert!(matches!(
+        f.jobs
+            .transition(&orphan, JobStatus::Queued, Changes::default(), now().into())
+            .await,
+        Err(JobError::NoAccount { .. })
+    ));
+    // ... until its alias is resolved; after that the account is fixed.
+    let resolved = f
+        .jobs
+        .set_account(&orphan, &open_id, now().into())
+        .await
+        .unwrap();
+    assert_eq!(resolved.open_id.as_deref(), Some(open_id.as_str()));
+    assert!(matches!(
+        f.jobs
+            .set_account(&resolved, "someone-else", now().into())
+            .await,
+        Err(JobError::Conflict { .. })
+    ));
+    let queued_too = f
+        .jobs
+        .transition(
+            &resolved,
+            JobStatus::Queued,
+            Changes::default(),
+            now().into(),
+        )
+        .await
+        .unwrap();
+    let all = f.jobs.queued_for_account(&open_id, 10).await.unwrap();
+    assert_eq!(all.last().map(|j| &j.id), Some(&queued_too.id));
+}
+
+#[tokio::test]
+async fn the_upload_url_never_shows_in_debug_output_or_errors() {
+    let f = fixture().await;
+    let job = claim_new(&f, "uploads/alice/secret.mp4", Some("open-s"), now()).await;
+    let uploading = f
+        .jobs
+        .save_init(
+            &job.id,
+            "v_inbox_file~v2.s",
+            Some(&Secret::new(UPLOAD_URL)),
+            None,
+            now().into(),
+        )
+        .await
+        .unwrap();
+    let mut texts = vec![
+        format!("{uploading:?}"),
+        format!("{:?}", f.jobs.get(&job.id).await.unwrap()),
+        format!(
+            "{:?}",
+            f.jobs
+                .claim(new_job("uploads/alice/secret.mp4", None), now().into())
+                .await
+        ),
+    ];
+    let errors = [
+        f.jobs
+            .save_init(
+                &job.id,
+                "v_inbox_file~v2.t",
+                Some(&Secret::new(UPLOAD_URL)),
+                None,
+                now().into(),
+            )
+            .await
+            .unwrap_err(),
+        f.jobs
+            .transition(&job, JobStatus::Failed, Changes::default(), now().into())
+            .await
+            .unwrap_err(),
+        f.jobs
+            .transition(
+                &uploading,
+                JobStatus::Claimed,
+                Changes::default(),
+                now().into(),
+            )
+            .await
+            .unwrap_err(),
+    ];
+    for err in &errors {
+        texts.push(err.to_string());
+        texts.push(format!("{err:?}"));
+    }
+    for text in &texts {
+        assert!(!text.contains(TOKEN_PART), "leaked: {text}");
+    }
+    let logs = captured_logs();
+    assert!(logs.contains("init saved"), "the log capture works");
+    assert!(
+        !logs.contains(TOKEN_PART),
+        "the upload URL appears in the logs:\n{}",
+        logs.lines()
+            .filter(|l| l.contains(TOKEN_PART))
+            .collect::<Vec<_>>()
+            .join("\n")
+            .replace(TOKEN_PART, "<THE TOKEN>")
+    );
+    // Once the bytes are sent, the URL is not kept at rest any longer.
+    let processing = f
+        .jobs
+        .transition(
+            &uploading,
+            JobStatus::Processing,
+            Changes::default(),
+            now().into(),
+        )
+        .await
+        .unwrap();
+    assert!(processing.upload_url.is_none());
+    assert!(!raw_job(&f, &processing).await.contains_key("upload_url"));
+}
