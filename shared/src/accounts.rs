@@ -32,7 +32,7 @@ use chrono::{DateTime, Utc};
 
 use crate::aws::describe_sdk_error;
 use crate::invite::validate_alias;
-use crate::table::{PK, SK};
+use crate::table::{PK, SK, n, opt_text, s};
 
 const ACCOUNT_PREFIX: &str = "ACCOUNT#";
 const ACCOUNT_SK: &str = "ACCOUNT";
@@ -696,21 +696,6 @@ fn account_pk(open_id: &str) -> String {
 
 fn alias_pk(alias: &str) -> String {
     format!("{ALIAS_PREFIX}{alias}")
-}
-
-fn s(value: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(value.into())
-}
-
-fn n(value: i64) -> AttributeValue {
-    AttributeValue::N(value.to_string())
-}
-
-fn opt_text(item: &HashMap<String, AttributeValue>, name: &str) -> Option<String> {
-    match item.get(name) {
-        Some(AttributeValue::S(v)) => Some(v.clone()),
-        _ => None,
-    }
 }
 
 fn account_from_item(

@@ -25,7 +25,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use chrono::{DateTime, Utc};
 
 use crate::aws::describe_sdk_error;
-use crate::table::{PK, SK, TTL};
+use crate::table::{PK, SK, TTL, n, s};
 use crate::tiktok::oauth::{PkceVerifier, random_token};
 
 const PK_PREFIX: &str = "OAUTHSTATE#";
@@ -238,14 +238,6 @@ impl LoginStates {
             detail,
         }
     }
-}
-
-fn s(value: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(value.into())
-}
-
-fn n(value: i64) -> AttributeValue {
-    AttributeValue::N(value.to_string())
 }
 
 fn from_item(

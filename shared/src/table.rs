@@ -7,9 +7,11 @@
 //! pending-draft slots) and one GSI for "what is not finished yet", sharded
 //! by job id and sorted by due time, so the status checker never scans.
 
+use std::collections::HashMap;
+
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
 };
 
 use crate::aws::describe_sdk_error;
@@ -28,6 +30,27 @@ pub const GSI1_SK: &str = "gsi1sk";
 
 /// The environment variable that names the table.
 pub const TABLE_NAME_VAR: &str = "TABLE_NAME";
+
+/// A DynamoDB item as the SDK returns it.
+pub type Item = HashMap<String, AttributeValue>;
+
+/// A string attribute.
+pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+/// A number attribute.
+pub(crate) fn n(value: i64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+/// A string attribute's value, when the item has one by that name.
+pub(crate) fn opt_text(item: &Item, name: &str) -> Option<String> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Some(v.clone()),
+        _ => None,
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot create table {table}: {detail}")]

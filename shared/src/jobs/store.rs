@@ -48,7 +48,7 @@ use super::model::{
 use super::state_machine::{IllegalTransition, JobStatus, Step, check_transition};
 use crate::aws::describe_sdk_error;
 use crate::secret::Secret;
-use crate::table::{GSI1, GSI1_PK, GSI1_SK, PK, SK, TTL};
+use crate::table::{GSI1, GSI1_PK, GSI1_SK, Item, PK, SK, TTL, n, opt_text, s};
 use crate::tiktok::{ChunkPlan, FailReason, PrivacyLevel, PublishState, PublishStatus};
 
 const JOB_PREFIX: &str = "JOB#";
@@ -205,8 +205,6 @@ pub struct Jobs {
     client: aws_sdk_dynamodb::Client,
     table: String,
 }
-
-type Item = HashMap<String, AttributeValue>;
 
 impl Jobs {
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
@@ -1026,23 +1024,8 @@ fn plan_json(plan: &ChunkPlan) -> Result<String, JobError> {
     })
 }
 
-fn s(value: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(value.into())
-}
-
-fn n(value: i64) -> AttributeValue {
-    AttributeValue::N(value.to_string())
-}
-
 fn n_u64(value: u64) -> AttributeValue {
     AttributeValue::N(value.to_string())
-}
-
-fn opt_text(item: &Item, name: &str) -> Option<String> {
-    match item.get(name) {
-        Some(AttributeValue::S(v)) => Some(v.clone()),
-        _ => None,
-    }
 }
 
 fn opt_i64(item: &Item, name: &str) -> Option<i64> {
