@@ -12,6 +12,7 @@ pub mod caption;
 pub mod invite;
 pub mod jobs;
 pub mod login_state;
+pub mod media;
 pub mod secret;
 pub mod storage;
 pub mod table;

@@ -1,0 +1,629 @@
+//! Any photo to a TikTok-ready JPEG.
+//!
+//! TikTok's photo posts take JPEG or WebP only, at most 1080p and 20 MB
+//! (TIKTOK_API.md section 5); creators drop PNG screenshots, phone JPEGs with
+//! EXIF rotation, WebPs with transparency and the odd GIF. Every image is
+//! therefore re-encoded the same way: decode, flatten alpha onto white, fit
+//! inside 1080 × 1920, apply the EXIF orientation, encode as baseline 4:2:0
+//! JPEG.
+//!
+//! The pipeline follows what TOOLCHAIN.md measured on this machine: `image`
+//! decodes, `fast_image_resize` (Lanczos3) resizes and `jpeg-encoder` encodes,
+//! about three times faster than `image` alone and at two thirds of its
+//! memory. Conversion works on bytes in memory and does no I/O;
+//! [`convert_all`] loads each input through a [`PhotoSource`] only when a
+//! worker picks it up, so at most one encoded input per worker is held.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Cursor, Read, Seek, SeekFrom};
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+
+use fast_image_resize as fir;
+use image::{
+    DynamicImage, ImageDecoder, ImageFormat, ImageReader, RgbImage, metadata::Orientation,
+};
+use jpeg_encoder::{ChromaSubsamplingMethod, ColorType, Encoder, SamplingFactor};
+use rayon::prelude::*;
+use thiserror::Error;
+
+use super::detect::{DETECT_PREFIX_LEN, ImageKind, MediaKind, detect};
+
+/// Largest decoded image accepted, in bytes (512 MiB: a 100 MP photo in
+/// 8-bit RGBA still fits; a 12 MP phone photo needs 36–96 MB). Checked
+/// against the header's dimensions before any pixel buffer is allocated.
+pub const MAX_DECODED_BYTES: u64 = 512 * 1024 * 1024;
+
+/// What the converted photo must satisfy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PhotoLimits {
+    /// Widest the displayed (oriented) photo may be, in pixels.
+    pub max_width: u32,
+    /// Tallest the displayed (oriented) photo may be, in pixels.
+    pub max_height: u32,
+    /// Largest JPEG accepted, in bytes.
+    pub max_bytes: usize,
+    /// JPEG quality to try first (1–100).
+    pub quality: u8,
+    /// Lowest quality to fall back to before giving up on `max_bytes`: below
+    /// about 60 blocking becomes visible, so a failure is better than a
+    /// photo the creator would not post.
+    pub min_quality: u8,
+}
+
+impl Default for PhotoLimits {
+    /// TikTok's photo limits: fit inside 1080 wide × 1920 tall (portrait
+    /// 9:16, which also keeps landscape photos at 1080 wide), 20 MB, q90.
+    fn default() -> Self {
+        PhotoLimits {
+            max_width: 1080,
+            max_height: 1920,
+            max_bytes: 20_000_000,
+            quality: 90,
+            min_quality: 60,
+        }
+    }
+}
+
+/// A converted photo and what was done to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConvertedPhoto {
+    /// Baseline JPEG, 4:2:0.
+    pub jpeg: Vec<u8>,
+    /// Width of the JPEG (after orientation).
+    pub width: u32,
+    /// Height of the JPEG (after orientation).
+    pub height: u32,
+    /// The input's format, from its magic bytes.
+    pub source_format: ImageKind,
+    /// The input's stored width, before orientation.
+    pub source_width: u32,
+    /// The input's stored height, before orientation.
+    pub source_height: u32,
+    /// Whether the image was scaled down to fit.
+    pub resized: bool,
+    /// Whether the image had transparent pixels, painted onto white.
+    pub flattened: bool,
+    /// Whether an EXIF orientation other than "normal" was applied.
+    pub rotated: bool,
+    /// The JPEG quality used (lower than asked only to meet `max_bytes`).
+    pub quality: u8,
+}
+
+/// Why one image could not be converted. The messages speak to the
+/// creator; [`PhotoError`] adds which image it was.
+#[derive(Debug, Error)]
+pub enum ConvertError {
+    #[error("the file is empty")]
+    Empty,
+    #[error(
+        "HEIC photos cannot be converted here; export the photo as JPEG \
+         (on an iPhone: Settings > Camera > Formats > Most Compatible) and upload it again"
+    )]
+    Heic,
+    #[error("AVIF images cannot be converted here; export the image as JPEG or PNG")]
+    Avif,
+    #[error("the file is a video, not an image; photos must be JPEG, PNG, WebP or GIF")]
+    Video,
+    #[error("the file is not a recognised image; photos must be JPEG, PNG, WebP or GIF")]
+    NotAnImage,
+    #[error("the {format} image is damaged or incomplete and could not be decoded: {source}")]
+    Decode {
+        format: ImageKind,
+        #[source]
+        source: image::ImageError,
+    },
+    /// A small file can claim enormous dimensions (a decompression bomb);
+    /// refusing it before decoding keeps it from exhausting the function's
+    /// memory.
+    #[error(
+        "the {format} image is {width} × {height} pixels, too large to convert (more than \
+         {MAX_DECODED_BYTES} bytes decoded); scale it down and upload it again"
+    )]
+    TooManyPixels {
+        format: ImageKind,
+        width: u32,
+        height: u32,
+    },
+    #[error("the {format} image has zero width or height")]
+    ZeroSize { format: ImageKind },
+    #[error(
+        "the JPEG would be {bytes} bytes even at quality {quality}, more than the limit of \
+         {max} bytes; use a simpler or smaller image"
+    )]
+    TooLarge {
+        bytes: usize,
+        max: usize,
+        quality: u8,
+    },
+    #[error("invalid photo limits: {0}")]
+    InvalidLimits(&'static str),
+    #[error("could not read the image: {0}")]
+    Read(#[source] std::io::Error),
+    /// Resizer or encoder refused buffers we built: a bug here, not in the
+    /// input, but still an error rather than a panic.
+    #[error("internal conversion error: {0}")]
+    Internal(String),
+}
+
+/// Converts one image (JPEG, PNG incl. 16-bit, WebP incl. alpha, GIF's first
+/// frame) to a JPEG that TikTok accepts as a photo.
+///
+/// Steps, in the order that keeps the work smallest: decode; read the EXIF
+/// orientation; flatten transparency onto white (JPEG has no alpha, and
+/// `image`'s own RGB conversion would turn transparent areas black); resize
+/// with Lanczos3 to fit the box, never enlarging or cropping, with the box
+/// turned for 90°/270° orientations so that the *displayed* photo fits
+/// `max_width` × `max_height`; orient the small result; encode baseline
+/// JPEG with 4:2:0 chroma at `limits.quality`, stepping the quality down by
+/// 5 to `limits.min_quality` if the file is over `limits.max_bytes`.
+pub fn to_tiktok_jpeg(input: &[u8], limits: &PhotoLimits) -> Result<ConvertedPhoto, ConvertError> {
+    convert_reader(Cursor::new(input), limits)
+}
+
+/// [`to_tiktok_jpeg`] on a reader positioned at the start of the image.
+///
+/// The decoder pulls the encoded bytes through the reader, so a file read
+/// this way is never held in memory whole: for a photo-like 12 MP PNG that
+/// is about 30 MB less per image in flight.
+pub fn convert_reader<R: BufRead + Seek>(
+    mut reader: R,
+    limits: &PhotoLimits,
+) -> Result<ConvertedPhoto, ConvertError> {
+    check_limits(limits)?;
+    let mut prefix = [0u8; DETECT_PREFIX_LEN];
+    let prefix_len = read_prefix(&mut reader, &mut prefix).map_err(ConvertError::Read)?;
+    reader
+        .seek(SeekFrom::Start(0))
+        .map_err(ConvertError::Read)?;
+    if prefix_len == 0 {
+        return Err(ConvertError::Empty);
+    }
+    let kind = match detect(&prefix[..prefix_len]) {
+        MediaKind::Image(ImageKind::Heic) => return Err(ConvertError::Heic),
+        MediaKind::Image(ImageKind::Avif) => return Err(ConvertError::Avif),
+        MediaKind::Image(kind) => kind,
+        MediaKind::Video(_) | MediaKind::Matroska => return Err(ConvertError::Video),
+        MediaKind::Unknown => return Err(ConvertError::NotAnImage),
+    };
+    let format = match kind {
+        ImageKind::Jpeg => ImageFormat::Jpeg,
+        ImageKind::Png => ImageFormat::Png,
+        ImageKind::WebP => ImageFormat::WebP,
+        ImageKind::Gif => ImageFormat::Gif,
+        ImageKind::Heic | ImageKind::Avif => return Err(ConvertError::NotAnImage),
+    };
+    // A failing reader (a file that vanished, a broken download) is a read
+    // error, not a damaged image; decoders report cut-off or malformed data
+    // as UnexpectedEof/InvalidData, which stay decode errors.
+    let decode_error = |source| match source {
+        image::ImageError::IoError(error)
+            if !matches!(
+                error.kind(),
+                std::io::ErrorKind::UnexpectedEof
+                    | std::io::ErrorKind::InvalidData
+                    | std::io::ErrorKind::InvalidInput
+                    | std::io::ErrorKind::Other
+            ) =>
+        {
+            ConvertError::Read(error)
+        }
+        source => ConvertError::Decode {
+            format: kind,
+            source,
+        },
+    };
+
+    let mut decoder = ImageReader::with_format(reader, format)
+        .into_decoder()
+        .map_err(decode_error)?;
+    let (width, height) = decoder.dimensions();
+    if decoder.total_bytes() > MAX_DECODED_BYTES {
+        return Err(ConvertError::TooManyPixels {
+            format: kind,
+            width,
+            height,
+        });
+    }
+    // A broken EXIF block should not cost the creator the photo: show it as
+    // stored rather than refuse it.
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    let image = DynamicImage::from_decoder(decoder).map_err(decode_error)?;
+    let (source_width, source_height) = (image.width(), image.height());
+    if source_width == 0 || source_height == 0 {
+        return Err(ConvertError::ZeroSize { format: kind });
+    }
+
+    let (rgb, flattened) = flatten_onto_white(image);
+
+    let quarter_turn = matches!(
+        orientation,
+        Orientation::Rotate90
+            | Orientation::Rotate270
+            | Orientation::Rotate90FlipH
+            | Orientation::Rotate270FlipH
+    );
+    let (box_w, box_h) = if quarter_turn {
+        (limits.max_height, limits.max_width)
+    } else {
+        (limits.max_width, limits.max_height)
+    };
+    let (fit_w, fit_h) = fit_inside(source_width, source_height, box_w, box_h);
+    let resized = (fit_w, fit_h) != (source_width, source_height);
+    let pixels = if resized {
+        resize_rgb(rgb, source_width, source_height, fit_w, fit_h)?
+    } else {
+        rgb
+    };
+
+    let rotated = orientation != Orientation::NoTransforms;
+    let (pixels, width, height) = if rotated {
+        let buffer = RgbImage::from_raw(fit_w, fit_h, pixels).ok_or_else(|| {
+            ConvertError::Internal("resized buffer has the wrong length".to_string())
+        })?;
+        let mut oriented = DynamicImage::ImageRgb8(buffer);
+        oriented.apply_orientation(orientation);
+        let (w, h) = (oriented.width(), oriented.height());
+        (oriented.into_rgb8().into_raw(), w, h)
+    } else {
+        (pixels, fit_w, fit_h)
+    };
+
+    let (jpeg, quality) = encode_within(&pixels, width, height, limits)?;
+    Ok(ConvertedPhoto {
+        jpeg,
+        width,
+        height,
+        source_format: kind,
+        source_width,
+        source_height,
+        resized,
+        flattened,
+        rotated,
+        quality,
+    })
+}
+
+/// Reads up to `buffer.len()` bytes, fewer only at the end of the input.
+fn read_prefix<R: Read>(reader: &mut R, buffer: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match reader.read(&mut buffer[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(filled)
+}
+
+fn check_limits(limits: &PhotoLimits) -> Result<(), ConvertError> {
+    if limits.max_width == 0 || limits.max_height == 0 {
+        return Err(ConvertError::InvalidLimits(
+            "max width and height must be above 0",
+        ));
+    }
+    // JPEG stores dimensions in 16 bits.
+    if limits.max_width > u32::from(u16::MAX) || limits.max_height > u32::from(u16::MAX) {
+        return Err(ConvertError::InvalidLimits(
+            "max width and height must be at most 65535 (JPEG's limit)",
+        ));
+    }
+    if limits.quality == 0 || limits.quality > 100 || limits.min_quality == 0 {
+        return Err(ConvertError::InvalidLimits("quality must be 1 to 100"));
+    }
+    if limits.min_quality > limits.quality {
+        return Err(ConvertError::InvalidLimits(
+            "min_quality must not be above quality",
+        ));
+    }
+    Ok(())
+}
+
+/// The largest size with the same aspect ratio as `width` × `height` that
+/// fits inside `box_w` × `box_h`, or the size itself if it already fits
+/// (photos are never enlarged: that only adds bytes, not detail).
+///
+/// Integer arithmetic decides which side limits, so 4000 × 3000 gives
+/// exactly 1080 × 810; the other side is rounded and kept at least 1.
+pub fn fit_inside(width: u32, height: u32, box_w: u32, box_h: u32) -> (u32, u32) {
+    if width <= box_w && height <= box_h {
+        return (width, height);
+    }
+    let (w, h, bw, bh) = (
+        u64::from(width),
+        u64::from(height),
+        u64::from(box_w),
+        u64::from(box_h),
+    );
+    // width / height >= box_w / box_h: the width hits the box first.
+    let (new_w, new_h) = if w * bh >= h * bw {
+        (bw, ((h * bw + w / 2) / w).clamp(1, bh))
+    } else {
+        (((w * bh + h / 2) / h).clamp(1, bw), bh)
+    };
+    // Both are at most the box's u32 sides.
+    (
+        u32::try_from(new_w).unwrap_or(box_w),
+        u32::try_from(new_h).unwrap_or(box_h),
+    )
+}
+
+/// Turns any decoded image into 8-bit RGB, painting transparent and
+/// translucent pixels onto white, and says whether any pixel was not opaque.
+///
+/// Images with an alpha channel are converted to RGBA8 once and compacted
+/// to RGB in place, so flattening costs no second full-size buffer.
+fn flatten_onto_white(image: DynamicImage) -> (Vec<u8>, bool) {
+    if !image.color().has_alpha() {
+        return (image.into_rgb8().into_raw(), false);
+    }
+    let mut data = image.into_rgba8().into_raw();
+    let pixels = data.len() / 4;
+    let mut any_transparent = false;
+    for i in 0..pixels {
+        let src = i * 4;
+        let alpha = u32::from(data[src + 3]);
+        let dst = i * 3;
+        if alpha == 255 {
+            data.copy_within(src..src + 3, dst);
+        } else {
+            any_transparent = true;
+            // out = c * a + 255 * (1 - a), rounded: written with integers so
+            // a fully transparent pixel is exactly 255 (white).
+            for c in 0..3 {
+                let value = u32::from(data[src + c]);
+                data[dst + c] = ((value * alpha + 255 * (255 - alpha) + 127) / 255) as u8;
+            }
+        }
+    }
+    data.truncate(pixels * 3);
+    data.shrink_to_fit();
+    (data, any_transparent)
+}
+
+/// Resizes packed RGB8 pixels with Lanczos3.
+fn resize_rgb(
+    pixels: Vec<u8>,
+    width: u32,
+    height: u32,
+    new_width: u32,
+    new_height: u32,
+) -> Result<Vec<u8>, ConvertError> {
+    let src = fir::images::Image::from_vec_u8(width, height, pixels, fir::PixelType::U8x3)
+        .map_err(|e| ConvertError::Internal(format!("resize source: {e}")))?;
+    let mut dst = fir::images::Image::new(new_width, new_height, fir::PixelType::U8x3);
+    let options = fir::ResizeOptions::new()
+        .resize_alg(fir::ResizeAlg::Convolution(fir::FilterType::Lanczos3));
+    fir::Resizer::new()
+        .resize(&src, &mut dst, &options)
+        .map_err(|e| ConvertError::Internal(format!("resize: {e}")))?;
+    Ok(dst.into_vec())
+}
+
+/// Encodes at `limits.quality`, then 5 lower at a time down to
+/// `limits.min_quality`, until the JPEG fits `limits.max_bytes`.
+fn encode_within(
+    pixels: &[u8],
+    width: u32,
+    height: u32,
+    limits: &PhotoLimits,
+) -> Result<(Vec<u8>, u8), ConvertError> {
+    let mut quality = limits.quality;
+    loop {
+        let jpeg = encode_jpeg(pixels, width, height, quality)?;
+        if jpeg.len() <= limits.max_bytes {
+            return Ok((jpeg, quality));
+        }
+        if quality <= limits.min_quality {
+            return Err(ConvertError::TooLarge {
+                bytes: jpeg.len(),
+                max: limits.max_bytes,
+                quality,
+            });
+        }
+        quality = quality.saturating_sub(5).max(limits.min_quality);
+    }
+}
+
+/// Baseline (sequential) JPEG with 4:2:0 chroma. jpeg-encoder picks 4:4:4 at
+/// quality 90 and above, which makes files 40–47 % larger for no visible
+/// gain in a phone feed, so the sampling is set explicitly; chroma blocks are
+/// averaged (as libjpeg does) rather than point-sampled.
+fn encode_jpeg(
+    pixels: &[u8],
+    width: u32,
+    height: u32,
+    quality: u8,
+) -> Result<Vec<u8>, ConvertError> {
+    let w = u16::try_from(width)
+        .map_err(|_| ConvertError::Internal(format!("width {width} too large for JPEG")))?;
+    let h = u16::try_from(height)
+        .map_err(|_| ConvertError::Internal(format!("height {height} too large for JPEG")))?;
+    let mut out = Vec::with_capacity(pixels.len() / 8);
+    let mut encoder = Encoder::new(&mut out, quality);
+    encoder.set_sampling_factor(SamplingFactor::R_4_2_0);
+    encoder.set_chroma_subsampling_method(ChromaSubsamplingMethod::Average);
+    encoder.set_progressive(false);
+    encoder
+        .encode(pixels, w, h, ColorType::Rgb)
+        .map_err(|e| ConvertError::Internal(format!("JPEG encoding: {e}")))?;
+    Ok(out)
+}
+
+/// A buffered, seekable reader of an encoded image, as the decoders need.
+pub trait PhotoReader: BufRead + Seek + Send {}
+
+impl<T: BufRead + Seek + Send> PhotoReader for T {}
+
+/// Something [`convert_all`] can convert: a name for messages and a way to
+/// read the bytes when a worker is ready for them.
+///
+/// Opening lazily matters: 35 photo-like 12 MP PNGs are about 1 GB encoded,
+/// far more than the conversion itself needs; a worker that opens its input
+/// just before converting it keeps only the images in flight in memory, and
+/// a file source streams through the decoder instead of being read whole.
+pub trait PhotoSource {
+    /// The name used in errors (the manifest's file name).
+    fn name(&self) -> &str;
+    /// Opens the encoded image, positioned at its start.
+    fn open(&self) -> Result<Box<dyn PhotoReader + '_>, std::io::Error>;
+}
+
+/// An image already in memory.
+#[derive(Debug, Clone)]
+pub struct PhotoBytes {
+    pub name: String,
+    pub bytes: Vec<u8>,
+}
+
+impl PhotoSource for PhotoBytes {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn open(&self) -> Result<Box<dyn PhotoReader + '_>, std::io::Error> {
+        Ok(Box::new(Cursor::new(self.bytes.as_slice())))
+    }
+}
+
+/// An image in a local file (for example one downloaded to Lambda's /tmp),
+/// opened when a worker takes it and streamed through the decoder.
+#[derive(Debug, Clone)]
+pub struct PhotoFile {
+    pub name: String,
+    pub path: PathBuf,
+}
+
+/// Read buffer for [`PhotoFile`]: large enough that the decoder's small
+/// reads do not each become a system call.
+const FILE_BUFFER_BYTES: usize = 256 * 1024;
+
+impl PhotoSource for PhotoFile {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn open(&self) -> Result<Box<dyn PhotoReader + '_>, std::io::Error> {
+        let file = File::open(&self.path)?;
+        Ok(Box::new(BufReader::with_capacity(FILE_BUFFER_BYTES, file)))
+    }
+}
+
+/// A conversion failure in a batch, naming the image.
+#[derive(Debug, Error)]
+#[error("images[{index}] {name:?}: {source}")]
+pub struct PhotoError {
+    /// Position in the input (and manifest) order.
+    pub index: usize,
+    /// The source's name.
+    pub name: String,
+    #[source]
+    pub source: ConvertError,
+}
+
+/// How many workers [`convert_all`] uses: `max_threads` but no more than the
+/// machine's cores, and at least 1.
+pub fn worker_count(max_threads: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+    max_threads.min(cores).max(1)
+}
+
+/// Converts every input with [`to_tiktok_jpeg`], in parallel, returning one
+/// result per input in input order.
+///
+/// Workers are capped at [`worker_count`]`(max_threads)`: each 12 MP image
+/// needs about 70 MB while in flight, and unbounded parallelism was measured
+/// at 1.8 GB, past small Lambda sizes (which also get only about one vCPU
+/// per 1,769 MB, so more threads would not be faster). A failing image does
+/// not stop the others; its error names it. Should the worker pool not
+/// start, the images are converted one after another on this thread.
+pub fn convert_all<S: PhotoSource + Sync>(
+    inputs: &[S],
+    limits: &PhotoLimits,
+    max_threads: usize,
+) -> Vec<Result<ConvertedPhoto, PhotoError>> {
+    let convert_one = |(index, source): (usize, &S)| {
+        let result = source
+            .open()
+            .map_err(ConvertError::Read)
+            .and_then(|reader| convert_reader(reader, limits));
+        result.map_err(|error| PhotoError {
+            index,
+            name: source.name().to_string(),
+            source: error,
+        })
+    };
+    let threads = worker_count(max_threads);
+    if threads == 1 {
+        return inputs.iter().enumerate().map(convert_one).collect();
+    }
+    match rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("photo-convert-{i}"))
+        .build()
+    {
+        Ok(pool) => pool.install(|| {
+            inputs
+                .par_iter()
+                .enumerate()
+                // One image per task, so a slow image never holds a queue.
+                .with_max_len(1)
+                .map(convert_one)
+                .collect()
+        }),
+        Err(error) => {
+            tracing::warn!(%error, "photo worker pool did not start; converting sequentially");
+            inputs.iter().enumerate().map(convert_one).collect()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fit_inside_cases() {
+        assert_eq!(fit_inside(4000, 3000, 1080, 1920), (1080, 810));
+        assert_eq!(fit_inside(800, 600, 1080, 1920), (800, 600));
+        assert_eq!(fit_inside(1080, 2400, 1080, 1920), (864, 1920));
+        assert_eq!(fit_inside(1600, 1200, 1920, 1080), (1440, 1080));
+        assert_eq!(fit_inside(1080, 1920, 1080, 1920), (1080, 1920));
+        assert_eq!(fit_inside(100_000, 1, 1080, 1920), (1080, 1));
+        assert_eq!(fit_inside(1, 100_000, 1080, 1920), (1, 1920));
+    }
+
+    #[test]
+    fn flatten_paints_transparency_white() {
+        let mut img = image::RgbaImage::new(2, 1);
+        img.put_pixel(0, 0, image::Rgba([10, 20, 30, 255]));
+        img.put_pixel(1, 0, image::Rgba([0, 0, 0, 0]));
+        let (rgb, flattened) = flatten_onto_white(DynamicImage::ImageRgba8(img));
+        assert!(flattened);
+        assert_eq!(rgb, vec![10, 20, 30, 255, 255, 255]);
+
+        let opaque = image::RgbaImage::from_pixel(2, 2, image::Rgba([1, 2, 3, 255]));
+        let (rgb, flattened) = flatten_onto_white(DynamicImage::ImageRgba8(opaque));
+        assert!(!flattened);
+        assert_eq!(rgb.len(), 12);
+    }
+
+    #[test]
+    fn limits_are_checked() {
+        let bad = PhotoLimits {
+            min_quality: 95,
+            ..PhotoLimits::default()
+        };
+        assert!(matches!(
+            to_tiktok_jpeg(b"x", &bad),
+            Err(ConvertError::InvalidLimits(_))
+        ));
+    }
+
+    #[test]
+    fn worker_count_is_capped() {
+        assert_eq!(worker_count(0), 1);
+        assert!(worker_count(10_000) >= 1);
+        assert!(worker_count(1) == 1);
+    }
+}

@@ -1,0 +1,23 @@
+//! Media handling for uploads: what a file is, how a photo becomes a JPEG
+//! TikTok accepts, and what a slideshow manifest may say.
+//!
+//! - [`detect`]: type by magic bytes (never by extension), and the checks an
+//!   object must pass before it is sent as a video.
+//! - [`convert`]: any supported photo to a baseline 4:2:0 JPEG that fits
+//!   1080 × 1920 and 20 MB, one at a time or in a capped parallel batch.
+//! - [`manifest`]: `slideshow.json` parsing and validation.
+//!
+//! Nothing here talks to S3 or TikTok: detection and manifest validation are
+//! pure functions of bytes, and conversion works on bytes in memory, so the
+//! handlers stay thin and the rules are tested without a network.
+
+pub mod convert;
+pub mod detect;
+pub mod manifest;
+
+pub use convert::{
+    ConvertError, ConvertedPhoto, PhotoBytes, PhotoError, PhotoFile, PhotoLimits, PhotoReader,
+    PhotoSource, convert_all, convert_reader, to_tiktok_jpeg,
+};
+pub use detect::{ImageKind, MediaError, MediaKind, VideoKind, check_video, detect};
+pub use manifest::{Manifest, ManifestError, PostText};

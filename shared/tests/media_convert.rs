@@ -1,0 +1,501 @@
+//! Photo conversion against inputs built here with the `image` crate: every
+//! format a creator may drop, the fitting rules, EXIF orientation, alpha,
+//! and the shape of the JPEG TikTok gets.
+
+/// Inside `mod media` so that `cargo test -p tiktok-drafts-shared media`
+/// selects these tests too.
+mod media {
+    use std::io::Cursor;
+
+    use image::{DynamicImage, ImageFormat, Rgb, RgbImage, Rgba, RgbaImage};
+    use shared::media::convert::fit_inside;
+    use shared::media::{
+        ConvertError, ImageKind, PhotoBytes, PhotoFile, PhotoLimits, convert_all, to_tiktok_jpeg,
+    };
+
+    fn encode(image: &DynamicImage, format: ImageFormat) -> Vec<u8> {
+        let mut out = Cursor::new(Vec::new());
+        image
+            .write_to(&mut out, format)
+            .expect("test image encodes");
+        out.into_inner()
+    }
+
+    /// A smooth gradient: cheap to encode, not a flat colour.
+    fn gradient(width: u32, height: u32) -> RgbImage {
+        RgbImage::from_fn(width, height, |x, y| {
+            Rgb([
+                (x * 255 / width.max(1)) as u8,
+                (y * 255 / height.max(1)) as u8,
+                ((x + y) % 256) as u8,
+            ])
+        })
+    }
+
+    fn decode(jpeg: &[u8]) -> RgbImage {
+        image::load_from_memory_with_format(jpeg, ImageFormat::Jpeg)
+            .expect("output decodes")
+            .into_rgb8()
+    }
+
+    fn close(a: Rgb<u8>, b: [u8; 3], tolerance: i32) -> bool {
+        a.0.iter()
+            .zip(b)
+            .all(|(&x, y)| (i32::from(x) - i32::from(y)).abs() <= tolerance)
+    }
+
+    /// Inserts an APP1 Exif segment with the given Orientation right after SOI.
+    fn with_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
+        let mut tiff = Vec::new();
+        tiff.extend_from_slice(b"MM\0\x2A\0\0\0\x08"); // big-endian, IFD0 at 8
+        tiff.extend_from_slice(&1u16.to_be_bytes()); // one entry
+        tiff.extend_from_slice(&0x0112u16.to_be_bytes()); // Orientation
+        tiff.extend_from_slice(&3u16.to_be_bytes()); // SHORT
+        tiff.extend_from_slice(&1u32.to_be_bytes()); // count
+        tiff.extend_from_slice(&orientation.to_be_bytes());
+        tiff.extend_from_slice(&[0, 0]); // value padding
+        tiff.extend_from_slice(&0u32.to_be_bytes()); // no next IFD
+        let mut payload = b"Exif\0\0".to_vec();
+        payload.extend_from_slice(&tiff);
+        let length = u16::try_from(payload.len() + 2).expect("small segment");
+
+        let mut out = jpeg[..2].to_vec(); // SOI
+        out.extend_from_slice(&[0xFF, 0xE1]);
+        out.extend_from_slice(&length.to_be_bytes());
+        out.extend_from_slice(&payload);
+        out.extend_from_slice(&jpeg[2..]);
+        out
+    }
+
+    /// The frame header of a JPEG: its SOF marker and the (id, sampling) of
+    /// each component. Walks the marker segments up to the first scan.
+    fn frame_header(jpeg: &[u8]) -> (u8, Vec<(u8, u8)>) {
+        assert_eq!(&jpeg[..2], &[0xFF, 0xD8], "starts with SOI");
+        let mut pos = 2;
+        loop {
+            assert_eq!(jpeg[pos], 0xFF, "marker at {pos}");
+            let marker = jpeg[pos + 1];
+            let length = usize::from(u16::from_be_bytes([jpeg[pos + 2], jpeg[pos + 3]]));
+            if (0xC0..=0xCF).contains(&marker) && ![0xC4, 0xC8, 0xCC].contains(&marker) {
+                let segment = &jpeg[pos + 4..pos + 2 + length];
+                let count = usize::from(segment[5]);
+                let components = (0..count)
+                    .map(|i| (segment[6 + 3 * i], segment[7 + 3 * i]))
+                    .collect();
+                return (marker, components);
+            }
+            assert_ne!(marker, 0xDA, "scan before any frame header");
+            pos += 2 + length;
+        }
+    }
+
+    #[test]
+    fn transparent_png_becomes_white() {
+        let image = RgbaImage::from_fn(400, 300, |x, _| {
+            if x < 200 {
+                Rgba([0, 0, 0, 0])
+            } else {
+                Rgba([200, 0, 0, 255])
+            }
+        });
+        let png = encode(&DynamicImage::ImageRgba8(image), ImageFormat::Png);
+        let photo = to_tiktok_jpeg(&png, &PhotoLimits::default()).unwrap();
+        assert!(photo.flattened);
+        assert!(!photo.resized);
+        assert_eq!(photo.source_format, ImageKind::Png);
+        let out = decode(&photo.jpeg);
+        assert!(
+            close(*out.get_pixel(50, 150), [255, 255, 255], 3),
+            "{:?}",
+            out.get_pixel(50, 150)
+        );
+        assert!(
+            close(*out.get_pixel(350, 150), [200, 0, 0], 12),
+            "{:?}",
+            out.get_pixel(350, 150)
+        );
+    }
+
+    #[test]
+    fn large_landscape_fits_1080_wide() {
+        let png = encode(
+            &DynamicImage::ImageRgb8(gradient(4000, 3000)),
+            ImageFormat::Png,
+        );
+        let photo = to_tiktok_jpeg(&png, &PhotoLimits::default()).unwrap();
+        assert_eq!((photo.width, photo.height), (1080, 810));
+        assert_eq!((photo.source_width, photo.source_height), (4000, 3000));
+        assert!(photo.resized);
+        assert!(!photo.flattened);
+        assert!(!photo.rotated);
+        assert_eq!(decode(&photo.jpeg).dimensions(), (1080, 810));
+    }
+
+    #[test]
+    fn small_image_is_not_upscaled() {
+        let png = encode(
+            &DynamicImage::ImageRgb8(gradient(800, 600)),
+            ImageFormat::Png,
+        );
+        let photo = to_tiktok_jpeg(&png, &PhotoLimits::default()).unwrap();
+        assert_eq!((photo.width, photo.height), (800, 600));
+        assert!(!photo.resized);
+    }
+
+    #[test]
+    fn tall_portrait_fits_1920_tall() {
+        let png = encode(
+            &DynamicImage::ImageRgb8(gradient(1080, 2400)),
+            ImageFormat::Png,
+        );
+        let photo = to_tiktok_jpeg(&png, &PhotoLimits::default()).unwrap();
+        assert_eq!((photo.width, photo.height), (864, 1920));
+    }
+
+    #[test]
+    fn exif_orientation_6_is_applied_after_fitting() {
+        // Stored 1600 × 1200 landscape with a red block in the stored top-left
+        // corner; orientation 6 means "rotate 90° clockwise to display", so
+        // the photo shows as 1200 × 1600 portrait with the block top-right.
+        let mut stored = gradient(1600, 1200);
+        for y in 0..200 {
+            for x in 0..200 {
+                stored.put_pixel(x, y, Rgb([255, 0, 0]));
+            }
+        }
+        let jpeg = encode(&DynamicImage::ImageRgb8(stored), ImageFormat::Jpeg);
+        let jpeg = with_exif_orientation(&jpeg, 6);
+        let photo = to_tiktok_jpeg(&jpeg, &PhotoLimits::default()).unwrap();
+        assert!(photo.rotated);
+        assert!(photo.resized);
+        assert_eq!(photo.source_format, ImageKind::Jpeg);
+        assert!(
+            photo.height > photo.width,
+            "{}x{}",
+            photo.width,
+            photo.height
+        );
+        assert!(photo.width <= 1080 && photo.height <= 1920);
+        assert_eq!((photo.width, photo.height), (1080, 1440));
+        let out = decode(&photo.jpeg);
+        assert!(
+            close(*out.get_pixel(1080 - 40, 40), [255, 0, 0], 40),
+            "top-right {:?}",
+            out.get_pixel(1080 - 40, 40)
+        );
+        assert!(
+            !close(*out.get_pixel(40, 40), [255, 0, 0], 40),
+            "top-left {:?}",
+            out.get_pixel(40, 40)
+        );
+    }
+
+    #[test]
+    fn webp_with_alpha_converts() {
+        let image = RgbaImage::from_fn(300, 200, |x, y| {
+            Rgba([
+                (x % 256) as u8,
+                (y % 256) as u8,
+                90,
+                if x < 100 { 0 } else { 255 },
+            ])
+        });
+        let webp = encode(&DynamicImage::ImageRgba8(image), ImageFormat::WebP);
+        let photo = to_tiktok_jpeg(&webp, &PhotoLimits::default()).unwrap();
+        assert_eq!(photo.source_format, ImageKind::WebP);
+        assert_eq!((photo.width, photo.height), (300, 200));
+        assert!(photo.flattened);
+        assert!(close(
+            *decode(&photo.jpeg).get_pixel(20, 100),
+            [255, 255, 255],
+            3
+        ));
+    }
+
+    #[test]
+    fn gif_first_frame_is_used() {
+        use image::codecs::gif::GifEncoder;
+        use image::{Delay, Frame};
+        let red = RgbaImage::from_pixel(120, 80, Rgba([255, 0, 0, 255]));
+        let blue = RgbaImage::from_pixel(120, 80, Rgba([0, 0, 255, 255]));
+        let mut gif = Vec::new();
+        {
+            let mut encoder = GifEncoder::new(&mut gif);
+            encoder
+                .encode_frames([
+                    Frame::from_parts(red, 0, 0, Delay::from_numer_denom_ms(100, 1)),
+                    Frame::from_parts(blue, 0, 0, Delay::from_numer_denom_ms(100, 1)),
+                ])
+                .expect("gif encodes");
+        }
+        let photo = to_tiktok_jpeg(&gif, &PhotoLimits::default()).unwrap();
+        assert_eq!(photo.source_format, ImageKind::Gif);
+        assert_eq!((photo.width, photo.height), (120, 80));
+        assert!(close(
+            *decode(&photo.jpeg).get_pixel(60, 40),
+            [255, 0, 0],
+            12
+        ));
+    }
+
+    #[test]
+    fn sixteen_bit_png_converts() {
+        let image = image::ImageBuffer::<Rgb<u16>, Vec<u16>>::from_fn(2000, 1000, |x, y| {
+            Rgb([(x * 32) as u16, (y * 64) as u16, 40_000])
+        });
+        let png = encode(&DynamicImage::ImageRgb16(image), ImageFormat::Png);
+        let photo = to_tiktok_jpeg(&png, &PhotoLimits::default()).unwrap();
+        assert_eq!((photo.width, photo.height), (1080, 540));
+        let pixel = *decode(&photo.jpeg).get_pixel(0, 0);
+        assert!(close(pixel, [0, 0, 155], 10), "{pixel:?}");
+    }
+
+    #[test]
+    fn corrupt_png_is_an_error_not_a_panic() {
+        let png = encode(
+            &DynamicImage::ImageRgb8(gradient(300, 300)),
+            ImageFormat::Png,
+        );
+        // Cut off half way.
+        let truncated = &png[..png.len() / 2];
+        let err = to_tiktok_jpeg(truncated, &PhotoLimits::default()).unwrap_err();
+        assert!(matches!(err, ConvertError::Decode { .. }), "{err:?}");
+        assert!(err.to_string().contains("PNG"), "{err}");
+        // Garbage after a valid signature.
+        let mut garbled = png.clone();
+        for byte in garbled.iter_mut().skip(40).take(200) {
+            *byte ^= 0x5A;
+        }
+        assert!(to_tiktok_jpeg(&garbled, &PhotoLimits::default()).is_err());
+        // Signature only.
+        assert!(to_tiktok_jpeg(&png[..8], &PhotoLimits::default()).is_err());
+    }
+
+    fn crc32(data: &[u8]) -> u32 {
+        let mut crc = 0xFFFF_FFFFu32;
+        for &byte in data {
+            crc ^= u32::from(byte);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+
+    #[test]
+    fn decompression_bomb_is_refused() {
+        // A valid PNG header claiming 60000 × 60000 RGB (10.8 GB decoded).
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        let mut ihdr = b"IHDR".to_vec();
+        ihdr.extend_from_slice(&60_000u32.to_be_bytes());
+        ihdr.extend_from_slice(&60_000u32.to_be_bytes());
+        ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+        png.extend_from_slice(&13u32.to_be_bytes());
+        png.extend_from_slice(&ihdr);
+        png.extend_from_slice(&crc32(&ihdr).to_be_bytes());
+        // A little image data (an empty zlib stream) so the header is read.
+        let mut idat = b"IDAT".to_vec();
+        idat.extend_from_slice(&[0x78, 0x9C, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]);
+        png.extend_from_slice(&8u32.to_be_bytes());
+        png.extend_from_slice(&idat);
+        png.extend_from_slice(&crc32(&idat).to_be_bytes());
+        png.extend_from_slice(&0u32.to_be_bytes());
+        png.extend_from_slice(b"IEND");
+        png.extend_from_slice(&crc32(b"IEND").to_be_bytes());
+        let err = to_tiktok_jpeg(&png, &PhotoLimits::default()).unwrap_err();
+        assert!(matches!(err, ConvertError::TooManyPixels { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn unsupported_inputs_are_clear_errors() {
+        let limits = PhotoLimits::default();
+        assert!(matches!(
+            to_tiktok_jpeg(b"", &limits),
+            Err(ConvertError::Empty)
+        ));
+        let heic = b"\0\0\0\x18ftypheic\0\0\0\0mif1heic";
+        let err = to_tiktok_jpeg(heic, &limits).unwrap_err();
+        assert!(matches!(err, ConvertError::Heic));
+        assert!(err.to_string().contains("HEIC"), "{err}");
+        let mp4 = b"\0\0\0\x18ftypisom\0\0\0\0isomavc1";
+        assert!(matches!(
+            to_tiktok_jpeg(mp4, &limits),
+            Err(ConvertError::Video)
+        ));
+        assert!(matches!(
+            to_tiktok_jpeg(b"%PDF-1.7 hello", &limits),
+            Err(ConvertError::NotAnImage)
+        ));
+    }
+
+    #[test]
+    fn output_is_baseline_420_jpeg_within_20_mb() {
+        let png = encode(
+            &DynamicImage::ImageRgb8(gradient(2000, 1500)),
+            ImageFormat::Png,
+        );
+        let photo = to_tiktok_jpeg(&png, &PhotoLimits::default()).unwrap();
+        assert!(photo.jpeg.len() <= 20_000_000);
+        assert_eq!(photo.quality, 90);
+        let (marker, components) = frame_header(&photo.jpeg);
+        assert_eq!(marker, 0xC0, "SOF0 (baseline), not SOF2");
+        assert_eq!(components.len(), 3);
+        assert_eq!(components[0].1, 0x22, "Y sampled 2x2");
+        assert_eq!(components[1].1, 0x11, "Cb 1x1");
+        assert_eq!(components[2].1, 0x11, "Cr 1x1");
+        assert_eq!(
+            &photo.jpeg[photo.jpeg.len() - 2..],
+            &[0xFF, 0xD9],
+            "ends with EOI"
+        );
+    }
+
+    #[test]
+    fn quality_steps_down_to_meet_the_byte_limit() {
+        // Noise compresses badly, so lower qualities are clearly smaller.
+        let mut state = 12345u32;
+        let noisy = RgbImage::from_fn(600, 400, |_, _| {
+            state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            let v = (state >> 16) as u8;
+            Rgb([v, v.wrapping_mul(3), v.wrapping_mul(7)])
+        });
+        let png = encode(&DynamicImage::ImageRgb8(noisy), ImageFormat::Png);
+        let full = to_tiktok_jpeg(&png, &PhotoLimits::default()).unwrap();
+        let limits = PhotoLimits {
+            max_bytes: full.jpeg.len() - 1,
+            ..PhotoLimits::default()
+        };
+        let smaller = to_tiktok_jpeg(&png, &limits).unwrap();
+        assert!(smaller.quality < 90 && smaller.quality >= 60);
+        assert!(smaller.jpeg.len() < full.jpeg.len());
+
+        let tiny = PhotoLimits {
+            max_bytes: 1000,
+            ..PhotoLimits::default()
+        };
+        let err = to_tiktok_jpeg(&png, &tiny).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ConvertError::TooLarge {
+                    quality: 60,
+                    max: 1000,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn convert_all_keeps_order_and_names_the_failure() {
+        let good = |w, h| encode(&DynamicImage::ImageRgb8(gradient(w, h)), ImageFormat::Png);
+        let mut corrupt = good(200, 200);
+        corrupt.truncate(corrupt.len() / 2);
+        let inputs = vec![
+            PhotoBytes {
+                name: "a.png".to_string(),
+                bytes: good(300, 100),
+            },
+            PhotoBytes {
+                name: "broken one.png".to_string(),
+                bytes: corrupt,
+            },
+            PhotoBytes {
+                name: "c.png".to_string(),
+                bytes: good(100, 300),
+            },
+            PhotoBytes {
+                name: "d.jpg".to_string(),
+                bytes: encode(
+                    &DynamicImage::ImageRgb8(gradient(50, 60)),
+                    ImageFormat::Jpeg,
+                ),
+            },
+        ];
+        for threads in [1, 2, 8] {
+            let results = convert_all(&inputs, &PhotoLimits::default(), threads);
+            assert_eq!(results.len(), 4);
+            let dims: Vec<Option<(u32, u32)>> = results
+                .iter()
+                .map(|r| r.as_ref().ok().map(|p| (p.width, p.height)))
+                .collect();
+            assert_eq!(
+                dims,
+                vec![Some((300, 100)), None, Some((100, 300)), Some((50, 60))]
+            );
+            let err = results[1].as_ref().unwrap_err();
+            assert_eq!(err.index, 1);
+            assert_eq!(err.name, "broken one.png");
+            let message = err.to_string();
+            assert!(message.contains("images[1]"), "{message}");
+            assert!(message.contains("broken one.png"), "{message}");
+        }
+    }
+
+    #[test]
+    fn convert_all_streams_files_and_names_a_missing_one() {
+        let dir = std::env::temp_dir().join(format!(
+            "media-convert-test-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let present = dir.join("one.png");
+        std::fs::write(
+            &present,
+            encode(
+                &DynamicImage::ImageRgb8(gradient(2160, 1000)),
+                ImageFormat::Png,
+            ),
+        )
+        .unwrap();
+        let inputs = vec![
+            PhotoFile {
+                name: "one.png".to_string(),
+                path: present,
+            },
+            PhotoFile {
+                name: "gone.png".to_string(),
+                path: dir.join("gone.png"),
+            },
+        ];
+        let results = convert_all(&inputs, &PhotoLimits::default(), 2);
+        std::fs::remove_dir_all(&dir).unwrap();
+        let photo = results[0].as_ref().unwrap();
+        assert_eq!((photo.width, photo.height), (1080, 500));
+        let err = results[1].as_ref().unwrap_err();
+        assert!(matches!(err.source, ConvertError::Read(_)), "{err:?}");
+        assert!(err.to_string().contains("gone.png"), "{err}");
+    }
+
+    #[test]
+    fn fit_inside_never_upscales_or_crops() {
+        for (w, h) in [
+            (1, 1),
+            (4000, 3000),
+            (3000, 4000),
+            (1081, 1921),
+            (5000, 100),
+        ] {
+            let (fw, fh) = fit_inside(w, h, 1080, 1920);
+            assert!(fw <= 1080 && fh <= 1920);
+            assert!(fw <= w && fh <= h);
+            // Aspect ratio kept: the side that was not set to the box's is
+            // the exact scaled length, rounded to the nearest pixel.
+            let exact_h = f64::from(fw) * f64::from(h) / f64::from(w);
+            let exact_w = f64::from(fh) * f64::from(w) / f64::from(h);
+            assert!(
+                (exact_h - f64::from(fh)).abs() <= 0.5 || (exact_w - f64::from(fw)).abs() <= 0.5,
+                "{w}x{h} -> {fw}x{fh}"
+            );
+        }
+    }
+}
