@@ -65,7 +65,8 @@ start() {
   fi
   local port="${1:-$(free_port)}"
   # setsid: moto gets its own process group, so stop can end it and its children.
-  setsid "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$LOG_FILE" 2>&1 &
+  # Our launcher: moto_server with DynamoDB requests serialised (see it).
+  setsid "$VENV/bin/python" "$ROOT/infra/moto_server.py" 127.0.0.1 "$port" >"$LOG_FILE" 2>&1 &
   echo $! >"$PID_FILE"
   echo "$port" >"$PORT_FILE"
   if ! wait_ready "http://127.0.0.1:$port"; then
