@@ -4,6 +4,18 @@ use shared::tiktok::Endpoints;
 use shared::tiktok::chunk_plan::{DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
 use shared::tiktok::config::ConfigError;
 
+/// How TikTok reaches converted photos under `media/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaUrls {
+    /// `MEDIA_BASE_URL`: a URL prefix verified with TikTok (a custom domain
+    /// in front of the bucket) + the key. The production setting.
+    Base(String),
+    /// `MEDIA_PRESIGNED_URLS=true`: presigned S3 GET URLs (1 hour). TikTok
+    /// cannot verify S3's domain, so this is for the local stack, where the
+    /// simulator treats the bucket's URL as verified.
+    Presigned,
+}
+
 #[derive(Debug, Clone)]
 pub struct UploadConfig {
     pub table: String,
@@ -13,6 +25,13 @@ pub struct UploadConfig {
     pub default_account: Option<String>,
     /// Preferred FILE_UPLOAD chunk size; memory is about two chunks.
     pub chunk_size: u64,
+    /// How TikTok reaches the converted photos; `None`: photo drafts fail
+    /// with a message saying what to set.
+    pub media_urls: Option<MediaUrls>,
+    /// How long a slideshow waits for an image its manifest names.
+    pub image_grace: std::time::Duration,
+    /// Photo conversion threads (capped at the cores Lambda gives).
+    pub convert_threads: usize,
     pub endpoints: Endpoints,
 }
 
@@ -48,7 +67,44 @@ impl UploadConfig {
                 reason: e.to_string(),
             })?;
         }
+        let presigned = matches!(
+            get("MEDIA_PRESIGNED_URLS").as_deref(),
+            Some("true" | "1" | "yes")
+        );
+        let media_urls = match get("MEDIA_BASE_URL") {
+            None if presigned => Some(MediaUrls::Presigned),
+            None => None,
+            Some(v) => {
+                let url = url::Url::parse(&v).map_err(|e| ConfigError::Invalid {
+                    name: "MEDIA_BASE_URL",
+                    reason: e.to_string(),
+                })?;
+                if url.query().is_some() || !url.path().ends_with('/') {
+                    return Err(ConfigError::Invalid {
+                        name: "MEDIA_BASE_URL",
+                        reason: "must end with '/' and have no query (it prefixes media keys)"
+                            .into(),
+                    });
+                }
+                Some(MediaUrls::Base(v))
+            }
+        };
+        let image_grace = match get("IMAGE_GRACE_SECS") {
+            None => std::time::Duration::from_secs(15 * 60),
+            Some(v) => v
+                .parse::<u64>()
+                .map(std::time::Duration::from_secs)
+                .map_err(|_| ConfigError::Invalid {
+                    name: "IMAGE_GRACE_SECS",
+                    reason: format!("expected whole seconds, got {v:?}"),
+                })?,
+        };
         Ok(Self {
+            media_urls,
+            image_grace,
+            convert_threads: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
             table: required("TABLE_NAME")?,
             secrets_prefix: get(shared::tokens::SECRET_PREFIX_VAR)
                 .unwrap_or_else(|| shared::tokens::DEFAULT_SECRET_PREFIX.to_owned()),

@@ -11,8 +11,8 @@ use shared::tokens::{Clock, LeaseTable, SecretsManagerTokenStore, TokenManager};
 
 use crate::config::UploadConfig;
 use crate::events::{Incoming, ObjectRef, objects_in_message, objects_in_s3_event};
+use crate::forwarder::{Forwarder, Outcome, Retry};
 use crate::keys::{Route, Upload, route};
-use crate::video::{Outcome, Retry, VideoForwarder};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -26,7 +26,7 @@ pub enum StartupError {
 
 pub struct UploadService {
     config: UploadConfig,
-    video: VideoForwarder,
+    forwarder: Forwarder,
     upload_http: reqwest::Client,
 }
 
@@ -51,7 +51,7 @@ impl UploadService {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| StartupError::Http(e.to_string()))?;
-        let video = VideoForwarder {
+        let forwarder = Forwarder {
             s3: aws.s3.clone(),
             jobs: Jobs::new(aws.dynamodb.clone(), &config.table),
             accounts: Accounts::new(aws.dynamodb.clone(), &config.table),
@@ -69,17 +69,20 @@ impl UploadService {
             chunk_size: config.chunk_size,
             clock,
             job_retry: JobRetryPolicy::default(),
+            media_urls: config.media_urls.clone(),
+            image_grace: config.image_grace,
+            convert_threads: config.convert_threads,
         };
         Ok(Self {
             config,
-            video,
+            forwarder,
             upload_http,
         })
     }
 
     /// Another retry policy for chunk PUTs (tests use one without waits).
     pub fn with_upload_retry(mut self, policy: RetryPolicy) -> Self {
-        self.video.uploader =
+        self.forwarder.uploader =
             Uploader::new(self.upload_http.clone(), policy).with_chunk_timeout(CHUNK_TIMEOUT);
         self
     }
@@ -96,13 +99,16 @@ impl UploadService {
                 tracing::warn!(key = %object.key, message = %message, "upload key refused");
                 Ok(None)
             }
-            Route::Job(Upload::Video { account, .. }) => {
-                self.video.forward(object, &account).await.map(Some)
-            }
-            Route::Job(Upload::Slideshow { account, show }) => {
-                tracing::warn!(key = %object.key, account, show, "slideshows are not forwarded yet");
-                Ok(None)
-            }
+            Route::Job(Upload::Video { account, .. }) => self
+                .forwarder
+                .forward_video(object, &account)
+                .await
+                .map(Some),
+            Route::Job(Upload::Slideshow { account, .. }) => self
+                .forwarder
+                .forward_slideshow(object, &account)
+                .await
+                .map(Some),
         }
     }
 

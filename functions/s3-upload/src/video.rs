@@ -1,77 +1,18 @@
-//! A video object to a TikTok inbox draft, by FILE_UPLOAD streamed from S3.
-//!
-//! The order is what makes it safe to run twice: claim the upload, take the
-//! job's lease (one worker per job), resolve the account, check the bytes,
-//! take a pending-draft slot, init once and save what init returned before
-//! anything else, then send the chunks, saving the offset after each.
-
-use std::time::Duration;
+//! A video object to a TikTok inbox draft, by FILE_UPLOAD streamed from S3:
+//! init once, save what it returned, then send the chunks, saving the
+//! offset after each so a redelivery resumes where the last one stopped.
 
 use aws_sdk_s3::error::ProvideErrorMetadata as _;
-use shared::accounts::{AccountState, Accounts};
 use shared::caption::{VIDEO_TITLE_MAX, trim_to_utf16};
-use shared::jobs::{
-    Changes, Claim, Job, JobError, JobKind, JobStatus, Jobs, LastError, NewJob, ObjectVersion,
-    PostTarget, RetryPolicy as JobRetryPolicy, SlotDecision, Upload, after_error,
-};
+use shared::jobs::{Changes, Job, JobKind, JobStatus, Jobs};
 use shared::media::detect::{DETECT_PREFIX_LEN, VideoKind, check_video};
 use shared::storage::S3Object;
-use shared::tiktok::upload::{ChunkSource as _, UploadProgress, Uploader, VideoContentType};
-use shared::tiktok::{ChunkPlan, TikTokClient, VideoSource};
-use shared::tokens::{Clock, LeaseTable, SecretsManagerTokenStore, TokenManager};
+use shared::tiktok::upload::{ChunkSource as _, UploadProgress, VideoContentType};
+use shared::tiktok::{ChunkPlan, VideoSource};
+use shared::tokens::Clock;
 
 use crate::events::ObjectRef;
-
-/// What became of one object. Every variant is final for the message that
-/// brought it: only [`Retry`] asks for the message again.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// A duplicate delivery, or another invocation is on it.
-    AlreadyHandled { job_id: String, status: JobStatus },
-    /// The account has 5 pending drafts; the checker releases the job later.
-    Queued { job_id: String },
-    /// All bytes are with TikTok; the checker follows the draft.
-    Uploaded { job_id: String, publish_id: String },
-    /// A clear, recorded failure; the S3 object is left as it is.
-    Failed {
-        job_id: String,
-        code: String,
-        message: String,
-    },
-}
-
-/// A passing failure: the message should come back (SQS redelivers it) and
-/// the job resumes from what it saved.
-#[derive(Debug, thiserror::Error)]
-#[error("{context}: {detail}")]
-pub struct Retry {
-    pub context: &'static str,
-    pub detail: String,
-}
-
-fn retry(context: &'static str, detail: impl ToString) -> Retry {
-    Retry {
-        context,
-        detail: detail.to_string(),
-    }
-}
-
-/// How long one worker may hold a job: longer than the function's timeout,
-/// so that a crashed worker's job is free for the redelivery after it.
-pub const JOB_LEASE: Duration = Duration::from_secs(16 * 60);
-
-pub struct VideoForwarder {
-    pub s3: aws_sdk_s3::Client,
-    pub jobs: Jobs,
-    pub accounts: Accounts,
-    pub leases: LeaseTable,
-    pub tokens: TokenManager<SecretsManagerTokenStore>,
-    pub tiktok: TikTokClient,
-    pub uploader: Uploader,
-    pub chunk_size: u64,
-    pub clock: Clock,
-    pub job_retry: JobRetryPolicy,
-}
+use crate::forwarder::{Forwarder, Outcome, Retry, retry};
 
 struct SaveOffset<'a> {
     jobs: &'a Jobs,
@@ -92,172 +33,47 @@ impl UploadProgress for SaveOffset<'_> {
     }
 }
 
-impl VideoForwarder {
-    pub async fn forward(&self, object: &ObjectRef, alias: &str) -> Result<Outcome, Retry> {
-        // HEAD pins the version we read from now on.
-        let source = match S3Object::open(self.s3.clone(), &object.bucket, &object.key).await {
-            Ok(s) => s,
-            Err(shared::storage::StorageError::NotFound { .. }) => {
-                tracing::info!(key = %object.key, "object gone before it was read; nothing to do");
-                return Ok(Outcome::AlreadyHandled {
-                    job_id: String::new(),
-                    status: JobStatus::Cancelled,
-                });
-            }
-            Err(err) => return Err(retry("read the object", err)),
-        };
-        let version = match (source.version_id(), source.e_tag()) {
-            (Some(v), _) => ObjectVersion::VersionId(v.to_owned()),
-            (None, Some(tag)) => ObjectVersion::etag(tag),
-            (None, None) => ObjectVersion::etag(""),
+impl Forwarder {
+    pub async fn forward_video(&self, object: &ObjectRef, alias: &str) -> Result<Outcome, Retry> {
+        let Some(source) = self.open(object).await? else {
+            return Ok(Outcome::AlreadyHandled {
+                job_id: String::new(),
+                status: JobStatus::Cancelled,
+            });
         };
         let caption = self.caption(&source).await;
-        let now = self.clock.now();
-        let claim = self
-            .jobs
-            .claim(
-                NewJob {
-                    upload: Upload {
-                        bucket: object.bucket.clone(),
-                        key: object.key.clone(),
-                        version,
-                        size: source.size(),
-                    },
-                    alias: Some(alias.to_owned()),
-                    open_id: None,
-                    kind: JobKind::Video,
-                    post: PostTarget::Draft,
-                    caption,
-                },
-                now,
-            )
-            .await
-            .map_err(|e| retry("claim the upload", e))?;
-        let job = match claim {
-            Claim::New(job) => job,
-            Claim::Existing(job) if resumable(&job) => job,
-            Claim::Existing(job) => {
-                tracing::info!(job_id = %job.id, status = %job.status, "duplicate delivery");
-                return Ok(Outcome::AlreadyHandled {
-                    job_id: job.id.to_string(),
-                    status: job.status,
-                });
-            }
+        let job = match self.claim(&source, alias, JobKind::Video, caption).await? {
+            Ok(job) => job,
+            Err(outcome) => return Ok(outcome),
         };
-
-        // One worker per job: a concurrent delivery leaves it to the holder.
-        let lease = format!("job#{}", job.id);
-        let holder = LeaseTable::new_holder();
-        let got = self
-            .leases
-            .try_acquire(&lease, &holder, JOB_LEASE, self.clock.now())
-            .await
-            .map_err(|e| retry("take the job lease", e))?;
-        if !got {
-            tracing::info!(job_id = %job.id, "another invocation is forwarding this upload");
-            return Ok(Outcome::AlreadyHandled {
-                job_id: job.id.to_string(),
-                status: job.status,
-            });
-        }
-        let result = self.forward_leased(job, &source).await;
-        if let Err(err) = self.leases.release(&lease, &holder).await {
-            tracing::warn!(error = %err, "could not release the job lease; it expires by itself");
-        }
+        let (job, lease) = match self.lease(&job).await? {
+            Ok(held) => held,
+            Err(outcome) => return Ok(outcome),
+        };
+        let result = if job.status == JobStatus::Uploading {
+            self.send(job, &source).await
+        } else {
+            self.start_video(job, &source).await
+        };
+        self.release(lease).await;
         result
     }
 
-    async fn forward_leased(&self, job: Job, source: &S3Object) -> Result<Outcome, Retry> {
-        // Re-read under the lease: the job may have moved on meanwhile.
-        let mut job = match self.jobs.get(&job.id).await {
-            Ok(Some(j)) => j,
-            Ok(None) => return Err(retry("re-read the job", "it vanished")),
-            Err(e) => return Err(retry("re-read the job", e)),
+    async fn start_video(&self, job: Job, source: &S3Object) -> Result<Outcome, Retry> {
+        let (job, account) = match self.account(job).await? {
+            Ok(found) => found,
+            Err(outcome) => return Ok(outcome),
         };
-        if !resumable(&job) {
-            return Ok(Outcome::AlreadyHandled {
-                job_id: job.id.to_string(),
-                status: job.status,
-            });
-        }
-        if job.status == JobStatus::Uploading {
-            return self.send(job, source).await;
-        }
-
-        // The account behind the alias.
-        let alias = job.alias.clone().unwrap_or_default();
-        let account = match self.accounts.get_by_alias(&alias).await {
-            Ok(Some(a)) => a,
-            Ok(None) => {
-                return self
-                    .fail(
-                        &job,
-                        "unknown_account",
-                        format!("no TikTok account is connected as \u{201c}{alias}\u{201d}; send the creator an invitation (tiktok-drafts invite --account {alias})"),
-                    )
-                    .await;
-            }
-            Err(e) => return Err(retry("look up the account", e)),
-        };
-        if account.state != AccountState::Active {
-            return self
-                .fail(
-                    &job,
-                    "account_not_active",
-                    format!("the account \u{201c}{alias}\u{201d} is {}: connect it again with a new invitation", account.state),
-                )
-                .await;
-        }
-        if job.open_id.is_none() {
-            job = self
-                .jobs
-                .set_account(&job, &account.open_id, self.clock.now())
-                .await
-                .map_err(|e| retry("record the account", e))?;
-        }
-
         // The bytes, not the name, say what the file is.
-        let prefix_len = source.size().min(DETECT_PREFIX_LEN as u64);
-        let prefix = if prefix_len == 0 {
-            bytes::Bytes::new()
-        } else {
-            source
-                .read_range(0, prefix_len)
-                .await
-                .map_err(|e| retry("read the file's first bytes", e))?
-        };
-        let kind = match check_video(&prefix, source.size()) {
-            Ok(kind) => kind,
-            Err(err) => return self.fail(&job, "unsupported_media", err.to_string()).await,
-        };
-
-        match self.jobs.take_draft_slot(&job, self.clock.now()).await {
-            Ok(SlotDecision::Granted { .. } | SlotDecision::NotNeeded) => {}
-            Ok(SlotDecision::Full { pending }) => {
-                tracing::info!(job_id = %job.id, pending, "pending drafts full; upload held");
-                self.jobs
-                    .transition(
-                        &job,
-                        JobStatus::Queued,
-                        Changes::default(),
-                        self.clock.now(),
-                    )
-                    .await
-                    .map_err(|e| retry("hold the upload", e))?;
-                return Ok(Outcome::Queued {
-                    job_id: job.id.to_string(),
-                });
-            }
-            Err(JobError::Busy { .. }) => return Err(retry("take a draft slot", "busy")),
-            Err(e) => return Err(retry("take a draft slot", e)),
+        if let Err(err) = video_kind(source).await? {
+            return self.fail(&job, "unsupported_media", err).await;
         }
-
-        let token = match self.tokens.get_fresh_token(&account.open_id).await {
+        if let Err(outcome) = self.slot(&job).await? {
+            return Ok(outcome);
+        }
+        let token = match self.token(&job, &account.open_id).await? {
             Ok(t) => t,
-            Err(err) if err.needs_reconnect() => {
-                return self.fail(&job, "reconnect_needed", err.to_string()).await;
-            }
-            Err(err) => return Err(retry("get a token", err)),
+            Err(outcome) => return Ok(outcome),
         };
         let plan = match ChunkPlan::new(source.size(), self.chunk_size) {
             Ok(p) => p,
@@ -269,34 +85,7 @@ impl VideoForwarder {
             .await
         {
             Ok(init) => init,
-            Err(err) => {
-                // Never init again blindly after an unclear answer: the step
-                // decides (retry later, queue, or fail) and says why.
-                let step = after_error(job.attempts, &err, self.clock.now(), &self.job_retry);
-                tracing::info!(job_id = %job.id, error = %err, to = %step.to, "init refused");
-                let to = step.to;
-                let outcome_error = step.error.clone();
-                self.jobs
-                    .transition(&job, to, Changes::from(step), self.clock.now())
-                    .await
-                    .map_err(|e| retry("record the init error", e))?;
-                return Ok(match to {
-                    JobStatus::Queued => Outcome::Queued {
-                        job_id: job.id.to_string(),
-                    },
-                    _ => {
-                        let e = outcome_error.unwrap_or(LastError {
-                            code: err.code_str().to_owned(),
-                            message: err.to_string(),
-                        });
-                        Outcome::Failed {
-                            job_id: job.id.to_string(),
-                            code: e.code,
-                            message: e.message,
-                        }
-                    }
-                });
-            }
+            Err(err) => return self.init_refused(&job, &err).await,
         };
         let job = self
             .jobs
@@ -309,7 +98,7 @@ impl VideoForwarder {
             )
             .await
             .map_err(|e| retry("save the publish id", e))?;
-        tracing::info!(job_id = %job.id, publish_id = %init.publish_id, kind = ?kind, chunks = plan.total_chunk_count, "upload started");
+        tracing::info!(job_id = %job.id, publish_id = %init.publish_id, chunks = plan.total_chunk_count, "upload started");
         self.send(job, source).await
     }
 
@@ -325,16 +114,11 @@ impl VideoForwarder {
                 "the job lacks its upload URL or plan",
             ));
         };
-        let prefix_len = source.size().min(DETECT_PREFIX_LEN as u64);
-        let prefix = source
-            .read_range(0, prefix_len.max(1))
-            .await
-            .map_err(|e| retry("read the file's first bytes", e))?;
-        let content_type = match check_video(&prefix, source.size()) {
+        let content_type = match video_kind(source).await? {
             Ok(VideoKind::Mov) => VideoContentType::Mov,
             Ok(VideoKind::WebM) => VideoContentType::WebM,
-            Ok(_) => VideoContentType::Mp4,
-            Err(err) => return self.fail(&job, "unsupported_media", err.to_string()).await,
+            Ok(VideoKind::Mp4) => VideoContentType::Mp4,
+            Err(err) => return self.fail(&job, "unsupported_media", err).await,
         };
         let mut progress = SaveOffset {
             jobs: &self.jobs,
@@ -382,27 +166,7 @@ impl VideoForwarder {
         }
     }
 
-    async fn fail(&self, job: &Job, code: &str, message: String) -> Result<Outcome, Retry> {
-        tracing::info!(job_id = %job.id, code, message = %message, "upload failed");
-        let changes = Changes {
-            last_error: Some(LastError {
-                code: code.to_owned(),
-                message: message.clone(),
-            }),
-            ..Changes::default()
-        };
-        self.jobs
-            .transition(job, JobStatus::Failed, changes, self.clock.now())
-            .await
-            .map_err(|e| retry("record the failure", e))?;
-        Ok(Outcome::Failed {
-            job_id: job.id.to_string(),
-            code: code.to_owned(),
-            message,
-        })
-    }
-
-    /// The caption: S3 metadata `title` or `caption`, else a `<name>.json`
+    /// The caption: S3 metadata `caption` or `title`, else a `<name>.json`
     /// sidecar's `caption`/`title`, else none; trimmed to TikTok's limit.
     async fn caption(&self, source: &S3Object) -> Option<String> {
         let head = self
@@ -453,7 +217,17 @@ impl VideoForwarder {
     }
 }
 
-/// Whether a delivery should (re)start work on this job.
-fn resumable(job: &Job) -> bool {
-    matches!(job.status, JobStatus::Claimed | JobStatus::Uploading)
+/// What the object's first bytes say it is, or why it is not a video TikTok
+/// takes. The outer error is a read failure worth a retry.
+async fn video_kind(source: &S3Object) -> Result<Result<VideoKind, String>, Retry> {
+    let prefix_len = source.size().min(DETECT_PREFIX_LEN as u64);
+    let prefix = if prefix_len == 0 {
+        bytes::Bytes::new()
+    } else {
+        source
+            .read_range(0, prefix_len)
+            .await
+            .map_err(|e| retry("read the file's first bytes", e))?
+    };
+    Ok(check_video(&prefix, source.size()).map_err(|e| e.to_string()))
 }

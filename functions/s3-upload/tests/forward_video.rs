@@ -4,8 +4,8 @@
 use aws_sdk_s3::primitives::ByteStream;
 use s3_upload::config::UploadConfig;
 use s3_upload::events::ObjectRef;
+use s3_upload::forwarder::Outcome;
 use s3_upload::service::UploadService;
-use s3_upload::video::Outcome;
 use shared::accounts::{Accounts, ConnectedAccount};
 use shared::aws::AwsClients;
 use shared::jobs::{JobId, JobStatus, Jobs, ObjectVersion};
@@ -28,8 +28,24 @@ struct Env {
 const OPEN_ID: &str = "open-vid";
 
 async fn env() -> Env {
+    env_with(false).await
+}
+
+/// With `media`, photo drafts are pulled from the bucket on moto, which the
+/// simulator treats as the verified prefix.
+async fn env_with(media: bool) -> Env {
     let aws = AwsClients::from_config(&local_aws().await);
-    let sim = TestSim::start(|_| {}).await;
+    let bucket = unique_name("uploads");
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap();
+    // Presigned URLs of the bucket on moto start with this prefix.
+    let prefix_for_sim = format!("{}/{bucket}/media/", endpoint.trim_end_matches('/'));
+    let sim = TestSim::start(|s| {
+        if media {
+            s.verified_url_prefixes = vec![prefix_for_sim.clone()];
+            s.allow_http_pull = true;
+        }
+    })
+    .await;
     sim.seed_user(OPEN_ID, serde_json::json!({})).await;
     let table = unique_name("drafts");
     shared::table::create_table(&aws.dynamodb, &table)
@@ -47,7 +63,6 @@ async fn env() -> Env {
         .send()
         .await
         .unwrap();
-    let bucket = unique_name("uploads");
     aws.s3.create_bucket().bucket(&bucket).send().await.unwrap();
 
     // A connected account "alice", as the login function leaves it.
@@ -84,6 +99,9 @@ async fn env() -> Env {
         app_secret_id,
         default_account: None,
         chunk_size: 10_000_000,
+        media_urls: media.then_some(s3_upload::config::MediaUrls::Presigned),
+        image_grace: std::time::Duration::from_secs(0),
+        convert_threads: 2,
         endpoints: Endpoints::for_base_url(sim.base_url()).unwrap(),
     };
     let service = UploadService::new(config, &aws, Clock::system())
@@ -370,4 +388,177 @@ async fn a_sixth_pending_draft_is_held() {
     );
     assert_eq!(env.job(&object).await.status, JobStatus::Queued);
     assert_eq!(env.inits().await, 5);
+}
+
+fn manifest(images: &[&str], caption: &str, title: Option<&str>) -> Vec<u8> {
+    let mut m = serde_json::json!({"caption": caption, "images": images, "cover_index": 1});
+    if let Some(t) = title {
+        m["title"] = serde_json::json!(t);
+    }
+    serde_json::to_vec(&m).unwrap()
+}
+
+/// Waits until the simulator has pulled the photos.
+async fn pulled(env: &Env, publish_id: &str) -> serde_json::Value {
+    for _ in 0..200 {
+        let record = env.sim.publish(publish_id).await;
+        if record["status"] != "PROCESSING_DOWNLOAD" {
+            return record;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("photos of {publish_id} were never pulled");
+}
+
+#[tokio::test]
+async fn a_png_jpeg_and_webp_slideshow_becomes_a_photo_draft() {
+    let env = env_with(true).await;
+    let png = test_image(1600, 1200, image::ImageFormat::Png);
+    let rotated = tiktok_drafts_tests::jpeg_with_orientation(
+        &test_image(1600, 1200, image::ImageFormat::Jpeg),
+        6,
+    );
+    let webp = test_image(800, 600, image::ImageFormat::WebP);
+    for (name, body) in [("1 beach.png", png), ("2.jpg", rotated), ("3.webp", webp)] {
+        env.put(&format!("uploads/alice/trip/{name}"), body, None)
+            .await;
+    }
+    let caption = format!("Trip 🌍 {}", "ö".repeat(5000));
+    let object = env
+        .put(
+            "uploads/alice/trip/slideshow.json",
+            manifest(
+                &["1 beach.png", "2.jpg", "3.webp"],
+                &caption,
+                Some(&"🌍".repeat(60)),
+            ),
+            None,
+        )
+        .await;
+    let publish_id = uploaded(env.service.handle_object(&object).await.unwrap());
+    let record = pulled(&env, &publish_id).await;
+    assert_eq!(record["status"], "SEND_TO_USER_INBOX", "{record}");
+    assert_eq!(record["post_mode"], "MEDIA_UPLOAD");
+    assert_eq!(record["photo_cover_index"], 1);
+    let images = record["images"].as_array().unwrap();
+    assert_eq!(images.len(), 3);
+    for image in images {
+        assert_eq!(image["format"], "jpeg", "{image}");
+        assert!(image["width"].as_u64().unwrap() <= 1080, "{image}");
+    }
+    assert_eq!(
+        (images[0]["width"].clone(), images[0]["height"].clone()),
+        (1080.into(), 810.into())
+    );
+    // EXIF 6 turned the landscape JPEG into a portrait photo.
+    assert_eq!(
+        (images[1]["width"].clone(), images[1]["height"].clone()),
+        (1080.into(), 1440.into())
+    );
+    let title = record["post_info"]["title"].as_str().unwrap();
+    assert!(
+        shared::caption::utf16_len(title) <= 90,
+        "title trimmed: {title}"
+    );
+    let description = record["post_info"]["description"].as_str().unwrap();
+    assert!(shared::caption::utf16_len(description) <= 4000);
+    assert!(description.starts_with("Trip 🌍"));
+    assert_eq!(env.job(&object).await.status, JobStatus::Processing);
+}
+
+#[tokio::test]
+async fn bad_slideshows_fail_with_the_reason() {
+    let env = env_with(true).await;
+    env.put(
+        "uploads/alice/s/ok.png",
+        test_image(50, 50, image::ImageFormat::Png),
+        None,
+    )
+    .await;
+    let mut corrupt = test_image(50, 50, image::ImageFormat::Png);
+    corrupt.truncate(60);
+    env.put("uploads/alice/s/broken.png", corrupt, None).await;
+    let too_many: Vec<String> = (0..36).map(|i| format!("{i}.png")).collect();
+    let too_many: Vec<&str> = too_many.iter().map(String::as_str).collect();
+    let cases: Vec<(&str, Vec<u8>, &str, &str)> = vec![
+        (
+            "uploads/alice/a/slideshow.json",
+            b"{ not json".to_vec(),
+            "bad_manifest",
+            "slideshow.json",
+        ),
+        (
+            "uploads/alice/b/slideshow.json",
+            manifest(&too_many, "x", None),
+            "bad_manifest",
+            "35",
+        ),
+        (
+            "uploads/alice/s/slideshow.json",
+            manifest(&["ok.png", "gone.png"], "x", None),
+            "missing_image",
+            "gone.png",
+        ),
+    ];
+    for (key, body, code, hint) in cases {
+        let object = env.put(key, body, None).await;
+        match env.service.handle_object(&object).await.unwrap() {
+            Some(Outcome::Failed {
+                code: got, message, ..
+            }) => {
+                assert_eq!(got, code, "{key}: {message}");
+                assert!(message.contains(hint), "{key}: {message}");
+            }
+            other => panic!("{key}: expected a failure, got {other:?}"),
+        }
+    }
+    let object = env
+        .put(
+            "uploads/alice/s2/slideshow.json",
+            manifest(&["../s/ok.png", "x.png"], "x", None),
+            None,
+        )
+        .await;
+    assert!(matches!(
+        env.service.handle_object(&object).await.unwrap(),
+        Some(Outcome::Failed { code, .. }) if code == "bad_manifest"
+    ));
+    env.put(
+        "uploads/alice/c/ok.png",
+        test_image(50, 50, image::ImageFormat::Png),
+        None,
+    )
+    .await;
+    env.put(
+        "uploads/alice/c/broken.png",
+        {
+            let mut b = test_image(50, 50, image::ImageFormat::Png);
+            b.truncate(60);
+            b
+        },
+        None,
+    )
+    .await;
+    let object = env
+        .put(
+            "uploads/alice/c/slideshow.json",
+            manifest(&["ok.png", "broken.png"], "x", None),
+            None,
+        )
+        .await;
+    match env.service.handle_object(&object).await.unwrap() {
+        Some(Outcome::Failed { code, message, .. }) => {
+            assert_eq!(code, "bad_image");
+            assert!(message.contains("broken.png"), "{message}");
+        }
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    assert_eq!(
+        env.sim
+            .requests("/v2/post/publish/content/init/")
+            .await
+            .len(),
+        0,
+        "nothing bad reached TikTok"
+    );
 }

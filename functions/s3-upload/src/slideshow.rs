@@ -1,0 +1,237 @@
+//! A slideshow folder to a TikTok photo draft.
+//!
+//! The manifest starts the job once all the images it names exist (a
+//! missing one is waited for, then fails the job by name after a grace
+//! period). Each image becomes a TikTok-ready JPEG under `media/`, which
+//! TikTok pulls from the verified URL prefix in front of the bucket:
+//! `content/init` with `PULL_FROM_URL`, `MEDIA_UPLOAD`, `PHOTO`.
+
+use aws_sdk_s3::primitives::ByteStream;
+use shared::jobs::{JobKind, JobStatus};
+use shared::media::convert::{PhotoFile, PhotoLimits, convert_all};
+use shared::media::manifest::Manifest;
+use shared::tiktok::PhotoPost;
+
+use crate::events::ObjectRef;
+use crate::forwarder::{Forwarder, Outcome, Retry, retry};
+use crate::keys::slideshow_folder;
+
+/// Where converted photos go: `media/<job id>/<index>.jpg`, short-lived
+/// (the bucket's lifecycle rule expires `media/`).
+pub const MEDIA_PREFIX: &str = "media/";
+
+impl Forwarder {
+    pub async fn forward_slideshow(
+        &self,
+        object: &ObjectRef,
+        alias: &str,
+    ) -> Result<Outcome, Retry> {
+        let Some(source) = self.open(object).await? else {
+            return Ok(Outcome::AlreadyHandled {
+                job_id: String::new(),
+                status: JobStatus::Cancelled,
+            });
+        };
+        let manifest_bytes = self.get_bytes(&object.bucket, &object.key).await?;
+        let manifest = Manifest::parse(&manifest_bytes);
+        let caption = manifest.as_ref().ok().map(|m| m.caption.clone());
+        let job = match self
+            .claim(&source, alias, JobKind::Slideshow, caption)
+            .await?
+        {
+            Ok(job) => job,
+            Err(outcome) => return Ok(outcome),
+        };
+        let (job, lease) = match self.lease(&job).await? {
+            Ok(held) => held,
+            Err(outcome) => return Ok(outcome),
+        };
+        let result = async {
+            let manifest = match manifest {
+                Ok(m) => m,
+                Err(err) => {
+                    return self
+                        .fail(&job, "bad_manifest", format!("{}: {err}", object.key))
+                        .await;
+                }
+            };
+            let Some(media_urls) = self.media_urls.clone() else {
+                return self
+                    .fail(
+                        &job,
+                        "no_media_url",
+                        "photo drafts need MEDIA_BASE_URL: a URL prefix verified with TikTok in front of the bucket".into(),
+                    )
+                    .await;
+            };
+            let (job, account) = match self.account(job).await? {
+                Ok(found) => found,
+                Err(outcome) => return Ok(outcome),
+            };
+
+            // Every image must be there; a late one is waited for a while.
+            let keys = manifest.image_keys(&object.key);
+            for (index, key) in keys.iter().enumerate() {
+                if !self.exists(&object.bucket, key).await? {
+                    let waited = self
+                        .clock
+                        .now()
+                        .signed_duration_since(job.created_at)
+                        .to_std()
+                        .unwrap_or_default();
+                    if waited < self.image_grace {
+                        return Err(retry(
+                            "wait for the slideshow's images",
+                            format!("images[{index}] {key:?} is not there yet"),
+                        ));
+                    }
+                    return self
+                        .fail(
+                            &job,
+                            "missing_image",
+                            format!(
+                                "images[{index}] \u{201c}{}\u{201d} is not in {}",
+                                manifest.images[index],
+                                slideshow_folder(&object.key)
+                            ),
+                        )
+                        .await;
+                }
+            }
+
+            // Convert on local disk, so memory holds only what the workers
+            // decode, never all the images at once.
+            let dir = tempfile::tempdir().map_err(|e| retry("make a work folder", e))?;
+            let mut files = Vec::with_capacity(keys.len());
+            for (index, key) in keys.iter().enumerate() {
+                let path = dir.path().join(format!("{index}"));
+                let bytes = self.get_bytes(&object.bucket, key).await?;
+                tokio::fs::write(&path, &bytes)
+                    .await
+                    .map_err(|e| retry("store an image for conversion", e))?;
+                files.push(PhotoFile {
+                    name: manifest.images[index].clone(),
+                    path,
+                });
+            }
+            let threads = self.convert_threads;
+            let converted = tokio::task::spawn_blocking(move || {
+                convert_all(&files, &PhotoLimits::default(), threads)
+            })
+            .await
+            .map_err(|e| retry("convert the images", e))?;
+            let mut urls = Vec::with_capacity(converted.len());
+            for (index, result) in converted.into_iter().enumerate() {
+                let photo = match result {
+                    Ok(p) => p,
+                    Err(err) => return self.fail(&job, "bad_image", err.to_string()).await,
+                };
+                let key = format!("{MEDIA_PREFIX}{}/{index}.jpg", job.id);
+                self.s3
+                    .put_object()
+                    .bucket(&object.bucket)
+                    .key(&key)
+                    .content_type("image/jpeg")
+                    .body(ByteStream::from(photo.jpeg))
+                    .send()
+                    .await
+                    .map_err(|e| retry("write a converted photo", shared::aws::describe_sdk_error(&e)))?;
+                urls.push(self.media_url(&media_urls, &object.bucket, &key).await?);
+            }
+
+            if let Err(outcome) = self.slot(&job).await? {
+                return Ok(outcome);
+            }
+            let token = match self.token(&job, &account.open_id).await? {
+                Ok(t) => t,
+                Err(outcome) => return Ok(outcome),
+            };
+            let text = manifest.post_text();
+            // The manifest allows at most 35 images, so the index fits.
+            let cover = u32::try_from(manifest.cover_index).unwrap_or(0);
+            let mut post = PhotoPost::draft(urls, cover);
+            post.title = Some(text.title).filter(|t| !t.is_empty());
+            post.description = Some(text.description).filter(|d| !d.is_empty());
+            let init = match self.tiktok.init_photo(&token.access_token, &post).await {
+                Ok(init) => init,
+                Err(err) => return self.init_refused(&job, &err).await,
+            };
+            let job = self
+                .jobs
+                .save_init(&job.id, &init.publish_id, None, None, self.clock.now())
+                .await
+                .map_err(|e| retry("save the publish id", e))?;
+            self.jobs
+                .transition(
+                    &job,
+                    JobStatus::Processing,
+                    shared::jobs::Changes::default(),
+                    self.clock.now(),
+                )
+                .await
+                .map_err(|e| retry("record the offered photos", e))?;
+            tracing::info!(job_id = %job.id, publish_id = %init.publish_id, photos = post.photo_images.len(), "photo draft offered");
+            Ok(Outcome::Uploaded {
+                job_id: job.id.to_string(),
+                publish_id: init.publish_id,
+            })
+        }
+        .await;
+        self.release(lease).await;
+        result
+    }
+
+    async fn media_url(
+        &self,
+        urls: &crate::config::MediaUrls,
+        bucket: &str,
+        key: &str,
+    ) -> Result<String, Retry> {
+        match urls {
+            crate::config::MediaUrls::Base(base) => Ok(format!("{base}{key}")),
+            crate::config::MediaUrls::Presigned => {
+                // TikTok's pull times out after an hour; the URL lives as long.
+                let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(
+                    std::time::Duration::from_secs(3600),
+                )
+                .map_err(|e| retry("presign a photo URL", e))?;
+                self.s3
+                    .get_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .presigned(config)
+                    .await
+                    .map(|p| p.uri().to_owned())
+                    .map_err(|e| retry("presign a photo URL", shared::aws::describe_sdk_error(&e)))
+            }
+        }
+    }
+
+    async fn get_bytes(&self, bucket: &str, key: &str) -> Result<bytes::Bytes, Retry> {
+        let object = self
+            .s3
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| retry("read an object", shared::aws::describe_sdk_error(&e)))?;
+        object
+            .body
+            .collect()
+            .await
+            .map(|b| b.into_bytes())
+            .map_err(|e| retry("read an object's body", e))
+    }
+
+    async fn exists(&self, bucket: &str, key: &str) -> Result<bool, Retry> {
+        match self.s3.head_object().bucket(bucket).key(key).send().await {
+            Ok(_) => Ok(true),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_not_found()) => Ok(false),
+            Err(err) => Err(retry(
+                "look for an image",
+                shared::aws::describe_sdk_error(&err),
+            )),
+        }
+    }
+}
