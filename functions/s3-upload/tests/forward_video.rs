@@ -562,3 +562,56 @@ async fn bad_slideshows_fail_with_the_reason() {
         "nothing bad reached TikTok"
     );
 }
+
+/// An SQS batch as S3 delivers it: the good message is handled, the one
+/// whose upload must be retried is reported for redelivery, an unreadable
+/// one is dropped (redelivery cannot fix it).
+#[tokio::test]
+async fn an_sqs_batch_reports_only_the_messages_to_retry() {
+    let env = env().await;
+    let good = env
+        .put("uploads/alice/good clip.mp4", fake_mp4(1000, 30), None)
+        .await;
+    let flaky = env
+        .put("uploads/alice/flaky.mp4", fake_mp4(1000, 31), None)
+        .await;
+    let s3_body = |key: &str| {
+        let encoded: String = url::form_urlencoded::byte_serialize(key.as_bytes()).collect();
+        serde_json::json!({"Records": [{
+            "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+            "eventTime": "2026-11-22T01:00:00.000Z", "eventName": "ObjectCreated:Put",
+            "userIdentity": {"principalId": "AWS:EXAMPLE"},
+            "requestParameters": {"sourceIPAddress": "203.0.113.10"},
+            "responseElements": {},
+            "s3": {"s3SchemaVersion": "1.0", "configurationId": "uploads",
+                   "bucket": {"name": env.bucket, "ownerIdentity": {"principalId": "EXAMPLE"}, "arn": "arn:aws:s3:::x"},
+                   "object": {"key": encoded, "size": 1000, "sequencer": "0A"}}}]})
+        .to_string()
+    };
+    let message = |id: &str, body: String| {
+        serde_json::json!({"messageId": id, "receiptHandle": "r", "body": body,
+            "attributes": {}, "messageAttributes": {}, "md5OfBody": "",
+            "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:1:q", "awsRegion": "us-east-1"})
+    };
+    let batch = serde_json::json!({"Records": [
+        message("m-good", s3_body(&good.key)),
+        message("m-flaky", s3_body(&flaky.key)),
+        message("m-garbage", "not json".into()),
+    ]});
+    // The second upload's chunk PUTs keep failing.
+    env.sim
+        .fault(
+            serde_json::json!({"method": "PUT", "path_prefix": "/upload/", "skip": 1, "times": 10,
+            "action": {"type": "status", "status": 503}}),
+        )
+        .await;
+    let response = env.service.handle_event(batch).await.unwrap();
+    let failed: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(failed, vec!["m-flaky"]);
+    assert_eq!(env.job(&good).await.status, JobStatus::Processing);
+    assert_eq!(env.job(&flaky).await.status, JobStatus::Uploading);
+}
