@@ -31,6 +31,7 @@ pub struct S3Object {
     size: u64,
     version_id: Option<String>,
     e_tag: Option<String>,
+    metadata: std::collections::HashMap<String, String>,
 }
 
 impl S3Object {
@@ -76,6 +77,7 @@ impl S3Object {
             size,
             version_id: head.version_id().map(str::to_owned),
             e_tag: head.e_tag().map(str::to_owned),
+            metadata: head.metadata().cloned().unwrap_or_default(),
         })
     }
 
@@ -97,6 +99,11 @@ impl S3Object {
 
     pub fn e_tag(&self) -> Option<&str> {
         self.e_tag.as_deref()
+    }
+
+    /// The object's user metadata (`x-amz-meta-*`), as HEAD returned it.
+    pub fn metadata(&self) -> &std::collections::HashMap<String, String> {
+        &self.metadata
     }
 }
 

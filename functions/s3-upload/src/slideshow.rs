@@ -99,6 +99,11 @@ impl Forwarder {
                 }
             }
 
+            // The slot before the work: a held slideshow converts when released.
+            if let Err(outcome) = self.slot(&job).await? {
+                return Ok(outcome);
+            }
+
             // Convert on local disk, so memory holds only what the workers
             // decode, never all the images at once.
             let dir = tempfile::tempdir().map_err(|e| retry("make a work folder", e))?;
@@ -139,9 +144,6 @@ impl Forwarder {
                 urls.push(self.media_url(&media_urls, &object.bucket, &key).await?);
             }
 
-            if let Err(outcome) = self.slot(&job).await? {
-                return Ok(outcome);
-            }
             let token = match self.token(&job, &account.open_id).await? {
                 Ok(t) => t,
                 Err(outcome) => return Ok(outcome),

@@ -51,7 +51,7 @@ impl Forwarder {
             Err(outcome) => return Ok(outcome),
         };
         let result = if job.status == JobStatus::Uploading {
-            self.send(job, &source).await
+            self.send(job, &source, None).await
         } else {
             self.start_video(job, &source).await
         };
@@ -65,9 +65,10 @@ impl Forwarder {
             Err(outcome) => return Ok(outcome),
         };
         // The bytes, not the name, say what the file is.
-        if let Err(err) = video_kind(source).await? {
-            return self.fail(&job, "unsupported_media", err).await;
-        }
+        let kind = match video_kind(source).await? {
+            Ok(kind) => kind,
+            Err(err) => return self.fail(&job, "unsupported_media", err).await,
+        };
         if let Err(outcome) = self.slot(&job).await? {
             return Ok(outcome);
         }
@@ -99,11 +100,17 @@ impl Forwarder {
             .await
             .map_err(|e| retry("save the publish id", e))?;
         tracing::info!(job_id = %job.id, publish_id = %init.publish_id, chunks = plan.total_chunk_count, "upload started");
-        self.send(job, source).await
+        self.send(job, source, Some(kind)).await
     }
 
-    /// Sends the chunks from the saved offset and moves the job on.
-    async fn send(&self, job: Job, source: &S3Object) -> Result<Outcome, Retry> {
+    /// Sends the chunks from the saved offset and moves the job on. `kind`
+    /// is the checked type when the caller has it (a resume reads it again).
+    async fn send(
+        &self,
+        job: Job,
+        source: &S3Object,
+        kind: Option<VideoKind>,
+    ) -> Result<Outcome, Retry> {
         let (Some(publish_id), Some(url), Some(plan)) = (
             job.publish_id.clone(),
             job.upload_url.clone(),
@@ -114,11 +121,17 @@ impl Forwarder {
                 "the job lacks its upload URL or plan",
             ));
         };
-        let content_type = match video_kind(source).await? {
-            Ok(VideoKind::Mov) => VideoContentType::Mov,
-            Ok(VideoKind::WebM) => VideoContentType::WebM,
-            Ok(VideoKind::Mp4) => VideoContentType::Mp4,
-            Err(err) => return self.fail(&job, "unsupported_media", err).await,
+        let kind = match kind {
+            Some(kind) => kind,
+            None => match video_kind(source).await? {
+                Ok(kind) => kind,
+                Err(err) => return self.fail(&job, "unsupported_media", err).await,
+            },
+        };
+        let content_type = match kind {
+            VideoKind::Mov => VideoContentType::Mov,
+            VideoKind::WebM => VideoContentType::WebM,
+            VideoKind::Mp4 => VideoContentType::Mp4,
         };
         let mut progress = SaveOffset {
             jobs: &self.jobs,
@@ -169,18 +182,8 @@ impl Forwarder {
     /// The caption: S3 metadata `caption` or `title`, else a `<name>.json`
     /// sidecar's `caption`/`title`, else none; trimmed to TikTok's limit.
     async fn caption(&self, source: &S3Object) -> Option<String> {
-        let head = self
-            .s3
-            .head_object()
-            .bucket(source.bucket())
-            .key(source.key())
-            .send()
-            .await
-            .ok();
-        let from_metadata = head.and_then(|h| {
-            let meta = h.metadata()?;
-            meta.get("caption").or_else(|| meta.get("title")).cloned()
-        });
+        let meta = source.metadata();
+        let from_metadata = meta.get("caption").or_else(|| meta.get("title")).cloned();
         let text = match from_metadata {
             Some(t) => Some(t),
             None => self.sidecar_caption(source).await,
