@@ -250,3 +250,48 @@ pub fn jpeg_with_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
     out.extend_from_slice(&jpeg[2..]);
     out
 }
+
+/// Every log line of this test process, captured at debug level (the
+/// project's and its dependencies'), so tests can prove that no token or
+/// secret is ever logged. Call [`capture_logs`] before the code under test.
+pub fn capture_logs() {
+    log_buffer();
+}
+
+/// What has been logged since [`capture_logs`] was first called.
+pub fn captured_logs() -> String {
+    let buf = log_buffer().lock().unwrap_or_else(|e| e.into_inner());
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+fn log_buffer() -> &'static std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
+    use std::sync::{Arc, Mutex, OnceLock};
+    static BUF: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    BUF.get_or_init(|| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let writer_buf = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("debug"))
+            .with_ansi(false)
+            .with_writer(move || LogWriter(writer_buf.clone()))
+            .finish();
+        // A test binary has one global subscriber; ours is it.
+        let _ = tracing::subscriber::set_global_default(subscriber);
+        buf
+    })
+}
+
+struct LogWriter(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(data);
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

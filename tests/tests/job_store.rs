@@ -6,7 +6,6 @@
 //! `DateTime<Utc>` the API takes (`.into()` at each call).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -23,41 +22,6 @@ use tiktok_drafts_tests::{local_aws, unique_name};
 // event (ours and the AWS SDK's, at debug level) into a buffer that the
 // upload URL test searches.
 
-fn log_buffer() -> &'static Arc<Mutex<Vec<u8>>> {
-    static BUF: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    BUF.get_or_init(|| {
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        let writer_buf = buf.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("debug"))
-            .with_ansi(false)
-            .with_writer(move || LogWriter(writer_buf.clone()))
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
-        buf
-    })
-}
-
-struct LogWriter(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogWriter {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(data);
-        Ok(data.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn captured_logs() -> String {
-    let buf = log_buffer().lock().unwrap_or_else(|e| e.into_inner());
-    String::from_utf8_lossy(&buf).into_owned()
-}
-
 struct Fixture {
     jobs: Jobs,
     dynamodb: aws_sdk_dynamodb::Client,
@@ -65,7 +29,7 @@ struct Fixture {
 }
 
 async fn fixture() -> Fixture {
-    log_buffer();
+    tiktok_drafts_tests::capture_logs();
     let aws = AwsClients::from_config(&local_aws().await);
     let table = unique_name("jobs");
     shared::table::create_table(&aws.dynamodb, &table)
@@ -774,7 +738,7 @@ async fn the_upload_url_never_shows_in_debug_output_or_errors() {
     for text in &texts {
         assert!(!text.contains(TOKEN_PART), "leaked: {text}");
     }
-    let logs = captured_logs();
+    let logs = tiktok_drafts_tests::captured_logs();
     assert!(logs.contains("init saved"), "the log capture works");
     assert!(
         !logs.contains(TOKEN_PART),

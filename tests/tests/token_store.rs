@@ -4,7 +4,7 @@
 //! over, and no token material in logs, errors or the table.
 
 use std::io::Write as _;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -27,44 +27,9 @@ const ACCESS_TTL: i64 = 7200;
 // event (ours, the TikTok client's, the AWS SDK's, at debug level) into a
 // buffer that each test checks for the token values it saw.
 
-fn log_buffer() -> &'static Arc<Mutex<Vec<u8>>> {
-    static BUF: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    BUF.get_or_init(|| {
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        let writer_buf = buf.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("debug"))
-            .with_ansi(false)
-            .with_writer(move || LogWriter(writer_buf.clone()))
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
-        buf
-    })
-}
-
-struct LogWriter(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogWriter {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(data);
-        Ok(data.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn captured_logs() -> String {
-    let buf = log_buffer().lock().unwrap_or_else(|e| e.into_inner());
-    String::from_utf8_lossy(&buf).into_owned()
-}
-
 /// Neither the captured logs nor `texts` (error messages) hold any of `tokens`.
 fn assert_no_token_leaks(tokens: &[Secret], texts: &[String]) {
-    let logs = captured_logs();
+    let logs = tiktok_drafts_tests::captured_logs();
     for token in tokens {
         let value = token.expose();
         assert!(value.len() >= 8, "test tokens are long enough to search");
@@ -112,7 +77,7 @@ fn fast_settings() -> RefreshSettings {
 
 impl Env {
     async fn start(adjust: impl FnOnce(&mut tiktok_sim::Settings)) -> Self {
-        log_buffer();
+        tiktok_drafts_tests::capture_logs();
         let sim = TestSim::start(adjust).await;
         let client = sim.client();
         let aws = AwsClients::from_config(&local_aws().await);
@@ -666,7 +631,7 @@ async fn no_token_material_in_logs_errors_or_the_table() {
     texts.extend(error_texts(&err));
     texts.push(env.table_text().await);
 
-    let logs = captured_logs();
+    let logs = tiktok_drafts_tests::captured_logs();
     assert!(
         logs.contains("access token refreshed") && logs.contains(open_id),
         "the capture sees the store's events"

@@ -1,7 +1,6 @@
 //! The real login handler (a lambda_http request in, a response out) against
 //! local AWS (moto) and the TikTok simulator.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lambda_http::http::StatusCode;
@@ -421,29 +420,9 @@ async fn reconnecting_updates_the_account_in_place() {
     assert_ne!(second_tokens.access_token, first_tokens.access_token);
 }
 
-/// A writer that keeps every log line in memory.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn no_log_line_or_page_carries_a_token_or_the_client_secret() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    tiktok_drafts_tests::capture_logs();
 
     let env = env(false).await;
     env.sim.seed_user("open-ivy", serde_json::json!({})).await;
@@ -465,7 +444,7 @@ async fn no_log_line_or_page_carries_a_token_or_the_client_secret() {
     pages.push(html(&env.start("forged.token").await));
 
     let stored = env.tokens().load("open-ivy").await.unwrap().unwrap();
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = tiktok_drafts_tests::captured_logs();
     assert!(logs.contains("account connected"), "logs were captured");
     for secret in [
         stored.access_token.expose(),
