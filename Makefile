@@ -5,7 +5,7 @@
 CARGO_TARGET_DIR ?= $(HOME)/.cache/tiktok-drafts/target
 export CARGO_TARGET_DIR
 
-.PHONY: test demo lint fmt bench sim
+.PHONY: test demo lint fmt bench bench-forward sim
 
 ## test: every test, against local AWS (moto, started and stopped here) and the TikTok simulator
 test:
@@ -28,6 +28,11 @@ fmt:
 bench:
 	cargo build --release --locked -p tiktok-sim -p tiktok-drafts-tests --bins
 	$(CARGO_TARGET_DIR)/release/upload-bench
+
+## bench-forward: S3 (moto) -> simulator forward of 1000 MB, against a plain S3 read and a plain upload
+bench-forward:
+	cargo build --release --locked -p tiktok-sim -p tiktok-drafts-tests --bins
+	infra/with-local-stack.sh $(CARGO_TARGET_DIR)/release/upload-bench --source s3 --size-mb 1000
 
 ## sim: run the TikTok simulator in the foreground on 127.0.0.1:9300
 sim:

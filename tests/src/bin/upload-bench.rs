@@ -2,53 +2,106 @@
 //! simulator, printing wall time, throughput and the peak RSS of this process
 //! (the simulator runs as a separate process so its memory is not counted).
 //!
+//! `--source file` (the default) uploads a local file through `FileSource`.
 //! Target: peak RSS during the upload <= 2 x chunk size + 64 MiB, never a
-//! function of the video's size. Exits non-zero when the target is missed or
-//! the simulator's SHA-256 differs from the file's.
+//! function of the video's size.
 //!
-//!     make bench                       # 300 MB, 10,000,000-byte chunks
+//! `--source s3` forwards the video from S3 (moto, reached through
+//! `AWS_ENDPOINT_URL`) to the simulator and, in the same run, measures the two
+//! halves of that work on their own, so the forward can be judged against them:
+//!
+//! 1. read: ranged GETs of the object, one chunk after another, hashed;
+//! 2. write: a second FILE_UPLOAD of the same size, fed from the local file;
+//! 3. forward: `S3Object` as the `ChunkSource` of `Uploader::upload`, which
+//!    reads chunk n+1 while it PUTs chunk n.
+//!
+//! Targets: forward peak RSS <= 2 x chunk + 64 MiB, and forward wall time <=
+//! 1.15 x max(read, write), i.e. the overlap hides the cheaper half.
+//!
+//! Exits non-zero when a target is missed or the simulator's SHA-256 differs
+//! from the video's.
+//!
+//!     make bench                       # file, 300 MB, 10,000,000-byte chunks
+//!     make bench-forward               # s3, 1000 MB, under infra/with-local-stack.sh
 //!     upload-bench --size-mb 1000 --chunk-bytes 20000000
+//!     upload-bench --source s3         # needs AWS_ENDPOINT_URL (moto); 1000 MB
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use bytes::Bytes;
 use sha2::{Digest as _, Sha256};
+use shared::aws::describe_sdk_error;
+use shared::secret::Secret;
+use shared::storage::S3Object;
 use shared::tiktok::chunk_plan::DEFAULT_CHUNK_SIZE;
-use shared::tiktok::upload::{FileSource, RetryPolicy, Uploader, VideoContentType};
+use shared::tiktok::upload::{
+    ChunkSource, FileSource, RetryPolicy, UploadReport, Uploader, VideoContentType,
+};
 use shared::tiktok::{AppCredentials, ChunkPlan, Endpoints, TikTokClient, VideoSource};
+use tokio::io::AsyncReadExt as _;
 
 const MIB: u64 = 1024 * 1024;
 
+/// Size of the parts of the multipart upload that puts the video into S3:
+/// above S3's 5 MiB minimum, and small enough that only one part is ever in
+/// memory.
+const PART_BYTES: u64 = 16 * MIB;
+
+/// Forward wall time may exceed the slower of read and write by this factor.
+const FORWARD_SLACK: f64 = 1.15;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Source {
+    File,
+    S3,
+}
+
 struct Args {
+    source: Source,
     size_bytes: u64,
     chunk_bytes: u64,
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        size_bytes: 300 * 1_000_000,
-        chunk_bytes: DEFAULT_CHUNK_SIZE,
-    };
+    let mut source = Source::File;
+    let mut size_mb: Option<u64> = None;
+    let mut chunk_bytes = DEFAULT_CHUNK_SIZE;
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        let value = it
-            .next()
-            .ok_or_else(|| format!("{flag} needs a value"))?
-            .parse::<u64>()
-            .map_err(|e| format!("{flag}: {e}"))?;
+        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        let number = |v: &str| v.parse::<u64>().map_err(|e| format!("{flag}: {e}"));
         match flag.as_str() {
-            "--size-mb" => args.size_bytes = value * 1_000_000,
-            "--chunk-bytes" => args.chunk_bytes = value,
+            "--source" => {
+                source = match value.as_str() {
+                    "file" => Source::File,
+                    "s3" => Source::S3,
+                    other => return Err(format!("--source: {other:?} is neither file nor s3")),
+                }
+            }
+            "--size-mb" => size_mb = Some(number(&value)?),
+            "--chunk-bytes" => chunk_bytes = number(&value)?,
             other => {
                 return Err(format!(
-                    "unknown flag {other}; use --size-mb N --chunk-bytes N"
+                    "unknown flag {other}; use --source file|s3 --size-mb N --chunk-bytes N"
                 ));
             }
         }
     }
-    Ok(args)
+    // The forward's default is the issue's figure: a 1 GB video.
+    let default_mb = match source {
+        Source::File => 300,
+        Source::S3 => 1000,
+    };
+    Ok(Args {
+        source,
+        size_bytes: size_mb.unwrap_or(default_mb) * 1_000_000,
+        chunk_bytes,
+    })
 }
 
 /// Kills the simulator when the bench ends, however it ends.
@@ -115,21 +168,181 @@ fn generate_video(path: &Path, size: u64) -> Result<String, String> {
     Ok(hex::encode(hasher.finalize()))
 }
 
-/// VmHWM (peak resident set) of this process, in bytes.
-fn peak_rss() -> Option<u64> {
+/// One `kB` field of /proc/self/status, in bytes.
+fn status_bytes(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
 }
 
-/// Resets VmHWM to the current RSS, so the figure covers the upload only.
+/// VmHWM (peak resident set) of this process, in bytes.
+fn peak_rss() -> Option<u64> {
+    status_bytes("VmHWM:")
+}
+
+/// VmRSS (current resident set) of this process, in bytes.
+fn current_rss() -> Option<u64> {
+    status_bytes("VmRSS:")
+}
+
+/// Hands heap that earlier phases freed back to the OS. glibc keeps freed
+/// memory in its arenas, and resetting VmHWM resets it to the current RSS,
+/// so without this a phase's peak would start from the previous phase's
+/// leftovers, which the function (one forward per process) never has.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn release_free_heap() {
+    unsafe extern "C" {
+        fn malloc_trim(pad: usize) -> std::ffi::c_int;
+    }
+    // SAFETY: malloc_trim takes no pointers and only returns free pages of
+    // glibc's arenas to the OS; it is safe to call at any time.
+    unsafe {
+        malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn release_free_heap() {}
+
+/// Resets VmHWM to the current RSS, so the next figure covers one phase only.
 fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
+/// Wall time and RSS of one measured phase.
+struct Phase {
+    wall: Duration,
+    /// RSS when the phase started: the floor of `peak`.
+    start: u64,
+    peak: u64,
+}
+
+/// Runs `work` with the peak RSS reset just before it.
+async fn measure<T, F>(work: F) -> Result<(T, Phase), String>
+where
+    F: Future<Output = Result<T, String>>,
+{
+    release_free_heap();
+    reset_peak_rss();
+    let start = current_rss().unwrap_or(0);
+    let started = Instant::now();
+    let out = work.await?;
+    let wall = started.elapsed();
+    let peak = peak_rss().unwrap_or(0);
+    Ok((out, Phase { wall, start, peak }))
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / MIB as f64
+}
+
+fn mb_per_s(bytes: u64, wall: Duration) -> f64 {
+    bytes as f64 / 1e6 / wall.as_secs_f64()
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "PASS" } else { "FAIL" }
+}
+
+/// The simulator with one creator and a token that may upload.
+struct Sim {
+    _process: SimProcess,
+    base_url: String,
+    control: reqwest::Client,
+    client: TikTokClient,
+    access_token: Secret,
+}
+
+impl Sim {
+    async fn start(state_dir: &Path) -> Result<Self, String> {
+        let (process, base_url) = start_sim(state_dir)?;
+        let control = reqwest::Client::new();
+        let post = |path: &str, body: serde_json::Value| {
+            control.post(format!("{base_url}{path}")).json(&body).send()
+        };
+        post(
+            "/_sim/users",
+            serde_json::json!({"open_id": "bench", "username": "bench", "display_name": "Bench"}),
+        )
+        .await
+        .map_err(|e| format!("seeding the simulator's user: {e}"))?;
+        let tokens: shared::tiktok::oauth::TokenResponse = post(
+            "/_sim/tokens",
+            serde_json::json!({"open_id": "bench", "scopes": ["user.info.basic", "video.upload"]}),
+        )
+        .await
+        .map_err(|e| format!("minting a simulator token: {e}"))?
+        .json()
+        .await
+        .map_err(|e| format!("reading the simulator token: {e}"))?;
+
+        let http =
+            shared::tiktok::config::http_client(Default::default()).map_err(|e| e.to_string())?;
+        let client = TikTokClient::new(
+            http,
+            Endpoints::for_base_url(&base_url).map_err(|e| e.to_string())?,
+            AppCredentials {
+                client_key: "sim-client-key".into(),
+                client_secret: "sim-client-secret".into(),
+            },
+        );
+        Ok(Self {
+            _process: process,
+            base_url,
+            control,
+            client,
+            access_token: tokens.access_token,
+        })
+    }
+
+    /// A new FILE_UPLOAD for `plan`: its publish_id and upload URL.
+    async fn init(&self, plan: &ChunkPlan) -> Result<(String, Secret), String> {
+        let init = self
+            .client
+            .init_inbox_video(&self.access_token, &VideoSource::FileUpload(*plan))
+            .await
+            .map_err(|e| format!("init: {e}"))?;
+        let upload_url = init.upload_url.ok_or("init answered no upload_url")?;
+        Ok((init.publish_id, upload_url))
+    }
+
+    /// The SHA-256 the simulator computed over what it received.
+    async fn sha256(&self, publish_id: &str) -> Result<String, String> {
+        let record: serde_json::Value = self
+            .control
+            .get(format!("{}/_sim/publishes/{publish_id}", self.base_url))
+            .send()
+            .await
+            .map_err(|e| format!("reading the publish record: {e}"))?
+            .json()
+            .await
+            .map_err(|e| format!("decoding the publish record: {e}"))?;
+        Ok(record["sha256"].as_str().unwrap_or_default().to_owned())
+    }
+}
+
+/// Uploads `source` to `upload_url` with a fresh uploader, as the functions do.
+async fn upload<S: ChunkSource>(
+    upload_url: &Secret,
+    plan: &ChunkPlan,
+    source: &S,
+) -> Result<UploadReport, String> {
+    Uploader::new(reqwest::Client::new(), RetryPolicy::default())
+        .upload(
+            upload_url.expose(),
+            plan,
+            VideoContentType::Mp4,
+            source,
+            0,
+            &mut (),
+        )
+        .await
+        .map_err(|e| format!("upload: {e}"))
+}
+
 async fn run(args: Args) -> Result<bool, String> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let dir = tempfile::tempdir().map_err(|e| format!("cannot create a temp dir: {e}"))?;
     let video_path: PathBuf = dir.path().join("bench.mp4");
     println!(
         "generating {} bytes ({:.0} MB) at {}",
@@ -137,110 +350,352 @@ async fn run(args: Args) -> Result<bool, String> {
         args.size_bytes as f64 / 1e6,
         video_path.display()
     );
-    let expected_sha = generate_video(&video_path, args.size_bytes)?;
-    let (_sim, base_url) = start_sim(&dir.path().join("sim"))?;
+    let expected_sha = generate_video(&video_path, args.size_bytes)
+        .map_err(|e| format!("cannot write {}: {e}", video_path.display()))?;
+    let sim = Sim::start(&dir.path().join("sim")).await?;
+    match args.source {
+        Source::File => run_file(&args, &sim, &video_path, &expected_sha).await,
+        Source::S3 => run_forward(&args, &sim, &video_path, &expected_sha).await,
+    }
+}
 
-    let control = reqwest::Client::new();
-    let post = |path: &str, body: serde_json::Value| {
-        control.post(format!("{base_url}{path}")).json(&body).send()
-    };
-    post(
-        "/_sim/users",
-        serde_json::json!({"open_id": "bench", "username": "bench", "display_name": "Bench"}),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    let tokens: shared::tiktok::oauth::TokenResponse = post(
-        "/_sim/tokens",
-        serde_json::json!({"open_id": "bench", "scopes": ["user.info.basic", "video.upload"]}),
-    )
-    .await
-    .map_err(|e| e.to_string())?
-    .json()
-    .await
-    .map_err(|e| e.to_string())?;
-
-    let http =
-        shared::tiktok::config::http_client(Default::default()).map_err(|e| e.to_string())?;
-    let client = TikTokClient::new(
-        http,
-        Endpoints::for_base_url(&base_url).map_err(|e| e.to_string())?,
-        AppCredentials {
-            client_key: "sim-client-key".into(),
-            client_secret: "sim-client-secret".into(),
-        },
-    );
-    let source = FileSource::open(&video_path)
+/// Today's benchmark: the local file to the simulator.
+async fn run_file(
+    args: &Args,
+    sim: &Sim,
+    video_path: &Path,
+    expected_sha: &str,
+) -> Result<bool, String> {
+    let source = FileSource::open(video_path)
         .await
         .map_err(|e| e.to_string())?;
     let plan = ChunkPlan::new(source.len(), args.chunk_bytes).map_err(|e| e.to_string())?;
-    let init = client
-        .init_inbox_video(&tokens.access_token, &VideoSource::FileUpload(plan))
-        .await
-        .map_err(|e| e.to_string())?;
-    let upload_url = init.upload_url.ok_or("no upload_url")?;
+    let (publish_id, upload_url) = sim.init(&plan).await?;
 
     let rss_before = peak_rss().unwrap_or(0);
-    reset_peak_rss();
-    let started = Instant::now();
-    let report = Uploader::new(reqwest::Client::new(), RetryPolicy::default())
-        .upload(
-            upload_url.expose(),
-            &plan,
-            VideoContentType::Mp4,
-            &source,
-            0,
-            &mut (),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-    let elapsed = started.elapsed();
-    let peak = peak_rss().unwrap_or(0);
-
-    let record: serde_json::Value = control
-        .get(format!("{base_url}/_sim/publishes/{}", init.publish_id))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .json()
-        .await
-        .map_err(|e| e.to_string())?;
-    let sim_sha = record["sha256"].as_str().unwrap_or_default();
+    let (report, phase) = measure(upload(&upload_url, &plan, &source)).await?;
+    let sim_sha = sim.sha256(&publish_id).await?;
 
     let bound = 2 * plan.chunk_size + 64 * MIB;
-    let mb = |b: u64| b as f64 / MIB as f64;
     println!(
         "video            {:.1} MiB, {} chunks of {} bytes (last {} bytes)",
-        mb(plan.video_size),
+        mib(plan.video_size),
         plan.total_chunk_count,
         plan.chunk_size,
         plan.last_chunk_len()
     );
-    println!("wall time        {:.2} s", elapsed.as_secs_f64());
+    println!("wall time        {:.2} s", phase.wall.as_secs_f64());
     println!(
         "throughput       {:.1} MB/s",
-        plan.video_size as f64 / 1e6 / elapsed.as_secs_f64()
+        mb_per_s(plan.video_size, phase.wall)
     );
     println!(
         "peak RSS before  {:.1} MiB (process start to upload start)",
-        mb(rss_before)
+        mib(rss_before)
     );
-    println!("peak RSS upload  {:.1} MiB", mb(peak));
+    println!("peak RSS upload  {:.1} MiB", mib(phase.peak));
     println!(
         "target           <= {:.1} MiB (2 x chunk + 64 MiB)",
-        mb(bound)
+        mib(bound)
     );
     println!("retries/resyncs  {}/{}", report.retries, report.resyncs);
     println!("sha256 file      {expected_sha}");
     println!("sha256 sim       {sim_sha}");
-    let ok_mem = peak > 0 && peak <= bound;
+    let ok_mem = phase.peak > 0 && phase.peak <= bound;
     let ok_sha = sim_sha == expected_sha;
     println!(
         "result           memory {}, bytes {}",
-        if ok_mem { "PASS" } else { "FAIL" },
-        if ok_sha { "PASS" } else { "FAIL" }
+        verdict(ok_mem),
+        verdict(ok_sha)
     );
     Ok(ok_mem && ok_sha)
+}
+
+/// The forward benchmark: puts the file into S3, then measures read, write
+/// and forward. The bucket is removed afterwards whatever the outcome, so a
+/// moto server that outlives the run does not keep a gigabyte.
+async fn run_forward(
+    args: &Args,
+    sim: &Sim,
+    video_path: &Path,
+    expected_sha: &str,
+) -> Result<bool, String> {
+    // Checked here rather than through the tests' `local_aws()`, which
+    // panics: without it the SDK would go to real AWS.
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
+    if !(endpoint.starts_with("http://127.0.0.1") || endpoint.starts_with("http://localhost")) {
+        return Err(format!(
+            "--source s3 needs AWS_ENDPOINT_URL pointing at the local moto server (got {endpoint:?}); \
+             run it with `make bench-forward`"
+        ));
+    }
+    let s3 = shared::aws::s3_client(&shared::aws::load_config().await);
+    let bucket = tiktok_drafts_tests::unique_name("upload-bench");
+    let key = "bench/video.mp4";
+    s3.create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .map_err(|e| format!("cannot create bucket {bucket}: {}", describe_sdk_error(&e)))?;
+
+    let outcome = forward_phases(args, sim, &s3, &bucket, key, video_path, expected_sha).await;
+
+    // Best effort: a failure here does not change the benchmark's verdict.
+    if let Err(e) = s3.delete_object().bucket(&bucket).key(key).send().await {
+        eprintln!(
+            "upload-bench: cannot delete s3://{bucket}/{key}: {}",
+            describe_sdk_error(&e)
+        );
+    }
+    if let Err(e) = s3.delete_bucket().bucket(&bucket).send().await {
+        eprintln!(
+            "upload-bench: cannot delete bucket {bucket}: {}",
+            describe_sdk_error(&e)
+        );
+    }
+    outcome
+}
+
+async fn forward_phases(
+    args: &Args,
+    sim: &Sim,
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    video_path: &Path,
+    expected_sha: &str,
+) -> Result<bool, String> {
+    let put_started = Instant::now();
+    let parts = put_multipart(s3, bucket, key, video_path).await?;
+    let put_wall = put_started.elapsed();
+
+    let object = S3Object::open(s3.clone(), bucket, key)
+        .await
+        .map_err(|e| e.to_string())?;
+    let plan = ChunkPlan::new(object.size(), args.chunk_bytes).map_err(|e| e.to_string())?;
+
+    // 1. Read: the S3 half alone.
+    let (object_sha, read) = measure(read_all(&object, &plan)).await?;
+
+    // 2. Write: the simulator half alone, from the local file (just written,
+    //    so it is in the page cache and the disk does not count).
+    let file = FileSource::open(video_path)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (write_id, write_url) = sim.init(&plan).await?;
+    let (_, write) = measure(upload(&write_url, &plan, &file)).await?;
+    let write_sha = sim.sha256(&write_id).await?;
+
+    // 3. Forward: S3 into the uploader, as the function does it.
+    let (forward_id, forward_url) = sim.init(&plan).await?;
+    let (report, forward) = measure(upload(&forward_url, &plan, &object)).await?;
+    let forward_sha = sim.sha256(&forward_id).await?;
+
+    let rss_bound = 2 * plan.chunk_size + 64 * MIB;
+    let slowest = read.wall.max(write.wall);
+    let wall_bound = slowest.mul_f64(FORWARD_SLACK);
+    let ok_mem = forward.peak > 0 && forward.peak <= rss_bound;
+    let ok_wall = forward.wall <= wall_bound;
+    let ok_sha = object_sha == expected_sha && forward_sha == object_sha;
+    let ok_write = write_sha == expected_sha;
+
+    let size = plan.video_size;
+    println!("source           s3://{bucket}/{key} (moto)");
+    println!(
+        "video            {} bytes ({:.1} MiB), {} chunks of {} bytes (last {} bytes)",
+        size,
+        mib(size),
+        plan.total_chunk_count,
+        plan.chunk_size,
+        plan.last_chunk_len()
+    );
+    println!(
+        "s3 put           {:.2} s ({parts} parts of {} MiB, multipart; not a target)",
+        put_wall.as_secs_f64(),
+        PART_BYTES / MIB
+    );
+    for (name, phase) in [
+        ("read  S3 GETs ", &read),
+        ("write sim PUTs", &write),
+        ("forward S3>sim", &forward),
+    ] {
+        println!(
+            "{name}   {:>7.2} s  {:>6.1} MB/s  peak RSS {:>6.1} MiB (from {:.1} MiB at start)",
+            phase.wall.as_secs_f64(),
+            mb_per_s(size, phase.wall),
+            mib(phase.peak),
+            mib(phase.start)
+        );
+    }
+    println!(
+        "retries/resyncs  {}/{} (forward)",
+        report.retries, report.resyncs
+    );
+    println!(
+        "target memory    forward peak {:.1} MiB <= {:.1} MiB (2 x chunk + 64 MiB)  {}",
+        mib(forward.peak),
+        mib(rss_bound),
+        verdict(ok_mem)
+    );
+    println!(
+        "target wall      forward {:.2} s <= {:.2} s ({FORWARD_SLACK} x max(read {:.2} s, write {:.2} s))  {}",
+        forward.wall.as_secs_f64(),
+        wall_bound.as_secs_f64(),
+        read.wall.as_secs_f64(),
+        write.wall.as_secs_f64(),
+        verdict(ok_wall)
+    );
+    println!("sha256 file      {expected_sha}");
+    println!("sha256 object    {object_sha}");
+    println!("sha256 sim write {write_sha}");
+    println!("sha256 sim fwd   {forward_sha}");
+    println!(
+        "result           memory {}, wall {}, bytes {} (write phase {})",
+        verdict(ok_mem),
+        verdict(ok_wall),
+        verdict(ok_sha),
+        verdict(ok_write)
+    );
+    Ok(ok_mem && ok_wall && ok_sha && ok_write)
+}
+
+/// Puts the file into S3 with a multipart upload, one part in memory at a
+/// time, and returns the number of parts. The upload is aborted on failure so
+/// moto does not keep the parts.
+async fn put_multipart(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    path: &Path,
+) -> Result<usize, String> {
+    let created = s3
+        .create_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .content_type("video/mp4")
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot start the multipart upload: {}",
+                describe_sdk_error(&e)
+            )
+        })?;
+    let upload_id = created
+        .upload_id()
+        .ok_or("the multipart upload has no upload id")?
+        .to_owned();
+    match put_parts(s3, bucket, key, &upload_id, path).await {
+        Ok(n) => Ok(n),
+        Err(e) => {
+            let _ = s3
+                .abort_multipart_upload()
+                .bucket(bucket)
+                .key(key)
+                .upload_id(&upload_id)
+                .send()
+                .await;
+            Err(e)
+        }
+    }
+}
+
+async fn put_parts(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    upload_id: &str,
+    path: &Path,
+) -> Result<usize, String> {
+    let mut file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let size = file
+        .metadata()
+        .await
+        .map_err(|e| format!("cannot stat {}: {e}", path.display()))?
+        .len();
+    let mut completed = Vec::new();
+    let mut offset = 0u64;
+    let mut part_number = 1i32;
+    while offset < size {
+        let len = (size - offset).min(PART_BYTES) as usize;
+        let mut buf = vec![0u8; len];
+        file.read_exact(&mut buf)
+            .await
+            .map_err(|e| format!("cannot read {} at {offset}: {e}", path.display()))?;
+        let part = s3
+            .upload_part()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(part_number)
+            .body(ByteStream::from(buf))
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "cannot upload part {part_number}: {}",
+                    describe_sdk_error(&e)
+                )
+            })?;
+        completed.push(
+            CompletedPart::builder()
+                .part_number(part_number)
+                .set_e_tag(part.e_tag().map(str::to_owned))
+                .build(),
+        );
+        offset += len as u64;
+        part_number += 1;
+    }
+    let parts = completed.len();
+    s3.complete_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(upload_id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(completed))
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot complete the multipart upload: {}",
+                describe_sdk_error(&e)
+            )
+        })?;
+    Ok(parts)
+}
+
+/// Reads the object chunk by chunk, one GET after another as the uploader
+/// would without its overlap, and returns the SHA-256 of what came back.
+/// Hashing runs on its own thread, one chunk behind, so the figure is the
+/// GETs' and not the hash's; it is there to prove the bytes were all read.
+async fn read_all(object: &S3Object, plan: &ChunkPlan) -> Result<String, String> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(1);
+    let hasher = std::thread::spawn(move || {
+        let mut hasher = Sha256::new();
+        while let Some(chunk) = rx.blocking_recv() {
+            hasher.update(&chunk);
+        }
+        hex::encode(hasher.finalize())
+    });
+    for chunk in plan.chunks() {
+        let bytes = object
+            .read_range(chunk.start, chunk.end)
+            .await
+            .map_err(|e| format!("GET of chunk {}: {}", chunk.index, e.message()))?;
+        if tx.send(bytes).await.is_err() {
+            // Only possible if the hashing thread panicked; join says why.
+            break;
+        }
+    }
+    drop(tx);
+    hasher
+        .join()
+        .map_err(|_| "the hashing thread panicked".to_owned())
 }
 
 fn main() -> ExitCode {
