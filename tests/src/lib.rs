@@ -295,3 +295,35 @@ impl std::io::Write for LogWriter {
         Ok(())
     }
 }
+
+/// A fresh table and secrets prefix for one test deployment, with the TikTok
+/// app secret holding the test simulator's credentials.
+pub struct DeploymentStores {
+    pub table: String,
+    pub prefix: String,
+    pub app_secret_id: String,
+}
+
+pub async fn deployment_stores(aws: &shared::aws::AwsClients) -> DeploymentStores {
+    let table = unique_name("drafts");
+    shared::table::create_table(&aws.dynamodb, &table)
+        .await
+        .expect("create the table");
+    let prefix = unique_name("tiktok-drafts");
+    let app_secret_id = format!("{prefix}/app");
+    aws.secrets
+        .create_secret()
+        .name(&app_secret_id)
+        .secret_string(
+            serde_json::json!({"client_key": SIM_CLIENT_KEY, "client_secret": SIM_CLIENT_SECRET})
+                .to_string(),
+        )
+        .send()
+        .await
+        .expect("create the app secret");
+    DeploymentStores {
+        table,
+        prefix,
+        app_secret_id,
+    }
+}

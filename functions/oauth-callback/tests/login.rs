@@ -12,7 +12,7 @@ use shared::invite::{Invitation, SigningKey};
 use shared::tiktok::{Endpoints, PkceEncoding};
 use shared::tokens::{Clock, SecretsManagerTokenStore, TokenStore as _};
 use tiktok_drafts_tests::{
-    SIM_CLIENT_KEY, SIM_CLIENT_SECRET, SIM_REDIRECT_URI, TestSim, local_aws, unique_name,
+    DeploymentStores, SIM_CLIENT_SECRET, SIM_REDIRECT_URI, TestSim, deployment_stores, local_aws,
 };
 
 struct Env {
@@ -31,22 +31,11 @@ async fn env(direct_post: bool) -> Env {
         s.pkce = tiktok_sim::PkceMode::Required;
     })
     .await;
-    let table = unique_name("drafts");
-    shared::table::create_table(&aws.dynamodb, &table)
-        .await
-        .unwrap();
-    let prefix = unique_name("tiktok-drafts");
-    let app_secret_id = format!("{prefix}/app");
-    aws.secrets
-        .create_secret()
-        .name(&app_secret_id)
-        .secret_string(
-            serde_json::json!({"client_key": SIM_CLIENT_KEY, "client_secret": SIM_CLIENT_SECRET})
-                .to_string(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let DeploymentStores {
+        table,
+        prefix,
+        app_secret_id,
+    } = deployment_stores(&aws).await;
     let invite_key_secret_id = format!("{prefix}/invite-key");
     let key = SigningKey::create_if_missing(&aws.secrets, &invite_key_secret_id)
         .await

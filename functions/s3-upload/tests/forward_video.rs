@@ -13,7 +13,7 @@ use shared::tiktok::Endpoints;
 use shared::tiktok::upload::RetryPolicy;
 use shared::tokens::{Clock, SecretsManagerTokenStore, TokenManager};
 use tiktok_drafts_tests::{
-    SIM_CLIENT_KEY, SIM_CLIENT_SECRET, TestSim, fake_mp4, local_aws, sha256_hex, test_image,
+    DeploymentStores, TestSim, deployment_stores, fake_mp4, local_aws, sha256_hex, test_image,
     unique_name,
 };
 
@@ -47,22 +47,11 @@ async fn env_with(media: bool) -> Env {
     })
     .await;
     sim.seed_user(OPEN_ID, serde_json::json!({})).await;
-    let table = unique_name("drafts");
-    shared::table::create_table(&aws.dynamodb, &table)
-        .await
-        .unwrap();
-    let prefix = unique_name("tiktok-drafts");
-    let app_secret_id = format!("{prefix}/app");
-    aws.secrets
-        .create_secret()
-        .name(&app_secret_id)
-        .secret_string(
-            serde_json::json!({"client_key": SIM_CLIENT_KEY, "client_secret": SIM_CLIENT_SECRET})
-                .to_string(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let DeploymentStores {
+        table,
+        prefix,
+        app_secret_id,
+    } = deployment_stores(&aws).await;
     aws.s3.create_bucket().bucket(&bucket).send().await.unwrap();
 
     // A connected account "alice", as the login function leaves it.
