@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use crate::aws::describe_sdk_error;
 use crate::secret::Secret;
-use crate::tiktok::AppCredentials;
+use crate::tiktok::{AppCredentials, Endpoints, TikTokClient};
 
 /// The environment variable naming the app-credentials secret.
 pub const APP_SECRET_ID_VAR: &str = "TIKTOK_APP_SECRET_ID";
@@ -28,6 +28,28 @@ pub enum AppSecretError {
 struct Stored {
     client_key: String,
     client_secret: Secret,
+}
+
+/// Why a deployment's TikTok client could not be built at cold start.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientSetupError {
+    #[error(transparent)]
+    AppSecret(#[from] AppSecretError),
+    #[error("cannot build the HTTP client: {0}")]
+    Http(String),
+}
+
+/// The TikTok client every function builds once per cold start: the app's
+/// credentials from `secret_id`, TikTok's hosts from `endpoints`.
+pub async fn tiktok_client(
+    secrets: &aws_sdk_secretsmanager::Client,
+    secret_id: &str,
+    endpoints: Endpoints,
+) -> Result<TikTokClient, ClientSetupError> {
+    let app = load_app_credentials(secrets, secret_id).await?;
+    let http = crate::tiktok::config::http_client(Default::default())
+        .map_err(|e| ClientSetupError::Http(e.to_string()))?;
+    Ok(TikTokClient::new(http, endpoints, app))
 }
 
 /// Reads the app credentials from the secret `secret_id`.

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt as _, Response};
 use shared::accounts::{AccountError, Accounts, ConnectedAccount};
-use shared::app_secret::load_app_credentials;
+use shared::app_secret::tiktok_client;
 use shared::aws::AwsClients;
 use shared::invite::{Invitation, SigningKey};
 use shared::login_state::{DEFAULT_TTL, LoginStates, PendingLogin, StateError};
@@ -29,11 +29,9 @@ pub enum StartupError {
     #[error("configuration: {0}")]
     Config(#[from] shared::tiktok::config::ConfigError),
     #[error(transparent)]
-    AppSecret(#[from] shared::app_secret::AppSecretError),
+    Client(#[from] shared::app_secret::ClientSetupError),
     #[error("invitation key: {0}")]
     InviteKey(String),
-    #[error("HTTP client: {0}")]
-    Http(String),
 }
 
 /// Everything a login needs, built once per cold start.
@@ -60,17 +58,19 @@ impl LoginService {
         aws: &AwsClients,
         clock: Clock,
     ) -> Result<Self, StartupError> {
-        let app = load_app_credentials(&aws.secrets, &config.app_secret_id).await?;
+        let tiktok = tiktok_client(
+            &aws.secrets,
+            &config.app_secret_id,
+            config.endpoints.clone(),
+        )
+        .await?;
         let invite_key = SigningKey::load(&aws.secrets, &config.invite_key_secret_id)
             .await
             .map_err(|e| StartupError::InviteKey(e.to_string()))?;
-        let http = shared::tiktok::config::http_client(Default::default())
-            .map_err(|e| StartupError::Http(e.to_string()))?;
-        let tiktok = TikTokClient::new(http, config.endpoints.clone(), app);
-        let tokens = TokenManager::new(
-            SecretsManagerTokenStore::new(aws.secrets.clone(), &config.secrets_prefix),
+        let tokens = TokenManager::for_deployment(
+            aws,
             tiktok.clone(),
-            aws.dynamodb.clone(),
+            &config.secrets_prefix,
             &config.table,
         )
         .with_clock(clock.clone());

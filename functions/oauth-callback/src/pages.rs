@@ -47,15 +47,6 @@ fn response(status: StatusCode, html: String) -> Response<Body> {
         header::CONTENT_TYPE,
         header::HeaderValue::from_static("text/html; charset=utf-8"),
     );
-    // A login page must not be cached or framed, nor leak its URL onwards.
-    headers.insert(
-        header::CACHE_CONTROL,
-        header::HeaderValue::from_static("no-store"),
-    );
-    headers.insert(
-        header::REFERRER_POLICY,
-        header::HeaderValue::from_static("no-referrer"),
-    );
     headers.insert(
         header::X_FRAME_OPTIONS,
         header::HeaderValue::from_static("DENY"),
@@ -64,6 +55,7 @@ fn response(status: StatusCode, html: String) -> Response<Body> {
         header::CONTENT_SECURITY_POLICY,
         header::HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'"),
     );
+    keep_private(headers);
     res
 }
 
@@ -74,15 +66,21 @@ pub fn redirect(location: &str) -> Response<Body> {
     if let Ok(value) = header::HeaderValue::from_str(location) {
         res.headers_mut().insert(header::LOCATION, value);
     }
-    res.headers_mut().insert(
+    keep_private(res.headers_mut());
+    res
+}
+
+/// A login answer must not be cached, nor leak its URL (state, code,
+/// invitation) onwards through the Referer header.
+fn keep_private(headers: &mut header::HeaderMap) {
+    headers.insert(
         header::CACHE_CONTROL,
         header::HeaderValue::from_static("no-store"),
     );
-    res.headers_mut().insert(
+    headers.insert(
         header::REFERRER_POLICY,
         header::HeaderValue::from_static("no-referrer"),
     );
-    res
 }
 
 #[cfg(test)]

@@ -2,12 +2,11 @@
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
 use shared::accounts::Accounts;
-use shared::app_secret::load_app_credentials;
+use shared::app_secret::tiktok_client;
 use shared::aws::AwsClients;
 use shared::jobs::{Jobs, RetryPolicy as JobRetryPolicy};
-use shared::tiktok::TikTokClient;
 use shared::tiktok::upload::{RetryPolicy, Uploader};
-use shared::tokens::{Clock, LeaseTable, SecretsManagerTokenStore, TokenManager};
+use shared::tokens::{Clock, LeaseTable, TokenManager};
 
 use crate::config::UploadConfig;
 use crate::events::{Incoming, ObjectRef, objects_in_message, objects_in_s3_event};
@@ -19,8 +18,8 @@ pub enum StartupError {
     #[error("configuration: {0}")]
     Config(#[from] shared::tiktok::config::ConfigError),
     #[error(transparent)]
-    AppSecret(#[from] shared::app_secret::AppSecretError),
-    #[error("HTTP client: {0}")]
+    Client(#[from] shared::app_secret::ClientSetupError),
+    #[error("cannot build the upload HTTP client: {0}")]
     Http(String),
 }
 
@@ -40,10 +39,12 @@ impl UploadService {
         aws: &AwsClients,
         clock: Clock,
     ) -> Result<Self, StartupError> {
-        let app = load_app_credentials(&aws.secrets, &config.app_secret_id).await?;
-        let http = shared::tiktok::config::http_client(Default::default())
-            .map_err(|e| StartupError::Http(e.to_string()))?;
-        let tiktok = TikTokClient::new(http, config.endpoints.clone(), app);
+        let tiktok = tiktok_client(
+            &aws.secrets,
+            &config.app_secret_id,
+            config.endpoints.clone(),
+        )
+        .await?;
         // Chunk PUTs carry megabytes: no whole-request timeout, a generous
         // one per chunk instead.
         let upload_http = reqwest::Client::builder()
@@ -56,10 +57,10 @@ impl UploadService {
             jobs: Jobs::new(aws.dynamodb.clone(), &config.table),
             accounts: Accounts::new(aws.dynamodb.clone(), &config.table),
             leases: LeaseTable::new(aws.dynamodb.clone(), &config.table),
-            tokens: TokenManager::new(
-                SecretsManagerTokenStore::new(aws.secrets.clone(), &config.secrets_prefix),
+            tokens: TokenManager::for_deployment(
+                aws,
                 tiktok.clone(),
-                aws.dynamodb.clone(),
+                &config.secrets_prefix,
                 &config.table,
             )
             .with_clock(clock.clone()),

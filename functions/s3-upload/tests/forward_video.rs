@@ -11,7 +11,7 @@ use shared::aws::AwsClients;
 use shared::jobs::{JobId, JobStatus, Jobs, ObjectVersion};
 use shared::tiktok::Endpoints;
 use shared::tiktok::upload::RetryPolicy;
-use shared::tokens::{Clock, SecretsManagerTokenStore, TokenManager};
+use shared::tokens::{Clock, TokenManager};
 use tiktok_drafts_tests::{
     DeploymentStores, TestSim, deployment_stores, fake_mp4, local_aws, sha256_hex, test_image,
     unique_name,
@@ -58,12 +58,7 @@ async fn env_with(media: bool) -> Env {
     let tokens = sim
         .tokens(OPEN_ID, &["user.info.basic", "video.upload"])
         .await;
-    let manager = TokenManager::new(
-        SecretsManagerTokenStore::new(aws.secrets.clone(), &prefix),
-        sim.client(),
-        aws.dynamodb.clone(),
-        &table,
-    );
+    let manager = TokenManager::for_deployment(&aws, sim.client(), &prefix, &table);
     let stored = manager.save_token_response(&tokens).await.unwrap();
     Accounts::new(aws.dynamodb.clone(), &table)
         .connect(

@@ -33,7 +33,7 @@ use shared::tiktok::{
     AppCredentials, ChunkPlan, Endpoints, PhotoPost, PkceEncoding, PublishState, TikTokClient,
     VideoSource,
 };
-use shared::tokens::{Clock, SecretsManagerTokenStore, TokenManager};
+use shared::tokens::{Clock, TokenManager};
 
 type DemoResult<T> = Result<T, String>;
 
@@ -269,12 +269,7 @@ async fn run() -> DemoResult<()> {
             account.scopes.join(","),
             account.state
         );
-        let tokens = TokenManager::new(
-            SecretsManagerTokenStore::new(aws.secrets.clone(), &prefix),
-            client.clone(),
-            aws.dynamodb.clone(),
-            &table,
-        );
+        let tokens = TokenManager::for_deployment(&aws, client.clone(), &prefix, &table);
         let fresh = tokens.get_fresh_token(&account.open_id).await.map_err(err("fresh token"))?;
         println!(
             "    tokens            in Secrets Manager as {prefix}/accounts/{}, access token valid until {}",

@@ -112,6 +112,24 @@ pub struct TokenManager<S> {
     clock: Clock,
 }
 
+impl TokenManager<super::SecretsManagerTokenStore> {
+    /// The manager a deployment uses: token secrets under `secrets_prefix`,
+    /// leases in `table`, the system clock.
+    pub fn for_deployment(
+        aws: &crate::aws::AwsClients,
+        tiktok: TikTokClient,
+        secrets_prefix: &str,
+        table: &str,
+    ) -> Self {
+        Self::new(
+            super::SecretsManagerTokenStore::new(aws.secrets.clone(), secrets_prefix),
+            tiktok,
+            aws.dynamodb.clone(),
+            table,
+        )
+    }
+}
+
 impl<S: TokenStore> TokenManager<S> {
     /// `table` is the shared table: leases and the account items live there.
     pub fn new(
