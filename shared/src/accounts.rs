@@ -5,7 +5,7 @@
 //!
 //! | item | `pk` / `sk` | attributes |
 //! |---|---|---|
-//! | account | `ACCOUNT#<open_id>` / `ACCOUNT` | `open_id`, `alias`, `display_name`, `avatar_url`, `scopes` (list), `access_expires_at`, `refresh_expires_at`, `state`, `state_reason`, `created_at`, `updated_at` |
+//! | account | `ACCOUNT#<open_id>` / `ACCOUNT` | `open_id`, `alias`, `display_name`, `avatar_url`, `scopes` (list), `access_expires_at`, `refresh_expires_at`, `state`, `state_reason`, `created_at`, `updated_at`; `gsi1pk` = `ACCOUNTS`, `gsi1sk` = open_id |
 //! | alias binding | `ALIAS#<alias>` / `ALIAS` | `alias`, `open_id`, `updated_at` |
 //! | used invitation | `INVITE#<id>` / `INVITE` | `invite_id`, `alias`, `open_id`, `used_at` |
 //!
@@ -32,7 +32,7 @@ use chrono::{DateTime, Utc};
 
 use crate::aws::describe_sdk_error;
 use crate::invite::validate_alias;
-use crate::table::{PK, SK, n, opt_text, s};
+use crate::table::{GSI1, GSI1_PK, GSI1_SK, PK, SK, n, opt_text, s};
 
 const ACCOUNT_PREFIX: &str = "ACCOUNT#";
 const ACCOUNT_SK: &str = "ACCOUNT";
@@ -40,6 +40,9 @@ const ALIAS_PREFIX: &str = "ALIAS#";
 const ALIAS_SK: &str = "ALIAS";
 const INVITE_PREFIX: &str = "INVITE#";
 const INVITE_SK: &str = "INVITE";
+/// The index partition holding every account (`gsi1sk` = open_id), so that
+/// listing accounts reads accounts only, however many jobs the table holds.
+const ACCOUNTS_INDEX: &str = "ACCOUNTS";
 
 /// How often [`Accounts::connect`] re-reads and retries when the items it
 /// read changed before its transaction landed. Logins are rare; a conflict
@@ -361,6 +364,8 @@ impl Accounts {
             "#state = :active",
             "#updated_at = :now",
             "#created_at = if_not_exists(#created_at, :now)",
+            "#gsi1pk = :accounts",
+            "#gsi1sk = :me",
         ];
         let mut names: Vec<(&str, &str)> = vec![
             ("#open_id", "open_id"),
@@ -371,6 +376,8 @@ impl Accounts {
             ("#state_reason", "state_reason"),
             ("#updated_at", "updated_at"),
             ("#created_at", "created_at"),
+            ("#gsi1pk", GSI1_PK),
+            ("#gsi1sk", GSI1_SK),
         ];
         let mut values: Vec<(&str, AttributeValue)> = vec![
             (":me", me.clone()),
@@ -385,6 +392,7 @@ impl Accounts {
             ),
             (":active", s(AccountState::Active.as_str())),
             (":now", now_n.clone()),
+            (":accounts", s(ACCOUNTS_INDEX)),
         ];
         if let Some(name) = &account.display_name {
             set.push("#display_name = :display_name");
@@ -578,24 +586,21 @@ impl Accounts {
         }
     }
 
-    /// Every account, sorted by alias then open_id.
-    ///
-    /// A Scan filtered on the `ACCOUNT#` prefix: there is no index of
-    /// accounts, and this is only for the operator's `accounts` command, never
-    /// a request path, so reading the whole table now and then is the
-    /// cheaper choice over maintaining one.
+    /// Every account, sorted by alias then open_id: a Query of the index
+    /// partition that holds accounts only, so its cost grows with accounts,
+    /// never with jobs. The scheduled token sweep uses it every run.
     pub async fn list(&self) -> Result<Vec<Account>, AccountError> {
         let mut accounts = Vec::new();
         let mut start: Option<HashMap<String, AttributeValue>> = None;
         loop {
             let page = self
                 .client
-                .scan()
+                .query()
                 .table_name(&self.table)
-                .filter_expression("begins_with(pk, :prefix) AND sk = :sk")
-                .expression_attribute_values(":prefix", s(ACCOUNT_PREFIX))
-                .expression_attribute_values(":sk", s(ACCOUNT_SK))
-                .consistent_read(true)
+                .index_name(GSI1)
+                .key_condition_expression("#gsi1pk = :accounts")
+                .expression_attribute_names("#gsi1pk", GSI1_PK)
+                .expression_attribute_values(":accounts", s(ACCOUNTS_INDEX))
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
@@ -611,6 +616,47 @@ impl Accounts {
         }
         accounts.sort_by(|a, b| (&a.alias, &a.open_id).cmp(&(&b.alias, &b.open_id)));
         Ok(accounts)
+    }
+
+    /// Records the expiry times of newly stored tokens on the account, so
+    /// that the sweep can decide from the account list alone which secrets
+    /// to open. A missing account is left alone.
+    pub async fn record_token_expiry(
+        &self,
+        open_id: &str,
+        access_expires_at: DateTime<Utc>,
+        refresh_expires_at: Option<DateTime<Utc>>,
+    ) -> Result<(), AccountError> {
+        let mut expression = "SET #access_expires_at = :access, #updated_at = :now".to_owned();
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(account_pk(open_id)))
+            .key(SK, s(ACCOUNT_SK))
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#access_expires_at", "access_expires_at")
+            .expression_attribute_names("#updated_at", "updated_at")
+            .expression_attribute_values(":access", n(access_expires_at.timestamp()))
+            .expression_attribute_values(":now", n(Utc::now().timestamp()));
+        if let Some(at) = refresh_expires_at {
+            expression.push_str(", #refresh_expires_at = :refresh");
+            request = request
+                .expression_attribute_names("#refresh_expires_at", "refresh_expires_at")
+                .expression_attribute_values(":refresh", n(at.timestamp()));
+        }
+        match request.update_expression(expression).send().await {
+            Ok(_) => Ok(()),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                tracing::debug!(open_id, "no account item to record token expiry on");
+                Ok(())
+            }
+            Err(err) => Err(self.store_error(&err)),
+        }
     }
 
     /// Moves an account to `state`, with a reason for the operator (cleared

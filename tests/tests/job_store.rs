@@ -228,6 +228,23 @@ async fn a_second_init_is_refused_and_the_first_is_kept_for_resuming() {
     );
     assert_eq!(resumed.chunk_plan, Some(plan));
     assert_eq!(resumed.next_offset, 20_000_000);
+
+    // Webhooks find the job by its publish_id; the refused init left no
+    // pointer behind.
+    let found = f
+        .jobs
+        .by_publish_id("v_inbox_file~v2.first")
+        .await
+        .unwrap()
+        .expect("the saved publish_id points at the job");
+    assert_eq!(found.id, job.id);
+    assert!(
+        f.jobs
+            .by_publish_id("v_inbox_file~v2.second")
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[tokio::test]

@@ -172,6 +172,8 @@ impl Env {
             .item("sk", AttributeValue::S("ACCOUNT".into()))
             .item("open_id", AttributeValue::S(open_id.into()))
             .item("state", AttributeValue::S("active".into()))
+            .item("created_at", AttributeValue::N("1700000000".into()))
+            .item("updated_at", AttributeValue::N("1700000000".into()))
             .send()
             .await
             .expect("account item");
@@ -327,6 +329,7 @@ async fn twenty_concurrent_callers_refresh_once_and_share_the_new_token() {
 async fn a_fresh_token_is_returned_without_refresh_and_the_sweep_refreshes_early() {
     let env = Env::start(|_| {}).await;
     let open_id = "open-fresh";
+    env.put_account(open_id).await;
     let minted = env.connect(open_id).await;
 
     let fresh = env.manager.get_fresh_token(open_id).await.unwrap();
@@ -357,6 +360,17 @@ async fn a_fresh_token_is_returned_without_refresh_and_the_sweep_refreshes_early
     let after = env.manager.get_fresh_token(open_id).await.unwrap();
     assert_ne!(after.access_token, minted.access_token);
     env.client.user_info(&after.access_token).await.unwrap();
+    // The account item carries the new expiry, which the sweep reads
+    // instead of opening every secret.
+    let account = shared::accounts::Accounts::new(env.aws.dynamodb.clone(), &env.table)
+        .get(open_id)
+        .await
+        .unwrap()
+        .expect("account");
+    assert_eq!(
+        account.access_expires_at.map(|t| t.timestamp()),
+        Some(after.expires_at.timestamp())
+    );
 
     // An account the store does not know is "not connected".
     let err = env

@@ -9,6 +9,7 @@
 //! | pending-draft slot | `DRAFTS#<open_id>` / `SLOT#<job id>` | `job_id`, `taken_at`, `expires_at` (TTL) |
 //! | queue entry | `DRAFTS#<open_id>` / `QUEUED#<created_at>#<job id>` | `job_id`, `created_at` |
 //! | slot guard | `DRAFTS#<open_id>` / `GUARD` | `open_id`, `version` |
+//! | publish pointer | `PUBLISH#<publish_id>` / `PUBLISH` | `job_id`, `publish_id` |
 //!
 //! Times on jobs are RFC 3339 in UTC with milliseconds (fixed width, so they
 //! sort as text); `taken_at` and `expires_at` are epoch seconds.
@@ -58,6 +59,8 @@ const DRAFTS_PREFIX: &str = "DRAFTS#";
 const SLOT_PREFIX: &str = "SLOT#";
 const QUEUED_PREFIX: &str = "QUEUED#";
 const GUARD_SK: &str = "GUARD";
+const PUBLISH_PREFIX: &str = "PUBLISH#";
+const PUBLISH_SK: &str = "PUBLISH";
 
 /// TikTok's cap on pending inbox shares per account.
 pub const MAX_PENDING_DRAFTS: u32 = 5;
@@ -295,9 +298,7 @@ impl Jobs {
             "gsi1pk = :gpk",
             "gsi1sk = :gsk",
         ];
-        let mut request = self
-            .client
-            .update_item()
+        let mut update = Update::builder()
             .table_name(&self.table)
             .key(PK, s(job_pk(id)))
             .key(SK, s(JOB_SK))
@@ -309,23 +310,38 @@ impl Jobs {
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":now", s(stamp(now)))
             .expression_attribute_values(":gpk", s(gsi_pk(id)))
-            .expression_attribute_values(":gsk", s(gsi_sk(now, id)))
-            .return_values(ReturnValue::AllNew);
+            .expression_attribute_values(":gsk", s(gsi_sk(now, id)));
         if let Some(url) = upload_url {
             set.push("upload_url = :upload_url");
-            request = request.expression_attribute_values(":upload_url", s(url.expose()));
+            update = update.expression_attribute_values(":upload_url", s(url.expose()));
         }
         if let Some(plan) = plan {
             set.push("chunk_plan = :plan");
-            request = request.expression_attribute_values(":plan", s(plan_json(plan)?));
+            update = update.expression_attribute_values(":plan", s(plan_json(plan)?));
         }
-        let updated = request
+        let update = update
             .update_expression(format!("SET {}", set.join(", ")))
+            .build()
+            .map_err(|e| self.build_error(e))?;
+        // Webhooks name the upload by publish_id only: the pointer is
+        // written with the job, so every job TikTok knows can be found.
+        let pointer = Put::builder()
+            .table_name(&self.table)
+            .item(PK, s(publish_pk(publish_id)))
+            .item(SK, s(PUBLISH_SK))
+            .item("job_id", s(id.as_str()))
+            .item("publish_id", s(publish_id))
+            .build()
+            .map_err(|e| self.build_error(e))?;
+        let written = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(update).build())
+            .transact_items(TransactWriteItem::builder().put(pointer).build())
             .send()
             .await;
-        match updated {
-            Ok(out) => {
-                let job = job_from_item(&job_pk(id), &out.attributes.unwrap_or_default())?;
+        match written {
+            Ok(_) => {
                 tracing::info!(
                     job_id = %id,
                     publish_id,
@@ -333,13 +349,11 @@ impl Jobs {
                     chunks = plan.map(|p| p.total_chunk_count),
                     "init saved"
                 );
-                Ok(job)
+                self.get(id)
+                    .await?
+                    .ok_or_else(|| JobError::NotFound { id: id.clone() })
             }
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
+            Err(err) if first_condition_failed(&err) => {
                 let current = self.get(id).await?;
                 match current {
                     None => Err(JobError::NotFound { id: id.clone() }),
@@ -361,6 +375,29 @@ impl Jobs {
                 }
             }
             Err(err) => Err(self.store_error(&err)),
+        }
+    }
+
+    /// The job TikTok knows by `publish_id` (webhooks name nothing else).
+    pub async fn by_publish_id(&self, publish_id: &str) -> Result<Option<Job>, JobError> {
+        let Some(pointer) = self.get_item(&publish_pk(publish_id), PUBLISH_SK).await? else {
+            return Ok(None);
+        };
+        let id = opt_text(&pointer, "job_id")
+            .and_then(|id| JobId::parse(&id).ok())
+            .ok_or_else(|| JobError::Corrupt {
+                key: publish_pk(publish_id),
+                detail: "job_id is missing or malformed".into(),
+            })?;
+        match self.get(&id).await? {
+            // The pointer outlives a retry's new init; only the job's current
+            // publish_id counts.
+            Some(job) if job.publish_id.as_deref() == Some(publish_id) => Ok(Some(job)),
+            Some(_) => {
+                tracing::info!(job_id = %id, publish_id, "publish_id of an earlier attempt");
+                Ok(None)
+            }
+            None => Ok(None),
         }
     }
 
@@ -992,6 +1029,25 @@ fn gsi_sk(due: DateTime<Utc>, id: &JobId) -> String {
 
 fn drafts_pk(open_id: &str) -> String {
     format!("{DRAFTS_PREFIX}{open_id}")
+}
+
+fn publish_pk(publish_id: &str) -> String {
+    format!("{PUBLISH_PREFIX}{publish_id}")
+}
+
+/// Whether a transaction was cancelled because its first item's condition
+/// failed (the others carry no condition, or their own handling).
+fn first_condition_failed(
+    err: &SdkError<TransactWriteItemsError, aws_sdk_dynamodb::config::http::HttpResponse>,
+) -> bool {
+    match err.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => cancelled
+            .cancellation_reasons()
+            .first()
+            .and_then(|r| r.code())
+            .is_some_and(|c| c == "ConditionalCheckFailed"),
+        _ => false,
+    }
 }
 
 fn slot_sk(id: &JobId) -> String {

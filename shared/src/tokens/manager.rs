@@ -205,6 +205,7 @@ impl<S: TokenStore> TokenManager<S> {
             let previous = self.store.load(open_id).await?;
             let tokens = StoredTokens::from_response(previous.as_ref(), answer, self.clock.now())?;
             self.store.save(&tokens).await?;
+            self.record_expiry(&tokens).await;
             tracing::info!(
                 open_id,
                 access_expires_at = %tokens.access_expires_at,
@@ -366,6 +367,7 @@ impl<S: TokenStore> TokenManager<S> {
                     let tokens =
                         StoredTokens::from_response(Some(&current), &answer, self.clock.now())?;
                     self.save_after_refresh(&tokens).await?;
+                    self.record_expiry(&tokens).await;
                     tracing::info!(
                         open_id,
                         attempt,
@@ -462,6 +464,23 @@ impl<S: TokenStore> TokenManager<S> {
         );
         let reason = format!("TikTok answered {} to the token refresh", err.code_str());
         Err(self.mark_needs_reconnect(latest, &reason).await)
+    }
+
+    /// Copies the new expiry times onto the account item, which the sweep
+    /// reads instead of every secret. Best effort: the secret is the truth,
+    /// and a stale copy only makes the sweep open a secret it did not need.
+    async fn record_expiry(&self, tokens: &StoredTokens) {
+        let accounts = crate::accounts::Accounts::new(self.dynamodb.clone(), &self.table);
+        if let Err(err) = accounts
+            .record_token_expiry(
+                &tokens.open_id,
+                tokens.access_expires_at,
+                tokens.refresh_expires_at,
+            )
+            .await
+        {
+            tracing::warn!(open_id = %tokens.open_id, error = %err, "could not record token expiry on the account");
+        }
     }
 
     /// Marks the secret (no more refresh attempts) and the account item,
