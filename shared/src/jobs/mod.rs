@@ -13,8 +13,8 @@ pub mod state_machine;
 pub mod store;
 
 pub use model::{
-    BadJobId, Job, JobId, JobKind, LastError, NewJob, ObjectVersion, PostTarget, UNFINISHED_SHARDS,
-    Upload,
+    BadJobId, Job, JobId, JobKind, LOCAL_FILE_BUCKET, LastError, NewJob, ObjectVersion, PostTarget,
+    UNFINISHED_SHARDS, Upload,
 };
 pub use state_machine::{
     ALL_STATUSES, Decision, IllegalTransition, JobStatus, RetryPolicy, STUCK_AFTER, Step,

@@ -94,6 +94,12 @@ impl ObjectVersion {
     }
 }
 
+/// The `bucket` of a job the CLI uploads straight from a local file (the
+/// key is `<host>:<absolute path>`). Not a valid S3 bucket name, so it never
+/// collides with one; the checker knows such a job cannot be re-sent through
+/// the S3 upload path.
+pub const LOCAL_FILE_BUCKET: &str = "(local-file)";
+
 /// The S3 object a job uploads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upload {
@@ -107,6 +113,11 @@ pub struct Upload {
 impl Upload {
     pub fn job_id(&self) -> JobId {
         JobId::for_upload(&self.bucket, &self.key, &self.version)
+    }
+
+    /// Whether this upload came from the CLI rather than the bucket.
+    pub fn is_local_file(&self) -> bool {
+        self.bucket == LOCAL_FILE_BUCKET
     }
 }
 
