@@ -5,7 +5,7 @@
 //!
 //! | item | `pk` / `sk` | attributes |
 //! |---|---|---|
-//! | account | `ACCOUNT#<open_id>` / `ACCOUNT` | `open_id`, `alias`, `display_name`, `avatar_url`, `scopes` (list), `access_expires_at`, `refresh_expires_at`, `state`, `state_reason`, `created_at`, `updated_at`; `gsi1pk` = `ACCOUNTS`, `gsi1sk` = open_id |
+//! | account | `ACCOUNT#<open_id>` / `ACCOUNT` | `open_id`, `alias`, `display_name`, `avatar_url`, `scopes` (list), `access_expires_at`, `refresh_expires_at`, `state`, `state_reason`, `attention`, `created_at`, `updated_at`; `gsi1pk` = `ACCOUNTS`, `gsi1sk` = open_id |
 //! | alias binding | `ALIAS#<alias>` / `ALIAS` | `alias`, `open_id`, `updated_at` |
 //! | used invitation | `INVITE#<id>` / `INVITE` | `invite_id`, `alias`, `open_id`, `used_at` |
 //!
@@ -118,6 +118,9 @@ pub struct Account {
     pub refresh_expires_at: Option<DateTime<Utc>>,
     pub state: AccountState,
     pub state_reason: Option<String>,
+    /// Something the operator should act on while the account still works,
+    /// e.g. the refresh token expiring within days. Cleared by a login.
+    pub attention: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -374,6 +377,7 @@ impl Accounts {
             ("#access_expires_at", "access_expires_at"),
             ("#state", "state"),
             ("#state_reason", "state_reason"),
+            ("#attention", "attention"),
             ("#updated_at", "updated_at"),
             ("#created_at", "created_at"),
             ("#gsi1pk", GSI1_PK),
@@ -421,7 +425,10 @@ impl Accounts {
             .table_name(&self.table)
             .key(PK, s(account_pk(&account.open_id)))
             .key(SK, s(ACCOUNT_SK))
-            .update_expression(format!("SET {} REMOVE #state_reason", set.join(", ")))
+            .update_expression(format!(
+                "SET {} REMOVE #state_reason, #attention",
+                set.join(", ")
+            ))
             .condition_expression(condition);
         for (placeholder, name) in names {
             update = update.expression_attribute_names(placeholder, name);
@@ -618,6 +625,46 @@ impl Accounts {
         Ok(accounts)
     }
 
+    /// Sets (or with `None` clears) the operator note of an account that
+    /// still works but needs someone to act soon. Unchanged notes are not
+    /// rewritten, so a sweep that finds the same thing every run is cheap.
+    pub async fn set_attention(
+        &self,
+        open_id: &str,
+        note: Option<&str>,
+    ) -> Result<(), AccountError> {
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(account_pk(open_id)))
+            .key(SK, s(ACCOUNT_SK))
+            .expression_attribute_names("#attention", "attention");
+        let request = match note {
+            Some(note) => request
+                .update_expression("SET #attention = :note")
+                .condition_expression("attribute_exists(pk) AND (NOT #attention = :note)")
+                .expression_attribute_values(":note", s(note)),
+            None => request
+                .update_expression("REMOVE #attention")
+                .condition_expression("attribute_exists(pk) AND attribute_exists(#attention)"),
+        };
+        match request.send().await {
+            Ok(_) => {
+                tracing::info!(open_id, attention = note, "account note changed");
+                Ok(())
+            }
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(self.store_error(&err)),
+        }
+    }
+
     /// Records the expiry times of newly stored tokens on the account, so
     /// that the sweep can decide from the account list alone which secrets
     /// to open. A missing account is left alone.
@@ -792,6 +839,7 @@ fn account_from_item(
         refresh_expires_at: time("refresh_expires_at")?,
         state,
         state_reason: opt_text(item, "state_reason"),
+        attention: opt_text(item, "attention"),
         created_at: required_time("created_at")?,
         updated_at: required_time("updated_at")?,
     })

@@ -1,0 +1,56 @@
+//! Builds the checker once per cold start.
+
+use shared::accounts::Accounts;
+use shared::app_secret::tiktok_client;
+use shared::aws::AwsClients;
+use shared::jobs::{Jobs, RetryPolicy};
+use shared::tiktok::client::ReadRetry;
+use shared::tokens::{Clock, TokenManager};
+
+use crate::checker::{Checker, CheckerSettings};
+use crate::config::CheckerConfig;
+use crate::upload_path::SqsUploadPath;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("configuration: {0}")]
+    Config(#[from] shared::tiktok::config::ConfigError),
+    #[error(transparent)]
+    Client(#[from] shared::app_secret::ClientSetupError),
+}
+
+/// The checker a deployment runs: stores on the shared table, tokens in
+/// Secrets Manager, releases through the upload queue.
+pub async fn build(
+    config: &CheckerConfig,
+    aws: &AwsClients,
+    sqs: aws_sdk_sqs::Client,
+    clock: Clock,
+) -> Result<Checker<SqsUploadPath>, StartupError> {
+    // A status read that fails is asked again next run: one quick retry,
+    // never a long wait inside a run that has a deadline.
+    let tiktok = tiktok_client(
+        &aws.secrets,
+        &config.app_secret_id,
+        config.endpoints.clone(),
+    )
+    .await?
+    .with_read_retry(ReadRetry {
+        attempts: 2,
+        base_delay: std::time::Duration::from_millis(200),
+        max_delay: std::time::Duration::from_secs(1),
+    });
+    let tokens =
+        TokenManager::for_deployment(aws, tiktok.clone(), &config.secrets_prefix, &config.table)
+            .with_clock(clock.clone());
+    Ok(Checker::new(
+        Jobs::new(aws.dynamodb.clone(), &config.table),
+        Accounts::new(aws.dynamodb.clone(), &config.table),
+        tokens,
+        tiktok,
+        SqsUploadPath::new(sqs, &config.upload_queue_url),
+        clock,
+        RetryPolicy::default(),
+        CheckerSettings::new(config.interval, config.concurrency),
+    ))
+}
