@@ -16,6 +16,15 @@ pub enum MediaUrls {
     Presigned,
 }
 
+/// How a video's bytes reach TikTok (`VIDEO_TRANSFER`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VideoTransfer {
+    /// We send the bytes in chunks, streamed from S3. Works everywhere.
+    FileUpload,
+    /// TikTok downloads a copy under `media/` from the verified prefix.
+    PullFromUrl,
+}
+
 #[derive(Debug, Clone)]
 pub struct UploadConfig {
     pub table: String,
@@ -33,6 +42,11 @@ pub struct UploadConfig {
     /// Photo conversion threads (capped at the cores Lambda gives).
     pub convert_threads: usize,
     pub endpoints: Endpoints,
+    /// FILE_UPLOAD by default; PULL_FROM_URL when a verified prefix is set
+    /// (`VIDEO_TRANSFER=auto`) or asked for.
+    pub video_transfer: VideoTransfer,
+    /// `DIRECT_POST_ENABLED`: uploads may ask to be posted to the feed.
+    pub direct_post_enabled: bool,
 }
 
 impl UploadConfig {
@@ -99,7 +113,40 @@ impl UploadConfig {
                     reason: format!("expected whole seconds, got {v:?}"),
                 })?,
         };
+        let video_transfer = match get("VIDEO_TRANSFER").as_deref() {
+            None | Some("auto") => match media_urls {
+                Some(MediaUrls::Base(_)) => VideoTransfer::PullFromUrl,
+                _ => VideoTransfer::FileUpload,
+            },
+            Some("file_upload") => VideoTransfer::FileUpload,
+            Some("pull_from_url") if media_urls.is_some() => VideoTransfer::PullFromUrl,
+            Some("pull_from_url") => {
+                return Err(ConfigError::Invalid {
+                    name: "VIDEO_TRANSFER",
+                    reason: "pull_from_url needs MEDIA_BASE_URL (a prefix verified with TikTok)"
+                        .into(),
+                });
+            }
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "VIDEO_TRANSFER",
+                    reason: format!("expected auto, file_upload or pull_from_url, got {other:?}"),
+                });
+            }
+        };
+        let direct_post_enabled = match get("DIRECT_POST_ENABLED").as_deref() {
+            None | Some("false" | "0" | "no") => false,
+            Some("true" | "1" | "yes") => true,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "DIRECT_POST_ENABLED",
+                    reason: format!("expected true or false, got {other:?}"),
+                });
+            }
+        };
         Ok(Self {
+            video_transfer,
+            direct_post_enabled,
             media_urls,
             image_grace,
             convert_threads: std::thread::available_parallelism()
@@ -113,5 +160,64 @@ impl UploadConfig {
             chunk_size,
             endpoints: Endpoints::from_lookup(&lookup)?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<UploadConfig, ConfigError> {
+        let mut map: std::collections::HashMap<String, String> =
+            [("TABLE_NAME", "t"), ("TIKTOK_APP_SECRET_ID", "app")]
+                .iter()
+                .chain(pairs)
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+        map.retain(|_, v| !v.is_empty());
+        UploadConfig::from_lookup(move |name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn videos_are_pulled_only_from_a_verified_prefix_or_when_asked() {
+        assert_eq!(
+            config(&[]).unwrap().video_transfer,
+            VideoTransfer::FileUpload
+        );
+        let verified = [("MEDIA_BASE_URL", "https://media.example.com/")];
+        assert_eq!(
+            config(&verified).unwrap().video_transfer,
+            VideoTransfer::PullFromUrl
+        );
+        // Presigned S3 URLs cannot be verified: auto keeps FILE_UPLOAD.
+        let presigned = [("MEDIA_PRESIGNED_URLS", "true")];
+        assert_eq!(
+            config(&presigned).unwrap().video_transfer,
+            VideoTransfer::FileUpload
+        );
+        let forced = [
+            ("MEDIA_PRESIGNED_URLS", "true"),
+            ("VIDEO_TRANSFER", "pull_from_url"),
+        ];
+        assert_eq!(
+            config(&forced).unwrap().video_transfer,
+            VideoTransfer::PullFromUrl
+        );
+        let err = config(&[("VIDEO_TRANSFER", "pull_from_url")]).unwrap_err();
+        assert!(err.to_string().contains("MEDIA_BASE_URL"), "{err}");
+        let err = config(&[("VIDEO_TRANSFER", "carrier-pigeon")]).unwrap_err();
+        assert!(err.to_string().contains("VIDEO_TRANSFER"), "{err}");
+    }
+
+    #[test]
+    fn direct_posting_is_off_unless_enabled() {
+        assert!(!config(&[]).unwrap().direct_post_enabled);
+        assert!(
+            config(&[("DIRECT_POST_ENABLED", "true")])
+                .unwrap()
+                .direct_post_enabled
+        );
+        let err = config(&[("DIRECT_POST_ENABLED", "maybe")]).unwrap_err();
+        assert!(err.to_string().contains("DIRECT_POST_ENABLED"), "{err}");
     }
 }

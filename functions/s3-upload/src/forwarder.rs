@@ -79,6 +79,8 @@ pub struct Forwarder {
     pub image_grace: Duration,
     /// Photo conversion threads.
     pub convert_threads: usize,
+    pub video_transfer: crate::config::VideoTransfer,
+    pub direct_post_enabled: bool,
 }
 
 /// A held job lease; give it back with [`Forwarder::release`].
@@ -107,6 +109,7 @@ impl Forwarder {
         source: &S3Object,
         alias: &str,
         kind: JobKind,
+        post: PostTarget,
         caption: Option<String>,
     ) -> Step<Job> {
         let version = match (source.version_id(), source.e_tag()) {
@@ -127,7 +130,7 @@ impl Forwarder {
                     alias: Some(alias.to_owned()),
                     open_id: None,
                     kind,
-                    post: PostTarget::Draft,
+                    post,
                     caption,
                 },
                 self.clock.now(),

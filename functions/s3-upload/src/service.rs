@@ -73,6 +73,8 @@ impl UploadService {
             media_urls: config.media_urls.clone(),
             image_grace: config.image_grace,
             convert_threads: config.convert_threads,
+            video_transfer: config.video_transfer,
+            direct_post_enabled: config.direct_post_enabled,
         };
         Ok(Self {
             config,

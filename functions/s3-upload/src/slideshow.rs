@@ -7,7 +7,7 @@
 //! `content/init` with `PULL_FROM_URL`, `MEDIA_UPLOAD`, `PHOTO`.
 
 use aws_sdk_s3::primitives::ByteStream;
-use shared::jobs::{JobKind, JobStatus};
+use shared::jobs::{JobKind, JobStatus, PostTarget};
 use shared::media::convert::{PhotoFile, PhotoLimits, convert_all};
 use shared::media::manifest::Manifest;
 use shared::tiktok::PhotoPost;
@@ -36,7 +36,13 @@ impl Forwarder {
         let manifest = Manifest::parse(&manifest_bytes);
         let caption = manifest.as_ref().ok().map(|m| m.caption.clone());
         let job = match self
-            .claim(&source, alias, JobKind::Slideshow, caption)
+            .claim(
+                &source,
+                alias,
+                JobKind::Slideshow,
+                PostTarget::Draft,
+                caption,
+            )
             .await?
         {
             Ok(job) => job,
@@ -183,7 +189,7 @@ impl Forwarder {
         result
     }
 
-    async fn media_url(
+    pub(crate) async fn media_url(
         &self,
         urls: &crate::config::MediaUrls,
         bucket: &str,

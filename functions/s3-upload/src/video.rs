@@ -4,13 +4,14 @@
 
 use aws_sdk_s3::error::ProvideErrorMetadata as _;
 use shared::caption::{VIDEO_TITLE_MAX, trim_to_utf16};
-use shared::jobs::{Changes, Job, JobKind, JobStatus, Jobs};
+use shared::jobs::{Changes, Job, JobKind, JobStatus, Jobs, PostTarget};
 use shared::media::detect::{DETECT_PREFIX_LEN, VideoKind, check_video};
 use shared::storage::S3Object;
 use shared::tiktok::upload::{ChunkSource as _, UploadProgress, VideoContentType};
-use shared::tiktok::{ChunkPlan, VideoSource};
+use shared::tiktok::{ChunkPlan, DirectPostInfo, PrivacyLevel, VideoSource};
 use shared::tokens::Clock;
 
+use crate::config::VideoTransfer;
 use crate::events::ObjectRef;
 use crate::forwarder::{Forwarder, Outcome, Retry, retry};
 
@@ -42,7 +43,14 @@ impl Forwarder {
             });
         };
         let caption = self.caption(&source).await;
-        let job = match self.claim(&source, alias, JobKind::Video, caption).await? {
+        // A refused request still gets a job (as a draft) so that the refusal
+        // is recorded where the operator looks.
+        let requested = requested_post(source.metadata(), self.direct_post_enabled);
+        let post = requested.clone().unwrap_or(PostTarget::Draft);
+        let job = match self
+            .claim(&source, alias, JobKind::Video, post, caption)
+            .await?
+        {
             Ok(job) => job,
             Err(outcome) => return Ok(outcome),
         };
@@ -50,10 +58,17 @@ impl Forwarder {
             Ok(held) => held,
             Err(outcome) => return Ok(outcome),
         };
-        let result = if job.status == JobStatus::Uploading {
-            self.send(job, &source, None).await
-        } else {
-            self.start_video(job, &source).await
+        let result = match (&requested, job.status) {
+            (Err(message), JobStatus::Claimed) => {
+                self.fail(&job, "direct_post_refused", message.clone())
+                    .await
+            }
+            // Pulled by TikTok: there is nothing of ours left to send.
+            (_, JobStatus::Uploading) if job.upload_url.is_none() && job.chunk_plan.is_none() => {
+                self.pulled(job).await
+            }
+            (_, JobStatus::Uploading) => self.send(job, &source, None).await,
+            _ => self.start_video(job, &source).await,
         };
         self.release(lease).await;
         result
@@ -80,27 +95,140 @@ impl Forwarder {
             Ok(p) => p,
             Err(err) => return self.fail(&job, "unsupported_media", err.to_string()).await,
         };
-        let init = match self
-            .tiktok
-            .init_inbox_video(&token.access_token, &VideoSource::FileUpload(plan))
-            .await
-        {
+        let video_source = match self.video_transfer {
+            VideoTransfer::FileUpload => VideoSource::FileUpload(plan),
+            VideoTransfer::PullFromUrl => VideoSource::PullFromUrl {
+                video_url: self.offer_copy(&job, source, kind).await?,
+            },
+        };
+        let init = match job.post {
+            PostTarget::Draft => {
+                self.tiktok
+                    .init_inbox_video(&token.access_token, &video_source)
+                    .await
+            }
+            PostTarget::Direct { privacy_level } => {
+                if !token.scopes.iter().any(|s| s == "video.publish") {
+                    return self
+                        .fail(
+                            &job,
+                            "direct_post_not_authorized",
+                            "the account was connected without the video.publish scope: connect it again with direct posting enabled".into(),
+                        )
+                        .await;
+                }
+                // The audit rules: the level must be one TikTok offers this
+                // creator now.
+                let info = match self.tiktok.creator_info(&token.access_token).await {
+                    Ok(info) => info,
+                    Err(err) => return self.init_refused(&job, &err).await,
+                };
+                if !info.allows(privacy_level) {
+                    return self
+                        .fail(
+                            &job,
+                            "privacy_level_not_offered",
+                            format!(
+                                "privacy level {} is not offered to this creator; choose one of: {}",
+                                privacy_level.as_str(),
+                                info.privacy_level_options.join(", ")
+                            ),
+                        )
+                        .await;
+                }
+                let mut post_info = DirectPostInfo::new(privacy_level);
+                post_info.title = job.caption.clone();
+                self.tiktok
+                    .init_direct_video(&token.access_token, &post_info, &video_source)
+                    .await
+            }
+        };
+        let init = match init {
             Ok(init) => init,
             Err(err) => return self.init_refused(&job, &err).await,
         };
+        let file_upload = matches!(video_source, VideoSource::FileUpload(_));
         let job = self
             .jobs
             .save_init(
                 &job.id,
                 &init.publish_id,
-                init.upload_url.as_ref(),
-                Some(&plan),
+                init.upload_url.as_ref().filter(|_| file_upload),
+                file_upload.then_some(&plan),
                 self.clock.now(),
             )
             .await
             .map_err(|e| retry("save the publish id", e))?;
+        if !file_upload {
+            tracing::info!(job_id = %job.id, publish_id = %init.publish_id, "TikTok is pulling the video");
+            return self.pulled(job).await;
+        }
         tracing::info!(job_id = %job.id, publish_id = %init.publish_id, chunks = plan.total_chunk_count, "upload started");
         self.send(job, source, Some(kind)).await
+    }
+
+    /// A pulled video: TikTok has the URL, the checker follows the rest.
+    async fn pulled(&self, job: Job) -> Result<Outcome, Retry> {
+        let publish_id = job.publish_id.clone().unwrap_or_default();
+        self.jobs
+            .transition(
+                &job,
+                JobStatus::Processing,
+                Changes::default(),
+                self.clock.now(),
+            )
+            .await
+            .map_err(|e| retry("record the pull", e))?;
+        Ok(Outcome::Uploaded {
+            job_id: job.id.to_string(),
+            publish_id,
+        })
+    }
+
+    /// Copies the video under `media/` (server-side, so no byte passes
+    /// through the function) and returns the URL TikTok pulls it from. The
+    /// uploads folder itself is never exposed; `media/` expires by lifecycle.
+    async fn offer_copy(
+        &self,
+        job: &Job,
+        source: &S3Object,
+        kind: VideoKind,
+    ) -> Result<String, Retry> {
+        let Some(urls) = self.media_urls.clone() else {
+            return Err(retry(
+                "offer the video",
+                "PULL_FROM_URL needs MEDIA_BASE_URL",
+            ));
+        };
+        let extension = match kind {
+            VideoKind::Mp4 => "mp4",
+            VideoKind::Mov => "mov",
+            VideoKind::WebM => "webm",
+        };
+        // The job id is a hash of the upload; the same name on a retry.
+        let key = format!("media/videos/{}.{extension}", job.id);
+        let mut copy_source = format!(
+            "{}/{}",
+            source.bucket(),
+            percent_encoding::utf8_percent_encode(source.key(), COPY_SOURCE)
+        );
+        if let Some(version) = source.version_id() {
+            copy_source.push_str(&format!("?versionId={version}"));
+        }
+        self.s3
+            .copy_object()
+            .bucket(source.bucket())
+            .key(&key)
+            .copy_source(copy_source)
+            .send()
+            .await
+            .map_err(|e| {
+                retry(
+                    "copy the video under media/",
+                    shared::aws::describe_sdk_error(&e),
+                )
+            })?;
+        self.media_url(&urls, source.bucket(), &key).await
     }
 
     /// Sends the chunks from the saved offset and moves the job on. `kind`
@@ -217,6 +345,43 @@ impl Forwarder {
             .or_else(|| value.get("title"))
             .and_then(|v| v.as_str())
             .map(str::to_owned)
+    }
+}
+
+/// Characters a CopySource key keeps as they are (S3 wants the rest
+/// percent-encoded; '/' separates the key's folders).
+const COPY_SOURCE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'/')
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// What the upload asks for: a draft unless its metadata says
+/// `post-mode: direct` with a `privacy-level`, which the deployment must
+/// allow. `Err` says why a direct post is refused.
+pub fn requested_post(
+    metadata: &std::collections::HashMap<String, String>,
+    direct_post_enabled: bool,
+) -> Result<PostTarget, String> {
+    let mode = metadata
+        .get("post-mode")
+        .map(|m| m.trim().to_ascii_lowercase());
+    match mode.as_deref() {
+        None | Some("" | "draft" | "inbox") => Ok(PostTarget::Draft),
+        Some("direct") => {
+            if !direct_post_enabled {
+                return Err("this upload asks for a direct post, but direct posting is not enabled for this deployment (DIRECT_POST_ENABLED); upload it again without post-mode to make a draft".into());
+            }
+            let level = metadata.get("privacy-level").ok_or(
+                "a direct post needs a privacy-level (PUBLIC_TO_EVERYONE, MUTUAL_FOLLOW_FRIENDS, FOLLOWER_OF_CREATOR or SELF_ONLY); TikTok's rules forbid choosing one for the creator",
+            )?;
+            let privacy_level = level.parse::<PrivacyLevel>()?;
+            Ok(PostTarget::Direct { privacy_level })
+        }
+        Some(other) => Err(format!(
+            "post-mode {other:?} is not understood: use draft (the default) or direct"
+        )),
     }
 }
 

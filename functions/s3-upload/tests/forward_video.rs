@@ -31,9 +31,27 @@ async fn env() -> Env {
     env_with(false).await
 }
 
+/// What a test deployment differs in.
+#[derive(Default, Clone, Copy)]
+struct Options {
+    /// Media (photos, pulled videos) reachable by the simulator.
+    media: bool,
+    pull_videos: bool,
+    direct_post: bool,
+}
+
+async fn env_with(media: bool) -> Env {
+    env_opts(Options {
+        media,
+        ..Options::default()
+    })
+    .await
+}
+
 /// With `media`, photo drafts are pulled from the bucket on moto, which the
 /// simulator treats as the verified prefix.
-async fn env_with(media: bool) -> Env {
+async fn env_opts(options: Options) -> Env {
+    let media = options.media;
     let aws = AwsClients::from_config(&local_aws().await);
     let bucket = unique_name("uploads");
     let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap();
@@ -55,9 +73,12 @@ async fn env_with(media: bool) -> Env {
     aws.s3.create_bucket().bucket(&bucket).send().await.unwrap();
 
     // A connected account "alice", as the login function leaves it.
-    let tokens = sim
-        .tokens(OPEN_ID, &["user.info.basic", "video.upload"])
-        .await;
+    let scopes: &[&str] = if options.direct_post {
+        &["user.info.basic", "video.upload", "video.publish"]
+    } else {
+        &["user.info.basic", "video.upload"]
+    };
+    let tokens = sim.tokens(OPEN_ID, scopes).await;
     let manager = TokenManager::for_deployment(&aws, sim.client(), &prefix, &table);
     let stored = manager.save_token_response(&tokens).await.unwrap();
     Accounts::new(aws.dynamodb.clone(), &table)
@@ -87,6 +108,12 @@ async fn env_with(media: bool) -> Env {
         image_grace: std::time::Duration::from_secs(0),
         convert_threads: 2,
         endpoints: Endpoints::for_base_url(sim.base_url()).unwrap(),
+        video_transfer: if options.pull_videos {
+            s3_upload::config::VideoTransfer::PullFromUrl
+        } else {
+            s3_upload::config::VideoTransfer::FileUpload
+        },
+        direct_post_enabled: options.direct_post,
     };
     let service = UploadService::new(config, &aws, Clock::system())
         .await
@@ -598,4 +625,195 @@ async fn an_sqs_batch_reports_only_the_messages_to_retry() {
     assert_eq!(failed, vec!["m-flaky"]);
     assert_eq!(env.job(&good).await.status, JobStatus::Processing);
     assert_eq!(env.job(&flaky).await.status, JobStatus::Uploading);
+}
+
+impl Env {
+    async fn put_with_metadata(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        meta: &[(&str, &str)],
+    ) -> ObjectRef {
+        let mut put = self
+            .aws
+            .s3
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(ByteStream::from(body));
+        for (name, value) in meta {
+            put = put.metadata(*name, *value);
+        }
+        let out = put.send().await.unwrap();
+        ObjectRef {
+            bucket: self.bucket.clone(),
+            key: key.to_owned(),
+            version_id: None,
+            e_tag: out.e_tag().map(str::to_owned),
+            size: None,
+        }
+    }
+}
+
+#[tokio::test]
+async fn with_a_verified_prefix_tiktok_pulls_a_copy_under_media() {
+    let env = env_opts(Options {
+        media: true,
+        pull_videos: true,
+        direct_post: false,
+    })
+    .await;
+    let video = fake_mp4(2_000_000, 50);
+    let object = env
+        .put("uploads/alice/pulled clip.mp4", video.clone(), None)
+        .await;
+    let publish_id = uploaded(env.service.handle_object(&object).await.unwrap());
+
+    let inits = env.sim.requests("/v2/post/publish/inbox/video/init/").await;
+    assert_eq!(inits.len(), 1);
+    assert_eq!(inits[0]["body"]["source_info"]["source"], "PULL_FROM_URL");
+    assert!(
+        env.sim.requests("/upload/").await.is_empty(),
+        "no chunk was sent"
+    );
+    // The simulator pulled the copy and has exactly the object's bytes.
+    let mut record = env.sim.publish(&publish_id).await;
+    for _ in 0..50 {
+        if record["status"] != "PROCESSING_DOWNLOAD" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        record = env.sim.publish(&publish_id).await;
+    }
+    assert_eq!(record["sha256"], sha256_hex(&video), "{record}");
+    let job = env.job(&object).await;
+    assert_eq!(job.status, JobStatus::Processing);
+    assert!(job.upload_url.is_none() && job.chunk_plan.is_none());
+    // The copy sits under media/, the original is untouched.
+    let listed = env
+        .aws
+        .s3
+        .list_objects_v2()
+        .bucket(&env.bucket)
+        .prefix("media/videos/")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.contents().len(), 1);
+    let original = env
+        .aws
+        .s3
+        .get_object()
+        .bucket(&env.bucket)
+        .key(&object.key)
+        .send()
+        .await
+        .unwrap();
+    let bytes = original.body.collect().await.unwrap().into_bytes();
+    assert_eq!(sha256_hex(&bytes), sha256_hex(&video));
+}
+
+#[tokio::test]
+async fn a_direct_post_needs_the_deployment_setting_and_an_offered_privacy_level() {
+    // Not enabled: refused with a clear reason, nothing sent.
+    let env = env().await;
+    let object = env
+        .put_with_metadata(
+            "uploads/alice/direct.mp4",
+            fake_mp4(300_000, 60),
+            &[("post-mode", "direct"), ("privacy-level", "SELF_ONLY")],
+        )
+        .await;
+    match env.service.handle_object(&object).await.unwrap() {
+        Some(Outcome::Failed { code, message, .. }) => {
+            assert_eq!(code, "direct_post_refused");
+            assert!(message.contains("DIRECT_POST_ENABLED"), "{message}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(env.sim.requests("/v2/post/publish/").await.is_empty());
+
+    // Enabled: the privacy level must be one creator_info offers.
+    let env = env_opts(Options {
+        direct_post: true,
+        ..Options::default()
+    })
+    .await;
+    let missing = env
+        .put_with_metadata(
+            "uploads/alice/no level.mp4",
+            fake_mp4(300_000, 61),
+            &[("post-mode", "direct")],
+        )
+        .await;
+    match env.service.handle_object(&missing).await.unwrap() {
+        Some(Outcome::Failed { code, message, .. }) => {
+            assert_eq!(code, "direct_post_refused");
+            assert!(message.contains("privacy-level"), "{message}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    env.sim
+        .seed_user(
+            OPEN_ID,
+            serde_json::json!({"privacy_level_options": ["SELF_ONLY", "MUTUAL_FOLLOW_FRIENDS"]}),
+        )
+        .await;
+    let public = env
+        .put_with_metadata(
+            "uploads/alice/public.mp4",
+            fake_mp4(300_000, 62),
+            &[
+                ("post-mode", "direct"),
+                ("privacy-level", "PUBLIC_TO_EVERYONE"),
+            ],
+        )
+        .await;
+    match env.service.handle_object(&public).await.unwrap() {
+        Some(Outcome::Failed { code, message, .. }) => {
+            assert_eq!(code, "privacy_level_not_offered");
+            assert!(message.contains("SELF_ONLY"), "{message}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(
+        env.sim
+            .requests("/v2/post/publish/video/init/")
+            .await
+            .is_empty()
+    );
+
+    let private = env
+        .put_with_metadata(
+            "uploads/alice/private.mp4",
+            fake_mp4(300_000, 63),
+            &[("post-mode", "direct"), ("privacy-level", "self_only")],
+        )
+        .await;
+    let publish_id = uploaded(env.service.handle_object(&private).await.unwrap());
+    let inits = env.sim.requests("/v2/post/publish/video/init/").await;
+    assert_eq!(inits.len(), 1, "the direct endpoint, not the inbox");
+    assert_eq!(inits[0]["body"]["post_info"]["privacy_level"], "SELF_ONLY");
+    assert!(
+        env.sim
+            .requests("/v2/post/publish/inbox/video/init/")
+            .await
+            .is_empty()
+    );
+    let job = env.job(&private).await;
+    assert_eq!(
+        job.post,
+        shared::jobs::PostTarget::Direct {
+            privacy_level: shared::tiktok::PrivacyLevel::SelfOnly
+        }
+    );
+    assert_eq!(job.publish_id.as_deref(), Some(publish_id.as_str()));
+    // A direct post takes no pending-draft slot.
+    assert_eq!(
+        Jobs::new(env.aws.dynamodb.clone(), &env.table)
+            .pending_drafts(OPEN_ID, Clock::system().now())
+            .await
+            .unwrap(),
+        0
+    );
 }

@@ -72,6 +72,8 @@ async fn env() -> Env {
             image_grace: Duration::ZERO,
             convert_threads: 1,
             endpoints: endpoints.clone(),
+            video_transfer: s3_upload::config::VideoTransfer::FileUpload,
+            direct_post_enabled: false,
         },
         &aws,
         clock.clone(),
