@@ -139,3 +139,60 @@ pub async fn create_table(
             }
         })
 }
+
+/// An item's size as DynamoDB bills it: each attribute's name in UTF-8 bytes
+/// plus its value (strings in UTF-8 bytes, numbers about one byte per two
+/// digits plus one, lists and maps 3 bytes plus their elements and one per
+/// element). Used to report read units, which a local server cannot.
+pub fn item_size(item: &Item) -> u64 {
+    item.iter()
+        .map(|(name, value)| name.len() as u64 + value_size(value))
+        .sum()
+}
+
+fn value_size(value: &AttributeValue) -> u64 {
+    match value {
+        AttributeValue::S(s) => s.len() as u64,
+        AttributeValue::N(n) => {
+            let digits = n.chars().filter(char::is_ascii_digit).count() as u64;
+            digits.div_ceil(2) + 1
+        }
+        AttributeValue::B(b) => b.as_ref().len() as u64,
+        AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
+        AttributeValue::L(list) => 3 + list.iter().map(|v| 1 + value_size(v)).sum::<u64>(),
+        AttributeValue::M(map) => {
+            3 + map
+                .iter()
+                .map(|(k, v)| 1 + k.len() as u64 + value_size(v))
+                .sum::<u64>()
+        }
+        AttributeValue::Ss(set) => set.iter().map(|s| s.len() as u64).sum(),
+        AttributeValue::Ns(set) => set.iter().map(|n| n.len().div_ceil(2) as u64 + 1).sum(),
+        AttributeValue::Bs(set) => set.iter().map(|b| b.as_ref().len() as u64).sum(),
+        _ => 0,
+    }
+}
+
+/// Read units of one eventually consistent Query or Scan that returned
+/// `bytes` in all: half a unit per 4 KB, rounded up, at least half a unit.
+pub fn eventual_read_units(bytes: u64) -> f64 {
+    bytes.div_ceil(4096).max(1) as f64 * 0.5
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    #[test]
+    fn sizes_follow_dynamodbs_rules() {
+        let item = Item::from([
+            ("pk".to_owned(), s("JOB#abc")),                    // 2 + 7
+            ("n".to_owned(), n(12345)),                         // 1 + 3 + 1
+            ("l".to_owned(), AttributeValue::L(vec![s("ab")])), // 1 + 3 + 1 + 2
+        ]);
+        assert_eq!(item_size(&item), 9 + 5 + 7);
+        assert_eq!(eventual_read_units(0), 0.5);
+        assert_eq!(eventual_read_units(4096), 0.5);
+        assert_eq!(eventual_read_units(4097), 1.0);
+    }
+}

@@ -63,7 +63,7 @@ impl CheckerSettings {
 }
 
 /// What a run did, logged at its end and returned to the caller.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct RunReport {
     pub accounts: u32,
     pub tokens_refreshed: u32,
@@ -72,6 +72,8 @@ pub struct RunReport {
     pub jobs_seen: u32,
     /// Index entries DynamoDB read for jobs (grows with the backlog only).
     pub index_items_read: u32,
+    /// What reading the index cost in DynamoDB read units.
+    pub index_read_units: f64,
     pub status_requests: u32,
     /// Moves made, by the status moved to.
     pub moved: BTreeMap<String, u32>,
@@ -319,6 +321,7 @@ impl<P: UploadPath> Checker<P> {
                 };
                 let now = self.clock.now();
                 let scanned = page.scanned_count;
+                let units = page.read_units;
                 // Sorted due-first: the first job not due ends the shard.
                 let due: Vec<Job> = page
                     .jobs
@@ -328,6 +331,7 @@ impl<P: UploadPath> Checker<P> {
                 let rest_not_due = count(due.len()) < scanned;
                 run.bump(|r| {
                     r.index_items_read += scanned;
+                    r.index_read_units += units;
                     r.jobs_seen += count(due.len());
                 });
                 stream::iter(due)

@@ -26,11 +26,11 @@ use crate::state::{
 pub struct ControlError(StatusCode, String);
 
 impl ControlError {
-    fn bad(message: impl Into<String>) -> Self {
+    pub(crate) fn bad(message: impl Into<String>) -> Self {
         Self(StatusCode::BAD_REQUEST, message.into())
     }
 
-    fn not_found(message: impl Into<String>) -> Self {
+    pub(crate) fn not_found(message: impl Into<String>) -> Self {
         Self(StatusCode::NOT_FOUND, message.into())
     }
 }
@@ -44,7 +44,7 @@ impl IntoResponse for ControlError {
 type ControlResult = Result<Response, ControlError>;
 
 /// Parses a control body strictly so a typo in a test fails loudly.
-fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ControlError> {
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ControlError> {
     serde_json::from_slice(body).map_err(|e| ControlError::bad(format!("invalid JSON body: {e}")))
 }
 

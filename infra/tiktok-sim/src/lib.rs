@@ -18,6 +18,7 @@ mod posting;
 mod pull;
 mod rate_limit;
 mod request_log;
+mod seed;
 mod server;
 mod state;
 mod upload;

@@ -86,6 +86,7 @@ pub fn router(app: Arc<App>) -> Router {
             get(control::get_requests).delete(control::clear_requests),
         )
         .route("/_sim/publishes", get(control::list_publishes))
+        .route("/_sim/publishes/seed", post(crate::seed::seed_publishes))
         .route("/_sim/publishes/{publish_id}", get(control::get_publish))
         .route(
             "/_sim/publishes/{publish_id}/status",

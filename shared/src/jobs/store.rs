@@ -49,7 +49,9 @@ use super::model::{
 use super::state_machine::{IllegalTransition, JobStatus, Step, check_transition};
 use crate::aws::describe_sdk_error;
 use crate::secret::Secret;
-use crate::table::{GSI1, GSI1_PK, GSI1_SK, Item, PK, SK, TTL, n, opt_text, s};
+use crate::table::{
+    GSI1, GSI1_PK, GSI1_SK, Item, PK, SK, TTL, eventual_read_units, item_size, n, opt_text, s,
+};
 use crate::tiktok::{ChunkPlan, FailReason, PrivacyLevel, PublishState, PublishStatus};
 
 const JOB_PREFIX: &str = "JOB#";
@@ -189,6 +191,8 @@ pub struct UnfinishedPage {
     /// Index entries DynamoDB read for this page: only unfinished jobs are
     /// in the index, so this grows with the backlog, not with history.
     pub scanned_count: u32,
+    /// Read units the page costs in DynamoDB (from the items' sizes).
+    pub read_units: f64,
 }
 
 /// What [`Jobs::take_draft_slot`] decided.
@@ -376,6 +380,69 @@ impl Jobs {
             }
             Err(err) => Err(self.store_error(&err)),
         }
+    }
+
+    /// Writes jobs as they are, with their index entry and publish pointer,
+    /// 25 items per request: for imports and load tests. No claim, no
+    /// slots, no conditions; the live path never uses it.
+    pub async fn put_many(&self, jobs: &[Job]) -> Result<(), JobError> {
+        let mut items: Vec<Item> = Vec::with_capacity(jobs.len() * 2);
+        for job in jobs {
+            let mut item = job_to_item(job);
+            if job.status.is_unfinished() {
+                item.insert(GSI1_PK.into(), s(gsi_pk(&job.id)));
+                item.insert(GSI1_SK.into(), s(gsi_sk(job.due_at(), &job.id)));
+            }
+            items.push(item);
+            if let Some(publish_id) = &job.publish_id {
+                items.push(Item::from([
+                    (PK.to_owned(), s(publish_pk(publish_id))),
+                    (SK.to_owned(), s(PUBLISH_SK)),
+                    ("job_id".to_owned(), s(job.id.as_str())),
+                    ("publish_id".to_owned(), s(publish_id)),
+                ]));
+            }
+        }
+        for chunk in items.chunks(25) {
+            let mut pending: Vec<aws_sdk_dynamodb::types::WriteRequest> = chunk
+                .iter()
+                .map(|item| {
+                    aws_sdk_dynamodb::types::PutRequest::builder()
+                        .set_item(Some(item.clone()))
+                        .build()
+                        .map(|put| {
+                            aws_sdk_dynamodb::types::WriteRequest::builder()
+                                .put_request(put)
+                                .build()
+                        })
+                        .map_err(|e| self.build_error(e))
+                })
+                .collect::<Result<_, _>>()?;
+            // Unprocessed items are sent again; DynamoDB returns them under load.
+            for _ in 0..8 {
+                if pending.is_empty() {
+                    break;
+                }
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, pending)
+                    .send()
+                    .await
+                    .map_err(|e| self.store_error(&e))?;
+                pending = out
+                    .unprocessed_items
+                    .and_then(|mut m| m.remove(&self.table))
+                    .unwrap_or_default();
+            }
+            if !pending.is_empty() {
+                return Err(JobError::Store {
+                    table: self.table.clone(),
+                    detail: format!("{} items left unprocessed", pending.len()),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The job TikTok knows by `publish_id` (webhooks name nothing else).
@@ -912,8 +979,10 @@ impl Jobs {
             .iter()
             .map(|item| job_from_item(&opt_text(item, PK).unwrap_or_default(), item))
             .collect::<Result<Vec<_>, _>>()?;
+        let bytes: u64 = out.items().iter().map(item_size).sum();
         Ok(UnfinishedPage {
             jobs,
+            read_units: eventual_read_units(bytes),
             next: out
                 .last_evaluated_key
                 .filter(|k| !k.is_empty())

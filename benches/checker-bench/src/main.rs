@@ -1,0 +1,229 @@
+//! Load bench of the status checker (prints figures; not a timed test).
+//!
+//! Sets up 1,000 connected accounts and 10,000 unfinished jobs that TikTok
+//! (the simulator) knows, runs the checker, then adds 50,000 finished jobs
+//! and runs it again. Prints, per run: jobs checked per second, status
+//! requests per token per minute (TikTok allows 30), index entries read and
+//! the read units they cost. The read cost must not grow with history.
+//!
+//! Needs local AWS (moto): `make bench-checker` starts it.
+
+use std::time::{Duration, Instant};
+
+use futures::stream::{self, StreamExt as _, TryStreamExt as _};
+use shared::accounts::{Accounts, ConnectedAccount};
+use shared::aws::AwsClients;
+use shared::jobs::{Job, JobKind, JobStatus, Jobs, NewJob, ObjectVersion, PostTarget, Upload};
+use shared::tiktok::Endpoints;
+use shared::tokens::{Clock, TokenManager};
+use status_checker::checker::RunReport;
+use status_checker::config::CheckerConfig;
+use tiktok_drafts_tests::{DeploymentStores, TestSim, deployment_stores, local_aws, unique_name};
+
+const ACCOUNTS: usize = 1_000;
+const UNFINISHED_PER_ACCOUNT: usize = 10;
+const FINISHED: usize = 50_000;
+
+type BenchError = Box<dyn std::error::Error + Send + Sync>;
+
+#[tokio::main]
+async fn main() -> Result<(), BenchError> {
+    let sdk = local_aws().await;
+    let aws = AwsClients::from_config(&sdk);
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let sim = TestSim::start(|s| s.auto_advance = false).await;
+    let DeploymentStores {
+        table,
+        prefix,
+        app_secret_id,
+    } = deployment_stores(&aws).await;
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(unique_name("bench-uploads"))
+        .send()
+        .await?
+        .queue_url
+        .ok_or("no queue URL")?;
+    let clock = Clock::system();
+    let jobs = Jobs::new(aws.dynamodb.clone(), &table);
+
+    let started = Instant::now();
+    let publish_ids = stream::iter(0..ACCOUNTS)
+        .map(|n| connect(&sim, &aws, &prefix, &table, n))
+        .buffer_unordered(16)
+        .try_collect::<Vec<_>>()
+        .await?;
+    let mut unfinished = Vec::with_capacity(ACCOUNTS * UNFINISHED_PER_ACCOUNT);
+    for (open_id, ids) in &publish_ids {
+        for publish_id in ids {
+            unfinished.push(job(
+                open_id,
+                Some(publish_id),
+                JobStatus::Processing,
+                &clock,
+            ));
+        }
+    }
+    jobs.put_many(&unfinished).await?;
+    println!(
+        "setup: {ACCOUNTS} accounts, {} unfinished jobs in {:.1} s",
+        unfinished.len(),
+        started.elapsed().as_secs_f64()
+    );
+
+    let config = CheckerConfig {
+        table: table.clone(),
+        secrets_prefix: prefix.clone(),
+        app_secret_id,
+        upload_queue_url: queue_url,
+        interval: Duration::from_secs(300),
+        concurrency: 32,
+        endpoints: Endpoints::for_base_url(sim.base_url())?,
+    };
+    let checker = status_checker::service::build(&config, &aws, sqs, clock.clone()).await?;
+
+    let (first, first_secs) = timed_run(&checker).await;
+    print_run("10,000 unfinished", &first, first_secs);
+
+    let finished: Vec<Job> = (0..FINISHED)
+        .map(|n| {
+            let (open_id, _) = &publish_ids[n % ACCOUNTS];
+            let status = [JobStatus::Inbox, JobStatus::Published, JobStatus::Failed][n % 3];
+            job(open_id, None, status, &clock)
+        })
+        .collect();
+    let started = Instant::now();
+    jobs.put_many(&finished).await?;
+    println!(
+        "added {FINISHED} finished jobs in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    // A minute later, as the next scheduled run would be (the simulator's
+    // rate window is a sliding minute of real time).
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    let (second, second_secs) = timed_run(&checker).await;
+    print_run("10,000 unfinished + 50,000 finished", &second, second_secs);
+
+    println!();
+    println!(
+        "read units for the index: {:.1} without history, {:.1} with 50,000 finished jobs ({})",
+        first.index_read_units,
+        second.index_read_units,
+        if (first.index_read_units - second.index_read_units).abs() < f64::EPSILON {
+            "unchanged: OK"
+        } else {
+            "CHANGED"
+        }
+    );
+    let busiest = first
+        .busiest_account_per_minute
+        .max(second.busiest_account_per_minute);
+    println!(
+        "status requests per token per minute: at most {busiest} (limit 30: {})",
+        if busiest <= 30 { "OK" } else { "OVER" }
+    );
+    let rate_limited = sim
+        .requests("/v2/post/publish/status/fetch/")
+        .await
+        .iter()
+        .filter(|r| r["status"] == 429)
+        .count();
+    println!("429 answers from the simulator: {rate_limited}");
+    sim.shutdown().await;
+    Ok(())
+}
+
+async fn timed_run<P: status_checker::upload_path::UploadPath>(
+    checker: &status_checker::checker::Checker<P>,
+) -> (RunReport, f64) {
+    let started = Instant::now();
+    let report = checker
+        .run(tokio::time::Instant::now() + Duration::from_secs(120))
+        .await;
+    (report, started.elapsed().as_secs_f64())
+}
+
+fn print_run(label: &str, report: &RunReport, secs: f64) {
+    println!();
+    println!("run with {label}:");
+    println!("  wall time            {secs:.2} s (Lambda timeout 120 s)");
+    println!("  jobs checked         {}", report.jobs_seen);
+    println!("  status requests      {}", report.status_requests);
+    println!(
+        "  jobs checked per s   {:.0}",
+        f64::from(report.jobs_seen) / secs.max(f64::EPSILON)
+    );
+    println!("  index entries read   {}", report.index_items_read);
+    println!("  index read units     {:.1}", report.index_read_units);
+    println!("  errors               {}", report.errors);
+    println!("  left for next run    {}", report.stopped_early);
+}
+
+/// A connected account with `UNFINISHED_PER_ACCOUNT` publishes TikTok knows.
+async fn connect(
+    sim: &TestSim,
+    aws: &AwsClients,
+    prefix: &str,
+    table: &str,
+    n: usize,
+) -> Result<(String, Vec<String>), BenchError> {
+    let open_id = format!("open-bench-{n:04}");
+    sim.seed_user(&open_id, serde_json::json!({})).await;
+    let tokens = sim
+        .tokens(&open_id, &["user.info.basic", "video.upload"])
+        .await;
+    let stored = TokenManager::for_deployment(aws, sim.client(), prefix, table)
+        .save_token_response(&tokens)
+        .await?;
+    Accounts::new(aws.dynamodb.clone(), table)
+        .connect(
+            ConnectedAccount {
+                open_id: open_id.clone(),
+                alias: format!("bench-{n:04}"),
+                display_name: None,
+                avatar_url: None,
+                scopes: stored.scopes.clone(),
+                access_expires_at: stored.access_expires_at,
+                refresh_expires_at: stored.refresh_expires_at,
+            },
+            false,
+            &format!("invite-bench-{n}"),
+        )
+        .await?;
+    let seeded = sim
+        .post(
+            "/_sim/publishes/seed",
+            serde_json::json!({"open_id": open_id, "count": UNFINISHED_PER_ACCOUNT}),
+        )
+        .await;
+    let ids = seeded["publish_ids"]
+        .as_array()
+        .ok_or("no publish_ids")?
+        .iter()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect();
+    Ok((open_id, ids))
+}
+
+fn job(open_id: &str, publish_id: Option<&String>, status: JobStatus, clock: &Clock) -> Job {
+    let key = format!("uploads/{open_id}/{}.mp4", unique_name("clip"));
+    let mut job = Job::new(
+        NewJob {
+            upload: Upload {
+                bucket: "bench-uploads".into(),
+                key,
+                version: ObjectVersion::etag("0123456789abcdef"),
+                size: 3_000_000,
+            },
+            alias: Some(open_id.replace("open-", "")),
+            open_id: Some(open_id.to_owned()),
+            kind: JobKind::Video,
+            post: PostTarget::Draft,
+            caption: Some("A caption of ordinary length for a bench job #bench".into()),
+        },
+        clock.now(),
+    );
+    job.status = status;
+    job.publish_id = publish_id.cloned();
+    job
+}
