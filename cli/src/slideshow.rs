@@ -189,7 +189,7 @@ pub async fn run(d: &Deployment, args: SlideshowArgs, json: bool) -> CliResult<O
     };
     let (job, lease) = match up.begin(new, &account).await? {
         Begun::Done(out) => return Ok(out),
-        Begun::Work(job, lease) => (job, lease),
+        Begun::Work(job, lease) => (*job, lease),
     };
     let result = async {
         // Initialised before a crash, not yet recorded as offered.

@@ -71,7 +71,7 @@ pub(crate) struct Lease {
 /// Either a job to work on (`claimed` or `uploading`, with its lease held),
 /// or what to print because the job needs no more work.
 pub(crate) enum Begun {
-    Work(Job, Lease),
+    Work(Box<Job>, Lease),
     Done(Output),
 }
 
@@ -154,7 +154,7 @@ impl Uploading {
             )));
         }
         match self.ready(&job.id, account).await {
-            Ok(Ok(job)) => Ok(Begun::Work(job, lease)),
+            Ok(Ok(job)) => Ok(Begun::Work(Box::new(job), lease)),
             Ok(Err(done)) => {
                 self.release(lease).await;
                 Ok(Begun::Done(done))
@@ -492,7 +492,7 @@ pub async fn run(d: &Deployment, args: UploadArgs, json: bool) -> CliResult<Outp
     };
     let (job, lease) = match up.begin(new, &account).await? {
         Begun::Done(out) => return Ok(out),
-        Begun::Work(job, lease) => (job, lease),
+        Begun::Work(job, lease) => (*job, lease),
     };
     let result = send(&up, job, &account, &token, &path, &sha, plan, content_type).await;
     up.release(lease).await;
