@@ -530,3 +530,29 @@ fn connected_output(account: &shared::accounts::Account) -> Output {
         }),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn callbacks_are_read_from_the_query() {
+        let cb =
+            Callback::from_query("code=abc%2F1&state=s1&scopes=user.info.basic%2Cvideo.upload");
+        assert_eq!(cb.code.as_deref(), Some("abc/1"));
+        assert_eq!(cb.state.as_deref(), Some("s1"));
+        assert_eq!(cb.scopes.as_deref(), Some("user.info.basic,video.upload"));
+        assert!(cb.refusal().is_none());
+
+        let denied =
+            Callback::from_query("error=access_denied&error_description=no&state=s1&code=");
+        assert_eq!(denied.code, None, "an empty code is no code");
+        let fail = denied.refusal().unwrap();
+        assert!(
+            fail.message.contains("access_denied: no"),
+            "{}",
+            fail.message
+        );
+        assert!(fail.message.contains("nothing was stored"));
+    }
+}

@@ -329,3 +329,29 @@ pub fn progress_visible(json: bool) -> bool {
     use std::io::IsTerminal as _;
     !json && std::io::stderr().is_terminal()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_pad_columns_to_the_widest_cell() {
+        let t = table(
+            &["A", "LONG HEADER"],
+            &[
+                vec!["wide cell".into(), "x".into()],
+                vec!["b".into(), "".into()],
+            ],
+        );
+        assert_eq!(t, "A          LONG HEADER\nwide cell  x\nb");
+    }
+
+    #[test]
+    fn flags_read_like_the_functions_read_them() {
+        assert!(!parse_flag("X", None).unwrap());
+        assert!(parse_flag("X", Some(" TRUE ")).unwrap());
+        assert!(!parse_flag("X", Some("no")).unwrap());
+        let err = parse_flag("X", Some("maybe")).unwrap_err();
+        assert!(err.message.contains("X is not valid"), "{}", err.message);
+    }
+}
