@@ -128,6 +128,12 @@ impl Stack {
             out.status.code(),
             String::from_utf8_lossy(&out.stderr)
         );
+        // No progress bar or chatter when stderr is not a terminal.
+        assert!(
+            out.stderr.is_empty(),
+            "{args:?} wrote to stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
             panic!(
                 "{args:?}: stdout is not JSON ({e}): {}",
