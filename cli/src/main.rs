@@ -6,20 +6,31 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+mod accounts;
+mod connect;
+mod context;
+mod jobs;
+mod slideshow;
+mod upload;
+
 use clap::{Parser, Subcommand};
-use shared::aws::AwsClients;
 use shared::invite::{Invitation, SigningKey};
+
+use crate::context::{CliResult, Deployment, Fail, Output, Settings};
 
 #[derive(Parser)]
 #[command(
     name = "tiktok-drafts",
     version,
-    about = "Operate a tiktok-drafts deployment"
+    about = "Operate a tiktok-drafts deployment",
+    after_help = "Settings come from the same environment variables as the functions (TABLE_NAME, TIKTOK_APP_SECRET_ID, SECRETS_PREFIX, TIKTOK_API_BASE_URL, TIKTOK_AUTH_URL, AWS_ENDPOINT_URL, UPLOAD_BUCKET, MEDIA_BASE_URL, ...); flags override them.\n\nExit codes: 0 done, 1 failed (the message is on stderr), 2 bad usage, 3 try again later (the account has 5 pending drafts)."
 )]
 struct Cli {
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
     json: bool,
+    #[command(flatten)]
+    settings: Settings,
     #[command(subcommand)]
     command: Command,
 }
@@ -49,9 +60,40 @@ enum Command {
         )]
         key_secret_id: String,
     },
+    /// Connect a TikTok account here, without the deployed login: a loopback
+    /// redirect with PKCE (TikTok's desktop flow), or a pasted code.
+    Connect(connect::ConnectArgs),
+    /// List the connected accounts, their state and token expiry.
+    Accounts,
+    /// Send a local video to an account's TikTok drafts (FILE_UPLOAD).
+    Upload(upload::UploadArgs),
+    /// Convert local images and offer them to TikTok as a photo draft.
+    Slideshow(slideshow::SlideshowArgs),
+    /// A job and TikTok's current status for it.
+    Status {
+        /// A job id (64 hex digits) or a TikTok publish_id.
+        id: String,
+    },
+    /// List jobs.
+    ///
+    /// With --status of an unfinished status (claimed, uploading, processing,
+    /// queued, retry_wait, stuck) this queries the index of unfinished work,
+    /// whose cost grows with the backlog only. Any other listing scans the
+    /// whole table (read capacity for every item in it, accounts and history
+    /// included): an operator command, not for scripts that run often.
+    Jobs(jobs::JobsArgs),
+    /// Refresh access tokens now: every active account, or one.
+    Refresh {
+        /// Only this account alias.
+        #[arg(long)]
+        account: Option<String>,
+    },
+    /// What this CLI is pointed at, and the active accounts' creator info.
+    Info,
 }
 
-async fn run(cli: Cli) -> Result<String, String> {
+async fn run(cli: Cli) -> CliResult<Output> {
+    let json = cli.json;
     match cli.command {
         Command::Invite {
             account,
@@ -61,31 +103,46 @@ async fn run(cli: Cli) -> Result<String, String> {
             key_secret_id,
         } => {
             let mut url = url::Url::parse(&login_url)
-                .map_err(|e| format!("--login-url {login_url:?} is not a URL: {e}"))?;
-            let invitation = Invitation::new(&account, ttl, rebind).map_err(|e| e.to_string())?;
-            let aws = AwsClients::from_env().await;
-            let key = SigningKey::load(&aws.secrets, &key_secret_id)
+                .map_err(|e| Fail::new(format!("--login-url {login_url:?} is not a URL: {e}")))?;
+            let invitation =
+                Invitation::new(&account, ttl, rebind).map_err(|e| Fail::new(e.to_string()))?;
+            let deployment = Deployment::connect(cli.settings).await;
+            let key = SigningKey::load(&deployment.aws.secrets, &key_secret_id)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| Fail::new(e.to_string()))?;
             url.query_pairs_mut()
                 .append_pair("invite", &invitation.sign(&key));
-            if cli.json {
-                Ok(serde_json::json!({
-                    "account": invitation.alias(),
-                    "expires_at": invitation.expires_at().to_rfc3339(),
-                    "rebind": invitation.rebind(),
-                    "link": url.as_str(),
-                })
-                .to_string())
-            } else {
-                Ok(format!(
+            Ok(Output::new(
+                format!(
                     "Send this link to the creator of \u{201c}{}\u{201d}; it works once, until {}:\n{}",
                     invitation.alias(),
                     invitation.expires_at().format("%Y-%m-%d %H:%M UTC"),
                     url
-                ))
-            }
+                ),
+                serde_json::json!({
+                    "account": invitation.alias(),
+                    "expires_at": invitation.expires_at().to_rfc3339(),
+                    "rebind": invitation.rebind(),
+                    "link": url.as_str(),
+                }),
+            ))
         }
+        Command::Connect(args) => {
+            connect::run(&Deployment::connect(cli.settings).await, args, json).await
+        }
+        Command::Accounts => accounts::run(&Deployment::connect(cli.settings).await).await,
+        Command::Upload(args) => {
+            upload::run(&Deployment::connect(cli.settings).await, args, json).await
+        }
+        Command::Slideshow(args) => {
+            slideshow::run(&Deployment::connect(cli.settings).await, args, json).await
+        }
+        Command::Status { id } => jobs::status(&Deployment::connect(cli.settings).await, &id).await,
+        Command::Jobs(args) => jobs::list(&Deployment::connect(cli.settings).await, args).await,
+        Command::Refresh { account } => {
+            accounts::refresh(&Deployment::connect(cli.settings).await, account.as_deref()).await
+        }
+        Command::Info => accounts::info(&Deployment::connect(cli.settings).await).await,
     }
 }
 
@@ -101,14 +158,23 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let json = cli.json;
     match runtime.block_on(run(cli)) {
         Ok(out) => {
-            println!("{out}");
-            ExitCode::SUCCESS
+            if json {
+                println!("{}", out.json);
+            } else if !out.text.is_empty() {
+                println!("{}", out.text);
+            }
+            if out.failed {
+                ExitCode::from(context::EXIT_FAILED)
+            } else {
+                ExitCode::SUCCESS
+            }
         }
         Err(e) => {
-            eprintln!("tiktok-drafts: {e}");
-            ExitCode::FAILURE
+            eprintln!("tiktok-drafts: {}", e.message);
+            e.exit_code()
         }
     }
 }

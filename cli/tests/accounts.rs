@@ -1,0 +1,149 @@
+//! `accounts`, `refresh` and `info` against the local stack.
+
+mod common;
+
+use common::{Stack, assert_fails};
+use shared::accounts::{AccountState, Accounts};
+
+#[tokio::test]
+async fn accounts_refresh_and_info_report_every_account() {
+    let stack = Stack::start().await;
+    stack
+        .connect("open-ivy", "ivy", &["user.info.basic", "video.upload"])
+        .await;
+    stack
+        .connect(
+            "open-jack",
+            "jack",
+            &["user.info.basic", "video.upload", "video.publish"],
+        )
+        .await;
+    stack
+        .connect("open-kim", "kim", &["user.info.basic", "video.upload"])
+        .await;
+    Accounts::new(stack.aws.dynamodb.clone(), &stack.table)
+        .set_state(
+            "open-kim",
+            AccountState::NeedsReconnect,
+            Some("TikTok refused the refresh token"),
+        )
+        .await
+        .unwrap();
+
+    let accounts = stack.json(&["accounts"]).await;
+    let list = accounts.as_array().unwrap();
+    assert_eq!(list.len(), 3);
+    let by_alias = |alias: &str| {
+        list.iter()
+            .find(|a| a["alias"] == alias)
+            .unwrap_or_else(|| panic!("{alias} listed: {accounts}"))
+            .clone()
+    };
+    let ivy = by_alias("ivy");
+    assert_eq!(ivy["open_id"], "open-ivy");
+    assert_eq!(ivy["display_name"], "Creator open-ivy");
+    assert_eq!(ivy["state"], "active");
+    assert!(ivy["access_expires_at"].as_str().is_some());
+    assert!(ivy["refresh_expires_at"].as_str().is_some());
+    assert_eq!(ivy["reconnect_hint"], serde_json::Value::Null);
+    let kim = by_alias("kim");
+    assert_eq!(kim["state"], "needs_reconnect");
+    assert_eq!(
+        kim["reconnect_hint"],
+        "tiktok-drafts invite --account kim, or tiktok-drafts connect --account kim"
+    );
+    // The text form says how to fix it.
+    let text = stack.run(&["accounts"]).await;
+    assert!(text.status.success());
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("kim is needs_reconnect")
+            && text.contains("tiktok-drafts connect --account kim"),
+        "{text}"
+    );
+
+    // refresh: the two active accounts, each with a new expiry.
+    let before = stack.sim.requests("/v2/oauth/token/").await.len();
+    let refreshed = stack.json(&["refresh"]).await;
+    let results = refreshed.as_array().unwrap();
+    assert_eq!(results.len(), 2, "{refreshed}");
+    for r in results {
+        assert_eq!(r["outcome"], "refreshed", "{r}");
+        assert!(r["access_expires_at"].as_str().is_some());
+    }
+    assert_eq!(
+        stack.sim.requests("/v2/oauth/token/").await.len(),
+        before + 2
+    );
+    // One account, and one that does not exist.
+    let one = stack.json(&["refresh", "--account", "ivy"]).await;
+    assert_eq!(one.as_array().unwrap().len(), 1);
+    assert_eq!(one[0]["alias"], "ivy");
+    let out = stack.run(&["refresh", "--account", "nobody"]).await;
+    assert_fails(
+        &out,
+        "no TikTok account is connected as \u{201c}nobody\u{201d}",
+    );
+    // An account that must reconnect: reported, exit non-zero.
+    let out = stack.run(&["--json", "refresh", "--account", "kim"]).await;
+    assert!(!out.status.success());
+    let kim: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(kim[0]["outcome"], "skipped");
+
+    // info: what the CLI points at, and creator info where the scope allows.
+    let info = stack.json(&["info"]).await;
+    assert_eq!(info["table"], stack.table.as_str());
+    assert_eq!(info["app_secret_id"], stack.app_secret_id.as_str());
+    assert_eq!(info["secrets_prefix"], stack.prefix.as_str());
+    assert_eq!(
+        info["tiktok_api_base_url"]
+            .as_str()
+            .unwrap()
+            .trim_end_matches('/'),
+        stack.sim.base_url().trim_end_matches('/')
+    );
+    assert_eq!(
+        info["aws_endpoint_url"],
+        std::env::var("AWS_ENDPOINT_URL").unwrap().as_str()
+    );
+    assert_eq!(info["accounts"], 3);
+    let active = info["active_accounts"].as_array().unwrap();
+    assert_eq!(active.len(), 2);
+    let jack = active.iter().find(|a| a["alias"] == "jack").unwrap();
+    assert_eq!(jack["creator_info"]["nickname"], "Creator open-jack");
+    assert!(
+        !jack["creator_info"]["privacy_level_options"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert!(jack["creator_info"]["max_video_post_duration_sec"].is_number());
+    let ivy = active.iter().find(|a| a["alias"] == "ivy").unwrap();
+    assert_eq!(ivy["creator_info"], serde_json::Value::Null);
+    assert!(
+        ivy["error"].as_str().unwrap().contains("video.publish"),
+        "{ivy}"
+    );
+    stack.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn missing_settings_are_named() {
+    let stack = Stack::start().await;
+    let mut cmd = stack.cli();
+    cmd.env_remove("TABLE_NAME").arg("accounts");
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    assert_fails(&out, "TABLE_NAME");
+    let mut cmd = stack.cli();
+    cmd.env_remove("TIKTOK_APP_SECRET_ID").arg("info");
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    assert_fails(&out, "TIKTOK_APP_SECRET_ID");
+    // A flag overrides the environment.
+    let out = stack.run(&["--table", "no-such-table", "accounts"]).await;
+    assert_fails(&out, "no-such-table");
+    stack.sim.shutdown().await;
+}

@@ -1,0 +1,205 @@
+//! `connect` against the simulator: the loopback flow driven like a browser
+//! would drive it, the print-then-paste flow, and refusals that store nothing.
+
+mod common;
+
+use std::io::{BufRead as _, BufReader};
+use std::process::Stdio;
+
+use common::{Stack, assert_fails};
+use serde_json::json;
+use tiktok_drafts_tests::SIM_REDIRECT_URI;
+
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Follows the authorize URL on the simulator (its scripted user answers at
+/// once) and returns where TikTok redirects to.
+async fn authorize(url: &str) -> url::Url {
+    let res = no_redirects().get(url).send().await.unwrap();
+    assert_eq!(
+        res.status(),
+        302,
+        "{}",
+        res.text().await.unwrap_or_default()
+    );
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    url::Url::parse(&location).unwrap()
+}
+
+/// Adds a redirect URI to the simulator's app and makes PKCE required.
+async fn register(stack: &Stack, redirect_uri: &str) {
+    let mut settings = stack.sim.get("/_sim/settings").await;
+    settings["redirect_uris"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!(redirect_uri));
+    settings["pkce"] = json!("required");
+    stack
+        .sim
+        .control(reqwest::Method::PUT, "/_sim/settings", Some(settings))
+        .await;
+}
+
+#[tokio::test]
+async fn loopback_login_binds_the_account_and_stores_tokens() {
+    let stack = Stack::start().await;
+    stack
+        .sim
+        .seed_user("open-loop", json!({"display_name": "Frank"}))
+        .await;
+    stack
+        .sim
+        .post("/_sim/authorize/next", json!({"open_id": "open-loop"}))
+        .await;
+
+    let mut cmd = stack.cli();
+    cmd.args(["--json", "connect", "--account", "frank", "--port", "0"])
+        .args(["--timeout", "60s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    // The authorize URL is printed on stderr (stdout is for the result).
+    let (url, mut reader) = tokio::task::spawn_blocking(move || {
+        let mut reader = BufReader::new(stderr);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            assert!(reader.read_line(&mut line).unwrap() > 0, "no URL printed");
+            if line.starts_with("http") {
+                return (line.trim().to_owned(), reader);
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let authorize_url = url::Url::parse(&url).unwrap();
+    let query: std::collections::HashMap<String, String> =
+        authorize_url.query_pairs().into_owned().collect();
+    assert_eq!(query["scope"], "user.info.basic,video.upload");
+    assert_eq!(query["code_challenge_method"], "S256");
+    assert_eq!(query["code_challenge"].len(), 64, "hex SHA-256");
+    let redirect_uri = query["redirect_uri"].clone();
+    assert!(
+        redirect_uri.starts_with("http://127.0.0.1:") && redirect_uri.ends_with("/callback"),
+        "{redirect_uri}"
+    );
+    register(&stack, &redirect_uri).await;
+
+    // A callback with another state is turned away, and the command waits on.
+    let forged = reqwest::get(format!("{redirect_uri}?code=x&state=forged"))
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 400);
+
+    let callback = authorize(&url).await;
+    assert!(callback.as_str().starts_with(&redirect_uri), "{callback}");
+    let page = reqwest::get(callback.as_str()).await.unwrap();
+    assert_eq!(page.status(), 200);
+    let body = page.text().await.unwrap();
+    assert!(body.contains("Frank is now connected as"), "{body}");
+
+    let out = tokio::task::spawn_blocking(move || {
+        let out = child.wait_with_output().unwrap();
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut reader, &mut rest).unwrap();
+        (out, rest)
+    })
+    .await
+    .unwrap();
+    let (out, rest) = out;
+    assert!(out.status.success(), "{rest}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["account"], "frank");
+    assert_eq!(json["open_id"], "open-loop");
+    assert_eq!(json["display_name"], "Frank");
+    assert_eq!(json["state"], "active");
+
+    // `accounts` shows it, and its tokens work: a refresh goes through.
+    let accounts = stack.json(&["accounts"]).await;
+    assert_eq!(accounts.as_array().unwrap().len(), 1);
+    assert_eq!(accounts[0]["alias"], "frank");
+    assert_eq!(accounts[0]["open_id"], "open-loop");
+    assert_eq!(accounts[0]["reconnect_hint"], serde_json::Value::Null);
+    let refreshed = stack.json(&["refresh", "--account", "frank"]).await;
+    assert_eq!(refreshed[0]["outcome"], "refreshed");
+    stack.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_printed_url_and_a_pasted_code_connect_once() {
+    let stack = Stack::start().await;
+    stack
+        .sim
+        .seed_user("open-paste", json!({"display_name": "Gina"}))
+        .await;
+    register(&stack, SIM_REDIRECT_URI).await;
+
+    let printed = stack
+        .json(&[
+            "connect",
+            "--account",
+            "gina",
+            "--print-url",
+            "--redirect-uri",
+            SIM_REDIRECT_URI,
+        ])
+        .await;
+    let state = printed["state"].as_str().unwrap().to_owned();
+    let callback = authorize(printed["authorize_url"].as_str().unwrap()).await;
+    assert!(callback.as_str().starts_with(SIM_REDIRECT_URI));
+
+    // The whole redirected URL is pasted; the state comes from it.
+    let connected = stack.json(&["connect", "--code", callback.as_str()]).await;
+    assert_eq!(connected["account"], "gina");
+    assert_eq!(connected["open_id"], "open-paste");
+    assert_eq!(connected["state"], "active");
+
+    // The state was single use.
+    let again = stack
+        .run(&["connect", "--code", callback.as_str(), "--state", &state])
+        .await;
+    assert_fails(&again, "start again");
+
+    // A denied login stores nothing.
+    stack
+        .sim
+        .post(
+            "/_sim/authorize/next",
+            json!({"open_id": "open-paste", "deny": true}),
+        )
+        .await;
+    let printed = stack
+        .json(&[
+            "connect",
+            "--account",
+            "hank",
+            "--print-url",
+            "--redirect-uri",
+            SIM_REDIRECT_URI,
+        ])
+        .await;
+    let callback = authorize(printed["authorize_url"].as_str().unwrap()).await;
+    let denied = stack.run(&["connect", "--code", callback.as_str()]).await;
+    assert_fails(&denied, "access_denied");
+    let accounts = stack.json(&["accounts"]).await;
+    let aliases: Vec<&str> = accounts
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["alias"].as_str().unwrap())
+        .collect();
+    assert_eq!(aliases, vec!["gina"]);
+
+    // Usage errors are clear.
+    let out = stack.run(&["connect", "--code", "abc"]).await;
+    assert_fails(&out, "--state is required");
+    let out = stack.run(&["connect", "--account", "Not An Alias"]).await;
+    assert_fails(&out, "alias");
+    stack.sim.shutdown().await;
+}
