@@ -20,4 +20,7 @@ export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-testing}"
 export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-testing}"
 export AWS_REGION="${AWS_REGION:-us-east-1}"
 export AWS_EC2_METADATA_DISABLED=true
+# The Lambda Runtime API emulator the real function binaries run under.
+CARGO_LAMBDA="${CARGO_LAMBDA:-$("$ROOT/infra/cargo-lambda.sh")}"
+export CARGO_LAMBDA
 "$@"

@@ -1,6 +1,8 @@
 //! Helpers for the end-to-end tests: the local AWS endpoint, unique names,
 //! and generated media.
 
+pub mod lambda;
+
 use aws_config::SdkConfig;
 
 /// The SDK configuration for moto. The tests need `AWS_ENDPOINT_URL`, which
