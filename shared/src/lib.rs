@@ -18,5 +18,6 @@ pub mod storage;
 pub mod table;
 pub mod tiktok;
 pub mod tokens;
+pub mod webhook;
 
 pub use secret::Secret;

@@ -10,6 +10,7 @@ use crate::persist;
 use crate::rate_limit::RateLimiter;
 use crate::request_log::RequestLog;
 use crate::state::State;
+use crate::webhooks::{self, Webhooks};
 
 /// Locks a mutex, ignoring poisoning: every critical section leaves the data consistent
 /// before anything that could panic, and a simulator must keep answering.
@@ -32,6 +33,10 @@ pub struct App {
     /// Running pulls, so a cancel or reset can stop them.
     pub pulls: Mutex<HashMap<String, tokio::task::AbortHandle>>,
     pub http: reqwest::Client,
+    /// Webhook deliveries made so far, and the queue to the sending worker.
+    pub webhooks: Mutex<Webhooks>,
+    /// The worker's end of that queue, until [`crate::start`] hands it to the worker.
+    pub webhook_queue: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<usize>>>,
 }
 
 impl App {
@@ -42,6 +47,7 @@ impl App {
         base_url: String,
         http: reqwest::Client,
     ) -> Self {
+        let (webhooks, webhook_queue) = Webhooks::new();
         Self {
             state: Mutex::new(state),
             persist_dir,
@@ -53,6 +59,8 @@ impl App {
             uploads_in_flight: Mutex::default(),
             pulls: Mutex::default(),
             http,
+            webhooks: Mutex::new(webhooks),
+            webhook_queue: Mutex::new(Some(webhook_queue)),
         }
     }
 
@@ -62,10 +70,23 @@ impl App {
     }
 
     /// Changes the state and saves it before the lock is released, so saves happen in the
-    /// same order as the changes.
+    /// same order as the changes. With a `webhook_url` set, every publish whose status the
+    /// change moved gets its webhook queued, wherever the change came from (API, upload,
+    /// pull, control).
     pub fn update<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
         let mut state = lock(&self.state);
+        let before = state
+            .settings
+            .webhook_url
+            .is_some()
+            .then(|| webhooks::snapshot(&state));
         let result = f(&mut state);
+        if let Some(before) = before {
+            let events = webhooks::status_events(&before, &state);
+            if !events.is_empty() {
+                webhooks::enqueue(self, &state, events);
+            }
+        }
         if let Some(dir) = &self.persist_dir
             && let Err(e) = persist::save(dir, &state)
         {

@@ -83,6 +83,8 @@ pub struct Settings {
     pub max_photo_height: u32,
     pub max_photo_bytes: u64,
     pub max_video_bytes: u64,
+    /// Where webhooks are POSTed (signed with `client_secret`); `None` sends none.
+    pub webhook_url: Option<String>,
 }
 
 impl Default for Settings {
@@ -114,6 +116,7 @@ impl Default for Settings {
             max_photo_height: 1920,
             max_photo_bytes: 20_000_000,
             max_video_bytes: 4_000_000_000,
+            webhook_url: None,
         }
     }
 }

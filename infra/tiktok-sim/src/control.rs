@@ -21,6 +21,7 @@ use crate::state::{
     AuthorizeScript, KNOWN_SCOPES, PRIVATE_PRIVACY_OPTIONS, PUBLIC_PRIVACY_OPTIONS, Publish,
     PublishStatus, User, sha256_hex,
 };
+use crate::webhooks::{self, RedeliverError};
 
 /// A control-API error: a status and `{"error": "..."}`.
 pub struct ControlError(StatusCode, String);
@@ -61,6 +62,7 @@ pub async fn reset(AxState(app): AxState<Arc<App>>) -> Response {
     lock(&app.rate).clear();
     lock(&app.faults).clear();
     lock(&app.log).clear();
+    lock(&app.webhooks).clear();
     Json(json!({})).into_response()
 }
 
@@ -70,6 +72,11 @@ pub async fn get_settings(AxState(app): AxState<Arc<App>>) -> Response {
 
 pub async fn put_settings(AxState(app): AxState<Arc<App>>, body: bytes::Bytes) -> ControlResult {
     let settings: Settings = parse(&body)?;
+    if let Some(url) = &settings.webhook_url
+        && url::Url::parse(url).is_err()
+    {
+        return Err(ControlError::bad("webhook_url is not a URL"));
+    }
     if StatusCode::from_u16(settings.oauth_error_status).is_err() {
         return Err(ControlError::bad(
             "oauth_error_status is not an HTTP status",
@@ -355,4 +362,99 @@ pub async fn list_faults(AxState(app): AxState<Arc<App>>) -> Response {
 pub async fn clear_faults(AxState(app): AxState<Arc<App>>) -> Response {
     lock(&app.faults).clear();
     Json(json!({})).into_response()
+}
+
+/// `GET /_sim/webhooks`: every delivery made, oldest first, with what the receiver answered.
+pub async fn list_webhooks(AxState(app): AxState<Arc<App>>) -> Response {
+    Json(lock(&app.webhooks).list()).into_response()
+}
+
+pub async fn clear_webhooks(AxState(app): AxState<Arc<App>>) -> Response {
+    lock(&app.webhooks).clear();
+    Json(json!({})).into_response()
+}
+
+/// `POST /_sim/webhooks/{n}/redeliver`: sends delivery `n` again (same body, signed now).
+pub async fn redeliver_webhook(
+    AxState(app): AxState<Arc<App>>,
+    Path(n): Path<usize>,
+) -> ControlResult {
+    match webhooks::redeliver(&app, n) {
+        Ok(delivery) => Ok((StatusCode::CREATED, Json(delivery)).into_response()),
+        Err(e @ RedeliverError::Unknown(_)) => Err(ControlError::not_found(e.to_string())),
+        Err(e @ RedeliverError::NoUrl) => Err(ControlError::bad(e.to_string())),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeauthorizeRequest {
+    /// TikTok's reason code: 0 unknown, 1 user disconnected, 2 account deleted, 3 age
+    /// changed, 4 banned, 5 developer revoked.
+    #[serde(default = "user_disconnected")]
+    reason: i64,
+}
+
+fn user_disconnected() -> i64 {
+    1
+}
+
+/// `POST /_sim/users/{open_id}/deauthorize`: the user removes the app. Every grant of the
+/// user is revoked (its tokens stop working), `authorization.removed` is sent, and the
+/// user's publishes still processing fail with `auth_removed` (each sending
+/// `post.publish.failed`).
+pub async fn deauthorize_user(
+    AxState(app): AxState<Arc<App>>,
+    Path(open_id): Path<String>,
+    body: bytes::Bytes,
+) -> ControlResult {
+    let request: DeauthorizeRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        DeauthorizeRequest {
+            reason: user_disconnected(),
+        }
+    } else {
+        parse(&body)?
+    };
+    let (revoked, failed) = app.update(|state| {
+        if state.user(&open_id).is_none() {
+            return Err(ControlError::not_found("unknown open_id"));
+        }
+        let grants: Vec<u64> = state
+            .grants
+            .values()
+            .filter(|g| g.open_id == open_id)
+            .map(|g| g.id)
+            .collect();
+        for id in &grants {
+            oauth::revoke_grant(state, *id);
+        }
+        // Sent before the failures the removal causes (queued in App::update afterwards).
+        webhooks::enqueue(
+            &app,
+            state,
+            vec![webhooks::Event {
+                name: "authorization.removed",
+                open_id: open_id.clone(),
+                publish_id: None,
+                content: json!({"reason": request.reason}),
+            }],
+        );
+        let now = state.now_ms();
+        let mut failed = Vec::new();
+        for publish in state.publishes.values_mut().filter(|p| {
+            p.open_id == open_id
+                && matches!(
+                    p.status,
+                    PublishStatus::ProcessingUpload | PublishStatus::ProcessingDownload
+                )
+        }) {
+            publish.set_status(PublishStatus::Failed, Some("auth_removed".to_owned()), now);
+            failed.push(publish.publish_id.clone());
+        }
+        Ok((grants.len(), failed))
+    })?;
+    for publish_id in &failed {
+        app.abort_pull(publish_id);
+    }
+    Ok(Json(json!({"revoked_grants": revoked, "failed_publishes": failed})).into_response())
 }

@@ -22,6 +22,7 @@ mod seed;
 mod server;
 mod state;
 mod upload;
+mod webhooks;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -45,6 +46,7 @@ pub struct SimHandle {
     base_url: String,
     shutdown: watch::Sender<bool>,
     server: JoinHandle<()>,
+    webhook_worker: JoinHandle<()>,
     app: Arc<App>,
     /// The temporary state directory to remove at shutdown, when none was given.
     temp_dir: Option<PathBuf>,
@@ -67,6 +69,7 @@ impl SimHandle {
         }
         tracing::debug!("simulator server stopped");
         self.app.abort_all_pulls();
+        self.webhook_worker.abort();
         if let Some(dir) = &self.temp_dir
             && let Err(e) = tokio::fs::remove_dir_all(dir).await
         {
@@ -135,6 +138,11 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
     app.update(|_| ());
     pull::resume_all(&app);
 
+    let queue = app::lock(&app.webhook_queue)
+        .take()
+        .expect("a new App has its webhook queue");
+    let webhook_worker = webhooks::spawn_worker(Arc::clone(&app), queue);
+
     let (shutdown, shutdown_rx) = watch::channel(false);
     let server = tokio::spawn(server::serve(Arc::clone(&app), listener, shutdown_rx));
     tracing::info!(%base_url, "tiktok-sim listening");
@@ -142,6 +150,7 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
         base_url,
         shutdown,
         server,
+        webhook_worker,
         app,
         temp_dir,
     })

@@ -93,6 +93,18 @@ pub fn router(app: Arc<App>) -> Router {
             post(control::set_publish_status),
         )
         .route(
+            "/_sim/users/{open_id}/deauthorize",
+            post(control::deauthorize_user),
+        )
+        .route(
+            "/_sim/webhooks",
+            get(control::list_webhooks).delete(control::clear_webhooks),
+        )
+        .route(
+            "/_sim/webhooks/{n}/redeliver",
+            post(control::redeliver_webhook),
+        )
+        .route(
             "/_sim/faults",
             get(control::list_faults)
                 .post(control::add_fault)
