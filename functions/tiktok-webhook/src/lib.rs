@@ -123,7 +123,13 @@ impl fmt::Display for Outcome {
 /// What [`decide`] wants done to a job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Plan {
-    Move { to: JobStatus, changes: Changes },
+    Move {
+        to: JobStatus,
+        changes: Changes,
+    },
+    /// A published job learns its post id (it usually comes after
+    /// `complete`, once the post is public).
+    AddPostIds(Vec<u64>),
     Nothing(&'static str),
 }
 
@@ -154,10 +160,15 @@ pub enum Plan {
 /// by the store's optimistic check: the loser gets a conflict, re-reads, and
 /// finds FAILED recorded.
 pub fn decide(job: &Job, event: &Event, now: DateTime<Utc>, policy: &RetryPolicy) -> Plan {
+    if job.status == JobStatus::Published
+        && let Event::PubliclyAvailable { post_id, .. } = event
+    {
+        if job.post_ids.contains(post_id) {
+            return Plan::Nothing("the post id is recorded already");
+        }
+        return Plan::AddPostIds(vec![*post_id]);
+    }
     if job.status.is_final() {
-        // Includes publicly_available for a job published already: the job
-        // store only writes post ids together with a move, and a published
-        // job does not move any more.
         return Plan::Nothing("the job is finished");
     }
     let status = match event {
@@ -407,6 +418,11 @@ impl WebhookService {
             let (to, changes) = match decide(&job, &delivery.event, now, &self.policy) {
                 Plan::Nothing(why) => return Ok(Outcome::Unchanged(why)),
                 Plan::Move { to, changes } => (to, changes),
+                Plan::AddPostIds(ids) => match self.jobs.add_post_ids(&job, &ids, now).await {
+                    Ok(_) => return Ok(Outcome::Unchanged("post id recorded")),
+                    Err(JobError::Conflict { .. }) => continue,
+                    Err(err) => return Err(err.into()),
+                },
             };
             match self.jobs.transition(&job, to, changes, now).await {
                 Ok(moved) => {
@@ -588,7 +604,7 @@ mod tests {
     fn moved(plan: Plan) -> (JobStatus, Changes) {
         match plan {
             Plan::Move { to, changes } => (to, changes),
-            Plan::Nothing(why) => panic!("expected a move, got nothing: {why}"),
+            other => panic!("expected a move, got {other:?}"),
         }
     }
 

@@ -603,6 +603,17 @@ async fn the_simulators_deliveries_are_verified_and_applied() {
     assert_eq!(list[2]["event"], "post.publish.publicly_available");
     assert!(list.iter().all(|d| d["response_status"] == 200), "{list:?}");
     assert_eq!(env.get(&job).await.status, JobStatus::Published);
+    // The post id arrives after `complete` and is recorded on the
+    // published job, as the 64-bit integer the simulator gave it.
+    let record = sim.get(&format!("/_sim/publishes/{publish_id}")).await;
+    let sim_ids: Vec<u64> = record["post_ids"]
+        .as_array()
+        .expect("post ids")
+        .iter()
+        .filter_map(|v| v.as_u64())
+        .collect();
+    assert!(!sim_ids.is_empty(), "{record}");
+    assert_eq!(env.get(&job).await.post_ids, sim_ids);
 
     // A passing failure, then TikTok delivering it again: counted once.
     let mut settings = sim.get("/_sim/settings").await;

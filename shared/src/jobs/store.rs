@@ -445,6 +445,71 @@ impl Jobs {
         Ok(())
     }
 
+    /// Adds post ids to a job that is `published` already (TikTok sends
+    /// `publicly_available`, with the id, after `complete`, once moderation is
+    /// done). Only while the job is `published` and its list is what the
+    /// caller read, so concurrent deliveries cannot drop each other's ids.
+    /// Returns the job as stored.
+    pub async fn add_post_ids(
+        &self,
+        job: &Job,
+        post_ids: &[u64],
+        now: DateTime<Utc>,
+    ) -> Result<Job, JobError> {
+        let mut ids = job.post_ids.clone();
+        for id in post_ids {
+            if !ids.contains(id) {
+                ids.push(*id);
+            }
+        }
+        if ids == job.post_ids {
+            return Ok(job.clone());
+        }
+        let list = AttributeValue::L(ids.iter().map(|id| n_u64(*id)).collect());
+        let before = AttributeValue::L(job.post_ids.iter().map(|id| n_u64(*id)).collect());
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(job_pk(&job.id)))
+            .key(SK, s(JOB_SK))
+            .update_expression("SET post_ids = :ids, updated_at = :now")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":ids", list)
+            .expression_attribute_values(":published", s(JobStatus::Published.as_str()))
+            .expression_attribute_values(":now", s(stamp(to_millis(now))))
+            .return_values(ReturnValue::AllNew);
+        request = if job.post_ids.is_empty() {
+            request.condition_expression(
+                "#status = :published AND (attribute_not_exists(post_ids) OR size(post_ids) = :zero)",
+            )
+            .expression_attribute_values(":zero", n(0))
+        } else {
+            request
+                .condition_expression("#status = :published AND post_ids = :before")
+                .expression_attribute_values(":before", before)
+        };
+        match request.send().await {
+            Ok(out) => {
+                tracing::info!(job_id = %job.id, post_ids = ?ids, "post ids recorded");
+                job_from_item(&job_pk(&job.id), &out.attributes.unwrap_or_default())
+            }
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                let found = self.get(&job.id).await?.map(|j| j.status);
+                Err(JobError::Conflict {
+                    id: job.id.clone(),
+                    expected: JobStatus::Published,
+                    found,
+                })
+            }
+            Err(err) => Err(self.store_error(&err)),
+        }
+    }
+
     /// The job TikTok knows by `publish_id` (webhooks name nothing else).
     pub async fn by_publish_id(&self, publish_id: &str) -> Result<Option<Job>, JobError> {
         let Some(pointer) = self.get_item(&publish_pk(publish_id), PUBLISH_SK).await? else {
