@@ -1,0 +1,1054 @@
+//! template.yaml, read as data: every function is built the same way and has
+//! its own least-privilege role (no `*` action, no `Resource: "*"`, every
+//! resource one that function uses), and the bucket, queue, schedule and
+//! alarms are what the README promises. No AWS needed.
+//!
+//! The checks are plain functions returning the violations they find, so
+//! that the last tests can prove they fail on a template that grants
+//! `dynamodb:*` or `Resource: "*"`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use serde_json::{Value, json};
+
+// ---------------------------------------------------------------------------
+// Reading the template: CloudFormation's short-form tags (`!Ref`, `!GetAtt`,
+// `!Sub`, `!If`, ...) become their long form, so the rest is plain JSON.
+// ---------------------------------------------------------------------------
+
+fn template_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../template.yaml")
+}
+
+fn load_template() -> Value {
+    let text = std::fs::read_to_string(template_path()).expect("read template.yaml");
+    parse_template(&text)
+}
+
+fn parse_template(text: &str) -> Value {
+    let yaml: serde_norway::Value = serde_norway::from_str(text).expect("template.yaml is YAML");
+    to_json(&yaml)
+}
+
+fn to_json(value: &serde_norway::Value) -> Value {
+    use serde_norway::Value as Y;
+    match value {
+        Y::Null => Value::Null,
+        Y::Bool(b) => Value::Bool(*b),
+        Y::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                json!(i)
+            } else if let Some(u) = n.as_u64() {
+                json!(u)
+            } else {
+                json!(n.as_f64())
+            }
+        }
+        Y::String(s) => Value::String(s.clone()),
+        Y::Sequence(items) => Value::Array(items.iter().map(to_json).collect()),
+        Y::Mapping(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    let key = match k {
+                        Y::String(s) => s.clone(),
+                        other => serde_norway::to_string(other)
+                            .expect("key")
+                            .trim()
+                            .to_owned(),
+                    };
+                    (key, to_json(v))
+                })
+                .collect(),
+        ),
+        Y::Tagged(tagged) => {
+            let tag = tagged.tag.to_string();
+            let name = tag.trim_start_matches('!');
+            let inner = to_json(&tagged.value);
+            match name {
+                "Ref" => json!({ "Ref": inner }),
+                "Condition" => json!({ "Condition": inner }),
+                // `!GetAtt A.B` is the short form of `Fn::GetAtt: [A, B]`.
+                "GetAtt" => match inner {
+                    Value::String(s) => {
+                        let (resource, attribute) = s.split_once('.').expect("!GetAtt X.Attr");
+                        json!({ "Fn::GetAtt": [resource, attribute] })
+                    }
+                    other => json!({ "Fn::GetAtt": other }),
+                },
+                other => json!({ format!("Fn::{other}"): inner }),
+            }
+        }
+    }
+}
+
+fn resources(template: &Value) -> &serde_json::Map<String, Value> {
+    template["Resources"].as_object().expect("Resources")
+}
+
+fn resources_of_type<'a>(template: &'a Value, kind: &str) -> Vec<(&'a str, &'a Value)> {
+    resources(template)
+        .iter()
+        .filter(|(_, r)| r["Type"] == kind)
+        .map(|(id, r)| (id.as_str(), r))
+        .collect()
+}
+
+fn one_or_many(value: &Value) -> Vec<&Value> {
+    match value {
+        Value::Array(items) => items.iter().collect(),
+        Value::Null => Vec::new(),
+        other => vec![other],
+    }
+}
+
+/// `{"Fn::If": [cond, a, b]}` stands for both branches; `AWS::NoValue` for
+/// nothing.
+fn branches(value: &Value) -> Vec<&Value> {
+    if let Some(args) = value.get("Fn::If").and_then(Value::as_array) {
+        return args.iter().skip(1).flat_map(branches).collect();
+    }
+    if value.get("Ref") == Some(&json!("AWS::NoValue")) {
+        return Vec::new();
+    }
+    vec![value]
+}
+
+/// The names in a `Fn::Sub` string's `${...}` (`${X.Arn}` gives `X`; `${!x}`
+/// is a literal).
+fn sub_names(text: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else { break };
+        let name = &after[..end];
+        if !name.starts_with('!') {
+            names.push(name.split('.').next().unwrap_or(name).to_owned());
+        }
+        rest = &after[end + 1..];
+    }
+    names
+}
+
+/// Every logical id of a template resource that `value` refers to (by
+/// `Ref`, `Fn::GetAtt` or `Fn::Sub`), anywhere inside it.
+fn referenced_resources(template: &Value, value: &Value) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    collect_refs(value, &mut found);
+    found.retain(|name| resources(template).contains_key(name));
+    found
+}
+
+fn collect_refs(value: &Value, found: &mut BTreeSet<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, inner) in map {
+                match (key.as_str(), inner) {
+                    ("Ref", Value::String(name)) => {
+                        found.insert(name.clone());
+                    }
+                    ("Fn::GetAtt", Value::Array(args)) => {
+                        if let Some(Value::String(name)) = args.first() {
+                            found.insert(name.clone());
+                        }
+                    }
+                    ("Fn::GetAtt", Value::String(s)) => {
+                        found.insert(s.split('.').next().unwrap_or(s).to_owned());
+                    }
+                    ("Fn::Sub", Value::String(s)) => found.extend(sub_names(s)),
+                    ("Fn::Sub", Value::Array(args)) => {
+                        if let Some(Value::String(s)) = args.first() {
+                            found.extend(sub_names(s));
+                        }
+                        for arg in args.iter().skip(1) {
+                            collect_refs(arg, found);
+                        }
+                    }
+                    _ => collect_refs(inner, found),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_refs(v, found)),
+        _ => {}
+    }
+}
+
+fn is_ref_to(value: &Value, name: &str) -> bool {
+    value.get("Ref") == Some(&json!(name))
+}
+
+fn is_getatt(value: &Value, name: &str, attribute: &str) -> bool {
+    value.get("Fn::GetAtt") == Some(&json!([name, attribute]))
+}
+
+// ---------------------------------------------------------------------------
+// What each function may touch.
+// ---------------------------------------------------------------------------
+
+/// The per-account token secrets: not a template resource (the login creates
+/// them), named by the `SecretsPrefix` parameter.
+const ACCOUNT_SECRETS: &str = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${SecretsPrefix}/accounts/*";
+/// A pseudo resource name for [`ACCOUNT_SECRETS`] in the allowed sets.
+const ACCOUNT_SECRETS_NAME: &str = "<account token secrets>";
+
+struct Expected {
+    binary: &'static str,
+    /// Template resources (and [`ACCOUNT_SECRETS_NAME`]) the function may
+    /// name in its policies, besides its own log group.
+    may_use: &'static [&'static str],
+}
+
+fn expected_functions() -> BTreeMap<&'static str, Expected> {
+    BTreeMap::from([
+        (
+            "OAuthCallbackFunction",
+            Expected {
+                binary: "oauth-callback",
+                may_use: &[
+                    "Table",
+                    "AppSecret",
+                    "InviteKeySecret",
+                    ACCOUNT_SECRETS_NAME,
+                ],
+            },
+        ),
+        (
+            "S3UploadFunction",
+            Expected {
+                binary: "s3-upload",
+                may_use: &[
+                    "Table",
+                    "UploadBucket",
+                    "UploadQueue",
+                    "AppSecret",
+                    ACCOUNT_SECRETS_NAME,
+                ],
+            },
+        ),
+        (
+            "StatusCheckerFunction",
+            Expected {
+                binary: "status-checker",
+                may_use: &["Table", "UploadQueue", "AppSecret", ACCOUNT_SECRETS_NAME],
+            },
+        ),
+        (
+            "TikTokWebhookFunction",
+            Expected {
+                binary: "tiktok-webhook",
+                may_use: &["Table", "AppSecret"],
+            },
+        ),
+    ])
+}
+
+/// One `Allow`/`Deny` statement of a function's permissions, with where it
+/// came from (for messages).
+#[derive(Debug, Clone)]
+struct Statement {
+    origin: String,
+    body: Value,
+}
+
+impl Statement {
+    fn actions(&self) -> Vec<String> {
+        one_or_many(&self.body["Action"])
+            .into_iter()
+            .flat_map(branches)
+            .map(|a| {
+                a.as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| a.to_string())
+            })
+            .collect()
+    }
+
+    fn resources(&self) -> Vec<&Value> {
+        one_or_many(&self.body["Resource"])
+            .into_iter()
+            .flat_map(branches)
+            .collect()
+    }
+
+    fn is_allow(&self) -> bool {
+        self.body["Effect"] == "Allow"
+    }
+}
+
+fn statements_of_document(origin: &str, document: &Value, out: &mut Vec<Statement>) {
+    for statement in one_or_many(&document["Statement"])
+        .into_iter()
+        .flat_map(branches)
+    {
+        out.push(Statement {
+            origin: origin.to_owned(),
+            body: statement.clone(),
+        });
+    }
+}
+
+const BASIC_EXECUTION: &str = "AWSLambdaBasicExecutionRole";
+
+/// Every statement that reaches `function`'s role, or a violation when the
+/// role cannot be checked (SAM policy templates, managed policies other than
+/// basic execution, a role shared with another function...).
+fn function_statements(
+    template: &Value,
+    function: &str,
+) -> Result<(Option<String>, Vec<Statement>), Vec<String>> {
+    let props = &resources(template)[function]["Properties"];
+    let mut problems = Vec::new();
+    let mut statements = Vec::new();
+    let globals = &template["Globals"]["Function"];
+    for key in ["Role", "Policies"] {
+        if !globals[key].is_null() {
+            problems.push(format!(
+                "Globals.Function.{key} would give functions a shared role"
+            ));
+        }
+    }
+    let role_name = match &props["Role"] {
+        Value::Null => None,
+        role => match role.get("Fn::GetAtt").and_then(Value::as_array) {
+            Some(args) if args.len() == 2 && args[1] == "Arn" => {
+                let name = args[0].as_str().unwrap_or_default().to_owned();
+                if resources(template).get(&name).map(|r| &r["Type"])
+                    != Some(&json!("AWS::IAM::Role"))
+                {
+                    problems.push(format!(
+                        "{function}: Role {name} is not an AWS::IAM::Role of this template"
+                    ));
+                }
+                Some(name)
+            }
+            _ => {
+                problems.push(format!(
+                    "{function}: Role must be !GetAtt <an AWS::IAM::Role here>.Arn, got {role}"
+                ));
+                None
+            }
+        },
+    };
+    match &role_name {
+        None => {
+            // SAM makes a role per function from `Policies`.
+            for (i, policy) in one_or_many(&props["Policies"]).into_iter().enumerate() {
+                let origin = format!("{function}.Policies[{i}]");
+                match policy {
+                    Value::String(name) if name.ends_with(BASIC_EXECUTION) => {}
+                    Value::Object(map) if map.contains_key("Statement") => {
+                        statements_of_document(&origin, policy, &mut statements)
+                    }
+                    other => problems.push(format!(
+                        "{origin}: only inline statements (or {BASIC_EXECUTION}) can be checked, got {other}"
+                    )),
+                }
+            }
+            if props["Events"]
+                .as_object()
+                .is_some_and(|events| events.values().any(|e| e["Type"] == "SQS"))
+            {
+                problems.push(format!(
+                    "{function}: an SQS event with a SAM-made role attaches AWSLambdaSQSQueueExecutionRole (Resource \"*\"); give it its own AWS::IAM::Role"
+                ));
+            }
+        }
+        Some(role) => {
+            if !props["Policies"].is_null() {
+                problems.push(format!("{function}: Role and Policies together"));
+            }
+            let role_props = &resources(template)[role.as_str()]["Properties"];
+            for (i, policy) in one_or_many(&role_props["Policies"]).into_iter().enumerate() {
+                statements_of_document(
+                    &format!("{role}.Policies[{i}]"),
+                    &policy["PolicyDocument"],
+                    &mut statements,
+                );
+            }
+            for arn in one_or_many(&role_props["ManagedPolicyArns"])
+                .into_iter()
+                .flat_map(branches)
+            {
+                let text = match arn {
+                    Value::String(s) => s.clone(),
+                    other => other
+                        .get("Fn::Sub")
+                        .map(Value::to_string)
+                        .unwrap_or_else(|| other.to_string()),
+                };
+                if !text
+                    .trim_matches('"')
+                    .ends_with(&format!("service-role/{BASIC_EXECUTION}"))
+                {
+                    problems.push(format!("{role}: managed policy {text} cannot be checked"));
+                }
+            }
+            // Policies attached to the role from outside it.
+            for (id, resource) in resources(template) {
+                let kind = resource["Type"].as_str().unwrap_or_default();
+                let attached = match kind {
+                    "AWS::IAM::RolePolicy" => is_ref_to(&resource["Properties"]["RoleName"], role),
+                    "AWS::IAM::Policy" | "AWS::IAM::ManagedPolicy" => {
+                        one_or_many(&resource["Properties"]["Roles"])
+                            .iter()
+                            .any(|r| is_ref_to(r, role))
+                    }
+                    _ => false,
+                };
+                if attached {
+                    statements_of_document(
+                        id,
+                        &resource["Properties"]["PolicyDocument"],
+                        &mut statements,
+                    );
+                }
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok((role_name, statements))
+    } else {
+        Err(problems)
+    }
+}
+
+/// The log groups named after `function` (`/aws/lambda/${Function}`).
+fn own_log_groups(template: &Value, function: &str) -> BTreeSet<String> {
+    resources_of_type(template, "AWS::Logs::LogGroup")
+        .into_iter()
+        .filter(|(_, r)| {
+            referenced_resources(template, &r["Properties"]["LogGroupName"]).contains(function)
+        })
+        .map(|(id, _)| id.to_owned())
+        .collect()
+}
+
+/// What one `Resource` entry names: template resources, or the account
+/// secrets. Anything else (`*`, a hand-written ARN) is a violation.
+fn resource_targets(template: &Value, entry: &Value) -> Result<BTreeSet<String>, String> {
+    if let Value::String(text) = entry {
+        return Err(if text.contains('*') && !text.contains(':') {
+            format!("Resource {text:?} (everything)")
+        } else {
+            format!("Resource {text:?} is a literal, not one of this template's resources")
+        });
+    }
+    let named = referenced_resources(template, entry);
+    if !named.is_empty() {
+        return Ok(named);
+    }
+    if entry.get("Fn::Sub") == Some(&json!(ACCOUNT_SECRETS)) {
+        return Ok(BTreeSet::from([ACCOUNT_SECRETS_NAME.to_owned()]));
+    }
+    Err(format!(
+        "Resource {entry} names none of this template's resources"
+    ))
+}
+
+/// The violations of least privilege in `template`; empty when every
+/// function is fine.
+fn policy_violations(template: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    let expected = expected_functions();
+    let functions = resources_of_type(template, "AWS::Serverless::Function");
+    let found: BTreeSet<&str> = functions.iter().map(|(id, _)| *id).collect();
+    let known: BTreeSet<&str> = expected.keys().copied().collect();
+    if found != known {
+        problems.push(format!(
+            "functions in the template {found:?} differ from the ones this test knows {known:?}: say what a new one may use"
+        ));
+    }
+    let mut roles_seen: BTreeMap<String, &str> = BTreeMap::new();
+    for (function, _) in &functions {
+        let Some(spec) = expected.get(function) else {
+            continue;
+        };
+        let (role, statements) = match function_statements(template, function) {
+            Ok(found) => found,
+            Err(mut p) => {
+                problems.append(&mut p);
+                continue;
+            }
+        };
+        if let Some(role) = role
+            && let Some(other) = roles_seen.insert(role.clone(), function)
+        {
+            problems.push(format!("{function} shares role {role} with {other}"));
+        }
+        if statements.is_empty() {
+            problems.push(format!("{function}: no policy statements found"));
+        }
+        let mut allowed: BTreeSet<String> = spec.may_use.iter().map(|s| (*s).to_owned()).collect();
+        allowed.extend(own_log_groups(template, function));
+        for st in &statements {
+            let at = format!("{function} ({})", st.origin);
+            for key in ["NotAction", "NotResource"] {
+                if !st.body[key].is_null() {
+                    problems.push(format!("{at}: {key} grants by exclusion"));
+                }
+            }
+            let actions = st.actions();
+            if actions.is_empty() {
+                problems.push(format!("{at}: a statement without Action"));
+            }
+            for action in &actions {
+                if action.contains('*') {
+                    problems.push(format!("{at}: wildcard action {action:?}"));
+                }
+            }
+            let entries = st.resources();
+            if entries.is_empty() {
+                problems.push(format!("{at}: a statement without Resource"));
+            }
+            for entry in entries {
+                match resource_targets(template, entry) {
+                    Err(p) => problems.push(format!("{at}: {p}")),
+                    Ok(targets) => {
+                        for target in targets.difference(&allowed) {
+                            problems.push(format!(
+                                "{at}: names {target}, which {function} does not use (it may use {allowed:?})"
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        problems.extend(service_rules(template, function, &statements));
+    }
+    problems
+}
+
+/// Finer rules per function, on top of "only its own resources".
+fn service_rules(template: &Value, function: &str, statements: &[Statement]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let allows: Vec<&Statement> = statements.iter().filter(|s| s.is_allow()).collect();
+    let with_prefix = |prefix: &str| -> Vec<(&Statement, String)> {
+        allows
+            .iter()
+            .flat_map(|s| {
+                s.actions()
+                    .into_iter()
+                    .filter(|a| a.starts_with(prefix))
+                    .map(move |a| (*s, a))
+            })
+            .collect()
+    };
+    let names = |s: &Statement| -> BTreeSet<String> {
+        s.resources()
+            .into_iter()
+            .flat_map(|r| resource_targets(template, r).unwrap_or_default())
+            .collect()
+    };
+    match function {
+        "OAuthCallbackFunction" => {
+            for (s, a) in with_prefix("s3:").into_iter().chain(with_prefix("sqs:")) {
+                problems.push(format!(
+                    "{function} ({}): the login must not touch the bucket or queue: {a}",
+                    s.origin
+                ));
+            }
+        }
+        "TikTokWebhookFunction" => {
+            for (s, a) in with_prefix("s3:").into_iter().chain(with_prefix("sqs:")) {
+                problems.push(format!(
+                    "{function} ({}): the webhook must not read the bucket or use the queue: {a}",
+                    s.origin
+                ));
+            }
+        }
+        "StatusCheckerFunction" => {
+            for (s, a) in with_prefix("s3:") {
+                problems.push(format!(
+                    "{function} ({}): the checker has no business in the bucket: {a}",
+                    s.origin
+                ));
+            }
+            for (s, a) in with_prefix("sqs:") {
+                if a != "sqs:SendMessage" {
+                    problems.push(format!(
+                        "{function} ({}): only sqs:SendMessage, got {a}",
+                        s.origin
+                    ));
+                }
+                if names(s) != BTreeSet::from(["UploadQueue".to_owned()]) {
+                    problems.push(format!(
+                        "{function} ({}): sends only to UploadQueue, got {:?}",
+                        s.origin,
+                        names(s)
+                    ));
+                }
+            }
+        }
+        "S3UploadFunction" => {
+            for (s, a) in with_prefix("sqs:") {
+                if a == "sqs:SendMessage" {
+                    problems.push(format!(
+                        "{function} ({}): the upload function only consumes the queue",
+                        s.origin
+                    ));
+                }
+            }
+            // Object actions only under uploads/ (read) and media/ (read, write).
+            for (s, a) in with_prefix("s3:") {
+                for entry in s.resources() {
+                    let sub = entry
+                        .get("Fn::Sub")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
+                    let object_action = a != "s3:ListBucket";
+                    let ok = if !object_action {
+                        is_getatt(entry, "UploadBucket", "Arn")
+                    } else if a == "s3:PutObject" {
+                        sub == "${UploadBucket.Arn}/media/*"
+                    } else {
+                        sub == "${UploadBucket.Arn}/uploads/*"
+                            || sub == "${UploadBucket.Arn}/media/*"
+                    };
+                    if !ok {
+                        problems.push(format!(
+                            "{function} ({}): {a} on {entry}: objects only under uploads/ (read) or media/ (read, write)",
+                            s.origin
+                        ));
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+    // Who may do what with secrets.
+    for (s, a) in with_prefix("secretsmanager:") {
+        let n = names(s);
+        if n.contains("InviteKeySecret") && function != "OAuthCallbackFunction" {
+            problems.push(format!(
+                "{function} ({}): only the login reads the invitation key",
+                s.origin
+            ));
+        }
+        if a == "secretsmanager:CreateSecret" && function != "OAuthCallbackFunction" {
+            problems.push(format!(
+                "{function} ({}): only the login creates token secrets",
+                s.origin
+            ));
+        }
+        if a != "secretsmanager:GetSecretValue"
+            && (n.contains("AppSecret") || n.contains("InviteKeySecret"))
+        {
+            problems.push(format!(
+                "{function} ({}): the app secret and invitation key are read-only, got {a}",
+                s.origin
+            ));
+        }
+    }
+    problems
+}
+
+// ---------------------------------------------------------------------------
+// The tests.
+// ---------------------------------------------------------------------------
+
+#[test]
+fn every_function_has_its_own_least_privilege_role() {
+    let template = load_template();
+    let problems = policy_violations(&template);
+    assert!(
+        problems.is_empty(),
+        "least privilege:\n  {}",
+        problems.join("\n  ")
+    );
+}
+
+#[test]
+fn every_function_is_built_with_cargo_lambda_for_arm64_on_al2023() {
+    let template = load_template();
+    let globals = &template["Globals"]["Function"];
+    for (function, spec) in expected_functions() {
+        let resource = &resources(&template)[function];
+        assert_eq!(resource["Type"], "AWS::Serverless::Function", "{function}");
+        assert_eq!(
+            resource["Metadata"]["BuildMethod"], "rust-cargolambda",
+            "{function}"
+        );
+        assert_eq!(
+            resource["Metadata"]["BuildProperties"]["Binary"], spec.binary,
+            "{function}"
+        );
+        let props = &resource["Properties"];
+        assert_eq!(
+            props["CodeUri"], ".",
+            "{function}: built from the workspace root"
+        );
+        let runtime = if props["Runtime"].is_null() {
+            &globals["Runtime"]
+        } else {
+            &props["Runtime"]
+        };
+        assert_eq!(runtime, "provided.al2023", "{function}");
+        let arch = if props["Architectures"].is_null() {
+            &globals["Architectures"]
+        } else {
+            &props["Architectures"]
+        };
+        assert_eq!(arch, &json!(["arm64"]), "{function}");
+        let handler = if props["Handler"].is_null() {
+            &globals["Handler"]
+        } else {
+            &props["Handler"]
+        };
+        assert_eq!(handler, "bootstrap", "{function}");
+        // The binary is a workspace crate's.
+        let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../functions")
+            .join(spec.binary)
+            .join("Cargo.toml");
+        assert!(
+            manifest.exists(),
+            "{function}: no crate at {}",
+            manifest.display()
+        );
+    }
+}
+
+#[test]
+fn bucket_is_private_encrypted_versioned_and_expires_media() {
+    let template = load_template();
+    let bucket = &resources(&template)["UploadBucket"]["Properties"];
+    for key in [
+        "BlockPublicAcls",
+        "BlockPublicPolicy",
+        "IgnorePublicAcls",
+        "RestrictPublicBuckets",
+    ] {
+        assert_eq!(bucket["PublicAccessBlockConfiguration"][key], true, "{key}");
+    }
+    let encryption = &bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"];
+    let algorithms: Vec<&Value> = one_or_many(encryption)
+        .iter()
+        .map(|rule| &rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"])
+        .collect();
+    assert!(
+        algorithms.iter().any(|a| *a == "AES256" || *a == "aws:kms"),
+        "default encryption: {algorithms:?}"
+    );
+    assert_eq!(bucket["VersioningConfiguration"]["Status"], "Enabled");
+    let rules = one_or_many(&bucket["LifecycleConfiguration"]["Rules"]);
+    assert!(
+        rules.iter().any(|rule| {
+            let prefix = if rule["Prefix"].is_null() {
+                &rule["Filter"]["Prefix"]
+            } else {
+                &rule["Prefix"]
+            };
+            rule["Status"] == "Enabled"
+                && prefix == "media/"
+                && is_ref_to(&rule["ExpirationInDays"], "MediaRetentionDays")
+        }),
+        "a lifecycle rule expiring media/ after MediaRetentionDays: {rules:?}"
+    );
+    let queues = one_or_many(&bucket["NotificationConfiguration"]["QueueConfigurations"]);
+    assert!(
+        queues.iter().any(|q| {
+            is_getatt(&q["Queue"], "UploadQueue", "Arn")
+                && q["Event"]
+                    .as_str()
+                    .is_some_and(|e| e.starts_with("s3:ObjectCreated:"))
+                && one_or_many(&q["Filter"]["S3Key"]["Rules"])
+                    .iter()
+                    .any(|r| r["Name"] == "prefix" && r["Value"] == "uploads/")
+        }),
+        "uploads/ -> UploadQueue notification: {queues:?}"
+    );
+    // The bucket policy allows nothing but CloudFront reading media/.
+    for (id, policy) in resources_of_type(&template, "AWS::S3::BucketPolicy") {
+        let mut statements = Vec::new();
+        statements_of_document(id, &policy["Properties"]["PolicyDocument"], &mut statements);
+        for st in statements.iter().filter(|s| s.is_allow()) {
+            assert_eq!(
+                st.body["Principal"],
+                json!({ "Service": "cloudfront.amazonaws.com" }),
+                "{id}"
+            );
+            assert_eq!(st.actions(), vec!["s3:GetObject"], "{id}");
+            assert_eq!(
+                st.resources(),
+                vec![&json!({ "Fn::Sub": "${UploadBucket.Arn}/media/*" })],
+                "{id}"
+            );
+            assert!(
+                !st.body["Condition"]["StringEquals"]["AWS:SourceArn"].is_null(),
+                "{id}: only our distribution"
+            );
+        }
+    }
+}
+
+#[test]
+fn upload_queue_redrives_to_the_dead_letter_queue() {
+    let template = load_template();
+    let queue = &resources(&template)["UploadQueue"]["Properties"];
+    let redrive = &queue["RedrivePolicy"];
+    assert!(
+        is_getatt(
+            &redrive["deadLetterTargetArn"],
+            "UploadDeadLetterQueue",
+            "Arn"
+        ),
+        "{redrive}"
+    );
+    assert!(
+        redrive["maxReceiveCount"].as_i64().is_some_and(|n| n >= 1),
+        "{redrive}"
+    );
+    assert_eq!(
+        resources(&template)["UploadDeadLetterQueue"]["Type"],
+        "AWS::SQS::Queue"
+    );
+}
+
+#[test]
+fn status_checker_runs_on_a_schedule_of_check_every_minutes_without_overlap() {
+    let template = load_template();
+    let props = &resources(&template)["StatusCheckerFunction"]["Properties"];
+    let schedules: Vec<&Value> = props["Events"]
+        .as_object()
+        .expect("Events")
+        .values()
+        .filter(|e| e["Type"] == "Schedule" || e["Type"] == "ScheduleV2")
+        .collect();
+    assert_eq!(schedules.len(), 1, "one schedule: {schedules:?}");
+    let expression = &schedules[0]["Properties"][if schedules[0]["Type"] == "Schedule" {
+        "Schedule"
+    } else {
+        "ScheduleExpression"
+    }];
+    // rate(1 minute) for 1 (AWS refuses "rate(1 minutes)"), else the parameter.
+    let forms: Vec<&Value> = branches(expression);
+    assert!(forms.contains(&&json!("rate(1 minute)")), "{expression}");
+    assert!(
+        forms.contains(&&json!({ "Fn::Sub": "rate(${CheckEveryMinutes} minutes)" })),
+        "{expression}"
+    );
+    assert_eq!(
+        props["ReservedConcurrentExecutions"], 1,
+        "runs must not overlap"
+    );
+    assert_eq!(props["Timeout"], 120);
+    let env = &props["Environment"]["Variables"];
+    assert!(
+        is_ref_to(&env["CHECK_INTERVAL_MINUTES"], "CheckEveryMinutes"),
+        "{env}"
+    );
+    assert!(is_ref_to(&env["UPLOAD_QUEUE_URL"], "UploadQueue"), "{env}");
+    assert!(
+        is_ref_to(&env["TIKTOK_APP_SECRET_ID"], "AppSecret"),
+        "{env}"
+    );
+    assert_eq!(template["Parameters"]["CheckEveryMinutes"]["Default"], 5);
+}
+
+#[test]
+fn webhook_is_routed_on_the_http_api() {
+    let template = load_template();
+    let events = &resources(&template)["TikTokWebhookFunction"]["Properties"]["Events"];
+    assert!(
+        events.as_object().expect("Events").values().any(|e| {
+            e["Type"] == "HttpApi"
+                && e["Properties"]["Method"] == "POST"
+                && e["Properties"]["Path"] == "/webhooks/tiktok"
+                && is_ref_to(&e["Properties"]["ApiId"], "LoginApi")
+        }),
+        "{events}"
+    );
+    assert!(!template["Outputs"]["WebhookUrl"].is_null());
+}
+
+fn alarms(template: &Value) -> Vec<&Value> {
+    resources_of_type(template, "AWS::CloudWatch::Alarm")
+        .into_iter()
+        .map(|(_, a)| &a["Properties"])
+        .collect()
+}
+
+fn dimension<'a>(alarm: &'a Value, name: &str) -> Option<&'a Value> {
+    one_or_many(&alarm["Dimensions"])
+        .into_iter()
+        .find(|d| d["Name"] == name)
+        .map(|d| &d["Value"])
+}
+
+#[test]
+fn alarms_cover_the_dead_letter_queue_every_function_and_stuck_jobs() {
+    let template = load_template();
+    let all = alarms(&template);
+    assert!(
+        all.iter().any(|a| a["Namespace"] == "AWS/SQS"
+            && a["MetricName"] == "ApproximateNumberOfMessagesVisible"
+            && dimension(a, "QueueName").is_some_and(|v| is_getatt(
+                v,
+                "UploadDeadLetterQueue",
+                "QueueName"
+            ))
+            && a["ComparisonOperator"] == "GreaterThanThreshold"
+            && a["Threshold"] == 0),
+        "dead-letter queue depth alarm"
+    );
+    for function in expected_functions().keys() {
+        assert!(
+            all.iter().any(|a| a["Namespace"] == "AWS/Lambda"
+                && a["MetricName"] == "Errors"
+                && dimension(a, "FunctionName").is_some_and(|v| is_ref_to(v, function))
+                && a["ComparisonOperator"] == "GreaterThanThreshold"
+                && a["Threshold"] == 0),
+            "errors alarm for {function}"
+        );
+    }
+    // Stuck jobs: a metric filter on the checker's log group, and an alarm on it.
+    let filters = resources_of_type(&template, "AWS::Logs::MetricFilter");
+    let stuck = filters
+        .iter()
+        .map(|(_, f)| &f["Properties"])
+        .find(|f| {
+            f["FilterPattern"]
+                .as_str()
+                .is_some_and(|p| p.contains("$.fields.message") && p.contains("job flagged stuck"))
+        })
+        .expect("a metric filter on \"job flagged stuck\"");
+    assert!(
+        is_ref_to(&stuck["LogGroupName"], "StatusCheckerLogs"),
+        "{stuck}"
+    );
+    assert!(own_log_groups(&template, "StatusCheckerFunction").contains("StatusCheckerLogs"));
+    let metric = &one_or_many(&stuck["MetricTransformations"])[0];
+    assert!(
+        all.iter()
+            .any(|a| a["Namespace"] == metric["MetricNamespace"]
+                && a["MetricName"] == metric["MetricName"]
+                && a["ComparisonOperator"] == "GreaterThanThreshold"
+                && a["Threshold"] == 0),
+        "stuck jobs alarm on {metric}"
+    );
+    assert!(
+        all.iter().any(|a| a["MetricName"] == "Duration"
+            && dimension(a, "FunctionName").is_some_and(|v| is_ref_to(v, "StatusCheckerFunction"))),
+        "status checker duration alarm"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The checks catch what they are for.
+// ---------------------------------------------------------------------------
+
+fn first_statement_of_role<'a>(template: &'a mut Value, role: &str) -> &'a mut Value {
+    &mut template["Resources"][role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][0]
+}
+
+#[test]
+fn a_wildcard_action_is_caught() {
+    let mut template = load_template();
+    first_statement_of_role(&mut template, "TikTokWebhookRole")["Action"] = json!("dynamodb:*");
+    let problems = policy_violations(&template);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("wildcard action \"dynamodb:*\"")),
+        "{problems:?}"
+    );
+    let mut template = load_template();
+    first_statement_of_role(&mut template, "StatusCheckerRole")["Action"] =
+        json!(["dynamodb:GetItem", "*"]);
+    assert!(
+        policy_violations(&template)
+            .iter()
+            .any(|p| p.contains("wildcard action \"*\""))
+    );
+}
+
+#[test]
+fn resource_star_and_foreign_resources_are_caught() {
+    let mut template = load_template();
+    first_statement_of_role(&mut template, "S3UploadRole")["Resource"] = json!("*");
+    let problems = policy_violations(&template);
+    assert!(
+        problems.iter().any(|p| p.contains("(everything)")),
+        "{problems:?}"
+    );
+
+    // The upload function reading the invitation key.
+    let mut template = load_template();
+    first_statement_of_role(&mut template, "S3UploadRole")["Resource"] =
+        json!({ "Ref": "InviteKeySecret" });
+    let problems = policy_violations(&template);
+    assert!(
+        problems.iter().any(|p| p.contains("names InviteKeySecret")),
+        "{problems:?}"
+    );
+
+    // The login reaching the bucket.
+    let mut template = load_template();
+    first_statement_of_role(&mut template, "OAuthCallbackRole")["Action"] = json!("s3:GetObject");
+    first_statement_of_role(&mut template, "OAuthCallbackRole")["Resource"] =
+        json!({ "Fn::Sub": "${UploadBucket.Arn}/uploads/*" });
+    let problems = policy_violations(&template);
+    assert!(
+        problems.iter().any(|p| p.contains("names UploadBucket")),
+        "{problems:?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("must not touch the bucket")),
+        "{problems:?}"
+    );
+
+    // The checker sending to the dead-letter queue.
+    let mut template = load_template();
+    first_statement_of_role(&mut template, "StatusCheckerRole")["Action"] =
+        json!("sqs:SendMessage");
+    first_statement_of_role(&mut template, "StatusCheckerRole")["Resource"] =
+        json!({ "Fn::GetAtt": ["UploadDeadLetterQueue", "Arn"] });
+    assert!(!policy_violations(&template).is_empty());
+
+    // A hand-written ARN.
+    let mut template = load_template();
+    first_statement_of_role(&mut template, "TikTokWebhookRole")["Resource"] =
+        json!({ "Fn::Sub": "arn:${AWS::Partition}:s3:::some-bucket/*" });
+    assert!(!policy_violations(&template).is_empty());
+}
+
+#[test]
+fn sam_policy_templates_and_shared_roles_are_caught() {
+    // SAM's DynamoDBCrudPolicy cannot be checked statement by statement.
+    let mut template = load_template();
+    let function = &mut template["Resources"]["TikTokWebhookFunction"]["Properties"];
+    function.as_object_mut().expect("props").remove("Role");
+    function["Policies"] = json!([{ "DynamoDBCrudPolicy": { "TableName": { "Ref": "Table" } } }]);
+    assert!(
+        policy_violations(&template)
+            .iter()
+            .any(|p| p.contains("can be checked"))
+    );
+
+    let mut template = load_template();
+    template["Resources"]["TikTokWebhookFunction"]["Properties"]["Role"] =
+        json!({ "Fn::GetAtt": ["StatusCheckerRole", "Arn"] });
+    assert!(
+        policy_violations(&template)
+            .iter()
+            .any(|p| p.contains("shares role"))
+    );
+}
+
+#[test]
+fn short_form_tags_are_read() {
+    let parsed = parse_template(
+        "a: !Ref X\nb: !GetAtt Y.Arn\nc: !Sub \"${Z.Arn}/k\"\nd: !If [C, !Ref A, !Ref AWS::NoValue]\ne: !Join [\"\", [x, !Ref P]]\n",
+    );
+    assert_eq!(parsed["a"], json!({ "Ref": "X" }));
+    assert_eq!(parsed["b"], json!({ "Fn::GetAtt": ["Y", "Arn"] }));
+    assert_eq!(parsed["c"], json!({ "Fn::Sub": "${Z.Arn}/k" }));
+    assert_eq!(branches(&parsed["d"]), vec![&json!({ "Ref": "A" })]);
+    assert_eq!(
+        parsed["e"],
+        json!({ "Fn::Join": ["", ["x", { "Ref": "P" }]] })
+    );
+}
