@@ -42,6 +42,9 @@ impl LambdaFunction {
             .expect("the workspace root");
         let emulator = Command::new(&cargo_lambda)
             .args(["lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1"])
+            // Lambda's longest timeout, so the function's own deadline handling is
+            // what ends a run.
+            .args(["--timeout", "900"])
             .args(["-P", &port.to_string()])
             .current_dir(workspace)
             .stdout(Stdio::null())
@@ -55,7 +58,10 @@ impl LambdaFunction {
         command
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{port}/.rt"))
+            .env(
+                "AWS_LAMBDA_RUNTIME_API",
+                format!("http://127.0.0.1:{port}/.rt"),
+            )
             .env("AWS_LAMBDA_FUNCTION_NAME", "_")
             .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
@@ -124,7 +130,7 @@ impl LambdaFunction {
                 self.logs().join("\n")
             );
         }
-        let response = self
+        let request = self
             .http
             .post(format!(
                 "http://127.0.0.1:{}/2015-03-31/functions/_/invocations",
@@ -132,9 +138,19 @@ impl LambdaFunction {
             ))
             .timeout(Duration::from_secs(120))
             .json(payload)
-            .send()
-            .await
-            .expect("invoke through the emulator");
+            .send();
+        // A function that dies (a failed cold start) leaves the emulator
+        // waiting for ever: whichever ends first decides.
+        let response = tokio::select! {
+            response = request => match response {
+                Ok(r) => r,
+                Err(err) => panic!("invoke through the emulator: {err}\n{}", self.logs().join("\n")),
+            },
+            exited = self.function.wait() => panic!(
+                "the function exited ({exited:?}) during the invocation:\n{}",
+                self.logs().join("\n")
+            ),
+        };
         let status = response.status().as_u16();
         let text = response.text().await.expect("invocation body");
         let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));

@@ -160,9 +160,10 @@ impl<P: UploadPath> Checker<P> {
     /// One run, which starts no new work after `deadline` minus the stop
     /// margin.
     pub async fn run(&self, deadline: Instant) -> RunReport {
-        let stop_at = deadline
-            .checked_sub(self.settings.stop_margin)
-            .unwrap_or(deadline);
+        // A short timeout keeps three quarters of its time for work.
+        let left = deadline.saturating_duration_since(Instant::now());
+        let margin = self.settings.stop_margin.min(left / 4);
+        let stop_at = deadline.checked_sub(margin).unwrap_or(deadline);
         let accounts = match self.accounts.list().await {
             Ok(list) => list,
             Err(err) => {
