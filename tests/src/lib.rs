@@ -329,3 +329,38 @@ pub async fn deployment_stores(aws: &shared::aws::AwsClients) -> DeploymentStore
         app_secret_id,
     }
 }
+
+/// Connects `alias` as the login function leaves an account: the simulator
+/// mints tokens for the (already seeded) user, `manager` stores them in
+/// Secrets Manager and the account is bound in the table.
+pub async fn connect_account(
+    sim: &TestSim,
+    manager: &shared::tokens::TokenManager<shared::tokens::SecretsManagerTokenStore>,
+    accounts: &shared::accounts::Accounts,
+    open_id: &str,
+    alias: &str,
+    scopes: &[&str],
+) -> shared::tokens::StoredTokens {
+    let tokens = sim.tokens(open_id, scopes).await;
+    let stored = manager
+        .save_token_response(&tokens)
+        .await
+        .expect("store the tokens");
+    accounts
+        .connect(
+            shared::accounts::ConnectedAccount {
+                open_id: open_id.into(),
+                alias: alias.into(),
+                display_name: None,
+                avatar_url: None,
+                scopes: stored.scopes.clone(),
+                access_expires_at: stored.access_expires_at,
+                refresh_expires_at: stored.refresh_expires_at,
+            },
+            false,
+            &format!("invite-{open_id}"),
+        )
+        .await
+        .expect("bind the account");
+    stored
+}

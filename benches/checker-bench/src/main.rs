@@ -11,14 +11,16 @@
 use std::time::{Duration, Instant};
 
 use futures::stream::{self, StreamExt as _, TryStreamExt as _};
-use shared::accounts::{Accounts, ConnectedAccount};
+use shared::accounts::Accounts;
 use shared::aws::AwsClients;
 use shared::jobs::{Job, JobKind, JobStatus, Jobs, NewJob, ObjectVersion, PostTarget, Upload};
 use shared::tiktok::Endpoints;
 use shared::tokens::{Clock, TokenManager};
 use status_checker::checker::RunReport;
 use status_checker::config::CheckerConfig;
-use tiktok_drafts_tests::{DeploymentStores, TestSim, deployment_stores, local_aws, unique_name};
+use tiktok_drafts_tests::{
+    DeploymentStores, TestSim, connect_account, deployment_stores, local_aws, unique_name,
+};
 
 const ACCOUNTS: usize = 1_000;
 const UNFINISHED_PER_ACCOUNT: usize = 10;
@@ -169,27 +171,15 @@ async fn connect(
 ) -> Result<(String, Vec<String>), BenchError> {
     let open_id = format!("open-bench-{n:04}");
     sim.seed_user(&open_id, serde_json::json!({})).await;
-    let tokens = sim
-        .tokens(&open_id, &["user.info.basic", "video.upload"])
-        .await;
-    let stored = TokenManager::for_deployment(aws, sim.client(), prefix, table)
-        .save_token_response(&tokens)
-        .await?;
-    Accounts::new(aws.dynamodb.clone(), table)
-        .connect(
-            ConnectedAccount {
-                open_id: open_id.clone(),
-                alias: format!("bench-{n:04}"),
-                display_name: None,
-                avatar_url: None,
-                scopes: stored.scopes.clone(),
-                access_expires_at: stored.access_expires_at,
-                refresh_expires_at: stored.refresh_expires_at,
-            },
-            false,
-            &format!("invite-bench-{n}"),
-        )
-        .await?;
+    connect_account(
+        sim,
+        &TokenManager::for_deployment(aws, sim.client(), prefix, table),
+        &Accounts::new(aws.dynamodb.clone(), table),
+        &open_id,
+        &format!("bench-{n:04}"),
+        &["user.info.basic", "video.upload"],
+    )
+    .await;
     let seeded = sim
         .post(
             "/_sim/publishes/seed",

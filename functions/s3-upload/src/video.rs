@@ -65,7 +65,7 @@ impl Forwarder {
             }
             // Pulled by TikTok: there is nothing of ours left to send.
             (_, JobStatus::Uploading) if job.upload_url.is_none() && job.chunk_plan.is_none() => {
-                self.pulled(job).await
+                self.handed_over(job).await
             }
             (_, JobStatus::Uploading) => self.send(job, &source, None).await,
             _ => self.start_video(job, &source).await,
@@ -161,14 +161,15 @@ impl Forwarder {
             .map_err(|e| retry("save the publish id", e))?;
         if !file_upload {
             tracing::info!(job_id = %job.id, publish_id = %init.publish_id, "TikTok is pulling the video");
-            return self.pulled(job).await;
+            return self.handed_over(job).await;
         }
         tracing::info!(job_id = %job.id, publish_id = %init.publish_id, chunks = plan.total_chunk_count, "upload started");
         self.send(job, source, Some(kind)).await
     }
 
-    /// A pulled video: TikTok has the URL, the checker follows the rest.
-    async fn pulled(&self, job: Job) -> Result<Outcome, Retry> {
+    /// TikTok has the media (every byte sent, or the URL to pull): the job
+    /// is `processing` and the checker follows the rest.
+    async fn handed_over(&self, job: Job) -> Result<Outcome, Retry> {
         let publish_id = job.publish_id.clone().unwrap_or_default();
         self.jobs
             .transition(
@@ -178,7 +179,7 @@ impl Forwarder {
                 self.clock.now(),
             )
             .await
-            .map_err(|e| retry("record the pull", e))?;
+            .map_err(|e| retry("record the handover", e))?;
         Ok(Outcome::Uploaded {
             job_id: job.id.to_string(),
             publish_id,
@@ -280,19 +281,7 @@ impl Forwarder {
         {
             Ok(report) => {
                 tracing::info!(job_id = %job.id, publish_id = %publish_id, chunks = report.chunks_sent, retries = report.retries, "upload sent");
-                self.jobs
-                    .transition(
-                        &job,
-                        JobStatus::Processing,
-                        Changes::default(),
-                        self.clock.now(),
-                    )
-                    .await
-                    .map_err(|e| retry("record the sent upload", e))?;
-                Ok(Outcome::Uploaded {
-                    job_id: job.id.to_string(),
-                    publish_id,
-                })
+                self.handed_over(job).await
             }
             Err(err) if err.is_retryable() => Err(retry("send the chunks", err)),
             Err(err) => {

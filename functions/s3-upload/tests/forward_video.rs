@@ -6,15 +6,15 @@ use s3_upload::config::UploadConfig;
 use s3_upload::events::ObjectRef;
 use s3_upload::forwarder::Outcome;
 use s3_upload::service::UploadService;
-use shared::accounts::{Accounts, ConnectedAccount};
+use shared::accounts::Accounts;
 use shared::aws::AwsClients;
 use shared::jobs::{JobId, JobStatus, Jobs, ObjectVersion};
 use shared::tiktok::Endpoints;
 use shared::tiktok::upload::RetryPolicy;
 use shared::tokens::{Clock, TokenManager};
 use tiktok_drafts_tests::{
-    DeploymentStores, TestSim, deployment_stores, fake_mp4, local_aws, sha256_hex, test_image,
-    unique_name,
+    DeploymentStores, TestSim, connect_account, deployment_stores, fake_mp4, local_aws, sha256_hex,
+    test_image, unique_name,
 };
 
 struct Env {
@@ -78,25 +78,9 @@ async fn env_opts(options: Options) -> Env {
     } else {
         &["user.info.basic", "video.upload"]
     };
-    let tokens = sim.tokens(OPEN_ID, scopes).await;
     let manager = TokenManager::for_deployment(&aws, sim.client(), &prefix, &table);
-    let stored = manager.save_token_response(&tokens).await.unwrap();
-    Accounts::new(aws.dynamodb.clone(), &table)
-        .connect(
-            ConnectedAccount {
-                open_id: OPEN_ID.into(),
-                alias: "alice".into(),
-                display_name: Some("Alice".into()),
-                avatar_url: None,
-                scopes: stored.scopes.clone(),
-                access_expires_at: stored.access_expires_at,
-                refresh_expires_at: stored.refresh_expires_at,
-            },
-            false,
-            "invite-1",
-        )
-        .await
-        .unwrap();
+    let accounts = Accounts::new(aws.dynamodb.clone(), &table);
+    connect_account(&sim, &manager, &accounts, OPEN_ID, "alice", scopes).await;
 
     let config = UploadConfig {
         table: table.clone(),

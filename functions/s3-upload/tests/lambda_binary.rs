@@ -3,13 +3,14 @@
 //! mapping sends, reaching moto and the simulator through its environment.
 
 use aws_sdk_s3::primitives::ByteStream;
-use shared::accounts::{Accounts, ConnectedAccount};
+use shared::accounts::Accounts;
 use shared::aws::AwsClients;
 use shared::jobs::{JobId, JobStatus, Jobs, ObjectVersion};
 use shared::tokens::TokenManager;
 use tiktok_drafts_tests::lambda::LambdaFunction;
 use tiktok_drafts_tests::{
-    DeploymentStores, TestSim, deployment_stores, fake_mp4, local_aws, sha256_hex, unique_name,
+    DeploymentStores, TestSim, connect_account, deployment_stores, fake_mp4, local_aws, sha256_hex,
+    unique_name,
 };
 
 /// One SQS message holding S3's notification for `key` (form-encoded, as
@@ -66,29 +67,15 @@ async fn the_binary_forwards_an_sqs_batch_under_the_lambda_emulator() {
     let bucket = unique_name("uploads");
     aws.s3.create_bucket().bucket(&bucket).send().await.unwrap();
     sim.seed_user("open-bin", serde_json::json!({})).await;
-    let tokens = sim
-        .tokens("open-bin", &["user.info.basic", "video.upload"])
-        .await;
-    let stored = TokenManager::for_deployment(&aws, sim.client(), &prefix, &table)
-        .save_token_response(&tokens)
-        .await
-        .unwrap();
-    Accounts::new(aws.dynamodb.clone(), &table)
-        .connect(
-            ConnectedAccount {
-                open_id: "open-bin".into(),
-                alias: "bina".into(),
-                display_name: None,
-                avatar_url: None,
-                scopes: stored.scopes.clone(),
-                access_expires_at: stored.access_expires_at,
-                refresh_expires_at: stored.refresh_expires_at,
-            },
-            false,
-            "invite-bin",
-        )
-        .await
-        .unwrap();
+    let stored = connect_account(
+        &sim,
+        &TokenManager::for_deployment(&aws, sim.client(), &prefix, &table),
+        &Accounts::new(aws.dynamodb.clone(), &table),
+        "open-bin",
+        "bina",
+        &["user.info.basic", "video.upload"],
+    )
+    .await;
 
     let key = "uploads/bina/from the runtime é.mp4";
     let video = fake_mp4(25_000_000, 7);
@@ -163,6 +150,6 @@ async fn the_binary_forwards_an_sqs_batch_under_the_lambda_emulator() {
     );
     assert!(
         logs.iter()
-            .all(|l| !l.contains(tokens.access_token.expose()))
+            .all(|l| !l.contains(stored.access_token.expose()))
     );
 }

@@ -9,7 +9,7 @@ use s3_upload::config::UploadConfig;
 use s3_upload::events::ObjectRef;
 use s3_upload::forwarder::Outcome;
 use s3_upload::service::UploadService;
-use shared::accounts::{AccountState, Accounts, ConnectedAccount};
+use shared::accounts::{AccountState, Accounts};
 use shared::aws::AwsClients;
 use shared::jobs::{Job, JobId, JobStatus, Jobs, ObjectVersion};
 use shared::tiktok::Endpoints;
@@ -18,8 +18,8 @@ use shared::tokens::{Clock, TokenManager, TokenStore as _};
 use status_checker::checker::{Checker, RunReport};
 use status_checker::upload_path::SqsUploadPath;
 use tiktok_drafts_tests::{
-    DeploymentStores, TestSim, capture_logs, captured_logs, deployment_stores, fake_mp4, local_aws,
-    unique_name,
+    DeploymentStores, TestSim, capture_logs, captured_logs, connect_account, deployment_stores,
+    fake_mp4, local_aws, unique_name,
 };
 use tokio::time::Instant;
 
@@ -125,24 +125,15 @@ impl Env {
     /// of our clock's "now".
     async fn connect(&self, open_id: &str, alias: &str) {
         self.sim.seed_user(open_id, serde_json::json!({})).await;
-        let tokens = self.sim.tokens(open_id, &SCOPES).await;
-        let stored = self.manager().save_token_response(&tokens).await.unwrap();
-        self.accounts()
-            .connect(
-                ConnectedAccount {
-                    open_id: open_id.into(),
-                    alias: alias.into(),
-                    display_name: None,
-                    avatar_url: None,
-                    scopes: stored.scopes.clone(),
-                    access_expires_at: stored.access_expires_at,
-                    refresh_expires_at: stored.refresh_expires_at,
-                },
-                false,
-                &format!("invite-{open_id}"),
-            )
-            .await
-            .unwrap();
+        connect_account(
+            &self.sim,
+            &self.manager(),
+            &self.accounts(),
+            open_id,
+            alias,
+            &SCOPES,
+        )
+        .await;
     }
 
     /// Puts a video and hands its event to the upload handler.

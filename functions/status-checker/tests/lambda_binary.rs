@@ -2,12 +2,14 @@
 //! Runtime API emulator, invoked with the event an EventBridge schedule
 //! sends.
 
-use shared::accounts::{Accounts, ConnectedAccount};
+use shared::accounts::Accounts;
 use shared::aws::AwsClients;
 use shared::jobs::{Job, JobKind, JobStatus, Jobs, NewJob, ObjectVersion, PostTarget, Upload};
 use shared::tokens::{Clock, TokenManager};
 use tiktok_drafts_tests::lambda::LambdaFunction;
-use tiktok_drafts_tests::{DeploymentStores, TestSim, deployment_stores, local_aws, unique_name};
+use tiktok_drafts_tests::{
+    DeploymentStores, TestSim, connect_account, deployment_stores, local_aws, unique_name,
+};
 
 #[tokio::test]
 async fn the_binary_runs_on_a_scheduled_event_under_the_lambda_emulator() {
@@ -28,29 +30,15 @@ async fn the_binary_runs_on_a_scheduled_event_under_the_lambda_emulator() {
         .queue_url
         .unwrap();
     sim.seed_user("open-sched", serde_json::json!({})).await;
-    let tokens = sim
-        .tokens("open-sched", &["user.info.basic", "video.upload"])
-        .await;
-    let stored = TokenManager::for_deployment(&aws, sim.client(), &prefix, &table)
-        .save_token_response(&tokens)
-        .await
-        .unwrap();
-    Accounts::new(aws.dynamodb.clone(), &table)
-        .connect(
-            ConnectedAccount {
-                open_id: "open-sched".into(),
-                alias: "sched".into(),
-                display_name: None,
-                avatar_url: None,
-                scopes: stored.scopes.clone(),
-                access_expires_at: stored.access_expires_at,
-                refresh_expires_at: stored.refresh_expires_at,
-            },
-            false,
-            "invite-sched",
-        )
-        .await
-        .unwrap();
+    connect_account(
+        &sim,
+        &TokenManager::for_deployment(&aws, sim.client(), &prefix, &table),
+        &Accounts::new(aws.dynamodb.clone(), &table),
+        "open-sched",
+        "sched",
+        &["user.info.basic", "video.upload"],
+    )
+    .await;
     // A draft TikTok has delivered, which the job does not know yet.
     let seeded = sim
         .post(
