@@ -4,10 +4,10 @@
 //! upload bucket, and TikTok pulls them (`content/init`, `PULL_FROM_URL`,
 //! `MEDIA_UPLOAD`, `PHOTO`) from MEDIA_BASE_URL or presigned URLs.
 
+use shared::media::MediaUrls;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
 use serde_json::json;
@@ -27,7 +27,6 @@ use crate::upload::{Begun, Uploading, done_output, local_file, read_prefix, sha2
 const MEDIA_PREFIX: &str = "media/";
 
 /// How long a presigned photo URL lives: TikTok's pull times out within it.
-const PRESIGNED_TTL: Duration = Duration::from_secs(3600);
 
 #[derive(clap::Args)]
 pub struct SlideshowArgs {
@@ -62,35 +61,14 @@ pub struct SlideshowArgs {
     threads: Option<usize>,
 }
 
-/// How TikTok reaches the converted photos (as the upload function's
-/// `MediaUrls`).
-enum MediaUrls {
-    Base(String),
-    Presigned,
-}
-
 fn media_urls(args: &SlideshowArgs) -> CliResult<MediaUrls> {
     let presigned = parse_flag("MEDIA_PRESIGNED_URLS", Some(&args.media_presigned_urls))?;
-    match args
-        .media_base_url
-        .as_deref()
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-    {
-        Some(base) => {
-            let url = url::Url::parse(base)
-                .map_err(|e| Fail::new(format!("MEDIA_BASE_URL is not valid: {e}")))?;
-            if url.query().is_some() || !url.path().ends_with('/') {
-                return Err(Fail::new(
-                    "MEDIA_BASE_URL is not valid: it must end with '/' and have no query (it prefixes media keys)",
-                ));
-            }
-            Ok(MediaUrls::Base(base.to_owned()))
-        }
-        None if presigned => Ok(MediaUrls::Presigned),
-        None => Err(Fail::new(
+    match MediaUrls::from_settings(args.media_base_url.as_deref(), presigned) {
+        Ok(Some(urls)) => Ok(urls),
+        Ok(None) => Err(Fail::new(
             "photo drafts need MEDIA_BASE_URL (or --media-base-url): a URL prefix verified with TikTok in front of the bucket; on the local stack MEDIA_PRESIGNED_URLS=true",
         )),
+        Err(err) => Err(Fail::new(err.to_string())),
     }
 }
 
@@ -339,25 +317,7 @@ async fn convert(
 }
 
 async fn media_url(d: &Deployment, urls: &MediaUrls, bucket: &str, key: &str) -> CliResult<String> {
-    match urls {
-        MediaUrls::Base(base) => Ok(format!("{base}{key}")),
-        MediaUrls::Presigned => {
-            let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(PRESIGNED_TTL)
-                .ctx("cannot presign a photo URL")?;
-            d.aws
-                .s3
-                .get_object()
-                .bucket(bucket)
-                .key(key)
-                .presigned(config)
-                .await
-                .map(|p| p.uri().to_owned())
-                .map_err(|e| {
-                    Fail::new(format!(
-                        "cannot presign a photo URL: {}",
-                        shared::aws::describe_sdk_error(&e)
-                    ))
-                })
-        }
-    }
+    urls.url_for(&d.aws.s3, bucket, key)
+        .await
+        .map_err(|e| Fail::new(e.to_string()))
 }

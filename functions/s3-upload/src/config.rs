@@ -4,17 +4,8 @@ use shared::tiktok::Endpoints;
 use shared::tiktok::chunk_plan::{DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
 use shared::tiktok::config::ConfigError;
 
-/// How TikTok reaches converted photos under `media/`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MediaUrls {
-    /// `MEDIA_BASE_URL`: a URL prefix verified with TikTok (a custom domain
-    /// in front of the bucket) + the key. The production setting.
-    Base(String),
-    /// `MEDIA_PRESIGNED_URLS=true`: presigned S3 GET URLs (1 hour). TikTok
-    /// cannot verify S3's domain, so this is for the local stack, where the
-    /// simulator treats the bucket's URL as verified.
-    Presigned,
-}
+/// How TikTok reaches what the function puts under `media/`.
+pub use shared::media::MediaUrls;
 
 /// How a video's bytes reach TikTok (`VIDEO_TRANSFER`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,24 +76,11 @@ impl UploadConfig {
             get("MEDIA_PRESIGNED_URLS").as_deref(),
             Some("true" | "1" | "yes")
         );
-        let media_urls = match get("MEDIA_BASE_URL") {
-            None if presigned => Some(MediaUrls::Presigned),
-            None => None,
-            Some(v) => {
-                let url = url::Url::parse(&v).map_err(|e| ConfigError::Invalid {
-                    name: "MEDIA_BASE_URL",
-                    reason: e.to_string(),
-                })?;
-                if url.query().is_some() || !url.path().ends_with('/') {
-                    return Err(ConfigError::Invalid {
-                        name: "MEDIA_BASE_URL",
-                        reason: "must end with '/' and have no query (it prefixes media keys)"
-                            .into(),
-                    });
-                }
-                Some(MediaUrls::Base(v))
-            }
-        };
+        let media_urls = MediaUrls::from_settings(get("MEDIA_BASE_URL").as_deref(), presigned)
+            .map_err(|e| ConfigError::Invalid {
+                name: "MEDIA_BASE_URL",
+                reason: e.to_string(),
+            })?;
         let image_grace = match get("IMAGE_GRACE_SECS") {
             None => std::time::Duration::from_secs(15 * 60),
             Some(v) => v

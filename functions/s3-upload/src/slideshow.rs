@@ -195,24 +195,9 @@ impl Forwarder {
         bucket: &str,
         key: &str,
     ) -> Result<String, Retry> {
-        match urls {
-            crate::config::MediaUrls::Base(base) => Ok(format!("{base}{key}")),
-            crate::config::MediaUrls::Presigned => {
-                // TikTok's pull times out after an hour; the URL lives as long.
-                let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(
-                    std::time::Duration::from_secs(3600),
-                )
-                .map_err(|e| retry("presign a photo URL", e))?;
-                self.s3
-                    .get_object()
-                    .bucket(bucket)
-                    .key(key)
-                    .presigned(config)
-                    .await
-                    .map(|p| p.uri().to_owned())
-                    .map_err(|e| retry("presign a photo URL", shared::aws::describe_sdk_error(&e)))
-            }
-        }
+        urls.url_for(&self.s3, bucket, key)
+            .await
+            .map_err(|e| retry("make a media URL", e))
     }
 
     async fn get_bytes(&self, bucket: &str, key: &str) -> Result<bytes::Bytes, Retry> {

@@ -6,14 +6,17 @@
 //! - [`convert`]: any supported photo to a baseline 4:2:0 JPEG that fits
 //!   1080 × 1920 and 20 MB, one at a time or in a capped parallel batch.
 //! - [`manifest`]: `slideshow.json` parsing and validation.
+//! - [`urls`]: the URLs TikTok pulls media from (a verified prefix, or
+//!   presigned S3 URLs on the local stack; presigning sends no request).
 //!
-//! Nothing here talks to S3 or TikTok: detection and manifest validation are
+//! Nothing here talks to TikTok or reads S3: detection and manifest validation are
 //! pure functions of bytes, and conversion works on bytes in memory, so the
 //! handlers stay thin and the rules are tested without a network.
 
 pub mod convert;
 pub mod detect;
 pub mod manifest;
+pub mod urls;
 
 pub use convert::{
     ConvertError, ConvertedPhoto, PhotoBytes, PhotoError, PhotoFile, PhotoLimits, PhotoReader,
@@ -21,3 +24,4 @@ pub use convert::{
 };
 pub use detect::{ImageKind, MediaError, MediaKind, VideoKind, check_video, detect};
 pub use manifest::{Manifest, ManifestError, PostText};
+pub use urls::{MediaUrlError, MediaUrls};
