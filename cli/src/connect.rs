@@ -14,14 +14,14 @@
 //! (`Accounts::connect`, with a fresh invitation id of its own) and its
 //! tokens are stored under the account's refresh lease.
 
+use shared::login::{Callback as LoginCallback, LoginError};
 use std::time::Duration;
 
 use serde_json::json;
-use shared::accounts::{AccountError, ConnectedAccount};
+use shared::accounts::AccountError;
 use shared::login_state::{DEFAULT_TTL, LoginStates, PendingLogin};
-use shared::tiktok::oauth::{PkceVerifier, missing_scopes, parse_scopes, random_token, scopes_for};
+use shared::tiktok::oauth::{PkceVerifier, random_token, scopes_for};
 use shared::tiktok::{OAuthErrorCode, TikTokClient};
-use shared::tokens::StoredTokens;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::context::{
@@ -430,74 +430,39 @@ async fn finish(
     direct: bool,
 ) -> CliResult<shared::accounts::Account> {
     let required = scopes_for(direct);
-    if let Some(granted) = granted_in_query {
-        let missing = missing_scopes(&required, &parse_scopes(granted));
-        if !missing.is_empty() {
-            return Err(scopes_missing(&missing));
-        }
-    }
-    let answer = tiktok
-        .exchange_code(code, redirect_uri, Some(verifier))
-        .await
-        .map_err(|e| {
-            Fail::new(format!(
-                "TikTok did not exchange the code: {e}; nothing was stored"
-            ))
-        })?;
-    let granted = answer.scopes();
-    let missing = missing_scopes(&required, &granted);
-    if !missing.is_empty() {
-        let _ = tiktok.revoke(&answer.access_token).await;
-        return Err(scopes_missing(&missing));
-    }
-    let now = chrono::Utc::now();
-    let tokens = match StoredTokens::from_response(None, &answer, now) {
-        Ok(t) => t,
-        Err(e) => {
-            let _ = tiktok.revoke(&answer.access_token).await;
-            return Err(Fail::new(format!(
-                "TikTok's answer could not be used ({e}); nothing was stored"
-            )));
-        }
-    };
-    // The display name is a nicety; a failure here does not stop the login.
-    let profile = tiktok.user_info(&answer.access_token).await.ok();
-    let connected = ConnectedAccount {
-        open_id: tokens.open_id.clone(),
-        alias: alias.to_owned(),
-        display_name: profile.as_ref().and_then(|p| p.display_name.clone()),
-        avatar_url: profile.as_ref().and_then(|p| p.avatar_url.clone()),
-        scopes: granted,
-        access_expires_at: tokens.access_expires_at,
-        refresh_expires_at: tokens.refresh_expires_at,
-    };
-    let account = match d.accounts()?.connect(connected, rebind, invite_id).await {
-        Ok(a) => a,
-        Err(err) => {
-            let _ = tiktok.revoke(&answer.access_token).await;
-            return Err(match err {
-                AccountError::AliasTaken { .. } => Fail::new(format!(
-                    "\u{201c}{alias}\u{201d} is already connected to another TikTok account; run again with --rebind to move it (nothing was stored)"
-                )),
-                other => Fail::new(format!("cannot record the account: {other}")),
-            });
-        }
-    };
-    let tokens_store = d.tokens(tiktok.clone())?;
-    if let Err(err) = tokens_store.save_token_response(&answer).await {
-        let _ = d
-            .accounts()?
-            .set_state(
-                &tokens.open_id,
-                shared::accounts::AccountState::NeedsReconnect,
-                Some("the tokens could not be stored when the account connected"),
-            )
-            .await;
-        return Err(Fail::new(format!(
-            "the account was recorded but its tokens could not be stored ({err}); connect again"
-        )));
-    }
-    Ok(account)
+    let completed = shared::login::complete(
+        tiktok,
+        &d.accounts()?,
+        &d.tokens(tiktok.clone())?,
+        LoginCallback {
+            code,
+            redirect_uri,
+            verifier,
+            granted_in_query,
+            required: &required,
+            alias,
+            rebind,
+            invite_id,
+            now: chrono::Utc::now(),
+        },
+    )
+    .await;
+    completed.map_err(|err| match err {
+        LoginError::ScopesMissing { missing } => scopes_missing(&missing),
+        LoginError::Exchange(e) => Fail::new(format!(
+            "TikTok did not exchange the code: {e}; nothing was stored"
+        )),
+        LoginError::Unusable(e) => Fail::new(format!(
+            "TikTok's answer could not be used ({e}); nothing was stored"
+        )),
+        LoginError::Account(AccountError::AliasTaken { .. }) => Fail::new(format!(
+            "\u{201c}{alias}\u{201d} is already connected to another TikTok account; run again with --rebind to move it (nothing was stored)"
+        )),
+        LoginError::Account(other) => Fail::new(format!("cannot record the account: {other}")),
+        LoginError::TokensNotStored(e) => Fail::new(format!(
+            "the account was recorded but its tokens could not be stored ({e}); connect again"
+        )),
+    })
 }
 
 fn scopes_missing(missing: &[&str]) -> Fail {

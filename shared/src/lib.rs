@@ -11,6 +11,7 @@ pub mod aws;
 pub mod caption;
 pub mod invite;
 pub mod jobs;
+pub mod login;
 pub mod login_state;
 pub mod media;
 pub mod secret;

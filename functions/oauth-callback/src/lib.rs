@@ -12,14 +12,15 @@ use std::collections::HashMap;
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt as _, Response};
-use shared::accounts::{AccountError, Accounts, ConnectedAccount};
+use shared::accounts::{AccountError, Accounts};
 use shared::app_secret::tiktok_client;
 use shared::aws::AwsClients;
 use shared::invite::{Invitation, SigningKey};
+use shared::login::{Callback, LoginError};
 use shared::login_state::{DEFAULT_TTL, LoginStates, PendingLogin, StateError};
-use shared::tiktok::oauth::{missing_scopes, parse_scopes, scopes_for};
+use shared::tiktok::oauth::scopes_for;
 use shared::tiktok::{OAuthErrorCode, TikTokClient};
-use shared::tokens::{Clock, SecretsManagerTokenStore, StoredTokens, TokenManager};
+use shared::tokens::{Clock, SecretsManagerTokenStore, TokenManager};
 
 pub use config::LoginConfig;
 
@@ -208,20 +209,27 @@ impl LoginService {
         };
 
         let required = scopes_for(self.config.direct_post_enabled);
-        if let Some(granted) = query.get("scopes") {
-            let missing = missing_scopes(&required, &parse_scopes(granted));
-            if !missing.is_empty() {
-                return scope_page(alias, &missing);
-            }
-        }
-
-        let answer = match self
-            .tiktok
-            .exchange_code(code, &login.redirect_uri, Some(&login.verifier))
-            .await
-        {
-            Ok(answer) => answer,
-            Err(err) => {
+        let completed = shared::login::complete(
+            &self.tiktok,
+            &self.accounts,
+            &self.tokens,
+            Callback {
+                code,
+                redirect_uri: &login.redirect_uri,
+                verifier: &login.verifier,
+                granted_in_query: query.get("scopes").map(String::as_str),
+                required: &required,
+                alias,
+                rebind: login.rebind,
+                invite_id: &login.invite_id,
+                now,
+            },
+        )
+        .await;
+        let account = match completed {
+            Ok(account) => account,
+            Err(LoginError::ScopesMissing { missing }) => return scope_page(alias, &missing),
+            Err(LoginError::Exchange(err)) => {
                 tracing::warn!(alias, error = %err, "code exchange failed");
                 let status = if err.is_retryable() {
                     StatusCode::SERVICE_UNAVAILABLE
@@ -241,72 +249,17 @@ impl LoginService {
                     ],
                 );
             }
-        };
-        let granted = answer.scopes();
-        let missing = missing_scopes(&required, &granted);
-        if !missing.is_empty() {
-            self.revoke_quietly(&answer.access_token).await;
-            return scope_page(alias, &missing);
-        }
-        // What the secret will hold, worked out first for the account record.
-        let tokens = match StoredTokens::from_response(None, &answer, now) {
-            Ok(t) => t,
-            Err(err) => {
+            Err(LoginError::Unusable(err)) => {
                 tracing::warn!(alias, error = %err, "token answer unusable");
-                self.revoke_quietly(&answer.access_token).await;
                 return pages::page(
                     StatusCode::BAD_GATEWAY,
                     "Not connected",
                     &["TikTok's answer could not be used. Nothing was stored; try again."],
                 );
             }
+            Err(LoginError::Account(err)) => return account_error_page(alias, &err),
+            Err(LoginError::TokensNotStored(_)) => return unavailable(),
         };
-        // The display name is a nicety: a failure here does not stop the login.
-        let profile = match self.tiktok.user_info(&answer.access_token).await {
-            Ok(p) => Some(p),
-            Err(err) => {
-                tracing::warn!(alias, error = %err, "user info unavailable");
-                None
-            }
-        };
-
-        // The account transaction is the gate (invitation single use, alias
-        // ownership); tokens are stored only once it has passed.
-        let connected = ConnectedAccount {
-            open_id: tokens.open_id.clone(),
-            alias: alias.to_owned(),
-            display_name: profile.as_ref().and_then(|p| p.display_name.clone()),
-            avatar_url: profile.as_ref().and_then(|p| p.avatar_url.clone()),
-            scopes: granted,
-            access_expires_at: tokens.access_expires_at,
-            refresh_expires_at: tokens.refresh_expires_at,
-        };
-        let account = match self
-            .accounts
-            .connect(connected, login.rebind, &login.invite_id)
-            .await
-        {
-            Ok(account) => account,
-            Err(err) => {
-                self.revoke_quietly(&answer.access_token).await;
-                return account_error_page(alias, &err);
-            }
-        };
-        // Saved under the account's refresh lease, so a refresh running at
-        // this moment cannot overwrite the new grant with the old one.
-        if let Err(err) = self.tokens.save_token_response(&answer).await {
-            tracing::error!(alias, open_id = %tokens.open_id, error = %err, "cannot store tokens");
-            let _ = self
-                .accounts
-                .set_state(
-                    &tokens.open_id,
-                    shared::accounts::AccountState::NeedsReconnect,
-                    Some("the tokens could not be stored when the account connected"),
-                )
-                .await;
-            return unavailable();
-        }
-        tracing::info!(alias, open_id = %account.open_id, "account connected");
         let name = account
             .display_name
             .clone()
@@ -322,12 +275,6 @@ impl LoginService {
                 "You can close this page.",
             ],
         )
-    }
-
-    async fn revoke_quietly(&self, access_token: &shared::Secret) {
-        if let Err(err) = self.tiktok.revoke(access_token).await {
-            tracing::warn!(error = %err, "could not revoke an unused grant");
-        }
     }
 }
 
