@@ -780,3 +780,42 @@ async fn the_upload_url_never_shows_in_debug_output_or_errors() {
     assert!(processing.upload_url.is_none());
     assert!(!raw_job(&f, &processing).await.contains_key("upload_url"));
 }
+
+#[tokio::test]
+async fn paging_the_unfinished_index_returns_every_job_once_in_due_order() {
+    let f = fixture().await;
+    let start = now() - Duration::from_secs(3600);
+    let jobs: Vec<Job> = (0..600)
+        .map(|n| {
+            let mut job = Job::new(
+                new_job(&format!("uploads/alice/{n}.mp4"), Some("open-a")),
+                (start + Duration::from_secs(n)).into(),
+            );
+            job.status = JobStatus::Processing;
+            job.publish_id = Some(format!("v_inbox_file~v2.{n}"));
+            job
+        })
+        .collect();
+    f.jobs.put_many(&jobs).await.unwrap();
+    let mut seen = std::collections::HashSet::new();
+    for shard in 0..UNFINISHED_SHARDS {
+        let mut page_key = None;
+        let mut last_due = None;
+        loop {
+            let page = f.jobs.unfinished(shard, 50, page_key).await.unwrap();
+            for job in &page.jobs {
+                assert!(seen.insert(job.id.clone()), "{} twice", job.id);
+                assert!(last_due <= Some(job.due_at()), "due order");
+                last_due = Some(job.due_at());
+            }
+            match page.next {
+                Some(next) => page_key = Some(next),
+                None => break,
+            }
+        }
+    }
+    assert_eq!(seen.len(), 600);
+    // The publish pointers were written with the jobs.
+    let found = f.jobs.by_publish_id("v_inbox_file~v2.7").await.unwrap();
+    assert_eq!(found.map(|j| j.id), Some(jobs[7].id.clone()));
+}

@@ -22,14 +22,54 @@ use tiktok_drafts_tests::{
     DeploymentStores, TestSim, connect_account, deployment_stores, local_aws, unique_name,
 };
 
-const ACCOUNTS: usize = 1_000;
-const UNFINISHED_PER_ACCOUNT: usize = 10;
-const FINISHED: usize = 50_000;
+/// Sizes, from `--accounts N --per-account N --finished N` (defaults: the
+/// issue's 1,000 × 10 and 50,000).
+struct Sizes {
+    accounts: usize,
+    per_account: usize,
+    finished: usize,
+}
+
+fn sizes() -> Result<Sizes, BenchError> {
+    let mut sizes = Sizes {
+        accounts: 1_000,
+        per_account: 10,
+        finished: 50_000,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let value: usize = args
+            .next()
+            .ok_or_else(|| format!("{flag} needs a number"))?
+            .parse()?;
+        match flag.as_str() {
+            "--accounts" => sizes.accounts = value,
+            "--per-account" => sizes.per_account = value,
+            "--finished" => sizes.finished = value,
+            other => return Err(format!("unknown option {other}").into()),
+        }
+    }
+    Ok(sizes)
+}
 
 type BenchError = Box<dyn std::error::Error + Send + Sync>;
 
 #[tokio::main]
 async fn main() -> Result<(), BenchError> {
+    // Warnings and errors of the checker itself (a failed page, a refused
+    // status) go to stderr, so a number that looks wrong can be explained.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let Sizes {
+        accounts,
+        per_account,
+        finished: finished_count,
+    } = sizes()?;
     let sdk = local_aws().await;
     let aws = AwsClients::from_config(&sdk);
     let sqs = aws_sdk_sqs::Client::new(&sdk);
@@ -50,12 +90,12 @@ async fn main() -> Result<(), BenchError> {
     let jobs = Jobs::new(aws.dynamodb.clone(), &table);
 
     let started = Instant::now();
-    let publish_ids = stream::iter(0..ACCOUNTS)
-        .map(|n| connect(&sim, &aws, &prefix, &table, n))
+    let publish_ids = stream::iter(0..accounts)
+        .map(|n| connect(&sim, &aws, &prefix, &table, n, per_account))
         .buffer_unordered(16)
         .try_collect::<Vec<_>>()
         .await?;
-    let mut unfinished = Vec::with_capacity(ACCOUNTS * UNFINISHED_PER_ACCOUNT);
+    let mut unfinished = Vec::with_capacity(accounts * per_account);
     for (open_id, ids) in &publish_ids {
         for publish_id in ids {
             unfinished.push(job(
@@ -68,7 +108,7 @@ async fn main() -> Result<(), BenchError> {
     }
     jobs.put_many(&unfinished).await?;
     println!(
-        "setup: {ACCOUNTS} accounts, {} unfinished jobs in {:.1} s",
+        "setup: {accounts} accounts, {} unfinished jobs in {:.1} s",
         unfinished.len(),
         started.elapsed().as_secs_f64()
     );
@@ -85,11 +125,15 @@ async fn main() -> Result<(), BenchError> {
     let checker = status_checker::service::build(&config, &aws, sqs, clock.clone()).await?;
 
     let (first, first_secs) = timed_run(&checker).await;
-    print_run("10,000 unfinished", &first, first_secs);
+    print_run(
+        &format!("{} unfinished", unfinished.len()),
+        &first,
+        first_secs,
+    );
 
-    let finished: Vec<Job> = (0..FINISHED)
+    let finished: Vec<Job> = (0..finished_count)
         .map(|n| {
-            let (open_id, _) = &publish_ids[n % ACCOUNTS];
+            let (open_id, _) = &publish_ids[n % accounts];
             let status = [JobStatus::Inbox, JobStatus::Published, JobStatus::Failed][n % 3];
             job(open_id, None, status, &clock)
         })
@@ -97,18 +141,25 @@ async fn main() -> Result<(), BenchError> {
     let started = Instant::now();
     jobs.put_many(&finished).await?;
     println!(
-        "added {FINISHED} finished jobs in {:.1} s",
+        "added {finished_count} finished jobs in {:.1} s",
         started.elapsed().as_secs_f64()
     );
     // A minute later, as the next scheduled run would be (the simulator's
     // rate window is a sliding minute of real time).
     tokio::time::sleep(Duration::from_secs(61)).await;
     let (second, second_secs) = timed_run(&checker).await;
-    print_run("10,000 unfinished + 50,000 finished", &second, second_secs);
+    print_run(
+        &format!(
+            "{} unfinished + {finished_count} finished",
+            unfinished.len()
+        ),
+        &second,
+        second_secs,
+    );
 
     println!();
     println!(
-        "read units for the index: {:.1} without history, {:.1} with 50,000 finished jobs ({})",
+        "read units for the index: {:.1} without history, {:.1} with {finished_count} finished jobs ({})",
         first.index_read_units,
         second.index_read_units,
         if (first.index_read_units - second.index_read_units).abs() < f64::EPSILON {
@@ -161,13 +212,14 @@ fn print_run(label: &str, report: &RunReport, secs: f64) {
     println!("  left for next run    {}", report.stopped_early);
 }
 
-/// A connected account with `UNFINISHED_PER_ACCOUNT` publishes TikTok knows.
+/// A connected account with `per_account` publishes TikTok knows.
 async fn connect(
     sim: &TestSim,
     aws: &AwsClients,
     prefix: &str,
     table: &str,
     n: usize,
+    per_account: usize,
 ) -> Result<(String, Vec<String>), BenchError> {
     let open_id = format!("open-bench-{n:04}");
     sim.seed_user(&open_id, serde_json::json!({})).await;
@@ -183,7 +235,7 @@ async fn connect(
     let seeded = sim
         .post(
             "/_sim/publishes/seed",
-            serde_json::json!({"open_id": open_id, "count": UNFINISHED_PER_ACCOUNT}),
+            serde_json::json!({"open_id": open_id, "count": per_account}),
         )
         .await;
     let ids = seeded["publish_ids"]
