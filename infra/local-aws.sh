@@ -9,14 +9,15 @@
 #
 # The venv lives outside the clone (TIKTOK_DRAFTS_CACHE, default ~/.cache/tiktok-drafts)
 # so that repeated runs reuse it; it is created when missing. Runtime files (pid, log,
-# port) live in .local/ inside the clone.
+# port) live in .local/ inside the clone, or in LOCAL_AWS_RUN_DIR.
 set -euo pipefail
 
 MOTO_VERSION="5.2.5"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="${TIKTOK_DRAFTS_CACHE:-$HOME/.cache/tiktok-drafts}"
 VENV="$CACHE/venv-moto-$MOTO_VERSION"
-RUN_DIR="$ROOT/.local/moto"
+# LOCAL_AWS_RUN_DIR gives a run its own instance (with-local-stack.sh does).
+RUN_DIR="${LOCAL_AWS_RUN_DIR:-$ROOT/.local/moto}"
 PID_FILE="$RUN_DIR/pid"
 PORT_FILE="$RUN_DIR/port"
 LOG_FILE="$RUN_DIR/moto.log"

@@ -7,13 +7,21 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
-started_here=0
-if ! endpoint="$("$ROOT/infra/local-aws.sh" endpoint)"; then
+# Each run gets its own moto on a free port, so that two runs at once (a
+# test run and a bench, say) never stop each other's. An AWS_ENDPOINT_URL
+# already set is used as it is and left running.
+if [ -n "${AWS_ENDPOINT_URL:-}" ]; then
+  endpoint="$AWS_ENDPOINT_URL"
+else
+  LOCAL_AWS_RUN_DIR="$(mktemp -d "${TMPDIR:-/tmp}/tiktok-drafts-moto.XXXXXX")"
+  export LOCAL_AWS_RUN_DIR
+  cleanup() {
+    "$ROOT/infra/local-aws.sh" stop
+    rm -rf "$LOCAL_AWS_RUN_DIR"
+  }
+  trap cleanup EXIT INT TERM
   endpoint="$("$ROOT/infra/local-aws.sh" start)"
-  started_here=1
 fi
-cleanup() { if [ "$started_here" = 1 ]; then "$ROOT/infra/local-aws.sh" stop; fi; }
-trap cleanup EXIT INT TERM
 
 export AWS_ENDPOINT_URL="$endpoint"
 export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-testing}"
