@@ -5,7 +5,7 @@
 CARGO_TARGET_DIR ?= $(HOME)/.cache/tiktok-drafts/target
 export CARGO_TARGET_DIR
 
-.PHONY: test demo lint fmt bench bench-forward bench-checker sim
+.PHONY: test demo lint fmt bench bench-forward bench-checker bench-slideshow sim
 
 ## test: every test, against local AWS (moto, started and stopped here) and the TikTok simulator
 test:
@@ -33,6 +33,10 @@ bench:
 bench-forward:
 	cargo build --release --locked -p tiktok-sim -p tiktok-drafts-tests --bins
 	infra/with-local-stack.sh $(CARGO_TARGET_DIR)/release/upload-bench --source s3 --size-mb 1000
+
+## bench-slideshow: 35 photo-like 12 MP PNGs to TikTok JPEGs, against Pillow and vipsthumbnail in the same run
+bench-slideshow:
+	benches/slideshow-bench/run.sh
 
 ## bench-checker: status checker over 10,000 unfinished jobs on 1,000 accounts, with and without 50,000 finished jobs
 bench-checker:
