@@ -5,9 +5,55 @@
 //! when the notification is set up). For local use the function also takes a
 //! direct S3 event. Keys arrive URL-encoded, with `+` for a space.
 
-use aws_lambda_events::event::s3::{S3Event, S3EventRecord};
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use serde::Deserialize;
+
+/// An S3 notification: only the fields the function reads. Not
+/// `aws_lambda_events`' `S3Event`, which refuses a record without
+/// `userIdentity`, `requestParameters` or `responseElements`: S3 sends them,
+/// but nothing here needs them, and other senders (moto, a replay tool)
+/// leave them out.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct S3Event {
+    #[serde(rename = "Records", default)]
+    pub records: Vec<S3EventRecord>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct S3EventRecord {
+    #[serde(default)]
+    pub event_name: Option<String>,
+    #[serde(default)]
+    pub s3: S3Entity,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct S3Entity {
+    #[serde(default)]
+    pub bucket: S3Bucket,
+    #[serde(default)]
+    pub object: S3Object,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct S3Bucket {
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct S3Object {
+    #[serde(default)]
+    pub key: Option<String>,
+    #[serde(default)]
+    pub version_id: Option<String>,
+    #[serde(default)]
+    pub e_tag: Option<String>,
+    #[serde(default)]
+    pub size: Option<i64>,
+}
 
 /// One created object, as the event names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,5 +211,27 @@ mod tests {
             "uploads/a/été 🎬.mp4"
         );
         assert!(decode_key("uploads/a/%FF.mp4").is_err());
+    }
+
+    #[test]
+    fn a_record_with_only_what_is_read_is_enough() {
+        // moto's notification: no userIdentity, requestParameters or
+        // responseElements, no versionId.
+        let body = r#"{"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3",
+            "awsRegion": "us-east-1", "eventTime": "2026-12-02T08:00:00.000Z",
+            "eventName": "ObjectCreated:Put", "s3": {"s3SchemaVersion": "1.0",
+            "configurationId": "c", "bucket": {"name": "b", "arn": "arn:aws:s3:::b"},
+            "object": {"key": "uploads/demo/holiday+clip.mp4", "size": 3, "eTag": "abc"}}}]}"#;
+        let event: S3Event = serde_json::from_str(body).unwrap();
+        assert_eq!(
+            objects_in_s3_event(&event).unwrap(),
+            vec![ObjectRef {
+                bucket: "b".into(),
+                key: "uploads/demo/holiday clip.mp4".into(),
+                version_id: None,
+                e_tag: Some("abc".into()),
+                size: Some(3),
+            }]
+        );
     }
 }
