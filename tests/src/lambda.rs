@@ -20,6 +20,7 @@ pub struct LambdaFunction {
     port: u16,
     http: reqwest::Client,
     logs: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    invoke_timeout: Duration,
 }
 
 /// What an invocation returned.
@@ -31,15 +32,31 @@ pub struct Invocation {
 
 impl LambdaFunction {
     /// Starts the emulator and `binary` with `env` (plus what the Lambda
-    /// runtime sets), and waits until both are up.
+    /// runtime sets), and waits until both are up. Panics on failure (tests).
     pub async fn start(binary: &Path, env: &[(&str, String)]) -> Self {
-        let cargo_lambda = std::env::var("CARGO_LAMBDA").expect(
-            "CARGO_LAMBDA is not set: run the tests through infra/with-local-stack.sh (make test)",
-        );
-        let port = free_port();
+        Self::try_start(binary, env)
+            .await
+            .unwrap_or_else(|err| panic!("{err}"))
+    }
+
+    /// [`Self::start`], failing with a message instead of panicking (the demo).
+    pub async fn try_start(binary: &Path, env: &[(&str, String)]) -> Result<Self, String> {
+        let cargo_lambda = std::env::var("CARGO_LAMBDA").map_err(|_| {
+            "CARGO_LAMBDA is not set: run through infra/with-local-stack.sh (make test, make demo)"
+                .to_owned()
+        })?;
+        if !binary.is_file() {
+            return Err(format!(
+                "{} is not built: build the workspace's binaries first (make demo and make test do)",
+                binary.display()
+            ));
+        }
+        let port = free_port()?;
+        // The emulator only serves the Runtime and Invoke APIs here; it needs
+        // a Cargo project as its working directory, any will do.
         let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
             .parent()
-            .expect("the workspace root");
+            .ok_or("the workspace root")?;
         let emulator = Command::new(&cargo_lambda)
             .args(["lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1"])
             // Lambda's longest timeout, so the function's own deadline handling is
@@ -51,8 +68,8 @@ impl LambdaFunction {
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
-            .expect("start cargo-lambda's emulator");
-        wait_for_port(port).await;
+            .map_err(|err| format!("start cargo-lambda's emulator ({cargo_lambda}): {err}"))?;
+        wait_for_port(port).await?;
 
         let mut command = Command::new(binary);
         command
@@ -71,8 +88,14 @@ impl LambdaFunction {
             "AWS_ENDPOINT_URL",
             "AWS_ACCESS_KEY_ID",
             "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
             "AWS_REGION",
+            "AWS_DEFAULT_REGION",
+            "AWS_PROFILE",
+            "AWS_CONFIG_FILE",
+            "AWS_SHARED_CREDENTIALS_FILE",
             "AWS_EC2_METADATA_DISABLED",
+            "HOME",
         ] {
             if let Ok(value) = std::env::var(name) {
                 command.env(name, value);
@@ -86,7 +109,7 @@ impl LambdaFunction {
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .expect("start the function binary");
+            .map_err(|err| format!("start {}: {err}", binary.display()))?;
         let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         for stream in [
             function
@@ -111,24 +134,41 @@ impl LambdaFunction {
                 }
             });
         }
-        Self {
+        Ok(Self {
             emulator,
             function,
             port,
             http: reqwest::Client::new(),
             logs,
-        }
+            invoke_timeout: Duration::from_secs(120),
+        })
+    }
+
+    /// How long an invocation may take before it counts as hung (120 s
+    /// unless set; a real upload over a slow line needs longer).
+    pub fn with_invoke_timeout(mut self, timeout: Duration) -> Self {
+        self.invoke_timeout = timeout;
+        self
     }
 
     /// Invokes the function with `payload` through the emulator, as the
     /// Lambda service would (an SQS batch, an API Gateway request, a
-    /// scheduled event).
+    /// scheduled event). Panics on failure (tests).
     pub async fn invoke(&mut self, payload: &serde_json::Value) -> Invocation {
+        match self.try_invoke(payload).await {
+            Ok(invocation) => invocation,
+            Err(err) => panic!("{err}"),
+        }
+    }
+
+    /// [`Self::invoke`], failing with a message (and the function's logs)
+    /// instead of panicking.
+    pub async fn try_invoke(&mut self, payload: &serde_json::Value) -> Result<Invocation, String> {
         if let Ok(Some(status)) = self.function.try_wait() {
-            panic!(
+            return Err(format!(
                 "the function exited ({status}) before the invocation:\n{}",
                 self.logs().join("\n")
-            );
+            ));
         }
         let request = self
             .http
@@ -136,25 +176,27 @@ impl LambdaFunction {
                 "http://127.0.0.1:{}/2015-03-31/functions/_/invocations",
                 self.port
             ))
-            .timeout(Duration::from_secs(120))
+            .timeout(self.invoke_timeout)
             .json(payload)
             .send();
         // A function that dies (a failed cold start) leaves the emulator
         // waiting for ever: whichever ends first decides.
         let response = tokio::select! {
-            response = request => match response {
-                Ok(r) => r,
-                Err(err) => panic!("invoke through the emulator: {err}\n{}", self.logs().join("\n")),
-            },
-            exited = self.function.wait() => panic!(
+            response = request => response.map_err(|err| {
+                format!("invoke through the emulator: {err}\n{}", self.logs().join("\n"))
+            })?,
+            exited = self.function.wait() => return Err(format!(
                 "the function exited ({exited:?}) during the invocation:\n{}",
                 self.logs().join("\n")
-            ),
+            )),
         };
         let status = response.status().as_u16();
-        let text = response.text().await.expect("invocation body");
+        let text = response
+            .text()
+            .await
+            .map_err(|err| format!("read the invocation's answer: {err}"))?;
         let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
-        Invocation { status, body }
+        Ok(Invocation { status, body })
     }
 
     /// Everything the function printed so far (its JSON log lines).
@@ -170,22 +212,22 @@ impl Drop for LambdaFunction {
     }
 }
 
-fn free_port() -> u16 {
+fn free_port() -> Result<u16, String> {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
-        .expect("a free port")
+        .map_err(|err| format!("a free loopback port: {err}"))
 }
 
-async fn wait_for_port(port: u16) {
+async fn wait_for_port(port: u16) -> Result<(), String> {
     for _ in 0..200 {
         if tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .is_ok()
         {
-            return;
+            return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("cargo-lambda's emulator did not open port {port}");
+    Err(format!("cargo-lambda's emulator did not open port {port}"))
 }
