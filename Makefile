@@ -5,15 +5,24 @@
 CARGO_TARGET_DIR ?= $(HOME)/.cache/tiktok-drafts/target
 export CARGO_TARGET_DIR
 
-.PHONY: test demo lint fmt bench bench-forward bench-checker bench-slideshow sim
+.PHONY: test demo demo-real demo-bins lint fmt bench bench-forward bench-checker bench-slideshow sim
 
 ## test: every test, against local AWS (moto, started and stopped here) and the TikTok simulator
 test:
 	infra/with-local-stack.sh cargo test --workspace --locked
 
-## demo: the main job end to end on the local stack (moto + TikTok simulator)
-demo:
-	infra/with-local-stack.sh cargo run --locked -q -p local-demo
+## demo: the main job end to end on the local stack (moto + TikTok simulator), the
+## functions' real binaries under cargo-lambda's Lambda Runtime API emulator
+demo: demo-bins
+	infra/with-local-stack.sh $(CARGO_TARGET_DIR)/debug/local-demo
+
+## demo-real: the same against your AWS account and TikTok app (README: "The demo on
+## real AWS and TikTok"); e.g. make demo-real DEMO_ARGS="--video clip.mp4"
+demo-real: demo-bins
+	CARGO_LAMBDA="$$(infra/cargo-lambda.sh)" $(CARGO_TARGET_DIR)/debug/local-demo --aws real --tiktok real $(DEMO_ARGS)
+
+demo-bins:
+	cargo build --locked -q -p oauth-callback -p s3-upload -p status-checker -p tiktok-webhook -p tiktok-drafts-cli -p local-demo
 
 ## lint: formatting and clippy, as CI runs them
 lint:

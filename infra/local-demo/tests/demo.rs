@@ -1,15 +1,15 @@
-//! The README's demo command runs the main job end to end: the same binary
-//! `make demo` runs, against the moto server of this test run.
+//! The README's demo command runs the main job end to end: the binary
+//! `make demo` runs, with the four function binaries under cargo-lambda's
+//! emulator, against the moto server of this test run. `cargo test
+//! --workspace` (`make test`) builds the function binaries it starts.
 
 use std::process::Command;
 
-#[test]
-fn the_demo_runs_start_to_finish() {
-    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
-    assert!(
-        endpoint.starts_with("http://127.0.0.1"),
-        "run the tests with `make test` (AWS_ENDPOINT_URL must point at moto, got {endpoint:?})"
-    );
+use tiktok_drafts_tests::local_aws;
+
+#[tokio::test]
+async fn the_demo_runs_start_to_finish_and_takes_everything_down() {
+    let sdk = local_aws().await;
     let output = Command::new(env!("CARGO_BIN_EXE_local-demo"))
         .output()
         .expect("the demo binary runs");
@@ -17,21 +17,84 @@ fn the_demo_runs_start_to_finish() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "demo failed:\n{stdout}\n{stderr}");
     for expected in [
-        "/auth/start       302",
+        // The login, through the HTTP API in front of the real binary.
+        "GET /auth/start -> oauth-callback -> 302",
+        "browser           to TikTok's authorize page",
+        "GET /auth/callback -> oauth-callback -> 200",
         "connected         Demo Creator (open_id open-demo-creator, scopes user.info.basic,video.upload, state active)",
-        "chunk  7 accepted,  75.0 / 75.0 MB",
-        "bytes check       TikTok's SHA-256 equals the S3 object's",
-        "status SEND_TO_USER_INBOX",
-        "both drafts are in the creator's TikTok inbox",
+        // S3's notifications through the queue to the upload function.
+        "SQS -> s3-upload",
+        "0 retried",
+        // The checker's runs take both jobs to the inbox.
+        "status-checker    checked 2 job(s)",
+        // The webhooks of the creator's post reach the webhook function.
+        "POST /webhooks/tiktok -> tiktok-webhook -> 200",
+        "published  post id",
+        // TikTok holds the right media: the photos converted and fitted.
+        "photos            3 JPEG(s) pulled: 1080x810, 1080x1920, 800x800",
+        "video             7 chunk(s); SHA-256 equals the S3 object's",
+        "dead-letter queue empty",
+        "authorization     revoked",
+        "every upload is in the creator's TikTok drafts",
+        "taken down",
     ] {
         assert!(
             stdout.contains(expected),
-            "missing {expected:?} in:\n{stdout}"
+            "missing {expected:?} in:\n{stdout}\n{stderr}"
         );
     }
-    assert_eq!(
-        stdout.matches("status SEND_TO_USER_INBOX").count(),
-        2,
-        "the video and the photo draft both reach the inbox:\n{stdout}"
+    let inbox_lines: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains("TikTok SEND_TO_USER_INBOX"))
+        .collect();
+    assert!(
+        inbox_lines.iter().any(|l| l.contains("slideshow"))
+            && inbox_lines.iter().any(|l| l.contains("video")),
+        "both jobs reach SEND_TO_USER_INBOX:\n{stdout}"
+    );
+    // The CLI's listing ends with one video published and the slideshow
+    // in the inbox.
+    assert!(
+        stdout.lines().any(|l| l.contains("slideshow  inbox")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.lines().any(|l| l.contains("video      published")),
+        "{stdout}"
+    );
+
+    // Taken down means gone: the table, queues and secrets of this run.
+    let table = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("table").map(str::trim))
+        .expect("the demo names its table")
+        .to_owned();
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    assert!(
+        dynamodb
+            .describe_table()
+            .table_name(&table)
+            .send()
+            .await
+            .is_err(),
+        "the table {table} is still there"
+    );
+    let secrets = aws_sdk_secretsmanager::Client::new(&sdk)
+        .list_secrets()
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        !secrets
+            .secret_list()
+            .iter()
+            .filter_map(|s| s.name())
+            .any(|n| n.starts_with(&format!("{table}/"))),
+        "secrets of {table} are left"
+    );
+    let s3 = shared::aws::s3_client(&sdk);
+    assert!(
+        s3.head_bucket().bucket(&table).send().await.is_err(),
+        "the bucket {table} is still there"
     );
 }

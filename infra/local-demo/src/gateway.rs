@@ -1,0 +1,213 @@
+//! The HTTP API in front of the login and webhook functions, as the
+//! template's API Gateway routes it: each request becomes an HTTP API
+//! (payload 2.0) event for the function, and the function's answer becomes
+//! the HTTP response. A browser (or TikTok's webhook sender) talks to it as
+//! it would to the deployed API.
+//!
+//! ```text
+//! GET  /auth/start       oauth-callback
+//! GET  /auth/callback    oauth-callback
+//! POST /webhooks/tiktok  tiktok-webhook
+//! ```
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine as _;
+
+use crate::DemoResult;
+use crate::events::api_gateway_request;
+use crate::functions::{Functions, invoke};
+
+pub struct Gateway {
+    pub base_url: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Gateway {
+    /// Listens on `127.0.0.1:port` (0: any free port).
+    pub async fn bind(port: u16) -> DemoResult<(tokio::net::TcpListener, String)> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .map_err(|e| format!("listen on 127.0.0.1:{port}: {e}"))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| format!("the HTTP API's address: {e}"))?;
+        Ok((listener, format!("http://{addr}")))
+    }
+
+    pub fn serve(
+        listener: tokio::net::TcpListener,
+        base_url: String,
+        functions: Arc<Functions>,
+    ) -> Self {
+        let app = Router::new()
+            .route("/auth/start", get(login))
+            .route("/auth/callback", get(login))
+            .route("/webhooks/tiktok", post(webhook))
+            .with_state(functions);
+        let task = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                eprintln!("local-demo: the HTTP API stopped: {e}");
+            }
+        });
+        Self { base_url, task }
+    }
+
+    pub fn stop(self) {
+        self.task.abort();
+    }
+}
+
+async fn login(State(functions): State<Arc<Functions>>, request: Request) -> Response {
+    let (parts, _) = request.into_parts();
+    forward(
+        "oauth-callback",
+        &functions.login,
+        &parts.method,
+        parts.uri.path(),
+        parts.uri.query().unwrap_or(""),
+        &parts.headers,
+        None,
+    )
+    .await
+}
+
+async fn webhook(
+    State(functions): State<Arc<Functions>>,
+    headers: HeaderMap,
+    request: Request,
+) -> Response {
+    let path = request.uri().path().to_owned();
+    let body = match axum::body::to_bytes(request.into_body(), 1 << 20).await {
+        Ok(b) => b,
+        Err(_) => return (StatusCode::PAYLOAD_TOO_LARGE, "body over 1 MiB").into_response(),
+    };
+    forward(
+        "tiktok-webhook",
+        &functions.webhook,
+        &Method::POST,
+        &path,
+        "",
+        &headers,
+        Some(body),
+    )
+    .await
+}
+
+async fn forward(
+    name: &str,
+    function: &tokio::sync::Mutex<tiktok_drafts_tests::lambda::LambdaFunction>,
+    method: &Method,
+    path: &str,
+    query: &str,
+    headers: &HeaderMap,
+    body: Option<Bytes>,
+) -> Response {
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+        .collect();
+    let body = body.map(|b| String::from_utf8_lossy(&b).into_owned());
+    let event = api_gateway_request(
+        method.as_str(),
+        path,
+        query,
+        &headers,
+        body.as_deref(),
+        chrono::Utc::now(),
+    );
+    let answer = match invoke(name, function, &event).await {
+        Ok(invocation) => invocation.body,
+        Err(e) => {
+            // API Gateway answers 500 when the integration fails.
+            eprintln!("local-demo: {e}");
+            return (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error").into_response();
+        }
+    };
+    let response = proxy_response(&answer);
+    // The query carries invitations, codes and states: only the path is shown.
+    println!(
+        "    HTTP API          {method} {path} -> {name} -> {}",
+        response.status().as_u16()
+    );
+    response
+}
+
+/// A Lambda proxy answer (`statusCode`, `headers`, `body`, ...) as an HTTP
+/// response.
+fn proxy_response(answer: &serde_json::Value) -> Response {
+    let status = answer["statusCode"]
+        .as_u64()
+        .and_then(|s| u16::try_from(s).ok())
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .unwrap_or(StatusCode::BAD_GATEWAY);
+    let text = answer["body"].as_str().unwrap_or("");
+    let body = if answer["isBase64Encoded"].as_bool() == Some(true) {
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .unwrap_or_default()
+    } else {
+        text.as_bytes().to_vec()
+    };
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    if let Some(map) = answer["headers"].as_object() {
+        for (name, value) in map {
+            if let (Ok(name), Some(Ok(value))) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                value.as_str().map(HeaderValue::from_str),
+            ) {
+                headers.insert(name, value);
+            }
+        }
+    }
+    if let Some(map) = answer["multiValueHeaders"].as_object() {
+        for (name, values) in map {
+            let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else {
+                continue;
+            };
+            headers.remove(&name);
+            for value in values.as_array().into_iter().flatten() {
+                if let Some(Ok(value)) = value.as_str().map(HeaderValue::from_str) {
+                    headers.append(name.clone(), value);
+                }
+            }
+        }
+    }
+    for cookie in answer["cookies"].as_array().into_iter().flatten() {
+        if let Some(Ok(value)) = cookie.as_str().map(HeaderValue::from_str) {
+            headers.append(axum::http::header::SET_COOKIE, value);
+        }
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxy_answers_become_responses() {
+        let response = proxy_response(&serde_json::json!({
+            "statusCode": 302,
+            "headers": {"location": "https://www.tiktok.com/v2/auth/authorize/?a=1", "cache-control": "no-store"},
+            "multiValueHeaders": {},
+            "body": "",
+            "isBase64Encoded": false,
+            "cookies": []
+        }));
+        assert_eq!(response.status(), StatusCode::FOUND);
+        assert_eq!(
+            response.headers()["location"],
+            "https://www.tiktok.com/v2/auth/authorize/?a=1"
+        );
+        let broken = proxy_response(&serde_json::json!({"nothing": true}));
+        assert_eq!(broken.status(), StatusCode::BAD_GATEWAY);
+    }
+}

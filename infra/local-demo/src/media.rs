@@ -1,0 +1,99 @@
+//! What the demo uploads: your files, or generated ones.
+
+use std::path::{Path, PathBuf};
+
+use crate::DemoResult;
+
+pub struct MediaFile {
+    /// The object's file name under `uploads/<alias>/`.
+    pub name: String,
+    pub bytes: Vec<u8>,
+    pub description: String,
+}
+
+/// Bytes of the generated video: 75 MB, so it goes up in several chunks.
+const GENERATED_VIDEO_BYTES: usize = 75_000_000;
+
+/// The video file given, or 75 MB of MP4-like bytes (an `ftyp` box, then
+/// noise: the simulator checks the container's signature, not playback).
+pub fn video(path: Option<&Path>) -> DemoResult<MediaFile> {
+    match path {
+        Some(path) => read(path),
+        None => Ok(MediaFile {
+            name: "holiday clip.mp4".into(),
+            bytes: tiktok_drafts_tests::fake_mp4(GENERATED_VIDEO_BYTES, 42),
+            description: "generated MP4".into(),
+        }),
+    }
+}
+
+/// The images given, or three generated PNGs that need each of the
+/// conversion's steps: a 12 MP landscape photo to shrink, a tall portrait
+/// beyond 1080 × 1920, and a transparent sticker to flatten onto white.
+pub fn images(paths: &[PathBuf]) -> DemoResult<Vec<MediaFile>> {
+    if !paths.is_empty() {
+        return paths.iter().map(|p| read(p)).collect();
+    }
+    Ok(vec![
+        png(
+            "1-harbour.png",
+            photo_like(4032, 3024, 7),
+            "12 MP PNG photo",
+        )?,
+        png("2-tower.png", photo_like(1440, 2560, 11), "1440x2560 PNG")?,
+        png("3-sticker.png", sticker(800), "transparent PNG")?,
+    ])
+}
+
+fn read(path: &Path) -> DemoResult<MediaFile> {
+    let bytes = std::fs::read(path).map_err(|e| format!("read {}: {e}", path.display()))?;
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| format!("{} has no usable file name", path.display()))?
+        .to_owned();
+    Ok(MediaFile {
+        name,
+        bytes,
+        description: "your file".into(),
+    })
+}
+
+fn png(name: &str, image: image::DynamicImage, description: &str) -> DemoResult<MediaFile> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    image
+        .write_to(&mut out, image::ImageFormat::Png)
+        .map_err(|e| format!("encode {name}: {e}"))?;
+    Ok(MediaFile {
+        name: name.into(),
+        bytes: out.into_inner(),
+        description: description.into(),
+    })
+}
+
+/// Gradients with noise, like a photo (flat colour would compress to
+/// nothing and convert unrealistically fast).
+fn photo_like(width: u32, height: u32, seed: u64) -> image::DynamicImage {
+    let noise = tiktok_drafts_tests::noise((width * height) as usize, seed);
+    image::DynamicImage::ImageRgb8(image::RgbImage::from_fn(width, height, |x, y| {
+        let n = noise[(y * width + x) as usize] as u32 % 24;
+        image::Rgb([
+            ((x * 255 / width) + n).min(255) as u8,
+            ((y * 255 / height) + n).min(255) as u8,
+            (((x + y) * 127 / (width + height)) + 64 + n).min(255) as u8,
+        ])
+    }))
+}
+
+/// A disc on a transparent square.
+fn sticker(size: u32) -> image::DynamicImage {
+    let centre = size as f32 / 2.0;
+    image::DynamicImage::ImageRgba8(image::RgbaImage::from_fn(size, size, |x, y| {
+        let (dx, dy) = (x as f32 - centre, y as f32 - centre);
+        if (dx * dx + dy * dy).sqrt() < centre * 0.8 {
+            image::Rgba([230, 60, 90, 255])
+        } else {
+            image::Rgba([0, 0, 0, 0])
+        }
+    }))
+}

@@ -1,0 +1,390 @@
+//! The demo's own deployment: what `template.yaml` makes, made by hand on
+//! whatever AWS the environment points at (moto on the local stack, or a
+//! real account), and taken down again afterwards.
+//!
+//! - the upload bucket (versioned), whose `uploads/` notify the upload queue;
+//! - the upload queue with its dead-letter queue (five deliveries);
+//! - the table (TTL, the unfinished-work index);
+//! - the app-credentials secret and the invitation key.
+
+use aws_sdk_s3::types::{
+    BucketVersioningStatus, Event, FilterRule, FilterRuleName, NotificationConfiguration,
+    NotificationConfigurationFilter, QueueConfiguration, S3KeyFilter, VersioningConfiguration,
+};
+use aws_sdk_sqs::types::QueueAttributeName;
+use shared::aws::{AwsClients, describe_sdk_error};
+use shared::invite::SigningKey;
+
+use crate::DemoResult;
+
+/// Names and addresses of one demo deployment.
+pub struct Stack {
+    pub aws: AwsClients,
+    pub sqs: aws_sdk_sqs::Client,
+    pub region: String,
+    /// One name for the table, the queues, the bucket (unless given) and
+    /// the secrets prefix.
+    pub name: String,
+    pub bucket: String,
+    /// Whether the demo made the bucket (and may change and delete it).
+    pub owns_bucket: bool,
+    pub table: String,
+    pub secrets_prefix: String,
+    pub app_secret_id: String,
+    pub invite_key_secret_id: String,
+    pub queue_url: String,
+    pub queue_arn: String,
+    pub dead_letter_queue_url: String,
+}
+
+/// What the stack is made with.
+pub struct StackSettings {
+    /// An existing bucket to use instead of a new one: its notification
+    /// settings are left alone and it is not deleted.
+    pub bucket: Option<String>,
+    pub client_key: String,
+    pub client_secret: String,
+}
+
+/// Seconds a received upload message stays hidden: short, so that a
+/// message the function asks to see again comes back within the demo.
+const VISIBILITY_TIMEOUT_SECS: &str = "20";
+
+fn sdk<E: std::error::Error>(what: &'static str) -> impl Fn(E) -> String {
+    move |e| format!("{what}: {}", describe_sdk_error(&e))
+}
+
+impl Stack {
+    pub async fn create(
+        config: &aws_config::SdkConfig,
+        settings: StackSettings,
+    ) -> DemoResult<Self> {
+        let aws = AwsClients::from_config(config);
+        let sqs = aws_sdk_sqs::Client::new(config);
+        let region = config
+            .region()
+            .map(|r| r.as_ref().to_owned())
+            .unwrap_or_else(|| "us-east-1".to_owned());
+        let name = format!("tiktok-drafts-demo-{:08x}", rand::random::<u32>());
+        let table = name.clone();
+        let secrets_prefix = name.clone();
+
+        let dead_letter_queue_url = sqs
+            .create_queue()
+            .queue_name(format!("{name}-dlq"))
+            .send()
+            .await
+            .map_err(sdk("create the dead-letter queue"))?
+            .queue_url
+            .ok_or("the dead-letter queue has no URL")?;
+        let dead_letter_arn = queue_arn(&sqs, &dead_letter_queue_url).await?;
+        let queue_url = sqs
+            .create_queue()
+            .queue_name(format!("{name}-uploads"))
+            .attributes(
+                QueueAttributeName::VisibilityTimeout,
+                VISIBILITY_TIMEOUT_SECS,
+            )
+            .attributes(
+                QueueAttributeName::RedrivePolicy,
+                serde_json::json!({"deadLetterTargetArn": dead_letter_arn, "maxReceiveCount": 5})
+                    .to_string(),
+            )
+            .send()
+            .await
+            .map_err(sdk("create the upload queue"))?
+            .queue_url
+            .ok_or("the upload queue has no URL")?;
+        let queue_arn = queue_arn(&sqs, &queue_url).await?;
+
+        let (bucket, owns_bucket) = match settings.bucket {
+            Some(bucket) => (bucket, false),
+            None => (name.clone(), true),
+        };
+        if owns_bucket {
+            create_bucket(&aws.s3, &bucket, &region).await?;
+            // S3 may send to the queue, for this bucket only (as the template
+            // says); moto does not check, AWS does.
+            let policy = serde_json::json!({
+                "Version": "2012-10-17",
+                "Statement": [{
+                    "Effect": "Allow",
+                    "Principal": {"Service": "s3.amazonaws.com"},
+                    "Action": "sqs:SendMessage",
+                    "Resource": queue_arn,
+                    "Condition": {"ArnEquals": {"aws:SourceArn": format!("arn:aws:s3:::{bucket}")}}
+                }]
+            });
+            sqs.set_queue_attributes()
+                .queue_url(&queue_url)
+                .attributes(QueueAttributeName::Policy, policy.to_string())
+                .send()
+                .await
+                .map_err(sdk("let S3 send to the upload queue"))?;
+            notify_uploads(&aws.s3, &bucket, &queue_arn).await?;
+        }
+
+        shared::table::create_table(&aws.dynamodb, &table)
+            .await
+            .map_err(|e| format!("create the table: {e}"))?;
+        let app_secret_id = format!("{secrets_prefix}/app");
+        let invite_key_secret_id = format!("{secrets_prefix}/invite-key");
+        aws.secrets
+            .create_secret()
+            .name(&app_secret_id)
+            .secret_string(
+                serde_json::json!({
+                    "client_key": settings.client_key,
+                    "client_secret": settings.client_secret,
+                })
+                .to_string(),
+            )
+            .send()
+            .await
+            .map_err(sdk("create the app secret"))?;
+        // The template generates this key at deploy time.
+        SigningKey::create_if_missing(&aws.secrets, &invite_key_secret_id)
+            .await
+            .map_err(|e| format!("create the invitation key: {e}"))?;
+        Ok(Self {
+            aws,
+            sqs,
+            region,
+            name,
+            bucket,
+            owns_bucket,
+            table,
+            secrets_prefix,
+            app_secret_id,
+            invite_key_secret_id,
+            queue_url,
+            queue_arn,
+            dead_letter_queue_url,
+        })
+    }
+
+    /// Deletes what the demo made: the bucket it created (every version),
+    /// or in a bucket of yours the objects it wrote; the queues, the table
+    /// and every secret under its prefix (account tokens included), without
+    /// the recovery window. Goes on past a failure and reports them all.
+    pub async fn delete(&self, written_keys: &[String]) -> DemoResult<()> {
+        let mut failures = Vec::new();
+        if self.owns_bucket {
+            if let Err(e) = self.empty_bucket().await {
+                failures.push(e);
+            } else if let Err(e) = self
+                .aws
+                .s3
+                .delete_bucket()
+                .bucket(&self.bucket)
+                .send()
+                .await
+            {
+                failures.push(format!("delete the bucket: {}", describe_sdk_error(&e)));
+            }
+        } else {
+            for key in written_keys {
+                if let Err(e) = self
+                    .aws
+                    .s3
+                    .delete_object()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .send()
+                    .await
+                {
+                    failures.push(format!("delete {key}: {}", describe_sdk_error(&e)));
+                }
+            }
+        }
+        for url in [&self.queue_url, &self.dead_letter_queue_url] {
+            if let Err(e) = self.sqs.delete_queue().queue_url(url).send().await {
+                failures.push(format!("delete queue {url}: {}", describe_sdk_error(&e)));
+            }
+        }
+        if let Err(e) = self
+            .aws
+            .dynamodb
+            .delete_table()
+            .table_name(&self.table)
+            .send()
+            .await
+        {
+            failures.push(format!("delete the table: {}", describe_sdk_error(&e)));
+        }
+        match self.secret_names().await {
+            Ok(names) => {
+                for name in names {
+                    if let Err(e) = self
+                        .aws
+                        .secrets
+                        .delete_secret()
+                        .secret_id(&name)
+                        .force_delete_without_recovery(true)
+                        .send()
+                        .await
+                    {
+                        failures.push(format!("delete secret {name}: {}", describe_sdk_error(&e)));
+                    }
+                }
+            }
+            Err(e) => failures.push(e),
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(failures.join("; "))
+        }
+    }
+
+    /// The secrets under the demo's prefix (its own name is random, so
+    /// nothing else matches).
+    async fn secret_names(&self) -> DemoResult<Vec<String>> {
+        let prefix = format!("{}/", self.secrets_prefix);
+        let mut names = Vec::new();
+        let mut token = None;
+        loop {
+            let page = self
+                .aws
+                .secrets
+                .list_secrets()
+                .set_next_token(token)
+                .filters(
+                    aws_sdk_secretsmanager::types::Filter::builder()
+                        .key(aws_sdk_secretsmanager::types::FilterNameStringType::Name)
+                        .values(&prefix)
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(sdk("list the demo's secrets"))?;
+            names.extend(
+                page.secret_list()
+                    .iter()
+                    .filter_map(|s| s.name())
+                    .filter(|n| n.starts_with(&prefix))
+                    .map(str::to_owned),
+            );
+            token = page.next_token().map(str::to_owned);
+            if token.is_none() {
+                return Ok(names);
+            }
+        }
+    }
+
+    async fn empty_bucket(&self) -> DemoResult<()> {
+        let mut key_marker = None;
+        let mut version_marker = None;
+        loop {
+            let page = self
+                .aws
+                .s3
+                .list_object_versions()
+                .bucket(&self.bucket)
+                .set_key_marker(key_marker)
+                .set_version_id_marker(version_marker)
+                .send()
+                .await
+                .map_err(sdk("list the bucket's objects"))?;
+            let versions = page
+                .versions()
+                .iter()
+                .map(|v| (v.key(), v.version_id()))
+                .chain(
+                    page.delete_markers()
+                        .iter()
+                        .map(|m| (m.key(), m.version_id())),
+                );
+            for (key, version) in versions {
+                let Some(key) = key else { continue };
+                self.aws
+                    .s3
+                    .delete_object()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .set_version_id(version.map(str::to_owned))
+                    .send()
+                    .await
+                    .map_err(sdk("delete an object version"))?;
+            }
+            if page.is_truncated() != Some(true) {
+                return Ok(());
+            }
+            key_marker = page.next_key_marker().map(str::to_owned);
+            version_marker = page.next_version_id_marker().map(str::to_owned);
+        }
+    }
+}
+
+async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> DemoResult<String> {
+    sqs.get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(sdk("read a queue's ARN"))?
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .ok_or_else(|| format!("queue {url} has no ARN"))
+}
+
+async fn create_bucket(s3: &aws_sdk_s3::Client, bucket: &str, region: &str) -> DemoResult<()> {
+    let mut create = s3.create_bucket().bucket(bucket);
+    // us-east-1 is S3's default and refuses to be named.
+    if region != "us-east-1" {
+        create = create.create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(region))
+                .build(),
+        );
+    }
+    create.send().await.map_err(sdk("create the bucket"))?;
+    // Versioned, as in the template: a new upload to the same key is a new
+    // version and so a new job.
+    s3.put_bucket_versioning()
+        .bucket(bucket)
+        .versioning_configuration(
+            VersioningConfiguration::builder()
+                .status(BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(sdk("turn on versioning"))?;
+    Ok(())
+}
+
+/// Every object created under `uploads/` notifies the upload queue.
+async fn notify_uploads(s3: &aws_sdk_s3::Client, bucket: &str, queue_arn: &str) -> DemoResult<()> {
+    let queue = QueueConfiguration::builder()
+        .id("tiktok-drafts-uploads")
+        .queue_arn(queue_arn)
+        .events(Event::from("s3:ObjectCreated:*"))
+        .filter(
+            NotificationConfigurationFilter::builder()
+                .key(
+                    S3KeyFilter::builder()
+                        .filter_rules(
+                            FilterRule::builder()
+                                .name(FilterRuleName::Prefix)
+                                .value("uploads/")
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build(),
+        )
+        .build()
+        .map_err(|e| format!("notification settings: {e}"))?;
+    s3.put_bucket_notification_configuration()
+        .bucket(bucket)
+        .notification_configuration(
+            NotificationConfiguration::builder()
+                .queue_configurations(queue)
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(sdk("notify the upload queue of new uploads"))?;
+    Ok(())
+}
