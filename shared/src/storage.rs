@@ -11,6 +11,16 @@ use crate::tiktok::upload::{ChunkSource, SourceError};
 pub enum StorageError {
     #[error("s3://{bucket}/{key} does not exist")]
     NotFound { bucket: String, key: String },
+    /// The version asked for was deleted, or (in an unversioned bucket) the
+    /// object was overwritten: what the event named is no longer there, and
+    /// waiting will not bring it back.
+    #[error("s3://{bucket}/{key} no longer has {version} (overwritten or deleted)")]
+    VersionGone {
+        bucket: String,
+        key: String,
+        /// `version <id>` or `ETag <tag>`, for messages.
+        version: String,
+    },
     #[error("cannot read s3://{bucket}/{key}: {detail}")]
     Read {
         bucket: String,
@@ -34,34 +44,82 @@ pub struct S3Object {
     metadata: std::collections::HashMap<String, String>,
 }
 
+/// Which version of an object to open: the one an S3 event named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pin<'a> {
+    /// Whatever is current.
+    Current,
+    /// This version id (a versioned bucket).
+    VersionId(&'a str),
+    /// The object only while its ETag is this one (an unversioned bucket),
+    /// with or without the quotes HeadObject puts around it.
+    ETag(&'a str),
+}
+
+impl Pin<'_> {
+    fn describe(self) -> String {
+        match self {
+            Pin::Current => "its current version".into(),
+            Pin::VersionId(v) => format!("version {v}"),
+            Pin::ETag(tag) => format!("ETag {}", tag.trim_matches('"')),
+        }
+    }
+}
+
 impl S3Object {
-    /// Looks the object up (HEAD) and pins its version.
+    /// Looks the current object up (HEAD) and pins its version.
     pub async fn open(
         client: aws_sdk_s3::Client,
         bucket: &str,
         key: &str,
     ) -> Result<Self, StorageError> {
-        let head = client
-            .head_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|err| {
-                let not_found = err.as_service_error().is_some_and(|e| e.is_not_found());
-                if not_found {
-                    StorageError::NotFound {
-                        bucket: bucket.to_owned(),
-                        key: key.to_owned(),
-                    }
-                } else {
-                    StorageError::Read {
-                        bucket: bucket.to_owned(),
-                        key: key.to_owned(),
-                        detail: describe_sdk_error(&err),
-                    }
+        Self::open_pinned(client, bucket, key, Pin::Current).await
+    }
+
+    /// Looks up the version `pin` names (HEAD with its version id, or
+    /// `If-Match` on its ETag) and reads only that from then on. A version
+    /// that is gone is [`StorageError::VersionGone`], not whatever replaced it.
+    pub async fn open_pinned(
+        client: aws_sdk_s3::Client,
+        bucket: &str,
+        key: &str,
+        pin: Pin<'_>,
+    ) -> Result<Self, StorageError> {
+        let mut request = client.head_object().bucket(bucket).key(key);
+        match pin {
+            Pin::Current => {}
+            Pin::VersionId(v) => request = request.version_id(v),
+            Pin::ETag(tag) => request = request.if_match(quoted(tag)),
+        }
+        let head = request.send().await.map_err(|err| {
+            let status = err.raw_response().map(|r| r.status().as_u16());
+            let not_found =
+                status == Some(404) || err.as_service_error().is_some_and(|e| e.is_not_found());
+            let version_gone = match pin {
+                Pin::Current => false,
+                // 404 for a deleted version (or a delete marker's), 412 for
+                // an ETag that no longer matches.
+                Pin::VersionId(_) | Pin::ETag(_) => not_found || status == Some(412),
+            };
+            if version_gone {
+                StorageError::VersionGone {
+                    bucket: bucket.to_owned(),
+                    key: key.to_owned(),
+                    version: pin.describe(),
                 }
-            })?;
+            } else if not_found {
+                StorageError::NotFound {
+                    bucket: bucket.to_owned(),
+                    key: key.to_owned(),
+                }
+            } else {
+                StorageError::Read {
+                    bucket: bucket.to_owned(),
+                    key: key.to_owned(),
+                    detail: describe_sdk_error(&err),
+                }
+            }
+        })?;
         let size = head
             .content_length()
             .and_then(|n| u64::try_from(n).ok())
@@ -107,6 +165,12 @@ impl S3Object {
     }
 }
 
+/// An ETag as `If-Match` wants it: quoted, whether or not it came quoted
+/// (S3 events send it bare, HeadObject quoted).
+fn quoted(tag: &str) -> String {
+    format!("\"{}\"", tag.trim_matches('"'))
+}
+
 impl ChunkSource for S3Object {
     async fn read_range(&self, start: u64, end: u64) -> Result<Bytes, SourceError> {
         if start >= end || end > self.size {
@@ -124,7 +188,7 @@ impl ChunkSource for S3Object {
         if let Some(version) = &self.version_id {
             request = request.version_id(version);
         } else if let Some(tag) = &self.e_tag {
-            request = request.if_match(tag);
+            request = request.if_match(quoted(tag));
         }
         let output = request.send().await.map_err(|err| {
             // 412: the object changed since it was opened; 404: it is gone.

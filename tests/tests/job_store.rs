@@ -819,3 +819,223 @@ async fn paging_the_unfinished_index_returns_every_job_once_in_due_order() {
     let found = f.jobs.by_publish_id("v_inbox_file~v2.7").await.unwrap();
     assert_eq!(found.map(|j| j.id), Some(jobs[7].id.clone()));
 }
+
+/// Held jobs with a `not_before` (TikTok's own pending-draft cap) are not
+/// releasable before it; the plain queue listing still shows them.
+#[tokio::test]
+async fn held_jobs_are_releasable_only_from_their_not_before() {
+    let f = fixture().await;
+    let open_id = unique_name("open");
+    let start = now() - Duration::from_secs(60);
+    let held_until = now() + Duration::from_secs(3600);
+    let mut jobs = Vec::new();
+    for (i, until) in [(0, Some(held_until)), (1, None)] {
+        let job = claim_new(
+            &f,
+            &format!("uploads/alice/held{i}.mp4"),
+            Some(&open_id),
+            start + Duration::from_secs(i * 10),
+        )
+        .await;
+        let changes = Changes {
+            not_before: until.map(Into::into),
+            ..Changes::default()
+        };
+        jobs.push(
+            f.jobs
+                .transition(&job, JobStatus::Queued, changes, now().into())
+                .await
+                .unwrap(),
+        );
+    }
+    let ids = |list: Vec<Job>| list.into_iter().map(|j| j.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(f
+            .jobs
+            .releasable_for_account(&open_id, 5, now().into())
+            .await
+            .unwrap()),
+        vec![jobs[1].id.clone()],
+        "the held-until job is skipped"
+    );
+    assert_eq!(
+        ids(f.jobs.queued_for_account(&open_id, 5).await.unwrap()),
+        vec![jobs[0].id.clone(), jobs[1].id.clone()]
+    );
+    let later = held_until + Duration::from_secs(1);
+    assert_eq!(
+        ids(f
+            .jobs
+            .releasable_for_account(&open_id, 5, later.into())
+            .await
+            .unwrap()),
+        vec![jobs[0].id.clone(), jobs[1].id.clone()],
+        "oldest first once due"
+    );
+    assert_eq!(
+        ids(f
+            .jobs
+            .releasable_for_account(&open_id, 1, later.into())
+            .await
+            .unwrap()),
+        vec![jobs[0].id.clone()]
+    );
+    assert!(
+        f.jobs
+            .releasable_for_account(&open_id, 0, later.into())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// The init marker: set once, only on a claimed job TikTok does not know;
+/// cleared by a saved init or a recorded refusal; kept when the job is
+/// flagged stuck, where it tells the operator the init is in doubt.
+#[tokio::test]
+async fn the_init_marker_is_set_once_and_cleared_by_an_answer() {
+    let f = fixture().await;
+    let open_id = unique_name("open");
+    let job = claim_new(&f, "uploads/alice/marked.mp4", Some(&open_id), now()).await;
+    let marked = f.jobs.mark_init_started(&job, now().into()).await.unwrap();
+    assert!(marked.init_started_at.is_some());
+    assert!(raw_job(&f, &job).await.contains_key("init_started_at"));
+    assert!(matches!(
+        f.jobs.mark_init_started(&marked, now().into()).await,
+        Err(JobError::InitInDoubt { .. })
+    ));
+    // Flagged stuck: the marker stays, and the note can be replaced.
+    let stuck = f
+        .jobs
+        .transition(&marked, JobStatus::Stuck, Changes::default(), now().into())
+        .await
+        .unwrap();
+    assert!(stuck.init_started_at.is_some());
+    let note = LastError {
+        code: "init_unconfirmed".into(),
+        message: "look in the inbox".into(),
+    };
+    let noted = f
+        .jobs
+        .record_error(&stuck, &note, now().into())
+        .await
+        .unwrap();
+    assert_eq!(
+        (noted.status, noted.last_error.clone()),
+        (JobStatus::Stuck, Some(note.clone()))
+    );
+    assert!(matches!(
+        f.jobs.record_error(&marked, &note, now().into()).await,
+        Err(JobError::Conflict { .. })
+    ));
+    // An operator's restart clears it: a new init is allowed again.
+    let restarted = f
+        .jobs
+        .transition(&noted, JobStatus::Claimed, Changes::default(), now().into())
+        .await
+        .unwrap();
+    assert!(restarted.init_started_at.is_none());
+    let marked = f
+        .jobs
+        .mark_init_started(&restarted, now().into())
+        .await
+        .unwrap();
+    // A saved init clears it in the same write.
+    let saved = f
+        .jobs
+        .save_init(&marked.id, "v_inbox_file~v2.m", None, None, now().into())
+        .await
+        .unwrap();
+    assert!(saved.init_started_at.is_none());
+    assert!(!raw_job(&f, &saved).await.contains_key("init_started_at"));
+    assert!(matches!(
+        f.jobs.mark_init_started(&marked, now().into()).await,
+        Err(JobError::AlreadyInitialised { .. })
+    ));
+    // A recorded refusal clears it too.
+    let other = claim_new(&f, "uploads/alice/refused.mp4", Some(&open_id), now()).await;
+    let other = f
+        .jobs
+        .mark_init_started(&other, now().into())
+        .await
+        .unwrap();
+    let waiting = f
+        .jobs
+        .transition(
+            &other,
+            JobStatus::RetryWait,
+            Changes::default(),
+            now().into(),
+        )
+        .await
+        .unwrap();
+    assert!(waiting.init_started_at.is_none());
+}
+
+/// A stuck upload TikTok knows goes back to `uploading` with its URL and
+/// offset, so a redelivery resumes it; one TikTok does not know cannot.
+#[tokio::test]
+async fn a_stuck_upload_resumes_with_its_saved_url_and_offset() {
+    let f = fixture().await;
+    let open_id = unique_name("open");
+    let job = claim_new(&f, "uploads/alice/stuck.mp4", Some(&open_id), now()).await;
+    let plan = ChunkPlan::new(1_000, 10_000_000).unwrap();
+    let uploading = f
+        .jobs
+        .save_init(
+            &job.id,
+            "v_inbox_file~v2.stuck",
+            Some(&Secret::new(UPLOAD_URL)),
+            Some(&plan),
+            now().into(),
+        )
+        .await
+        .unwrap();
+    let stuck = f
+        .jobs
+        .transition(
+            &uploading,
+            JobStatus::Stuck,
+            Changes::default(),
+            now().into(),
+        )
+        .await
+        .unwrap();
+    let resumed = f
+        .jobs
+        .transition(
+            &stuck,
+            JobStatus::Uploading,
+            Changes::default(),
+            now().into(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resumed.status, JobStatus::Uploading);
+    assert_eq!(
+        resumed.upload_url.as_ref().map(Secret::expose),
+        Some(UPLOAD_URL)
+    );
+    assert_eq!(resumed.next_offset, uploading.next_offset);
+    f.jobs
+        .save_progress(&resumed.id, resumed.next_offset + 1, now().into())
+        .await
+        .unwrap();
+    let fresh = claim_new(&f, "uploads/alice/never.mp4", Some(&open_id), now()).await;
+    let fresh_stuck = f
+        .jobs
+        .transition(&fresh, JobStatus::Stuck, Changes::default(), now().into())
+        .await
+        .unwrap();
+    assert!(matches!(
+        f.jobs
+            .transition(
+                &fresh_stuck,
+                JobStatus::Uploading,
+                Changes::default(),
+                now().into()
+            )
+            .await,
+        Err(JobError::IllegalTransition { .. })
+    ));
+}

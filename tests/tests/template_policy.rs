@@ -588,6 +588,20 @@ fn service_rules(template: &Value, function: &str, statements: &[Statement]) -> 
                         s.origin
                     ));
                 }
+                if names(s) != BTreeSet::from(["UploadQueue".to_owned()]) {
+                    problems.push(format!(
+                        "{function} ({}): {a} only on UploadQueue, got {:?}",
+                        s.origin,
+                        names(s)
+                    ));
+                }
+            }
+            // It sets the visibility of messages to retry: on its queue.
+            let visibility = with_prefix("sqs:ChangeMessageVisibility");
+            if visibility.is_empty() {
+                problems.push(format!(
+                    "{function}: needs sqs:ChangeMessageVisibility on UploadQueue to bring retries back soon"
+                ));
             }
             // Object actions only under uploads/ (read) and media/ (read, write).
             for (s, a) in with_prefix("s3:") {
@@ -802,6 +816,76 @@ fn upload_queue_redrives_to_the_dead_letter_queue() {
     assert_eq!(
         resources(&template)["UploadDeadLetterQueue"]["Type"],
         "AWS::SQS::Queue"
+    );
+}
+
+/// A message the upload function dies with comes back after the queue's
+/// visibility timeout: after the function's timeout and its 16-minute job
+/// lease (or the job is still held), before the checker's 30-minute stuck
+/// mark and the upload URL's hour. Retries it asks for are set shorter, on
+/// the queue it is told about.
+#[test]
+fn upload_retries_come_back_in_time() {
+    let template = load_template();
+    let queue = &resources(&template)["UploadQueue"]["Properties"];
+    let visibility = queue["VisibilityTimeout"]
+        .as_i64()
+        .expect("VisibilityTimeout");
+    let function = &resources(&template)["S3UploadFunction"]["Properties"];
+    let timeout = function["Timeout"].as_i64().expect("Timeout");
+    let job_lease = 16 * 60;
+    assert!(
+        visibility > timeout && visibility > job_lease,
+        "visibility {visibility} s must outlast the timeout {timeout} s and the lease"
+    );
+    assert!(
+        visibility < 30 * 60,
+        "visibility {visibility} s: past the stuck mark"
+    );
+    // The slideshow's image wait spreads over five deliveries.
+    assert_eq!(queue["RedrivePolicy"]["maxReceiveCount"], 5);
+    let env = &function["Environment"]["Variables"];
+    assert!(is_ref_to(&env["UPLOAD_QUEUE_URL"], "UploadQueue"), "{env}");
+}
+
+#[test]
+fn the_upload_function_may_set_visibility_only_on_its_queue() {
+    let mut template = load_template();
+    assert!(policy_violations(&template).is_empty());
+    let statements = template["Resources"]["S3UploadRole"]["Properties"]["Policies"][0]
+        ["PolicyDocument"]["Statement"]
+        .as_array_mut()
+        .expect("statements");
+    let events = statements
+        .iter_mut()
+        .find(|s| s["Sid"] == "UploadEvents")
+        .expect("the UploadEvents statement");
+    events["Resource"] = json!({"Fn::GetAtt": ["UploadDeadLetterQueue", "Arn"]});
+    let problems = policy_violations(&template);
+    assert!(
+        problems.iter().any(|p| p.contains("only on UploadQueue")),
+        "{problems:?}"
+    );
+    let mut template = load_template();
+    let statements = template["Resources"]["S3UploadRole"]["Properties"]["Policies"][0]
+        ["PolicyDocument"]["Statement"]
+        .as_array_mut()
+        .expect("statements");
+    let events = statements
+        .iter_mut()
+        .find(|s| s["Sid"] == "UploadEvents")
+        .expect("the UploadEvents statement");
+    events["Action"] = json!([
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes"
+    ]);
+    let problems = policy_violations(&template);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("sqs:ChangeMessageVisibility")),
+        "{problems:?}"
     );
 }
 

@@ -40,6 +40,15 @@ pub struct UploadConfig {
     pub direct_post_enabled: bool,
 }
 
+/// `UPLOAD_QUEUE_URL`: the queue whose messages the function sets back to
+/// visible soon when their upload should be retried. Unset (or empty):
+/// derived from each message's `eventSourceARN`.
+pub fn upload_queue_url(lookup: impl Fn(&str) -> Option<String>) -> Option<String> {
+    lookup("UPLOAD_QUEUE_URL")
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
 impl UploadConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())

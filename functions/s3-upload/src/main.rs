@@ -4,19 +4,22 @@
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use s3_upload::config::UploadConfig;
 use s3_upload::service::UploadService;
-use shared::aws::AwsClients;
+use shared::aws::{AwsClients, load_config};
 use shared::tokens::Clock;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let aws = AwsClients::from_env().await;
+    let sdk = load_config().await;
+    let aws = AwsClients::from_config(&sdk);
     let config = UploadConfig::from_env().inspect_err(|err| {
         tracing::error!(error = %err, "s3-upload cannot start");
     })?;
+    let queue_url = s3_upload::config::upload_queue_url(|name| std::env::var(name).ok());
     let service = UploadService::new(config, &aws, Clock::system())
         .await
-        .inspect_err(|err| tracing::error!(error = %err, "s3-upload cannot start"))?;
+        .inspect_err(|err| tracing::error!(error = %err, "s3-upload cannot start"))?
+        .with_redelivery(aws_sdk_sqs::Client::new(&sdk), queue_url);
     let service = &service;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<serde_json::Value>| async move {

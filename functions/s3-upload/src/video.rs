@@ -7,13 +7,13 @@ use shared::caption::{VIDEO_TITLE_MAX, trim_to_utf16};
 use shared::jobs::{Changes, Job, JobKind, JobStatus, Jobs, PostTarget};
 use shared::media::detect::{DETECT_PREFIX_LEN, VideoKind, check_video};
 use shared::storage::S3Object;
-use shared::tiktok::upload::{ChunkSource as _, UploadProgress, VideoContentType};
+use shared::tiktok::upload::{ChunkSource as _, UploadError, UploadProgress, VideoContentType};
 use shared::tiktok::{ChunkPlan, DirectPostInfo, PrivacyLevel, VideoSource};
 use shared::tokens::Clock;
 
 use crate::config::VideoTransfer;
 use crate::events::ObjectRef;
-use crate::forwarder::{Forwarder, Outcome, Retry, retry};
+use crate::forwarder::{Forwarder, JobSpec, Opened, Outcome, Retry, retry};
 
 struct SaveOffset<'a> {
     jobs: &'a Jobs,
@@ -34,47 +34,93 @@ impl UploadProgress for SaveOffset<'_> {
     }
 }
 
+/// Why a video is not sent, as recorded on its job.
+struct Refusal {
+    code: &'static str,
+    message: String,
+}
+
 impl Forwarder {
     pub async fn forward_video(&self, object: &ObjectRef, alias: &str) -> Result<Outcome, Retry> {
-        let Some(source) = self.open(object).await? else {
-            return Ok(Outcome::AlreadyHandled {
-                job_id: String::new(),
-                status: JobStatus::Cancelled,
-            });
+        let source = match self.open(object).await? {
+            Opened::Found(source) => source,
+            Opened::Gone(reason) => {
+                let spec = JobSpec {
+                    alias,
+                    kind: JobKind::Video,
+                    post: PostTarget::Draft,
+                    caption: None,
+                };
+                return self.source_gone(object, spec, reason).await;
+            }
         };
         let caption = self.caption(&source).await;
         // A refused request still gets a job (as a draft) so that the refusal
         // is recorded where the operator looks.
         let requested = requested_post(source.metadata(), self.direct_post_enabled);
-        let post = requested.clone().unwrap_or(PostTarget::Draft);
-        let job = match self
-            .claim(&source, alias, JobKind::Video, post, caption)
-            .await?
-        {
-            Ok(job) => job,
-            Err(outcome) => return Ok(outcome),
+        let spec = JobSpec {
+            alias,
+            kind: JobKind::Video,
+            post: requested.clone().unwrap_or(PostTarget::Draft),
+            caption,
         };
-        let (job, lease) = match self.lease(&job).await? {
-            Ok(held) => held,
-            Err(outcome) => return Ok(outcome),
-        };
-        let result = match (&requested, job.status) {
-            (Err(message), JobStatus::Claimed) => {
-                self.fail(&job, "direct_post_refused", message.clone())
-                    .await
-            }
-            // Pulled by TikTok: there is nothing of ours left to send.
-            (_, JobStatus::Uploading) if job.upload_url.is_none() && job.chunk_plan.is_none() => {
-                self.handed_over(job).await
-            }
-            (_, JobStatus::Uploading) => self.send(job, &source, None).await,
-            _ => self.start_video(job, &source).await,
-        };
-        self.release(lease).await;
-        result
+        self.forward(&source, spec, |job| {
+            self.video_job(job, &source, &requested)
+        })
+        .await
     }
 
-    async fn start_video(&self, job: Job, source: &S3Object) -> Result<Outcome, Retry> {
+    /// Picks up the job from what it saved: a new upload, a resume, a
+    /// handover, or an init in doubt kept for the operator.
+    async fn video_job(
+        &self,
+        job: Job,
+        source: &S3Object,
+        requested: &Result<PostTarget, String>,
+    ) -> Result<Outcome, Retry> {
+        if job.publish_id.is_none() && job.init_started_at.is_some() {
+            return self
+                .flag_init_unconfirmed(&job, "an earlier invocation sent it and stopped".into())
+                .await;
+        }
+        let pulled = job.upload_url.is_none() && job.chunk_plan.is_none();
+        match (job.status, job.publish_id.is_some()) {
+            (JobStatus::Stuck, false) => {
+                let job = self.restart_stuck(job).await?;
+                self.start_video(job, source, requested).await
+            }
+            // Pulled by TikTok: there is nothing of ours left to send.
+            (_, true) if pulled => self.handed_over(job).await,
+            (JobStatus::Stuck, true) => {
+                tracing::info!(job_id = %job.id, next_offset = job.next_offset, "resuming a stuck upload");
+                let job = self
+                    .jobs
+                    .transition(
+                        &job,
+                        JobStatus::Uploading,
+                        Changes::default(),
+                        self.clock.now(),
+                    )
+                    .await
+                    .map_err(|e| retry("resume the stuck upload", e))?;
+                self.send(job, source, None).await
+            }
+            (_, true) => self.send(job, source, None).await,
+            (_, false) => self.start_video(job, source, requested).await,
+        }
+    }
+
+    async fn start_video(
+        &self,
+        job: Job,
+        source: &S3Object,
+        requested: &Result<PostTarget, String>,
+    ) -> Result<Outcome, Retry> {
+        if let Err(message) = requested {
+            return self
+                .fail(&job, "direct_post_refused", message.clone())
+                .await;
+        }
         let (job, account) = match self.account(job).await? {
             Ok(found) => found,
             Err(outcome) => return Ok(outcome),
@@ -82,7 +128,7 @@ impl Forwarder {
         // The bytes, not the name, say what the file is.
         let kind = match video_kind(source).await? {
             Ok(kind) => kind,
-            Err(err) => return self.fail(&job, "unsupported_media", err).await,
+            Err(refusal) => return self.fail(&job, refusal.code, refusal.message).await,
         };
         if let Err(outcome) = self.slot(&job).await? {
             return Ok(outcome);
@@ -101,12 +147,8 @@ impl Forwarder {
                 video_url: self.offer_copy(&job, source, kind).await?,
             },
         };
-        let init = match job.post {
-            PostTarget::Draft => {
-                self.tiktok
-                    .init_inbox_video(&token.access_token, &video_source)
-                    .await
-            }
+        let direct = match job.post {
+            PostTarget::Draft => None,
             PostTarget::Direct { privacy_level } => {
                 if !token.scopes.iter().any(|s| s == "video.publish") {
                     return self
@@ -118,7 +160,7 @@ impl Forwarder {
                         .await;
                 }
                 // The audit rules: the level must be one TikTok offers this
-                // creator now.
+                // creator now. A read, so it comes before the init marker.
                 let info = match self.tiktok.creator_info(&token.access_token).await {
                     Ok(info) => info,
                     Err(err) => return self.init_refused(&job, &err).await,
@@ -138,52 +180,37 @@ impl Forwarder {
                 }
                 let mut post_info = DirectPostInfo::new(privacy_level);
                 post_info.title = job.caption.clone();
-                self.tiktok
-                    .init_direct_video(&token.access_token, &post_info, &video_source)
-                    .await
+                Some(post_info)
             }
         };
-        let init = match init {
-            Ok(init) => init,
-            Err(err) => return self.init_refused(&job, &err).await,
-        };
         let file_upload = matches!(video_source, VideoSource::FileUpload(_));
-        let job = self
-            .jobs
-            .save_init(
-                &job.id,
-                &init.publish_id,
-                init.upload_url.as_ref().filter(|_| file_upload),
-                file_upload.then_some(&plan),
-                self.clock.now(),
-            )
-            .await
-            .map_err(|e| retry("save the publish id", e))?;
+        let init = || async {
+            match &direct {
+                None => {
+                    self.tiktok
+                        .init_inbox_video(&token.access_token, &video_source)
+                        .await
+                }
+                Some(post_info) => {
+                    self.tiktok
+                        .init_direct_video(&token.access_token, post_info, &video_source)
+                        .await
+                }
+            }
+        };
+        let job = match self
+            .init_once(job, file_upload.then_some(&plan), init)
+            .await?
+        {
+            Ok((job, _)) => job,
+            Err(outcome) => return Ok(outcome),
+        };
         if !file_upload {
-            tracing::info!(job_id = %job.id, publish_id = %init.publish_id, "TikTok is pulling the video");
+            tracing::info!(job_id = %job.id, publish_id = job.publish_id.as_deref(), "TikTok is pulling the video");
             return self.handed_over(job).await;
         }
-        tracing::info!(job_id = %job.id, publish_id = %init.publish_id, chunks = plan.total_chunk_count, "upload started");
+        tracing::info!(job_id = %job.id, publish_id = job.publish_id.as_deref(), chunks = plan.total_chunk_count, "upload started");
         self.send(job, source, Some(kind)).await
-    }
-
-    /// TikTok has the media (every byte sent, or the URL to pull): the job
-    /// is `processing` and the checker follows the rest.
-    async fn handed_over(&self, job: Job) -> Result<Outcome, Retry> {
-        let publish_id = job.publish_id.clone().unwrap_or_default();
-        self.jobs
-            .transition(
-                &job,
-                JobStatus::Processing,
-                Changes::default(),
-                self.clock.now(),
-            )
-            .await
-            .map_err(|e| retry("record the handover", e))?;
-        Ok(Outcome::Uploaded {
-            job_id: job.id.to_string(),
-            publish_id,
-        })
     }
 
     /// Copies the video under `media/` (server-side, so no byte passes
@@ -201,13 +228,8 @@ impl Forwarder {
                 "PULL_FROM_URL needs MEDIA_BASE_URL",
             ));
         };
-        let extension = match kind {
-            VideoKind::Mp4 => "mp4",
-            VideoKind::Mov => "mov",
-            VideoKind::WebM => "webm",
-        };
         // The job id is a hash of the upload; the same name on a retry.
-        let key = format!("media/videos/{}.{extension}", job.id);
+        let key = format!("media/videos/{}.{}", job.id, extension(kind));
         let mut copy_source = format!(
             "{}/{}",
             source.bucket(),
@@ -216,19 +238,24 @@ impl Forwarder {
         if let Some(version) = source.version_id() {
             copy_source.push_str(&format!("?versionId={version}"));
         }
-        self.s3
+        let mut copy = self
+            .s3
             .copy_object()
             .bucket(source.bucket())
             .key(&key)
-            .copy_source(copy_source)
-            .send()
-            .await
-            .map_err(|e| {
-                retry(
-                    "copy the video under media/",
-                    shared::aws::describe_sdk_error(&e),
-                )
-            })?;
+            .copy_source(copy_source);
+        if source.version_id().is_none()
+            && let Some(tag) = source.e_tag()
+        {
+            // Unversioned: copy only the bytes that were checked.
+            copy = copy.copy_source_if_match(tag);
+        }
+        copy.send().await.map_err(|e| {
+            retry(
+                "copy the video under media/",
+                shared::aws::describe_sdk_error(&e),
+            )
+        })?;
         self.media_url(&urls, source.bucket(), &key).await
     }
 
@@ -254,13 +281,8 @@ impl Forwarder {
             Some(kind) => kind,
             None => match video_kind(source).await? {
                 Ok(kind) => kind,
-                Err(err) => return self.fail(&job, "unsupported_media", err).await,
+                Err(refusal) => return self.fail(&job, refusal.code, refusal.message).await,
             },
-        };
-        let content_type = match kind {
-            VideoKind::Mov => VideoContentType::Mov,
-            VideoKind::WebM => VideoContentType::WebM,
-            VideoKind::Mp4 => VideoContentType::Mp4,
         };
         let mut progress = SaveOffset {
             jobs: &self.jobs,
@@ -272,7 +294,7 @@ impl Forwarder {
             .upload(
                 url.expose(),
                 &plan,
-                content_type,
+                content_type(kind),
                 source,
                 job.next_offset,
                 &mut progress,
@@ -285,13 +307,16 @@ impl Forwarder {
             }
             Err(err) if err.is_retryable() => Err(retry("send the chunks", err)),
             Err(err) => {
-                // An expired URL or a refusal: this upload cannot go on.
-                let code = if err.needs_new_upload() {
-                    "upload_url_expired"
-                } else {
-                    "upload_rejected"
+                let code = upload_error_code(&err);
+                let message = match code {
+                    "source_unreadable" => format!(
+                        "s3://{}/{} could not be read any more: {err}; upload the file again",
+                        source.bucket(),
+                        source.key()
+                    ),
+                    _ => err.to_string(),
                 };
-                self.fail(&job, code, err.to_string()).await
+                self.fail(&job, code, message).await
             }
         }
     }
@@ -375,16 +400,81 @@ pub fn requested_post(
 }
 
 /// What the object's first bytes say it is, or why it is not a video TikTok
-/// takes. The outer error is a read failure worth a retry.
-async fn video_kind(source: &S3Object) -> Result<Result<VideoKind, String>, Retry> {
+/// takes (or can no longer be read). The outer error is a read failure
+/// worth a retry.
+async fn video_kind(source: &S3Object) -> Result<Result<VideoKind, Refusal>, Retry> {
     let prefix_len = source.size().min(DETECT_PREFIX_LEN as u64);
     let prefix = if prefix_len == 0 {
         bytes::Bytes::new()
     } else {
-        source
-            .read_range(0, prefix_len)
-            .await
-            .map_err(|e| retry("read the file's first bytes", e))?
+        match source.read_range(0, prefix_len).await {
+            Ok(prefix) => prefix,
+            Err(err) if err.is_retryable() => {
+                return Err(retry("read the file's first bytes", err));
+            }
+            Err(err) => {
+                return Ok(Err(Refusal {
+                    code: "source_unreadable",
+                    message: format!(
+                        "s3://{}/{} could not be read: {err}; upload the file again",
+                        source.bucket(),
+                        source.key()
+                    ),
+                }));
+            }
+        }
     };
-    Ok(check_video(&prefix, source.size()).map_err(|e| e.to_string()))
+    Ok(check_video(&prefix, source.size()).map_err(|e| Refusal {
+        code: "unsupported_media",
+        message: e.to_string(),
+    }))
+}
+
+/// What an upload that cannot go on records: the S3 side failing is not
+/// TikTok refusing the bytes.
+fn upload_error_code(err: &UploadError) -> &'static str {
+    match err {
+        UploadError::Source { .. } => "source_unreadable",
+        e if e.needs_new_upload() => "upload_url_expired",
+        UploadError::Rejected { .. } | UploadError::Protocol { .. } => "upload_rejected",
+        _ => "upload_failed",
+    }
+}
+
+/// The one mapping from what the bytes are to what TikTok is told.
+fn content_type(kind: VideoKind) -> VideoContentType {
+    match kind {
+        VideoKind::Mp4 => VideoContentType::Mp4,
+        VideoKind::Mov => VideoContentType::Mov,
+        VideoKind::WebM => VideoContentType::WebM,
+    }
+}
+
+/// The file extension of the copy under `media/`: the one
+/// [`VideoContentType::from_extension`] reads as the video's type.
+fn extension(kind: VideoKind) -> &'static str {
+    const EXTENSIONS: [&str; 3] = ["mp4", "mov", "webm"];
+    let wanted = content_type(kind);
+    EXTENSIONS
+        .into_iter()
+        .find(|ext| VideoContentType::from_extension(ext) == Some(wanted))
+        .unwrap_or("mp4")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_has_one_content_type_and_a_matching_extension() {
+        for kind in [VideoKind::Mp4, VideoKind::Mov, VideoKind::WebM] {
+            assert_eq!(
+                VideoContentType::from_extension(extension(kind)),
+                Some(content_type(kind)),
+                "{kind}"
+            );
+        }
+        assert_eq!(content_type(VideoKind::Mov).as_str(), "video/quicktime");
+        assert_eq!(extension(VideoKind::WebM), "webm");
+    }
 }

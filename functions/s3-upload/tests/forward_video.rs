@@ -8,7 +8,9 @@ use s3_upload::forwarder::Outcome;
 use s3_upload::service::UploadService;
 use shared::accounts::Accounts;
 use shared::aws::AwsClients;
-use shared::jobs::{JobId, JobStatus, Jobs, ObjectVersion};
+use shared::jobs::{
+    Changes, JobId, JobKind, JobStatus, Jobs, LastError, NewJob, ObjectVersion, PostTarget, Upload,
+};
 use shared::tiktok::Endpoints;
 use shared::tiktok::upload::RetryPolicy;
 use shared::tokens::{Clock, TokenManager};
@@ -20,6 +22,7 @@ use tiktok_drafts_tests::{
 struct Env {
     sim: TestSim,
     aws: AwsClients,
+    sqs: aws_sdk_sqs::Client,
     service: UploadService,
     bucket: String,
     table: String,
@@ -38,6 +41,10 @@ struct Options {
     media: bool,
     pull_videos: bool,
     direct_post: bool,
+    /// How long a slideshow waits for a missing image (0: not at all).
+    image_grace_secs: u64,
+    /// Retried messages visible again at once, so a test can receive them.
+    redelivery_immediate: bool,
 }
 
 async fn env_with(media: bool) -> Env {
@@ -52,7 +59,9 @@ async fn env_with(media: bool) -> Env {
 /// simulator treats as the verified prefix.
 async fn env_opts(options: Options) -> Env {
     let media = options.media;
-    let aws = AwsClients::from_config(&local_aws().await);
+    let sdk = local_aws().await;
+    let aws = AwsClients::from_config(&sdk);
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
     let bucket = unique_name("uploads");
     let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap();
     // Presigned URLs of the bucket on moto start with this prefix.
@@ -89,7 +98,7 @@ async fn env_opts(options: Options) -> Env {
         default_account: None,
         chunk_size: 10_000_000,
         media_urls: media.then_some(s3_upload::config::MediaUrls::Presigned),
-        image_grace: std::time::Duration::from_secs(0),
+        image_grace: std::time::Duration::from_secs(options.image_grace_secs),
         convert_threads: 2,
         endpoints: Endpoints::for_base_url(sim.base_url()).unwrap(),
         video_transfer: if options.pull_videos {
@@ -99,13 +108,21 @@ async fn env_opts(options: Options) -> Env {
         },
         direct_post_enabled: options.direct_post,
     };
+    // No queue URL: the one each message's eventSourceARN names.
     let service = UploadService::new(config, &aws, Clock::system())
         .await
         .unwrap()
+        .with_redelivery(sqs.clone(), None)
+        .with_redelivery_delay(if options.redelivery_immediate {
+            s3_upload::service::RedeliveryDelay::immediate()
+        } else {
+            s3_upload::service::RedeliveryDelay::default()
+        })
         .with_upload_retry(RetryPolicy::immediate(2));
     Env {
         sim,
         aws,
+        sqs,
         service,
         bucket,
         table,
@@ -305,11 +322,26 @@ async fn bad_inputs_fail_clearly_and_leave_the_object_alone() {
             "empty",
         ),
         ("uploads/alice/picture.mp4", png, "unsupported_media", "PNG"),
+        // A valid ftyp box whose size claims more than the whole file.
         (
             "uploads/alice/truncated.mp4",
-            vec![0, 0, 0, 0x18, b'f', b't'],
+            [
+                &[0, 0, 0, 0x20][..],
+                b"ftyp",
+                b"isom",
+                &[0, 0, 2, 0],
+                b"isom",
+            ]
+            .concat(),
             "unsupported_media",
-            "",
+            "the ftyp box claims 32 bytes but the whole file is 20 bytes",
+        ),
+        // An ftyp box cut off before its major brand.
+        (
+            "uploads/alice/cut short.mp4",
+            [&[0, 0, 0, 0x18][..], b"ftyp", b"is"].concat(),
+            "unsupported_media",
+            "header is broken: only 10 bytes",
         ),
         (
             "uploads/nobody/clip.mp4",
@@ -645,6 +677,7 @@ async fn with_a_verified_prefix_tiktok_pulls_a_copy_under_media() {
         media: true,
         pull_videos: true,
         direct_post: false,
+        ..Options::default()
     })
     .await;
     let video = fake_mp4(2_000_000, 50);
@@ -800,4 +833,535 @@ async fn a_direct_post_needs_the_deployment_setting_and_an_offered_privacy_level
             .unwrap(),
         0
     );
+}
+
+// ---------------------------------------------------------------------------
+// Redeliveries, retries and what the job records (the upload lifecycle).
+// ---------------------------------------------------------------------------
+
+impl Env {
+    fn jobs(&self) -> Jobs {
+        Jobs::new(self.aws.dynamodb.clone(), &self.table)
+    }
+
+    /// The job of exactly the version `object` names (by its ETag).
+    async fn job_of(&self, object: &ObjectRef) -> Option<shared::jobs::Job> {
+        let id = JobId::for_upload(
+            &object.bucket,
+            &object.key,
+            &ObjectVersion::etag(object.e_tag.as_deref().unwrap_or_default()),
+        );
+        self.jobs().get(&id).await.unwrap()
+    }
+
+    /// The job the handler would claim for `object`, made by hand up to
+    /// `claimed` with its account resolved, as a crashed invocation leaves it.
+    async fn claimed_job(&self, object: &ObjectRef, kind: JobKind) -> shared::jobs::Job {
+        let head = self
+            .aws
+            .s3
+            .head_object()
+            .bucket(&object.bucket)
+            .key(&object.key)
+            .send()
+            .await
+            .unwrap();
+        let new = NewJob {
+            upload: Upload {
+                bucket: object.bucket.clone(),
+                key: object.key.clone(),
+                version: ObjectVersion::etag(head.e_tag().unwrap()),
+                size: head.content_length().unwrap() as u64,
+            },
+            alias: Some("alice".into()),
+            open_id: None,
+            kind,
+            post: PostTarget::Draft,
+            caption: None,
+        };
+        let job = self
+            .jobs()
+            .claim(new, Clock::system().now())
+            .await
+            .unwrap()
+            .job()
+            .clone();
+        self.jobs()
+            .set_account(&job, OPEN_ID, Clock::system().now())
+            .await
+            .unwrap()
+    }
+
+    /// Flags the job `stuck` as the checker does after 30 quiet minutes.
+    async fn flag_stuck(&self, job: &shared::jobs::Job) {
+        let changes = Changes {
+            last_error: Some(LastError {
+                code: "stuck".into(),
+                message: "no progress for 30 minutes".into(),
+            }),
+            ..Changes::default()
+        };
+        self.jobs()
+            .transition(job, JobStatus::Stuck, changes, Clock::system().now())
+            .await
+            .unwrap();
+    }
+
+    async fn photo_inits(&self) -> usize {
+        self.sim
+            .requests("/v2/post/publish/content/init/")
+            .await
+            .len()
+    }
+}
+
+fn flagged(outcome: Option<Outcome>) -> (String, String) {
+    match outcome {
+        Some(Outcome::Flagged { code, message, .. }) => (code, message),
+        other => panic!("expected the job flagged, got {other:?}"),
+    }
+}
+
+/// S3's notification for `object` (form-encoded key, bare ETag).
+fn s3_notification(object: &ObjectRef, size: usize) -> String {
+    let key: String = object
+        .key
+        .split('/')
+        .map(|part| url::form_urlencoded::byte_serialize(part.as_bytes()).collect::<String>())
+        .collect::<Vec<_>>()
+        .join("/");
+    serde_json::json!({"Records": [{
+        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+        "eventTime": "2026-11-22T01:00:00.000Z", "eventName": "ObjectCreated:Put",
+        "userIdentity": {"principalId": "AWS:EXAMPLE"},
+        "requestParameters": {"sourceIPAddress": "203.0.113.10"},
+        "responseElements": {},
+        "s3": {"s3SchemaVersion": "1.0", "configurationId": "uploads",
+               "bucket": {"name": object.bucket, "ownerIdentity": {"principalId": "EXAMPLE"}, "arn": format!("arn:aws:s3:::{}", object.bucket)},
+               "object": {"key": key, "size": size,
+                          "eTag": object.e_tag.as_deref().unwrap_or_default().trim_matches('"'),
+                          "sequencer": "0A"}}}]})
+    .to_string()
+}
+
+/// A retry goes back on the queue for a short while, not for the queue's
+/// visibility timeout (here 5400 s, as the template once had): with the
+/// delay set to nothing, moto's SQS hands the message out again at once
+/// (the default delays are checked in the service's unit tests).
+#[tokio::test]
+async fn a_retry_sets_a_short_visibility_on_its_message() {
+    let env = env_opts(Options {
+        redelivery_immediate: true,
+        ..Options::default()
+    })
+    .await;
+    let video = fake_mp4(1000, 70);
+    let object = env
+        .put("uploads/alice/retry soon.mp4", video.clone(), None)
+        .await;
+    let queue_name = unique_name("uploads-queue");
+    let queue_url = env
+        .sqs
+        .create_queue()
+        .queue_name(&queue_name)
+        .attributes(
+            aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
+            "5400",
+        )
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let arn = env
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+        .clone();
+    env.sqs
+        .send_message()
+        .queue_url(&queue_url)
+        .message_body(s3_notification(&object, video.len()))
+        .send()
+        .await
+        .unwrap();
+    let received = env
+        .sqs
+        .receive_message()
+        .queue_url(&queue_url)
+        .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+        .send()
+        .await
+        .unwrap();
+    let message = &received.messages()[0];
+    let message_id = message.message_id().unwrap().to_owned();
+    let receive_count = message
+        .attributes()
+        .and_then(|a| {
+            a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount)
+        })
+        .cloned()
+        .unwrap();
+    let batch = serde_json::json!({"Records": [{
+        "messageId": message_id, "receiptHandle": message.receipt_handle().unwrap(),
+        "body": message.body().unwrap(),
+        "attributes": {"ApproximateReceiveCount": receive_count},
+        "messageAttributes": {}, "md5OfBody": "",
+        "eventSource": "aws:sqs", "eventSourceARN": arn, "awsRegion": "us-east-1"}]});
+    // Every chunk PUT fails for now: a passing error, to be retried.
+    env.sim
+        .fault(
+            serde_json::json!({"method": "PUT", "path_prefix": "/upload/", "times": 10,
+            "action": {"type": "status", "status": 503}}),
+        )
+        .await;
+    let response = env.service.handle_event(batch).await.unwrap();
+    assert_eq!(response.batch_item_failures.len(), 1);
+    assert_eq!(env.job(&object).await.status, JobStatus::Uploading);
+
+    let again = env
+        .sqs
+        .receive_message()
+        .queue_url(&queue_url)
+        .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+        .send()
+        .await
+        .unwrap();
+    let back = again
+        .messages()
+        .first()
+        .expect("the message is visible again, not after 5400 s");
+    assert_eq!(back.message_id(), Some(message_id.as_str()));
+    let receives = back
+        .attributes()
+        .and_then(|a| {
+            a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount)
+        })
+        .and_then(|n| n.parse::<u32>().ok());
+    assert_eq!(receives, receive_count.parse::<u32>().ok().map(|n| n + 1));
+}
+
+/// The checker flags an upload that made no progress for 30 minutes
+/// `stuck`; the message's next delivery resumes it from the saved offset.
+#[tokio::test]
+async fn a_redelivery_resumes_an_upload_flagged_stuck() {
+    let env = env().await;
+    let video = fake_mp4(50_000_000 + 64_000_000, 71);
+    let object = env
+        .put("uploads/alice/stuck.mp4", video.clone(), None)
+        .await;
+    env.sim
+        .fault(
+            serde_json::json!({"method": "PUT", "path_prefix": "/upload/", "skip": 2, "times": 2,
+            "action": {"type": "reset"}}),
+        )
+        .await;
+    assert!(env.service.handle_object(&object).await.is_err());
+    let job = env.job(&object).await;
+    assert_eq!(
+        (job.status, job.next_offset),
+        (JobStatus::Uploading, 20_000_000)
+    );
+    env.flag_stuck(&job).await;
+
+    let publish_id = uploaded(env.service.handle_object(&object).await.unwrap());
+    assert_eq!(env.inits().await, 1, "resumed, not initialised again");
+    assert_eq!(
+        env.sim.publish(&publish_id).await["sha256"],
+        sha256_hex(&video)
+    );
+    assert_eq!(env.job(&object).await.status, JobStatus::Processing);
+}
+
+/// A manifest that arrives before its images comes back (soon) until they
+/// are there, even after the checker flagged its quiet job `stuck`.
+#[tokio::test]
+async fn a_slideshow_waiting_for_its_images_proceeds_when_they_arrive() {
+    let env = env_opts(Options {
+        media: true,
+        image_grace_secs: 900,
+        ..Options::default()
+    })
+    .await;
+    let object = env
+        .put(
+            "uploads/alice/early/slideshow.json",
+            manifest(&["1.png", "2.png"], "Early", None),
+            None,
+        )
+        .await;
+    let err = env.service.handle_object(&object).await.unwrap_err();
+    let wait = err
+        .after
+        .expect("a waiting slideshow says when to come back");
+    assert_eq!(
+        wait,
+        s3_upload::slideshow::image_wait(
+            std::time::Duration::from_secs(900),
+            std::time::Duration::ZERO
+        )
+    );
+    let job = env.job(&object).await;
+    assert_eq!(job.status, JobStatus::Claimed);
+    env.flag_stuck(&job).await;
+    for name in ["1.png", "2.png"] {
+        env.put(
+            &format!("uploads/alice/early/{name}"),
+            test_image(40, 40, image::ImageFormat::Png),
+            None,
+        )
+        .await;
+    }
+    let publish_id = uploaded(env.service.handle_object(&object).await.unwrap());
+    assert_eq!(
+        pulled(&env, &publish_id).await["status"],
+        "SEND_TO_USER_INBOX"
+    );
+    assert_eq!(env.photo_inits().await, 1);
+}
+
+/// A slideshow whose init was saved but which never moved on (a crash
+/// before `processing`, in `uploading` or flagged `stuck`) is handed over
+/// with its publish_id, never offered to TikTok again.
+#[tokio::test]
+async fn a_slideshow_with_a_publish_id_is_never_initialised_again() {
+    let env = env_with(true).await;
+    for (folder, stuck) in [("once", false), ("once-stuck", true)] {
+        let object = env
+            .put(
+                &format!("uploads/alice/{folder}/slideshow.json"),
+                manifest(&["1.png"], "Once", None),
+                None,
+            )
+            .await;
+        let job = env.claimed_job(&object, JobKind::Slideshow).await;
+        let job = env
+            .jobs()
+            .mark_init_started(&job, Clock::system().now())
+            .await
+            .unwrap();
+        let saved_id = format!("p_pub_url~v2.{folder}");
+        let job = env
+            .jobs()
+            .save_init(&job.id, &saved_id, None, None, Clock::system().now())
+            .await
+            .unwrap();
+        assert_eq!(job.status, JobStatus::Uploading);
+        if stuck {
+            env.flag_stuck(&job).await;
+        }
+        let publish_id = uploaded(env.service.handle_object(&object).await.unwrap());
+        assert_eq!(publish_id, saved_id, "{folder}");
+        assert_eq!(env.job(&object).await.status, JobStatus::Processing);
+    }
+    assert_eq!(env.photo_inits().await, 0, "no second init");
+}
+
+/// An init that ended without a clear answer may have created a draft:
+/// the job is flagged for the operator and never initialised again by
+/// itself, however often the message comes back.
+#[tokio::test]
+async fn an_init_without_a_clear_answer_is_flagged_not_repeated() {
+    let env = env().await;
+    let cases = [
+        // The connection drops after TikTok got the request.
+        ("dropped", serde_json::json!({"type": "reset"})),
+        // A gateway's 502 without TikTok's error body.
+        (
+            "gateway",
+            serde_json::json!({"type": "status", "status": 502}),
+        ),
+    ];
+    for (i, (name, action)) in cases.into_iter().enumerate() {
+        let object = env
+            .put(
+                &format!("uploads/alice/{name}.mp4"),
+                fake_mp4(1000, 80 + i as u64),
+                None,
+            )
+            .await;
+        env.sim
+            .fault(serde_json::json!({"method": "POST", "path_prefix": "/v2/post/publish/inbox/video/init/",
+                "times": 1, "action": action}))
+            .await;
+        let (code, message) = flagged(env.service.handle_object(&object).await.unwrap());
+        assert_eq!(code, "init_unconfirmed", "{name}");
+        assert!(
+            message.contains("inbox") && message.contains(&object.key),
+            "{message}"
+        );
+        let sent = env.inits().await;
+        for _ in 0..2 {
+            let (code, _) = flagged(env.service.handle_object(&object).await.unwrap());
+            assert_eq!(code, "init_unconfirmed");
+        }
+        assert_eq!(env.inits().await, sent, "{name}: no second init");
+        let job = env.job(&object).await;
+        assert_eq!(job.status, JobStatus::Stuck, "{name}");
+        assert_eq!(job.last_error.unwrap().code, "init_unconfirmed");
+        assert!(job.publish_id.is_none() && job.init_started_at.is_some());
+    }
+}
+
+/// A crash between init and saving its answer leaves the job marked as
+/// initialising without a publish_id: the next delivery flags it instead of
+/// initialising again.
+#[tokio::test]
+async fn a_crash_between_init_and_save_is_flagged_on_redelivery() {
+    let env = env().await;
+    let object = env
+        .put("uploads/alice/crashed.mp4", fake_mp4(1000, 90), None)
+        .await;
+    let job = env.claimed_job(&object, JobKind::Video).await;
+    env.jobs()
+        .mark_init_started(&job, Clock::system().now())
+        .await
+        .unwrap();
+    let (code, message) = flagged(env.service.handle_object(&object).await.unwrap());
+    assert_eq!(code, "init_unconfirmed");
+    assert!(message.contains("inbox"), "{message}");
+    assert_eq!(env.inits().await, 0, "no init after the crash");
+    // Flagged stuck: the next delivery keeps it flagged.
+    let (code, _) = flagged(env.service.handle_object(&object).await.unwrap());
+    assert_eq!(code, "init_unconfirmed");
+    assert_eq!(env.inits().await, 0);
+    assert_eq!(env.job(&object).await.status, JobStatus::Stuck);
+}
+
+/// A clear refusal keeps the usual path and says so: a 500 with TikTok's
+/// error body waits in `retry_wait`, reported as a scheduled retry.
+#[tokio::test]
+async fn a_clear_passing_refusal_is_a_scheduled_retry() {
+    let env = env().await;
+    let object = env
+        .put("uploads/alice/refused.mp4", fake_mp4(1000, 91), None)
+        .await;
+    env.sim
+        .fault(serde_json::json!({"method": "POST", "path_prefix": "/v2/post/publish/inbox/video/init/",
+            "times": 1, "action": {"type": "status", "status": 500, "error_code": "internal_error"}}))
+        .await;
+    match env.service.handle_object(&object).await.unwrap() {
+        Some(Outcome::RetryScheduled { code, .. }) => assert_eq!(code, "internal_error"),
+        other => panic!("expected a scheduled retry, got {other:?}"),
+    }
+    let job = env.job(&object).await;
+    assert_eq!(job.status, JobStatus::RetryWait);
+    assert!(job.not_before.is_some() && job.init_started_at.is_none());
+}
+
+/// TikTok's own pending-draft cap (it counts drafts we cannot see) holds
+/// the job with a time before which it must not be released.
+#[tokio::test]
+async fn a_pending_share_refusal_holds_the_job_until_a_later_time() {
+    let env = env().await;
+    let object = env
+        .put("uploads/alice/too many.mp4", fake_mp4(1000, 92), None)
+        .await;
+    env.sim
+        .fault(serde_json::json!({"method": "POST", "path_prefix": "/v2/post/publish/inbox/video/init/",
+            "times": 1, "action": {"type": "status", "status": 403,
+            "error_code": "spam_risk_too_many_pending_share"}}))
+        .await;
+    let before = Clock::system().now();
+    let outcome = env.service.handle_object(&object).await.unwrap();
+    assert!(
+        matches!(outcome, Some(Outcome::Queued { .. })),
+        "{outcome:?}"
+    );
+    let job = env.job(&object).await;
+    assert_eq!(job.status, JobStatus::Queued);
+    let until = job.not_before.expect("held until a time");
+    // Stored to the millisecond.
+    let least = before + shared::jobs::PENDING_SHARE_WAIT - chrono::TimeDelta::milliseconds(1);
+    assert!(until >= least, "{until}");
+    let jobs = env.jobs();
+    assert!(
+        jobs.releasable_for_account(OPEN_ID, 5, Clock::system().now())
+            .await
+            .unwrap()
+            .is_empty(),
+        "not released before its time"
+    );
+    let later = jobs
+        .releasable_for_account(OPEN_ID, 5, until)
+        .await
+        .unwrap();
+    assert_eq!(later.len(), 1);
+    assert_eq!(later[0].id, job.id);
+    assert_eq!(jobs.queued_for_account(OPEN_ID, 5).await.unwrap().len(), 1);
+}
+
+/// The event names one version: when that version is overwritten or
+/// deleted before its upload is done, its job ends, clearly; the new
+/// version is a job of its own.
+#[tokio::test]
+async fn an_overwritten_or_deleted_version_ends_its_job_clearly() {
+    let env = env().await;
+    let old = env
+        .put("uploads/alice/replaced.mp4", fake_mp4(1000, 93), None)
+        .await;
+    // The first delivery's chunk PUT fails: the job waits in uploading.
+    env.sim
+        .fault(
+            serde_json::json!({"method": "PUT", "path_prefix": "/upload/", "times": 3,
+            "action": {"type": "status", "status": 503}}),
+        )
+        .await;
+    assert!(env.service.handle_object(&old).await.is_err());
+    assert_eq!(env.job_of(&old).await.unwrap().status, JobStatus::Uploading);
+    env.sim
+        .control(reqwest::Method::DELETE, "/_sim/faults", None)
+        .await;
+    let new_bytes = fake_mp4(2000, 94);
+    let new = env
+        .put("uploads/alice/replaced.mp4", new_bytes.clone(), None)
+        .await;
+    assert_ne!(old.e_tag, new.e_tag);
+
+    match env.service.handle_object(&old).await.unwrap() {
+        Some(Outcome::Cancelled {
+            job_id,
+            code,
+            message,
+        }) => {
+            assert_eq!(code, "source_gone");
+            assert!(message.contains("uploads/alice/replaced.mp4"), "{message}");
+            let job = env.job_of(&old).await.unwrap();
+            assert_eq!(job_id, job.id.to_string());
+            assert_eq!(job.status, JobStatus::Cancelled);
+        }
+        other => panic!("expected the old version's job cancelled, got {other:?}"),
+    }
+    let publish_id = uploaded(env.service.handle_object(&new).await.unwrap());
+    assert_eq!(
+        env.sim.publish(&publish_id).await["sha256"],
+        sha256_hex(&new_bytes),
+        "the new version is what TikTok got"
+    );
+
+    // Deleted before the first delivery: a job that says so, not an empty id.
+    let gone = env
+        .put("uploads/alice/deleted.mp4", fake_mp4(1000, 95), None)
+        .await;
+    env.aws
+        .s3
+        .delete_object()
+        .bucket(&env.bucket)
+        .key(&gone.key)
+        .send()
+        .await
+        .unwrap();
+    match env.service.handle_object(&gone).await.unwrap() {
+        Some(Outcome::Cancelled { job_id, code, .. }) => {
+            assert_eq!(code, "source_gone");
+            assert_eq!(job_id, env.job_of(&gone).await.unwrap().id.to_string());
+        }
+        other => panic!("expected a cancelled job, got {other:?}"),
+    }
 }

@@ -152,4 +152,24 @@ async fn the_binary_forwards_an_sqs_batch_under_the_lambda_emulator() {
         logs.iter()
             .all(|l| !l.contains(stored.access_token.expose()))
     );
+    // Nor the upload URL's token, nor a presigned URL's query; the
+    // publish_id (no secret) is logged as soon as init returns.
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("TikTok accepted the init") && l.contains(&publish_id)),
+        "{}",
+        logs.join("\n")
+    );
+    for secret_part in [
+        "upload_token",
+        "X-Amz-Signature",
+        "X-Amz-Credential",
+        "X-Amz-Security-Token",
+    ] {
+        assert!(
+            logs.iter().all(|l| !l.contains(secret_part)),
+            "a log line carries {secret_part}:\n{}",
+            logs.join("\n")
+        );
+    }
 }

@@ -17,8 +17,9 @@ pub use model::{
     UNFINISHED_SHARDS, Upload,
 };
 pub use state_machine::{
-    ALL_STATUSES, Decision, IllegalTransition, JobStatus, RECONNECT_MESSAGE, RetryPolicy,
-    STUCK_AFTER, Step, after_error, after_status, check_transition, is_stuck,
+    ALL_STATUSES, Decision, IllegalTransition, JobStatus, PENDING_SHARE_WAIT, RECONNECT_MESSAGE,
+    RetryPolicy, STUCK_AFTER, Step, after_error, after_status, check_transition, is_stuck,
+    pending_share_wait,
 };
 pub use store::{
     Changes, Claim, JobError, Jobs, MAX_PENDING_DRAFTS, PENDING_WINDOW, PageKey, SlotDecision,

@@ -215,6 +215,11 @@ pub struct Job {
     pub updated_at: DateTime<Utc>,
     /// Not to be picked up before this (backoff, held jobs).
     pub not_before: Option<DateTime<Utc>>,
+    /// Set right before an init request goes to TikTok and cleared when its
+    /// answer is recorded. Found set on a job without a `publish_id`, it
+    /// means an init may have reached TikTok unseen (a crash, a timeout, a
+    /// lost connection): the job must not be initialised again blindly.
+    pub init_started_at: Option<DateTime<Utc>>,
 }
 
 impl Job {
@@ -241,6 +246,7 @@ impl Job {
             created_at: now,
             updated_at: now,
             not_before: None,
+            init_started_at: None,
         }
     }
 

@@ -10,6 +10,7 @@
 //!            │                   pull started)  delivered)  of a direct post)
 //!            └──── retry_wait ◄── (passing failure, attempts < max)
 //!  any unfinished ──► failed | cancelled | stuck (no progress for 30 min)
+//!  stuck ──► uploading (a redelivery resumes the saved upload URL and offset)
 //! ```
 
 use std::fmt;
@@ -126,6 +127,8 @@ pub struct IllegalTransition {
 /// already knows the upload: a stuck job that was initialised must not go
 /// back to `claimed`, because that would init a second time; it has to go
 /// through `retry_wait` (a deliberate new attempt) or learn TikTok's status.
+/// `stuck` is an operator's flag, not an end: a stuck job with a
+/// `publish_id` may go back to `uploading` to resume its saved upload.
 pub fn check_transition(
     from: JobStatus,
     to: JobStatus,
@@ -161,9 +164,19 @@ pub fn check_transition(
             if to == Claimed && has_publish_id {
                 return illegal("TikTok already has this upload; going back would init twice");
             }
+            if to == Uploading && !has_publish_id {
+                return illegal("there is no upload to resume without a publish_id");
+            }
             matches!(
                 to,
-                Claimed | Processing | Inbox | Published | RetryWait | Failed | Cancelled
+                Claimed
+                    | Uploading
+                    | Processing
+                    | Inbox
+                    | Published
+                    | RetryWait
+                    | Failed
+                    | Cancelled
             )
         }
         Published | Failed | Cancelled => false,
@@ -352,11 +365,13 @@ pub fn after_error(
             if err.api_code() == Some(&ApiErrorCode::SpamRiskTooManyPendingShare) =>
         {
             // Not a failure: wait for a pending draft to clear. Attempts are
-            // not spent, the job is released when a slot frees up.
+            // not spent. TikTok counts drafts this project cannot see, so a
+            // free local slot proves nothing: the job is held until
+            // `not_before` as well (see [`pending_share_wait`] for longer).
             Step {
                 to: JobStatus::Queued,
                 attempts,
-                not_before: None,
+                not_before: Some(after_wait(now, PENDING_SHARE_WAIT)),
                 error: Some(error),
             }
         }
@@ -373,6 +388,24 @@ pub fn after_error(
             error: Some(error),
         },
     }
+}
+
+/// The shortest hold after TikTok refused an init with
+/// `spam_risk_too_many_pending_share`.
+pub const PENDING_SHARE_WAIT: TimeDelta = TimeDelta::hours(1);
+
+/// How long to hold a job TikTok refused for too many pending drafts, when
+/// it was first claimed at `claimed_at`: as long as it has been waiting
+/// already, from [`PENDING_SHARE_WAIT`] up to TikTok's 24-hour window. Each
+/// refusal so roughly doubles the wait, without a counter to store.
+pub fn pending_share_wait(claimed_at: DateTime<Utc>, now: DateTime<Utc>) -> TimeDelta {
+    now.signed_duration_since(claimed_at)
+        .clamp(PENDING_SHARE_WAIT, TimeDelta::hours(24))
+}
+
+fn after_wait(now: DateTime<Utc>, wait: TimeDelta) -> DateTime<Utc> {
+    now.checked_add_signed(wait)
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 /// `retry_wait` until the attempts run out, then `failed` with the last error.
@@ -474,13 +507,16 @@ mod tests {
     }
 
     #[test]
-    fn with_a_publish_id_only_stuck_to_claimed_changes() {
+    fn with_a_publish_id_only_stuck_to_claimed_or_uploading_changes() {
         for from in ALL_STATUSES {
             for to in ALL_STATUSES {
                 let with = check_transition(from, to, true).is_ok();
                 let without = check_transition(from, to, false).is_ok();
                 if (from, to) == (Stuck, Claimed) {
                     assert!(!with && without);
+                } else if (from, to) == (Stuck, Uploading) {
+                    // A resume needs the upload TikTok knows.
+                    assert!(with && !without);
                 } else {
                     assert_eq!(with, without, "{from} -> {to}");
                 }
@@ -729,7 +765,10 @@ mod tests {
             now(),
             &p,
         );
-        assert_eq!((step.to, step.attempts, step.not_before), (Queued, 3, None));
+        assert_eq!(
+            (step.to, step.attempts, step.not_before),
+            (Queued, 3, Some(now() + TimeDelta::hours(1)))
+        );
         let step = after_error(0, &api("spam_risk_too_many_posts", 403, None), now(), &p);
         assert_eq!(step.to, RetryWait);
         assert_eq!(step.not_before, Some(now() + TimeDelta::hours(24)));
@@ -758,6 +797,25 @@ mod tests {
         }
         let step = after_error(0, &TikTokError::InvalidRequest("bad".into()), now(), &p);
         assert_eq!(step.to, Failed);
+    }
+
+    #[test]
+    fn a_pending_share_refusal_holds_longer_the_longer_the_job_waited() {
+        let claimed = now();
+        assert_eq!(pending_share_wait(claimed, claimed), TimeDelta::hours(1));
+        assert_eq!(
+            pending_share_wait(claimed, claimed + TimeDelta::hours(3)),
+            TimeDelta::hours(3)
+        );
+        assert_eq!(
+            pending_share_wait(claimed, claimed + TimeDelta::days(3)),
+            TimeDelta::hours(24)
+        );
+        // A clock that went backwards still holds for the minimum.
+        assert_eq!(
+            pending_share_wait(claimed, claimed - TimeDelta::hours(1)),
+            TimeDelta::hours(1)
+        );
     }
 
     #[test]

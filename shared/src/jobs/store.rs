@@ -5,9 +5,9 @@
 //!
 //! | item | `pk` / `sk` | attributes |
 //! |---|---|---|
-//! | job | `JOB#<id>` / `JOB` | `job_id`, `s3_bucket`, `s3_key`, `s3_version_id` or `s3_etag`, `object_size`, `alias`, `open_id`, `kind`, `post_mode` (`draft`/`direct`), `privacy_level`, `caption`, `status`, `publish_id`, `upload_url`, `chunk_plan` (JSON), `next_offset`, `attempts`, `error_code`, `error_message`, `tiktok_status`, `fail_reason`, `post_ids` (list of N), `created_at`, `updated_at`, `not_before`; while unfinished also `gsi1pk` = `UNFINISHED#<shard>`, `gsi1sk` = `<due>#<id>` |
+//! | job | `JOB#<id>` / `JOB` | `job_id`, `s3_bucket`, `s3_key`, `s3_version_id` or `s3_etag`, `object_size`, `alias`, `open_id`, `kind`, `post_mode` (`draft`/`direct`), `privacy_level`, `caption`, `status`, `publish_id`, `upload_url`, `chunk_plan` (JSON), `next_offset`, `attempts`, `error_code`, `error_message`, `tiktok_status`, `fail_reason`, `post_ids` (list of N), `created_at`, `updated_at`, `not_before`, `init_started_at`; while unfinished also `gsi1pk` = `UNFINISHED#<shard>`, `gsi1sk` = `<due>#<id>` |
 //! | pending-draft slot | `DRAFTS#<open_id>` / `SLOT#<job id>` | `job_id`, `taken_at`, `expires_at` (TTL) |
-//! | queue entry | `DRAFTS#<open_id>` / `QUEUED#<created_at>#<job id>` | `job_id`, `created_at` |
+//! | queue entry | `DRAFTS#<open_id>` / `QUEUED#<created_at>#<job id>` | `job_id`, `created_at`, `not_before` (when held until a time) |
 //! | slot guard | `DRAFTS#<open_id>` / `GUARD` | `open_id`, `version` |
 //! | publish pointer | `PUBLISH#<publish_id>` / `PUBLISH` | `job_id`, `publish_id` |
 //!
@@ -88,6 +88,10 @@ pub enum JobError {
     /// TikTok already has this upload: resume it, never init again.
     #[error("job {id} was already initialised with TikTok (publish_id {publish_id})")]
     AlreadyInitialised { id: JobId, publish_id: String },
+    /// An init was sent for this job and its answer never recorded: TikTok
+    /// may have the upload. Only an operator can tell (the creator's inbox).
+    #[error("job {id} sent an init at {since} whose answer was never recorded")]
+    InitInDoubt { id: JobId, since: DateTime<Utc> },
     #[error("job {id}: {source}")]
     IllegalTransition {
         id: JobId,
@@ -323,8 +327,9 @@ impl Jobs {
             set.push("chunk_plan = :plan");
             update = update.expression_attribute_values(":plan", s(plan_json(plan)?));
         }
+        // TikTok answered with a publish_id: the init is no longer in doubt.
         let update = update
-            .update_expression(format!("SET {}", set.join(", ")))
+            .update_expression(format!("SET {} REMOVE init_started_at", set.join(", ")))
             .build()
             .map_err(|e| self.build_error(e))?;
         // Webhooks name the upload by publish_id only: the pointer is
@@ -377,6 +382,119 @@ impl Jobs {
                         found: Some(job.status),
                     }),
                 }
+            }
+            Err(err) => Err(self.store_error(&err)),
+        }
+    }
+
+    /// Records that an init request is about to go to TikTok, right before
+    /// it is sent: conditional on the job being `claimed` with neither a
+    /// `publish_id` nor an earlier marker. A job found later with the marker
+    /// and no `publish_id` may be known to TikTok (the init's answer was
+    /// lost), so it is flagged for the operator instead of initialised
+    /// again. [`Jobs::save_init`] and any transition but to `stuck` clear it.
+    /// A job that has either gets [`JobError::AlreadyInitialised`] or
+    /// [`JobError::InitInDoubt`].
+    pub async fn mark_init_started(&self, job: &Job, now: DateTime<Utc>) -> Result<Job, JobError> {
+        let now = to_millis(now);
+        let updated = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(job_pk(&job.id)))
+            .key(SK, s(JOB_SK))
+            .update_expression("SET init_started_at = :now, updated_at = :now, gsi1sk = :gsk")
+            .condition_expression(
+                "#status = :claimed AND attribute_not_exists(publish_id) AND attribute_not_exists(init_started_at)",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":claimed", s(JobStatus::Claimed.as_str()))
+            .expression_attribute_values(":now", s(stamp(now)))
+            .expression_attribute_values(":gsk", s(gsi_sk(now, &job.id)))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match updated {
+            Ok(out) => {
+                tracing::info!(job_id = %job.id, "init started");
+                job_from_item(&job_pk(&job.id), &out.attributes.unwrap_or_default())
+            }
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                match self.get(&job.id).await? {
+                    None => Err(JobError::NotFound { id: job.id.clone() }),
+                    Some(Job {
+                        publish_id: Some(publish_id),
+                        ..
+                    }) => Err(JobError::AlreadyInitialised {
+                        id: job.id.clone(),
+                        publish_id,
+                    }),
+                    Some(Job {
+                        init_started_at: Some(at),
+                        ..
+                    }) => Err(JobError::InitInDoubt {
+                        id: job.id.clone(),
+                        since: at,
+                    }),
+                    Some(found) => Err(JobError::Conflict {
+                        id: job.id.clone(),
+                        expected: JobStatus::Claimed,
+                        found: Some(found.status),
+                    }),
+                }
+            }
+            Err(err) => Err(self.store_error(&err)),
+        }
+    }
+
+    /// Replaces the job's recorded error without moving it (a `stuck` job
+    /// that an invocation found needs another note for the operator).
+    /// Conditional on the job still being in `job.status`.
+    pub async fn record_error(
+        &self,
+        job: &Job,
+        error: &LastError,
+        now: DateTime<Utc>,
+    ) -> Result<Job, JobError> {
+        let now = to_millis(now);
+        let updated = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(job_pk(&job.id)))
+            .key(SK, s(JOB_SK))
+            .update_expression(
+                "SET error_code = :code, error_message = :message, updated_at = :now",
+            )
+            .condition_expression("#status = :status")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":status", s(job.status.as_str()))
+            .expression_attribute_values(":code", s(&error.code))
+            .expression_attribute_values(":message", s(&error.message))
+            .expression_attribute_values(":now", s(stamp(now)))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match updated {
+            Ok(out) => {
+                tracing::info!(job_id = %job.id, status = %job.status, error_code = %error.code, "job error recorded");
+                job_from_item(&job_pk(&job.id), &out.attributes.unwrap_or_default())
+            }
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                let found = self.get(&job.id).await?.map(|j| j.status);
+                Err(JobError::Conflict {
+                    id: job.id.clone(),
+                    expected: job.status,
+                    found,
+                })
             }
             Err(err) => Err(self.store_error(&err)),
         }
@@ -645,7 +763,9 @@ impl Jobs {
     /// - entering `queued` adds a queue entry, leaving it deletes the entry;
     /// - going back to `claimed` clears the old attempt's `publish_id`,
     ///   upload URL, plan and offset: a retry is a new init, on purpose;
-    /// - the upload URL is dropped in every status but `uploading`/`stuck`.
+    /// - the upload URL is dropped in every status but `uploading`/`stuck`;
+    /// - the init marker ([`Jobs::mark_init_started`]) is dropped in every
+    ///   status but `stuck`.
     pub async fn transition(
         &self,
         job: &Job,
@@ -682,9 +802,14 @@ impl Jobs {
                     .item(PK, s(&pk))
                     .item(SK, s(queue_sk(job)))
                     .item("job_id", s(job.id.as_str()))
-                    .item("created_at", s(stamp(job.created_at)))
-                    .build()
-                    .map_err(|e| self.build_error(e))?;
+                    .item("created_at", s(stamp(job.created_at)));
+                // Copied onto the entry so that releasing reads only due jobs.
+                let put = match changes.not_before {
+                    Some(at) => put.item("not_before", s(stamp(to_millis(at)))),
+                    None => put,
+                }
+                .build()
+                .map_err(|e| self.build_error(e))?;
                 items.push(TransactWriteItem::builder().put(put).build());
             }
         }
@@ -790,6 +915,11 @@ impl Jobs {
             }
         } else if !matches!(to, JobStatus::Uploading | JobStatus::Stuck) {
             remove.push("upload_url");
+        }
+        // The init marker is evidence for the operator while the job is
+        // flagged; any other move records what became of the init.
+        if to != JobStatus::Stuck {
+            remove.push("init_started_at");
         }
         let mut expression = format!("SET {}", set.join(", "));
         if !remove.is_empty() {
@@ -1002,6 +1132,60 @@ impl Jobs {
                 })?;
             match self.get(&id).await? {
                 Some(job) if job.status == JobStatus::Queued => jobs.push(job),
+                other => tracing::warn!(
+                    job_id = %id,
+                    open_id,
+                    status = other.map(|j| j.status.as_str()),
+                    "queue entry of a job that is not queued"
+                ),
+            }
+        }
+        Ok(jobs)
+    }
+
+    /// The account's held jobs that may be released at `now`, oldest upload
+    /// first, at most `limit`: like [`Jobs::queued_for_account`], but
+    /// skipping jobs held until a later time (`not_before`, set when TikTok
+    /// itself refused a draft with `spam_risk_too_many_pending_share`: TikTok
+    /// counts drafts this project cannot see, so a free local slot does not
+    /// mean TikTok has one). The checker releases from this list.
+    pub async fn releasable_for_account(
+        &self,
+        open_id: &str,
+        limit: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Job>, JobError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let due = stamp(to_millis(now));
+        // The partition holds an account's slots and held jobs: small.
+        let entries = self
+            .query_prefix(&drafts_pk(open_id), QUEUED_PREFIX, None)
+            .await?;
+        let mut jobs = Vec::new();
+        for entry in entries {
+            if jobs.len() >= usize::try_from(limit).unwrap_or(usize::MAX) {
+                break;
+            }
+            if opt_text(&entry, "not_before").is_some_and(|at| at > due) {
+                continue;
+            }
+            let key = opt_text(&entry, SK).unwrap_or_default();
+            let id = opt_text(&entry, "job_id")
+                .and_then(|id| JobId::parse(&id).ok())
+                .ok_or_else(|| JobError::Corrupt {
+                    key: key.clone(),
+                    detail: "job_id is missing or malformed".into(),
+                })?;
+            match self.get(&id).await? {
+                Some(job)
+                    if job.status == JobStatus::Queued
+                        && job.not_before.is_none_or(|at| at <= now) =>
+                {
+                    jobs.push(job)
+                }
+                Some(job) if job.status == JobStatus::Queued => {}
                 other => tracing::warn!(
                     job_id = %id,
                     open_id,
@@ -1301,6 +1485,9 @@ fn job_to_item(job: &Job) -> Item {
     if let Some(at) = job.not_before {
         put("not_before", s(stamp(at)));
     }
+    if let Some(at) = job.init_started_at {
+        put("init_started_at", s(stamp(at)));
+    }
     item
 }
 
@@ -1410,6 +1597,7 @@ fn job_from_item(key: &str, item: &Item) -> Result<Job, JobError> {
         created_at: required_time("created_at")?,
         updated_at: required_time("updated_at")?,
         not_before: time("not_before")?,
+        init_started_at: time("init_started_at")?,
     })
 }
 
@@ -1453,6 +1641,7 @@ mod tests {
         job.fail_reason = Some(FailReason::Internal);
         job.post_ids = vec![7_459_287_841_546_292_488];
         job.not_before = Some(now + TimeDelta::seconds(60));
+        job.init_started_at = Some(now);
         job
     }
 
