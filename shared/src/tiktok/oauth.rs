@@ -106,11 +106,13 @@ impl fmt::Debug for PkceVerifier {
     }
 }
 
-/// A random, URL-safe value for `state` (or any single-use nonce): 32 bytes
-/// from the CSPRNG, base64url without padding.
+/// A random value for `state` (or any single-use nonce): 32 bytes from the
+/// CSPRNG, in lowercase hex. Hex, not base64url, because an operator pastes
+/// a state into `tiktok-drafts connect --state`, and a value starting with
+/// `-` reads as a flag there (one in 32 base64url states did).
 pub fn random_token() -> String {
     let bytes: [u8; 32] = rand::random();
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    hex::encode(bytes)
 }
 
 /// What goes into the authorize URL.
@@ -297,7 +299,11 @@ mod tests {
     #[test]
     fn random_tokens_are_long_and_distinct() {
         let a = random_token();
-        assert!(a.len() >= 43);
+        assert_eq!(a.len(), 64);
+        assert!(
+            a.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
         assert_ne!(a, random_token());
     }
 }
