@@ -65,7 +65,10 @@ impl Functions {
             ("INVITE_KEY_SECRET_ID", stack.invite_key_secret_id.clone()),
             ("REDIRECT_URI", redirect_uri.to_owned()),
         ]);
-        let mut upload = common(&[("CHUNK_SIZE_BYTES", "10000000".into())]);
+        let mut upload = common(&[
+            ("CHUNK_SIZE_BYTES", "10000000".into()),
+            ("UPLOAD_QUEUE_URL", stack.queue_url.clone()),
+        ]);
         match media {
             MediaAccess::Presigned => upload.push(("MEDIA_PRESIGNED_URLS", "true".into())),
             MediaAccess::BaseUrl(base) => upload.push(("MEDIA_BASE_URL", base.clone())),

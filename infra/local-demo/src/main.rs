@@ -173,7 +173,9 @@ async fn run(args: Args) -> DemoResult<()> {
         match (args.client_key.clone(), args.client_secret.clone()) {
             (Some(k), Some(s)) => (k, s),
             _ => {
-                return Err("--tiktok real needs TIKTOK_CLIENT_KEY and TIKTOK_CLIENT_SECRET".into());
+                return Err(
+                    "--tiktok real needs TIKTOK_CLIENT_KEY and TIKTOK_CLIENT_SECRET".into(),
+                );
             }
         }
     } else {
