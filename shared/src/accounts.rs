@@ -5,7 +5,7 @@
 //!
 //! | item | `pk` / `sk` | attributes |
 //! |---|---|---|
-//! | account | `ACCOUNT#<open_id>` / `ACCOUNT` | `open_id`, `alias`, `display_name`, `avatar_url`, `scopes` (list), `access_expires_at`, `refresh_expires_at`, `state`, `state_reason`, `attention`, `created_at`, `updated_at`; `gsi1pk` = `ACCOUNTS`, `gsi1sk` = open_id |
+//! | account | `ACCOUNT#<open_id>` / `ACCOUNT` | `open_id`, `alias`, `display_name`, `username`, `avatar_url`, `scopes` (list), `access_expires_at`, `refresh_expires_at`, `state`, `state_reason`, `attention`, `created_at`, `connected_at`, `updated_at`; `gsi1pk` = `ACCOUNTS`, `gsi1sk` = open_id |
 //! | alias binding | `ALIAS#<alias>` / `ALIAS` | `alias`, `open_id`, `updated_at` |
 //! | used invitation | `INVITE#<id>` / `INVITE` | `invite_id`, `alias`, `open_id`, `used_at` |
 //!
@@ -121,8 +121,25 @@ pub struct Account {
     /// Something the operator should act on while the account still works,
     /// e.g. the refresh token expiring within days. Cleared by a login.
     pub attention: Option<String>,
+    /// The TikTok username (`@name`), when known (TikTok's `creator_info`
+    /// gives it to accounts with `video.publish`): it makes a post's public
+    /// link.
+    pub username: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// When the creator last connected (or reconnected) the account through
+    /// a login. Unlike `updated_at`, which token refreshes and state changes
+    /// move, this says whether a grant is newer than an event about it.
+    /// `None` on accounts recorded before it existed.
+    pub connected_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// [`Accounts::list_readable`]: the accounts that could be read, and how
+/// many items could not.
+#[derive(Debug, Clone, Default)]
+pub struct AccountList {
+    pub accounts: Vec<Account>,
+    pub unreadable: u32,
 }
 
 /// Why an account operation failed. The first three are answers for the
@@ -366,6 +383,7 @@ impl Accounts {
             "#access_expires_at = :access_expires_at",
             "#state = :active",
             "#updated_at = :now",
+            "#connected_at = :now",
             "#created_at = if_not_exists(#created_at, :now)",
             "#gsi1pk = :accounts",
             "#gsi1sk = :me",
@@ -379,6 +397,7 @@ impl Accounts {
             ("#state_reason", "state_reason"),
             ("#attention", "attention"),
             ("#updated_at", "updated_at"),
+            ("#connected_at", "connected_at"),
             ("#created_at", "created_at"),
             ("#gsi1pk", GSI1_PK),
             ("#gsi1sk", GSI1_SK),
@@ -625,6 +644,87 @@ impl Accounts {
         Ok(accounts)
     }
 
+    /// Every account that can be read, as [`Accounts::list`], except that an
+    /// unreadable item is skipped and logged by key instead of failing the
+    /// whole list: the scheduled sweep must not stop for every account
+    /// because of one.
+    pub async fn list_readable(&self) -> Result<AccountList, AccountError> {
+        let mut list = AccountList::default();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(GSI1)
+                .key_condition_expression("#gsi1pk = :accounts")
+                .expression_attribute_names("#gsi1pk", GSI1_PK)
+                .expression_attribute_values(":accounts", s(ACCOUNTS_INDEX))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| self.store_error(&e))?;
+            for item in page.items() {
+                let key = opt_text(item, PK).unwrap_or_default();
+                match account_from_item(&key, item) {
+                    Ok(account) => list.accounts.push(account),
+                    Err(err) => {
+                        list.unreadable += 1;
+                        tracing::error!(table = %self.table, key = %key, error = %err, "unreadable account item; skipped");
+                    }
+                }
+            }
+            match page.last_evaluated_key {
+                Some(next) if !next.is_empty() => start = Some(next),
+                _ => break,
+            }
+        }
+        list.accounts
+            .sort_by(|a, b| (&a.alias, &a.open_id).cmp(&(&b.alias, &b.open_id)));
+        Ok(list)
+    }
+
+    /// Records the account's TikTok username (from `creator_info`). A name
+    /// that could not be part of a profile URL is refused, so a share link
+    /// built from it always points at TikTok's profile path.
+    pub async fn record_username(&self, open_id: &str, username: &str) -> Result<(), AccountError> {
+        if !is_username(username) {
+            tracing::warn!(
+                open_id,
+                "TikTok username not usable in a link; not recorded"
+            );
+            return Ok(());
+        }
+        let updated = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(account_pk(open_id)))
+            .key(SK, s(ACCOUNT_SK))
+            .update_expression("SET #username = :username")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#username", "username")
+            .expression_attribute_values(":username", s(username))
+            .send()
+            .await;
+        match updated {
+            Ok(_) => {
+                tracing::info!(open_id, username, "account username recorded");
+                Ok(())
+            }
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Err(AccountError::NotFound {
+                    open_id: open_id.to_owned(),
+                })
+            }
+            Err(err) => Err(self.store_error(&err)),
+        }
+    }
+
     /// Sets (or with `None` clears) the operator note of an account that
     /// still works but needs someone to act soon. Unchanged notes are not
     /// rewritten, so a sweep that finds the same thing every run is cheap.
@@ -783,6 +883,17 @@ impl Accounts {
     }
 }
 
+/// Whether `name` can be a TikTok username in a profile URL: letters,
+/// digits, `_` and `.` (TikTok's own rule), plus `-` which simulators and old
+/// accounts use; at most 64 characters.
+pub fn is_username(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
 fn account_pk(open_id: &str) -> String {
     format!("{ACCOUNT_PREFIX}{open_id}")
 }
@@ -840,7 +951,9 @@ fn account_from_item(
         state,
         state_reason: opt_text(item, "state_reason"),
         attention: opt_text(item, "attention"),
+        username: opt_text(item, "username"),
         created_at: required_time("created_at")?,
+        connected_at: time("connected_at")?,
         updated_at: required_time("updated_at")?,
     })
 }
@@ -860,6 +973,16 @@ mod tests {
         }
         assert_eq!(AccountState::NeedsReconnect.as_str(), "needs_reconnect");
         assert_eq!(AccountState::parse("Active"), None);
+    }
+
+    #[test]
+    fn usernames_that_fit_a_profile_url() {
+        for good in ["alice", "a.b_c", "user_open-a", "A1"] {
+            assert!(is_username(good), "{good}");
+        }
+        for bad in ["", "a/b", "a b", "@alice", "a?x=1", &"x".repeat(65), "é"] {
+            assert!(!is_username(bad), "{bad}");
+        }
     }
 
     #[test]

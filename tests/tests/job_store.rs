@@ -1039,3 +1039,192 @@ async fn a_stuck_upload_resumes_with_its_saved_url_and_offset() {
         Err(JobError::IllegalTransition { .. })
     ));
 }
+
+#[tokio::test]
+async fn a_retry_forgets_what_tiktok_said_about_the_old_attempt() {
+    let f = fixture().await;
+    let job = claim_new(&f, "uploads/alice/retry.mp4", Some("open-r"), now()).await;
+    let processing = init_and_send(&f, &job).await;
+    let first = processing.publish_id.clone().unwrap();
+    let failed = PublishStatus {
+        status: PublishState::Failed,
+        fail_reason: Some(shared::tiktok::FailReason::Internal),
+        post_ids: Vec::new(),
+        uploaded_bytes: None,
+        downloaded_bytes: None,
+    };
+    let waiting = f
+        .jobs
+        .transition(
+            &processing,
+            JobStatus::RetryWait,
+            Changes {
+                attempts: Some(1),
+                not_before: Some(now().into()),
+                ..Changes::default()
+            }
+            .with_tiktok_status(&failed),
+            now().into(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(waiting.status_publish_id.as_deref(), Some(first.as_str()));
+    assert!(waiting.failure_recorded_for(&first));
+    assert_eq!(waiting.live_publish_id(), None, "TikTok failed it");
+
+    let claimed = f
+        .jobs
+        .transition(
+            &waiting,
+            JobStatus::Claimed,
+            Changes::default(),
+            now().into(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(claimed.tiktok_status, None);
+    assert_eq!(claimed.fail_reason, None);
+    assert_eq!(claimed.status_publish_id, None);
+    let raw = raw_job(&f, &claimed).await;
+    for gone in [
+        "tiktok_status",
+        "fail_reason",
+        "status_publish_id",
+        "publish_id",
+    ] {
+        assert!(!raw.contains_key(gone), "{gone} kept: {raw:?}");
+    }
+    let second = f
+        .jobs
+        .save_init(
+            &claimed.id,
+            "v_inbox_file~v2.second-try",
+            None,
+            None,
+            now().into(),
+        )
+        .await
+        .unwrap();
+    assert!(!second.failure_recorded_for("v_inbox_file~v2.second-try"));
+    assert_eq!(second.live_publish_id(), Some("v_inbox_file~v2.second-try"));
+}
+
+#[tokio::test]
+async fn due_reads_stop_at_now_and_a_rescheduled_job_waits_its_turn() {
+    let f = fixture().await;
+    let past = now() - Duration::from_secs(600);
+    let jobs: Vec<Job> = (0..12)
+        .map(|n| {
+            let mut job = Job::new(
+                new_job(&format!("uploads/alice/due-{n}.mp4"), Some("open-d")),
+                (past + Duration::from_secs(n)).into(),
+            );
+            job.status = JobStatus::Processing;
+            job.publish_id = Some(format!("v_inbox_file~v2.d{n}"));
+            if n >= 10 {
+                // Not due for an hour.
+                job.status = JobStatus::RetryWait;
+                job.not_before = Some((now() + Duration::from_secs(3600)).into());
+            }
+            job
+        })
+        .collect();
+    f.jobs.put_many(&jobs).await.unwrap();
+    let due = |at: SystemTime| {
+        let jobs = f.jobs.clone();
+        async move {
+            let mut found = Vec::new();
+            for shard in 0..UNFINISHED_SHARDS {
+                let mut start = None;
+                loop {
+                    let page = jobs
+                        .due_unfinished(shard, at.into(), 3, start)
+                        .await
+                        .unwrap();
+                    assert_eq!(page.index_due.len(), page.jobs.len());
+                    found.extend(page.jobs.into_iter().map(|j| j.id));
+                    match page.next {
+                        Some(next) => start = Some(next),
+                        None => break,
+                    }
+                }
+            }
+            found
+        }
+    };
+    let found = due(now()).await;
+    assert_eq!(found.len(), 10, "only what is due is read");
+    assert!(jobs[10..].iter().all(|j| !found.contains(&j.id)));
+
+    // Moved on by an hour, a job is not due now; a stale copy cannot move
+    // a job someone changed meanwhile.
+    assert!(
+        f.jobs
+            .reschedule(&jobs[0], (now() + Duration::from_secs(3600)).into())
+            .await
+            .unwrap()
+    );
+    let found = due(now()).await;
+    assert_eq!(found.len(), 9);
+    assert!(!found.contains(&jobs[0].id));
+    let moved = f
+        .jobs
+        .transition(&jobs[1], JobStatus::Inbox, Changes::default(), now().into())
+        .await
+        .unwrap();
+    assert!(!f.jobs.reschedule(&jobs[1], now().into()).await.unwrap());
+    // A draft in the inbox stays in the index, due again 15 minutes on,
+    // until it is no longer followed.
+    let raw = raw_job(&f, &moved).await;
+    assert!(raw.contains_key("gsi1pk"));
+    assert!(!due(now()).await.contains(&moved.id));
+    assert!(
+        due(now() + Duration::from_secs(16 * 60))
+            .await
+            .contains(&moved.id)
+    );
+    assert!(f.jobs.stop_following(&moved).await.unwrap());
+    let raw = raw_job(&f, &moved).await;
+    assert!(!raw.contains_key("gsi1pk"), "{raw:?}");
+    assert_eq!(
+        f.jobs.get(&moved.id).await.unwrap().unwrap().status,
+        JobStatus::Inbox
+    );
+}
+
+#[tokio::test]
+async fn held_uploads_are_listed_by_account_in_one_partition() {
+    let f = fixture().await;
+    let open_id = unique_name("open-held");
+    assert!(
+        !f.jobs
+            .accounts_with_held_uploads()
+            .await
+            .unwrap()
+            .contains(&open_id)
+    );
+    let job = claim_new(&f, "uploads/alice/held.mp4", Some(&open_id), now()).await;
+    let held = f
+        .jobs
+        .transition(&job, JobStatus::Queued, Changes::default(), now().into())
+        .await
+        .unwrap();
+    assert!(
+        f.jobs
+            .accounts_with_held_uploads()
+            .await
+            .unwrap()
+            .contains(&open_id)
+    );
+    f.jobs
+        .transition(&held, JobStatus::Claimed, Changes::default(), now().into())
+        .await
+        .unwrap();
+    assert!(
+        !f.jobs
+            .accounts_with_held_uploads()
+            .await
+            .unwrap()
+            .contains(&open_id)
+    );
+}

@@ -4,12 +4,14 @@
 //! flags what is stuck.
 //!
 //! Modules: `config` (environment), `checker` (one run), `rate_limit`
-//! (TikTok's 30 status requests per minute per token), `upload_path`
-//! (sending a job back through the upload queue) and `service` (building it
-//! all once per cold start).
+//! (TikTok's 30 status requests per minute per token, within a run),
+//! `status_gate` (the same limit across runs), `upload_path` (sending a job
+//! back through the upload queue) and `service` (building it all once per
+//! cold start).
 
 pub mod checker;
 pub mod config;
 pub mod rate_limit;
 pub mod service;
+pub mod status_gate;
 pub mod upload_path;

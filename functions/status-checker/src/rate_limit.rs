@@ -1,6 +1,9 @@
 //! TikTok's per-token limit on status requests (30 per sliding minute),
-//! kept per account within a run. Runs never overlap (the function has a
-//! reserved concurrency of 1), so the window only has to hold within one.
+//! kept per account within a run; every HTTP attempt takes a slot (the
+//! checker's status reads are never retried). Runs never overlap (the
+//! function has a reserved concurrency of 1), and `status_gate` keeps a
+//! minute between one run's last status request and the next run's first,
+//! so a window that starts empty each run is still the whole count.
 //!
 //! A request that would break the limit is not delayed: the job is left for
 //! the next run, which keeps a run's length bounded by its work, not by

@@ -27,8 +27,9 @@ pub async fn build(
     sqs: aws_sdk_sqs::Client,
     clock: Clock,
 ) -> Result<Checker<SqsUploadPath>, StartupError> {
-    // A status read that fails is asked again next run: one quick retry,
-    // never a long wait inside a run that has a deadline.
+    // Status reads go out once each (`fetch_status_once`): a failed one is
+    // asked again next run. Other reads (creator_info for a username) get
+    // one quick retry, never a long wait inside a run that has a deadline.
     let tiktok = tiktok_client(
         &aws.secrets,
         &config.app_secret_id,

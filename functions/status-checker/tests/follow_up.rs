@@ -2,8 +2,10 @@
 //! S3, SQS) and the TikTok simulator. Jobs are made by the real upload
 //! handler, and released jobs go back through a real SQS queue into it.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_s3::primitives::ByteStream;
 use s3_upload::config::UploadConfig;
 use s3_upload::events::ObjectRef;
@@ -11,7 +13,10 @@ use s3_upload::forwarder::Outcome;
 use s3_upload::service::UploadService;
 use shared::accounts::{AccountState, Accounts};
 use shared::aws::AwsClients;
-use shared::jobs::{Job, JobId, JobStatus, Jobs, ObjectVersion};
+use shared::jobs::{
+    Changes, Claim, Job, JobId, JobKind, JobStatus, Jobs, LastError, NewJob, ObjectVersion,
+    PostTarget, Upload,
+};
 use shared::tiktok::Endpoints;
 use shared::tiktok::upload::RetryPolicy as UploadRetry;
 use shared::tokens::{Clock, TokenManager, TokenStore as _};
@@ -24,6 +29,7 @@ use tiktok_drafts_tests::{
 use tokio::time::Instant;
 
 const SCOPES: [&str; 2] = ["user.info.basic", "video.upload"];
+const DIRECT_SCOPES: [&str; 3] = ["user.info.basic", "video.upload", "video.publish"];
 
 struct Env {
     sim: TestSim,
@@ -39,6 +45,12 @@ struct Env {
 }
 
 async fn env() -> Env {
+    env_with(false).await
+}
+
+/// The local stack, with direct posts enabled in the upload function when
+/// `direct_posts`.
+async fn env_with(direct_posts: bool) -> Env {
     let sdk = local_aws().await;
     let aws = AwsClients::from_config(&sdk);
     let sqs = aws_sdk_sqs::Client::new(&sdk);
@@ -73,7 +85,7 @@ async fn env() -> Env {
             convert_threads: 1,
             endpoints: endpoints.clone(),
             video_transfer: s3_upload::config::VideoTransfer::FileUpload,
-            direct_post_enabled: false,
+            direct_post_enabled: direct_posts,
         },
         &aws,
         clock.clone(),
@@ -124,6 +136,10 @@ impl Env {
     /// Connects `alias` as the login function would, with tokens stored as
     /// of our clock's "now".
     async fn connect(&self, open_id: &str, alias: &str) {
+        self.connect_with(open_id, alias, &SCOPES).await;
+    }
+
+    async fn connect_with(&self, open_id: &str, alias: &str, scopes: &[&str]) {
         self.sim.seed_user(open_id, serde_json::json!({})).await;
         connect_account(
             &self.sim,
@@ -131,23 +147,29 @@ impl Env {
             &self.accounts(),
             open_id,
             alias,
-            &SCOPES,
+            scopes,
         )
         .await;
     }
 
     /// Puts a video and hands its event to the upload handler.
     async fn upload(&self, key: &str, seed: u64) -> (Job, Outcome) {
-        let out = self
+        self.upload_with(key, seed, &[]).await
+    }
+
+    /// [`Env::upload`] with S3 object metadata.
+    async fn upload_with(&self, key: &str, seed: u64, metadata: &[(&str, &str)]) -> (Job, Outcome) {
+        let mut put = self
             .aws
             .s3
             .put_object()
             .bucket(&self.bucket)
             .key(key)
-            .body(ByteStream::from(fake_mp4(200_000, seed)))
-            .send()
-            .await
-            .unwrap();
+            .body(ByteStream::from(fake_mp4(200_000, seed)));
+        for (name, value) in metadata {
+            put = put.metadata(*name, *value);
+        }
+        let out = put.send().await.unwrap();
         let etag = out.e_tag().unwrap().to_owned();
         let object = ObjectRef {
             bucket: self.bucket.clone(),
@@ -237,6 +259,120 @@ impl Env {
             .await
             .len()
     }
+
+    /// A minute passes, for the checker and for TikTok: the next run may
+    /// send status requests again (a run waits for a minute after the
+    /// previous run's last one).
+    async fn next_minute(&self) {
+        self.clock.advance_secs(61);
+        self.sim.advance_clock(61).await;
+    }
+
+    /// `count` publishes TikTok has for `open_id` (in `sim_status`), and a
+    /// processing job for each, written as the store writes them.
+    async fn seed_jobs(
+        &self,
+        open_id: &str,
+        alias: &str,
+        count: usize,
+        sim_status: &str,
+    ) -> Vec<Job> {
+        let seeded = self
+            .sim
+            .post(
+                "/_sim/publishes/seed",
+                serde_json::json!({"open_id": open_id, "count": count, "status": sim_status}),
+            )
+            .await;
+        let now = self.clock.now();
+        let jobs: Vec<Job> = seeded["publish_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .enumerate()
+            .map(|(n, id)| {
+                let mut job = Job::new(
+                    NewJob {
+                        upload: Upload {
+                            bucket: self.bucket.clone(),
+                            key: format!("uploads/{alias}/seeded-{n}.mp4"),
+                            version: ObjectVersion::etag(&unique_name("etag")),
+                            size: 1_000,
+                        },
+                        alias: Some(alias.to_owned()),
+                        open_id: Some(open_id.to_owned()),
+                        kind: JobKind::Video,
+                        post: PostTarget::Draft,
+                        caption: None,
+                    },
+                    // One millisecond apart, all in the past: the index
+                    // order is the order made, and every one is due.
+                    now - chrono::TimeDelta::milliseconds(i64::try_from(count - n).unwrap()),
+                );
+                job.status = JobStatus::Processing;
+                job.publish_id = Some(id.as_str().unwrap().to_owned());
+                job
+            })
+            .collect();
+        self.jobs().put_many(&jobs).await.unwrap();
+        jobs
+    }
+
+    /// A job the store claims and nothing has sent yet.
+    async fn claimed(&self, open_id: &str, alias: &str, key: &str) -> Job {
+        let new = NewJob {
+            upload: Upload {
+                bucket: self.bucket.clone(),
+                key: format!("uploads/{alias}/{key}"),
+                version: ObjectVersion::etag("0123"),
+                size: 1_000,
+            },
+            alias: Some(alias.to_owned()),
+            open_id: Some(open_id.to_owned()),
+            kind: JobKind::Video,
+            post: PostTarget::Draft,
+            caption: None,
+        };
+        match self.jobs().claim(new, self.clock.now()).await.unwrap() {
+            Claim::New(job) => job,
+            Claim::Existing(job) => panic!("{} claimed before", job.id),
+        }
+    }
+
+    /// The simulator's log of status requests: (virtual time in ms, token
+    /// hash, publish_id, HTTP status), oldest first.
+    async fn status_log(&self) -> Vec<(i64, String, String, u64)> {
+        self.sim
+            .requests("/v2/post/publish/status/fetch/")
+            .await
+            .iter()
+            .map(|r| {
+                (
+                    r["time_ms"].as_i64().unwrap(),
+                    r["token_sha256"].as_str().unwrap_or_default().to_owned(),
+                    r["body"]["publish_id"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                    r["status"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    }
+}
+
+/// The most requests of one token within any sliding minute, as TikTok (and
+/// the simulator) counts them: for each request, those of the same token in
+/// the 60 s up to and including it.
+fn busiest_minute(log: &[(i64, String, String, u64)]) -> usize {
+    log.iter()
+        .map(|(t, token, _, _)| {
+            log.iter()
+                .filter(|(u, other, _, _)| other == token && *u > t - 60_000 && u <= t)
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 fn publish_id(outcome: &Outcome) -> String {
@@ -298,7 +434,9 @@ async fn each_tiktok_status_is_recorded() {
     assert_eq!(bad.attempts, 0, "a format failure is not retried");
 
     // The next run asks only about the job still going: finished jobs left
-    // the index, and nothing was sent back to the upload queue.
+    // the index (and the draft in the inbox is asked about again in 15
+    // minutes), and nothing was sent back to the upload queue.
+    env.next_minute().await;
     let before = env.status_fetches().await;
     let report = env.run().await;
     assert_eq!(report.jobs_seen, 1);
@@ -394,6 +532,7 @@ async fn held_uploads_are_released_oldest_first_as_slots_free_up() {
     .await;
     // video_pull_failed is passing: the failed draft waits to retry and
     // holds no slot meanwhile.
+    env.next_minute().await;
     let report = env.run().await;
     assert_eq!(report.queued_released, 1, "{report:?}");
     assert_eq!(env.job(&drafts[1].0.id).await.status, JobStatus::RetryWait);
@@ -410,6 +549,38 @@ async fn held_uploads_are_released_oldest_first_as_slots_free_up() {
             .unwrap(),
         5
     );
+}
+
+/// TikTok's own refusal of a pending draft (it counts drafts this project
+/// cannot see) holds the upload until its hold time, although our count
+/// shows free slots; after it, the upload goes.
+#[tokio::test]
+async fn a_pending_share_refusal_is_released_only_after_its_hold() {
+    let env = env().await;
+    env.connect("open-w", "wren").await;
+    env.sim
+        .fault(serde_json::json!({"method": "POST", "path_prefix": "/v2/post/publish/inbox/video/init/",
+            "times": 1, "action": {"type": "status", "status": 403,
+            "error_code": "spam_risk_too_many_pending_share"}}))
+        .await;
+    let (held, outcome) = env.upload("uploads/wren/held.mp4", 120).await;
+    assert!(matches!(outcome, Outcome::Queued { .. }), "{outcome:?}");
+    let until = held.not_before.expect("held until a time");
+
+    let report = env.run().await;
+    assert_eq!(report.queued_released, 0, "{report:?}");
+    assert_eq!(env.deliver_queue().await, 0);
+    assert_eq!(env.job(&held.id).await.status, JobStatus::Queued);
+
+    let wait = (until - env.clock.now()).num_seconds() + 1;
+    env.clock.advance_secs(wait);
+    env.sim.advance_clock(wait).await;
+    let report = env.run().await;
+    assert_eq!(report.queued_released, 1, "{report:?}");
+    assert_eq!(env.deliver_queue().await, 1);
+    let released = env.job(&held.id).await;
+    assert_eq!(released.status, JobStatus::Processing);
+    assert!(released.publish_id.is_some());
 }
 
 #[tokio::test]
@@ -505,8 +676,10 @@ async fn stuck_jobs_are_flagged_and_dead_accounts_end_their_jobs() {
 
     // 31 minutes of "still processing".
     env.clock.advance_secs(31 * 60);
+    env.sim.advance_clock(31 * 60).await;
+    let before = env.status_fetches().await;
     let report = env.run().await;
-    assert_eq!(report.flagged_stuck, 1, "{report:?}");
+    assert_eq!(report.flagged_stuck, 2, "{report:?}");
     let slow = env.job(&slow.id).await;
     assert_eq!(slow.status, JobStatus::Stuck);
     assert_eq!(
@@ -515,9 +688,15 @@ async fn stuck_jobs_are_flagged_and_dead_accounts_end_their_jobs() {
         "the last TikTok status is kept"
     );
     assert!(slow.last_error.unwrap().message.contains("no progress"));
+    // TikTok has the revoked account's upload: it is kept (flagged, not
+    // failed) and not asked about, since no token of the account works.
     let orphan = env.job(&orphan.id).await;
-    assert_eq!(orphan.status, JobStatus::Failed);
-    assert_eq!(orphan.last_error.unwrap().code, "account_revoked");
+    assert_eq!(orphan.status, JobStatus::Stuck);
+    assert_eq!(
+        env.status_fetches().await - before,
+        1,
+        "only kim's job is asked about"
+    );
 
     // A stuck job still moves when TikTok finally answers.
     env.set_status(
@@ -525,6 +704,7 @@ async fn stuck_jobs_are_flagged_and_dead_accounts_end_their_jobs() {
         serde_json::json!({"status": "SEND_TO_USER_INBOX"}),
     )
     .await;
+    env.next_minute().await;
     env.run().await;
     assert_eq!(env.job(&slow.id).await.status, JobStatus::Inbox);
 }
@@ -533,24 +713,604 @@ async fn stuck_jobs_are_flagged_and_dead_accounts_end_their_jobs() {
 async fn a_run_stops_at_its_deadline_and_the_next_one_finishes() {
     let env = env().await;
     env.connect("open-d", "dee").await;
-    let mut ids = Vec::new();
-    for n in 0..3 {
-        let (job, outcome) = env.upload(&format!("uploads/dee/{n}.mp4"), 40 + n).await;
+    let jobs = env
+        .seed_jobs("open-d", "dee", 20, "SEND_TO_USER_INBOX")
+        .await;
+    // Every status answer takes 2.5 s; the run has 4 s (so it stops starting
+    // work at 3 s) and 8 workers: at most the first 8 can be answered in
+    // time, the rest is cut off or never started.
+    env.sim
+        .fault(serde_json::json!({
+            "path_prefix": "/v2/post/publish/status/fetch/",
+            "times": 100,
+            "action": {"type": "delay", "ms": 2_500}
+        }))
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(4);
+    let report = env.checker.run(deadline).await;
+    assert!(
+        Instant::now() < deadline,
+        "the run returned before its deadline"
+    );
+    assert!(report.stopped_early, "{report:?}");
+    assert!(report.cut_off > 0, "work in flight was cut off: {report:?}");
+    let first = report.moved.get("inbox").copied().unwrap_or(0);
+    assert!(first <= 8, "{report:?}");
+    let mut left = 0;
+    for job in &jobs {
+        if env.job(&job.id).await.status == JobStatus::Processing {
+            left += 1;
+        }
+    }
+    assert_eq!(left, 20 - first, "what was not answered is left as it was");
+    assert!(left >= 12);
+
+    // The next run, without the delay, finishes the rest.
+    env.sim
+        .control(reqwest::Method::DELETE, "/_sim/faults", None)
+        .await;
+    env.next_minute().await;
+    let report = env.run().await;
+    assert!(!report.stopped_early, "{report:?}");
+    assert_eq!(report.moved.get("inbox").copied().unwrap_or(0), left);
+    for job in &jobs {
+        assert_eq!(env.job(&job.id).await.status, JobStatus::Inbox);
+    }
+}
+
+#[tokio::test]
+async fn thirty_status_requests_per_token_in_any_sliding_minute_across_runs() {
+    let env = env().await;
+    env.connect("open-m", "many").await;
+    let jobs = env
+        .seed_jobs("open-m", "many", 40, "PROCESSING_UPLOAD")
+        .await;
+
+    let report = env.run().await;
+    assert_eq!(report.status_requests, 30, "{report:?}");
+    assert_eq!(report.rate_limited, 10);
+    assert_eq!(report.rescheduled, 30, "the jobs asked about move on");
+    let log = env.status_log().await;
+    assert_eq!(log.len(), 30);
+    let asked_first: std::collections::HashSet<String> =
+        log.iter().map(|(_, _, id, _)| id.clone()).collect();
+
+    // A run right after it sends nothing: the previous run's requests are
+    // still within the minute. (A short deadline: the gate would open only
+    // after this run has to stop.)
+    let report = env
+        .checker
+        .run(Instant::now() + Duration::from_secs(8))
+        .await;
+    assert_eq!(report.status_requests, 0, "{report:?}");
+    assert!(report.waited_for_previous_run);
+    assert_eq!(env.status_log().await.len(), 30);
+
+    // A minute later the ten left waiting are asked first.
+    env.next_minute().await;
+    let report = env.run().await;
+    assert_eq!(report.status_requests, 30, "{report:?}");
+    let log = env.status_log().await;
+    assert_eq!(log.len(), 60);
+    let asked_then: std::collections::HashSet<String> =
+        log[30..].iter().map(|(_, _, id, _)| id.clone()).collect();
+    for job in &jobs {
+        let id = job.publish_id.clone().unwrap();
+        if !asked_first.contains(&id) {
+            assert!(asked_then.contains(&id), "{id} waited two runs");
+        }
+    }
+    // What reached TikTok, measured at TikTok: never more than 30 per token
+    // in a sliding minute, and never refused.
+    assert_eq!(busiest_minute(&log), 30);
+    assert!(
+        log.iter().all(|(_, _, _, status)| *status == 200),
+        "{log:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_status_read_is_sent_once_and_counted() {
+    let env = env().await;
+    env.connect("open-f", "fay").await;
+    let jobs = env.seed_jobs("open-f", "fay", 5, "PROCESSING_UPLOAD").await;
+    env.sim
+        .fault(serde_json::json!({
+            "path_prefix": "/v2/post/publish/status/fetch/", "times": 2,
+            "action": {"type": "status", "status": 503, "error_code": "internal_error"}
+        }))
+        .await;
+    env.sim
+        .fault(serde_json::json!({
+            "path_prefix": "/v2/post/publish/status/fetch/", "skip": 2, "times": 2,
+            "action": {"type": "status", "status": 429, "error_code": "rate_limit_exceeded"}
+        }))
+        .await;
+    let report = env.run().await;
+    // No resend on a 5xx or a 429: one request per job, each one counted.
+    assert_eq!(report.status_requests, 5, "{report:?}");
+    assert_eq!(env.status_fetches().await, 5);
+    assert_eq!(report.errors, 4);
+    for job in &jobs {
+        assert_eq!(env.job(&job.id).await.status, JobStatus::Processing);
+    }
+}
+
+#[tokio::test]
+async fn a_direct_post_succeeds_when_published_with_its_public_link() {
+    let env = env_with(true).await;
+    env.connect_with("open-p", "pia", &DIRECT_SCOPES).await;
+    let (job, outcome) = env
+        .upload_with(
+            "uploads/pia/direct.mp4",
+            60,
+            &[("post-mode", "direct"), ("privacy-level", "SELF_ONLY")],
+        )
+        .await;
+    assert!(!job.post.is_draft(), "{:?}", job.post);
+    assert_eq!(job.status, JobStatus::Processing);
+    let publish_id = publish_id(&outcome);
+
+    // An inbox is not where a direct post ends: it keeps being followed.
+    env.set_status(
+        &publish_id,
+        serde_json::json!({"status": "SEND_TO_USER_INBOX"}),
+    )
+    .await;
+    let report = env.run().await;
+    assert_eq!(report.status_requests, 1);
+    assert!(report.moved.is_empty(), "{report:?}");
+    assert_eq!(env.job(&job.id).await.status, JobStatus::Processing);
+
+    let post_id = 7_459_287_841_546_292_488u64;
+    env.set_status(
+        &publish_id,
+        serde_json::json!({"status": "PUBLISH_COMPLETE", "post_ids": [post_id]}),
+    )
+    .await;
+    env.next_minute().await;
+    env.run().await;
+    let done = env.job(&job.id).await;
+    assert_eq!(done.status, JobStatus::Published);
+    assert_eq!(done.post_ids, vec![post_id]);
+    // The username comes from creator_info (the account has video.publish)
+    // and is kept on the account; TikTok gives no cover URL, none is made.
+    assert_eq!(
+        done.share_urls,
+        vec![format!(
+            "https://www.tiktok.com/@user_open-p/video/{post_id}"
+        )]
+    );
+    let account = env.accounts().get("open-p").await.unwrap().unwrap();
+    assert_eq!(account.username.as_deref(), Some("user_open-p"));
+}
+
+#[tokio::test]
+async fn retries_that_run_out_end_failed_with_the_last_reason() {
+    let env = env().await;
+    env.connect("open-t", "tess").await;
+    let (job, outcome) = env.upload("uploads/tess/flaky.mp4", 70).await;
+    let mut publish = publish_id(&outcome);
+    for attempt in 1..=5u32 {
+        env.set_status(
+            &publish,
+            serde_json::json!({"status": "FAILED", "fail_reason": "video_pull_failed"}),
+        )
+        .await;
+        env.next_minute().await;
+        env.run().await;
+        let after = env.job(&job.id).await;
+        assert_eq!(after.attempts, attempt);
+        if attempt == 5 {
+            assert_eq!(after.status, JobStatus::Failed);
+            let error = after.last_error.unwrap();
+            assert_eq!(error.code, "video_pull_failed");
+            assert!(
+                error.message.contains("gave up after 5 attempts"),
+                "{}",
+                error.message
+            );
+            break;
+        }
+        assert_eq!(after.status, JobStatus::RetryWait);
+        let wait = (after.not_before.unwrap() - env.clock.now()).num_seconds() + 1;
+        env.clock.advance_secs(wait);
+        let report = env.run().await;
+        assert_eq!(report.retries_released, 1, "{report:?}");
+        assert_eq!(env.deliver_queue().await, 1);
+        let again = env.job(&job.id).await;
+        assert_eq!(again.status, JobStatus::Processing);
+        publish = again.publish_id.unwrap();
+    }
+    // Nothing more goes back to the upload queue.
+    env.clock.advance_secs(7200);
+    env.run().await;
+    assert_eq!(env.deliver_queue().await, 0);
+    let inits = env.sim.requests("/v2/post/publish/inbox/video/init/").await;
+    assert_eq!(inits.len(), 5);
+}
+
+#[tokio::test]
+async fn spam_risk_and_auth_removed_failures_are_not_retried() {
+    let env = env().await;
+    env.connect("open-n", "nia").await;
+    let mut jobs = Vec::new();
+    for (n, reason) in [
+        "spam_risk_too_many_posts",
+        "spam_risk_text",
+        "spam_risk",
+        "auth_removed",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (job, outcome) = env
+            .upload(&format!("uploads/nia/{n}.mp4"), 80 + n as u64)
+            .await;
+        env.set_status(
+            &publish_id(&outcome),
+            serde_json::json!({"status": "FAILED", "fail_reason": reason}),
+        )
+        .await;
+        jobs.push((job, reason));
+    }
+    env.run().await;
+    for (job, reason) in &jobs {
+        let failed = env.job(&job.id).await;
+        assert_eq!(failed.status, JobStatus::Failed, "{reason}");
+        assert_eq!(failed.attempts, 0, "{reason}");
+        assert_eq!(failed.last_error.unwrap().code, *reason);
+    }
+    env.clock.advance_secs(25 * 3600);
+    let report = env.run().await;
+    assert_eq!(report.retries_released, 0);
+    assert_eq!(env.deliver_queue().await, 0);
+}
+
+#[tokio::test]
+async fn a_job_whose_status_cannot_be_read_is_flagged_or_failed() {
+    let env = env().await;
+    env.connect("open-e", "eve").await;
+    env.connect("open-o", "otto").await;
+    let failing = env.seed_jobs("open-e", "eve", 1, "PROCESSING_UPLOAD").await;
+    // A publish TikTok does not know, and one of another account.
+    let mut unknown = env.claimed("open-e", "eve", "unknown.mp4").await;
+    unknown.status = JobStatus::Processing;
+    unknown.publish_id = Some("v_inbox_file~v2.404404".into());
+    let theirs = env
+        .seed_jobs("open-o", "otto", 1, "PROCESSING_UPLOAD")
+        .await;
+    let mut foreign = env.claimed("open-e", "eve", "foreign.mp4").await;
+    foreign.status = JobStatus::Processing;
+    foreign.publish_id = theirs[0].publish_id.clone();
+    env.jobs()
+        .put_many(&[unknown.clone(), foreign.clone()])
+        .await
+        .unwrap();
+    env.jobs()
+        .transition(
+            &theirs[0],
+            JobStatus::Cancelled,
+            Changes::default(),
+            env.clock.now(),
+        )
+        .await
+        .unwrap();
+
+    env.sim
+        .fault(serde_json::json!({
+            "path_prefix": "/v2/post/publish/status/fetch/", "times": 1000,
+            "action": {"type": "status", "status": 500, "error_code": "internal_error"}
+        }))
+        .await;
+    env.run().await;
+    assert_eq!(env.job(&failing[0].id).await.status, JobStatus::Processing);
+    env.sim
+        .control(reqwest::Method::DELETE, "/_sim/faults", None)
+        .await;
+
+    // The permanent answers end their jobs at once.
+    env.next_minute().await;
+    env.run().await;
+    let unknown = env.job(&unknown.id).await;
+    assert_eq!(unknown.status, JobStatus::Failed);
+    assert_eq!(unknown.last_error.unwrap().code, "invalid_publish_id");
+    let foreign = env.job(&foreign.id).await;
+    assert_eq!(foreign.status, JobStatus::Failed);
+    assert_eq!(
+        foreign.last_error.unwrap().code,
+        "token_not_authorized_for_specified_publish_id"
+    );
+
+    // A job whose every status read fails is flagged stuck after 30
+    // minutes without progress, instead of being polled unnoticed forever.
+    env.sim
+        .fault(serde_json::json!({
+            "path_prefix": "/v2/post/publish/status/fetch/", "times": 1000,
+            "action": {"type": "status", "status": 500, "error_code": "internal_error"}
+        }))
+        .await;
+    env.clock.advance_secs(31 * 60);
+    env.sim.advance_clock(31 * 60).await;
+    let report = env.run().await;
+    assert_eq!(report.flagged_stuck, 1, "{report:?}");
+    let stuck = env.job(&failing[0].id).await;
+    assert_eq!(stuck.status, JobStatus::Stuck);
+    assert!(stuck.last_error.unwrap().message.contains("no progress"));
+}
+
+#[tokio::test]
+async fn held_uploads_are_released_first_even_when_the_run_stops_early() {
+    let env = env().await;
+    env.connect("open-h", "hal").await;
+    env.connect("open-b", "busy").await;
+    let mut drafts = Vec::new();
+    for n in 0..5 {
+        drafts.push(env.upload(&format!("uploads/hal/{n}.mp4"), 90 + n).await.0);
+    }
+    let (held, outcome) = env.upload("uploads/hal/held.mp4", 99).await;
+    assert!(matches!(outcome, Outcome::Queued { .. }), "{outcome:?}");
+    // One draft fails (as a webhook would record it): a slot is free.
+    env.jobs()
+        .transition(
+            &drafts[0],
+            JobStatus::Failed,
+            Changes {
+                last_error: Some(LastError {
+                    code: "file_format_check_failed".into(),
+                    message: "m".into(),
+                }),
+                ..Changes::default()
+            },
+            env.clock.now(),
+        )
+        .await
+        .unwrap();
+    // A backlog whose every status answer is slow, and a short run.
+    env.seed_jobs("open-b", "busy", 40, "PROCESSING_UPLOAD")
+        .await;
+    env.sim
+        .fault(serde_json::json!({
+            "path_prefix": "/v2/post/publish/status/fetch/", "times": 1000,
+            "action": {"type": "delay", "ms": 3_000}
+        }))
+        .await;
+    let report = env
+        .checker
+        .run(Instant::now() + Duration::from_secs(4))
+        .await;
+    assert!(report.stopped_early, "{report:?}");
+    assert_eq!(report.queued_released, 1, "{report:?}");
+    assert_eq!(env.job(&held.id).await.status, JobStatus::Claimed);
+    assert_eq!(env.deliver_queue().await, 1);
+}
+
+/// Writes an item as it is, bypassing every store.
+async fn put_raw(env: &Env, item: HashMap<String, AttributeValue>) {
+    env.aws
+        .dynamodb
+        .put_item()
+        .table_name(&env.table)
+        .set_item(Some(item))
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn unreadable_items_are_skipped_and_counted() {
+    let env = env().await;
+    env.connect("open-u", "uma").await;
+    let good = env
+        .seed_jobs("open-u", "uma", 1, "SEND_TO_USER_INBOX")
+        .await;
+    let s = |v: &str| AttributeValue::S(v.to_owned());
+    // A job item in the same index page as the good job, due before it,
+    // that is not a job this code can read; and an account item likewise.
+    put_raw(
+        &env,
+        HashMap::from([
+            ("pk".to_owned(), s("JOB#broken")),
+            ("sk".to_owned(), s("JOB")),
+            ("status".to_owned(), s("processing")),
+            (
+                "upload_url".to_owned(),
+                s("https://upload.example.com/?upload_token=SECRET-T"),
+            ),
+            (
+                "gsi1pk".to_owned(),
+                s(&format!("UNFINISHED#{}", good[0].id.shard())),
+            ),
+            ("gsi1sk".to_owned(), s("2000-01-01T00:00:00.000Z#broken")),
+        ]),
+    )
+    .await;
+    put_raw(
+        &env,
+        HashMap::from([
+            ("pk".to_owned(), s("ACCOUNT#broken")),
+            ("sk".to_owned(), s("ACCOUNT")),
+            ("state".to_owned(), s("no-such-state")),
+            ("gsi1pk".to_owned(), s("ACCOUNTS")),
+            ("gsi1sk".to_owned(), s("broken")),
+        ]),
+    )
+    .await;
+    capture_logs();
+    let report = env.run().await;
+    assert_eq!(report.unreadable_jobs, 1, "{report:?}");
+    assert_eq!(report.unreadable_accounts, 1);
+    assert_eq!(report.accounts, 1);
+    assert_eq!(env.job(&good[0].id).await.status, JobStatus::Inbox);
+    let logs = captured_logs();
+    assert!(logs.contains("JOB#broken"), "the bad item is named");
+    assert!(!logs.contains("SECRET-T"), "but not its values");
+}
+
+#[tokio::test]
+async fn a_retry_that_tiktok_has_is_followed_not_initialised_again() {
+    let env = env().await;
+    env.connect("open-l", "lou").await;
+    // Every byte went up but the last chunk's answer was lost: the upload
+    // side put the job to wait for a retry, publish_id and all.
+    let (job, outcome) = env.upload("uploads/lou/lost-answer.mp4", 100).await;
+    let publish = publish_id(&outcome);
+    // `other` stays PROCESSING_UPLOAD at TikTok, with every byte received.
+    let (other, _) = env.upload("uploads/lou/still-up.mp4", 101).await;
+    let mut waiting = Vec::new();
+    for j in [&job, &other] {
+        let moved = env
+            .jobs()
+            .transition(
+                j,
+                JobStatus::RetryWait,
+                Changes {
+                    attempts: Some(1),
+                    not_before: Some(env.clock.now()),
+                    last_error: Some(LastError {
+                        code: "network".into(),
+                        message: "the last chunk's answer was lost".into(),
+                    }),
+                    ..Changes::default()
+                },
+                env.clock.now(),
+            )
+            .await
+            .unwrap();
+        waiting.push(moved);
+    }
+    assert_eq!(
+        env.jobs()
+            .pending_drafts("open-l", env.clock.now())
+            .await
+            .unwrap(),
+        0
+    );
+    env.set_status(
+        &publish,
+        serde_json::json!({"status": "SEND_TO_USER_INBOX"}),
+    )
+    .await;
+
+    let report = env.run().await;
+    assert_eq!(report.retries_found_at_tiktok, 2, "{report:?}");
+    assert_eq!(report.retries_released, 0);
+    assert_eq!(env.deliver_queue().await, 0, "nothing initialised again");
+    let delivered = env.job(&job.id).await;
+    assert_eq!(delivered.status, JobStatus::Inbox);
+    assert_eq!(delivered.publish_id.as_deref(), Some(publish.as_str()));
+    assert_eq!(env.job(&other.id).await.status, JobStatus::Processing);
+    // Both count against TikTok's 5 pending drafts again.
+    assert_eq!(
+        env.jobs()
+            .pending_drafts("open-l", env.clock.now())
+            .await
+            .unwrap(),
+        2
+    );
+    let inits = env.sim.requests("/v2/post/publish/inbox/video/init/").await;
+    assert_eq!(inits.len(), 2);
+}
+
+#[tokio::test]
+async fn an_account_that_must_reconnect_keeps_what_tiktok_has() {
+    let env = env().await;
+    env.connect("open-c", "cy").await;
+    let (sent, outcome) = env.upload("uploads/cy/sent.mp4", 110).await;
+    let not_sent = env.claimed("open-c", "cy", "not-sent.mp4").await;
+    let held = env.claimed("open-c", "cy", "held.mp4").await;
+    let held = env
+        .jobs()
+        .transition(
+            &held,
+            JobStatus::Queued,
+            Changes::default(),
+            env.clock.now(),
+        )
+        .await
+        .unwrap();
+    env.accounts()
+        .set_state("open-c", AccountState::NeedsReconnect, Some("test"))
+        .await
+        .unwrap();
+    env.set_status(
+        &publish_id(&outcome),
+        serde_json::json!({"status": "SEND_TO_USER_INBOX"}),
+    )
+    .await;
+
+    let report = env.run().await;
+    assert_eq!(report.status_requests, 0, "no token of the account works");
+    for job in [&not_sent, &held] {
+        let failed = env.job(&job.id).await;
+        assert_eq!(failed.status, JobStatus::Failed);
+        assert_eq!(failed.last_error.unwrap().code, "reconnect_needed");
+    }
+    assert_eq!(env.job(&sent.id).await.status, JobStatus::Processing);
+
+    // After the reconnect (its tokens work again) the sent one is followed
+    // again.
+    env.accounts()
+        .set_state("open-c", AccountState::Active, None)
+        .await
+        .unwrap();
+    env.clock.advance_secs(16 * 60);
+    env.run().await;
+    assert_eq!(env.job(&sent.id).await.status, JobStatus::Inbox);
+}
+
+#[tokio::test]
+async fn drafts_in_the_inbox_are_followed_until_posted_or_a_day_old() {
+    let env = env().await;
+    env.connect("open-i", "ivy").await;
+    let mut drafts = Vec::new();
+    for n in 0..5 {
+        let (job, outcome) = env.upload(&format!("uploads/ivy/{n}.mp4"), 120 + n).await;
         env.set_status(
             &publish_id(&outcome),
             serde_json::json!({"status": "SEND_TO_USER_INBOX"}),
         )
         .await;
-        ids.push(job.id);
+        drafts.push((job, publish_id(&outcome)));
     }
-    // A deadline already inside the stop margin: no work is started.
-    let report = env.checker.run(Instant::now()).await;
-    assert!(report.stopped_early);
-    assert_eq!(report.status_requests, 0);
+    let (held, _) = env.upload("uploads/ivy/held.mp4", 130).await;
+    assert_eq!(held.status, JobStatus::Queued);
     let report = env.run().await;
-    assert!(!report.stopped_early);
-    assert_eq!(report.moved.get("inbox"), Some(&3));
-    for id in &ids {
-        assert_eq!(env.job(id).await.status, JobStatus::Inbox);
-    }
+    assert_eq!(report.moved.get("inbox"), Some(&5));
+    assert_eq!(report.queued_released, 0, "drafts in the inbox still count");
+
+    // Not asked again before 15 minutes.
+    env.next_minute().await;
+    let report = env.run().await;
+    assert_eq!(report.status_requests, 0, "{report:?}");
+
+    // The creator posts one from the app (no webhook): the next slow
+    // check sees it, and the held upload goes.
+    env.set_status(
+        &drafts[0].1,
+        serde_json::json!({"status": "PUBLISH_COMPLETE"}),
+    )
+    .await;
+    env.clock.advance_secs(15 * 60);
+    env.sim.advance_clock(15 * 60).await;
+    let report = env.run().await;
+    assert_eq!(report.status_requests, 5, "{report:?}");
+    assert_eq!(env.job(&drafts[0].0.id).await.status, JobStatus::Published);
+    assert_eq!(report.queued_released, 1, "{report:?}");
+    assert_eq!(env.job(&held.id).await.status, JobStatus::Claimed);
+
+    // A day after they reached the inbox the others are no longer followed
+    // (the released upload, never taken by the upload function here, is
+    // flagged stuck).
+    env.clock.advance_secs(24 * 3600);
+    let report = env.run().await;
+    assert_eq!(report.inbox_unfollowed, 4, "{report:?}");
+    assert_eq!(report.status_requests, 0);
+    env.next_minute().await;
+    let report = env.run().await;
+    assert_eq!(
+        report.jobs_seen, 1,
+        "only the released upload is left: {report:?}"
+    );
+    assert_eq!(env.job(&held.id).await.status, JobStatus::Stuck);
 }

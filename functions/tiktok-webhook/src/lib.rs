@@ -7,12 +7,12 @@
 //!
 //! | event | effect |
 //! |---|---|
-//! | `post.publish.inbox_delivered` | job -> `inbox` |
+//! | `post.publish.inbox_delivered` | draft job -> `inbox` (no news for a direct post) |
 //! | `post.publish.complete` | job -> `published` (a draft the creator posted, or a direct post that is up) |
-//! | `post.publish.publicly_available` | job -> `published` with the post id, if not published yet |
+//! | `post.publish.publicly_available` | job -> `published` with the post id (and its public link when the account's username is known), if not published yet |
 //! | `post.publish.failed` | the same mapping as the status checker: `retry_wait` for a passing reason, else `failed` (or `cancelled`) |
 //! | `post.publish.no_longer_publicaly_available` | logged only (no job status for it) |
-//! | `authorization.removed` | account -> `revoked`; its held (`queued`) jobs -> `failed` (`auth_removed`) |
+//! | `authorization.removed` | account -> `revoked`; its unfinished jobs but drafts in the inbox (held, waiting to retry, not yet sent, uploading, processing, stuck) -> `failed` (`auth_removed`) |
 //! | anything else | 200, logged, ignored |
 //!
 //! Deliveries come at least once and TikTok retries anything but a 200 for
@@ -32,8 +32,8 @@ use shared::Secret;
 use shared::accounts::{AccountError, AccountState, Accounts};
 use shared::aws::AwsClients;
 use shared::jobs::{
-    Changes, Decision, Job, JobError, JobId, JobStatus, Jobs, LastError, RetryPolicy, Step,
-    after_status, check_transition,
+    Changes, Decision, Job, JobError, JobId, JobStatus, Jobs, LastError, RetryPolicy,
+    UNFINISHED_SHARDS, after_job_status, check_transition,
 };
 use shared::tiktok::{PublishState, PublishStatus};
 use shared::tokens::Clock;
@@ -47,10 +47,11 @@ pub const ROUTE: &str = "/webhooks/tiktok";
 /// How often one delivery re-reads a job that someone else moved meanwhile.
 const MOVE_ATTEMPTS: u32 = 4;
 
-/// Held jobs failed per page, and pages per delivery, when an authorization
-/// is removed: bounded work, so the answer stays fast.
-const QUEUE_PAGE: u32 = 25;
-const QUEUE_PAGES: u32 = 8;
+/// How long one `authorization.removed` delivery may spend failing the
+/// account's jobs before it answers 500, so that TikTok delivers it again
+/// and the next delivery goes on (it is idempotent): the answer stays well
+/// inside API Gateway's 30 s, however large the backlog.
+const REMOVAL_BUDGET: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The error code held jobs get when their account's authorization is gone.
 pub const AUTH_REMOVED: &str = "auth_removed";
@@ -74,6 +75,10 @@ pub enum ApplyError {
     Accounts(#[from] AccountError),
     #[error("the job of publish_id {publish_id} kept changing while the event was applied")]
     KeptChanging { publish_id: String },
+    /// Part of the account's jobs were failed; the rest wait for TikTok's
+    /// next delivery of the same event.
+    #[error("account {open_id}: {failed} jobs failed so far; the rest on the next delivery")]
+    RemovalUnfinished { open_id: String, failed: u32 },
 }
 
 /// What a delivery did.
@@ -94,7 +99,8 @@ pub enum Outcome {
         open_id: String,
         /// Whether the account was revoked before (a repeated delivery).
         already: bool,
-        held_jobs_failed: u32,
+        /// The account's unfinished jobs this delivery failed.
+        jobs_failed: u32,
     },
     /// An event this function does not act on.
     Ignored(String),
@@ -109,10 +115,10 @@ impl fmt::Display for Outcome {
             Self::AccountRevoked {
                 open_id,
                 already,
-                held_jobs_failed,
+                jobs_failed,
             } => write!(
                 f,
-                "account {open_id} revoked{}; {held_jobs_failed} held jobs failed",
+                "account {open_id} revoked{}; {jobs_failed} unfinished jobs failed",
                 if *already { " (already)" } else { "" }
             ),
             Self::Ignored(event) => write!(f, "event {event} ignored"),
@@ -149,12 +155,13 @@ pub enum Plan {
 ///   catches the *same delivery* twice, not the status checker having already
 ///   applied the same FAILED it polled.
 /// - the job itself: TikTok's FAILED is final for a publish, and a job
-///   records `tiktok_status` in the same conditional write that moves it. So
-///   "the job's current publish_id is this one and it already records FAILED"
-///   means exactly "this failure was applied", by a delivery or by the
-///   checker, with no extra item and no window between two writes. A retry
-///   clears the publish_id (a new init gets a new one), so a later failure of
-///   the new attempt is not mistaken for the old one.
+///   records `tiktok_status`, and the publish_id it is about
+///   (`status_publish_id`), in the same conditional write that moves it. So
+///   "the job records FAILED for this publish_id" means exactly "this
+///   failure was applied", by a delivery or by the checker, with no extra
+///   item and no window between two writes. A retry gets a new publish_id
+///   (and the move back to `claimed` clears the old status), so a failure of
+///   the new attempt is never mistaken for the old one.
 ///
 /// The second is used. Two deliveries racing on the same reading are settled
 /// by the store's optimistic check: the loser gets a conflict, re-reads, and
@@ -183,8 +190,8 @@ pub fn decide(job: &Job, event: &Event, now: DateTime<Utc>, policy: &RetryPolicy
             }
             publish_status(PublishState::PublishComplete, None, ids)
         }
-        Event::Failed { reason, .. } => {
-            if job.tiktok_status == Some(PublishState::Failed) {
+        Event::Failed { publish, reason } => {
+            if job.failure_recorded_for(&publish.publish_id) {
                 return Plan::Nothing("this failure is already recorded on the job");
             }
             if job.status == JobStatus::RetryWait && reason.is_retryable() {
@@ -201,32 +208,15 @@ pub fn decide(job: &Job, event: &Event, now: DateTime<Utc>, policy: &RetryPolicy
             return Plan::Nothing("not a publish event");
         }
     };
-    let step = match after_status(job.status, job.attempts, &status, now, policy) {
+    // The checker's mapping: a direct post's success is PUBLISH_COMPLETE
+    // only, and a draft failed after it reached the inbox is not retried.
+    let step = match after_job_status(job, &status, now, policy) {
         Decision::Stay => return Plan::Nothing("the job already has this status"),
         Decision::Move(step) => step,
     };
-    let has_publish_id = job.publish_id.is_some();
-    let step = if check_transition(job.status, step.to, has_publish_id).is_ok() {
-        step
-    } else if job.status == JobStatus::Inbox && step.to == JobStatus::RetryWait {
-        // TikTok failed a draft after delivering it, for a passing reason. A
-        // retry would init again and could leave the creator two drafts, so
-        // it ends here, with TikTok's reason.
-        Step {
-            to: JobStatus::Failed,
-            attempts: job.attempts,
-            not_before: None,
-            error: step.error.map(|e| LastError {
-                message: format!(
-                    "{} (after the draft reached the inbox; not retried)",
-                    e.message
-                ),
-                code: e.code,
-            }),
-        }
-    } else {
+    if check_transition(job.status, step.to, job.publish_id.is_some()).is_err() {
         return Plan::Nothing("not a move the job can make from its status");
-    };
+    }
     Plan::Move {
         to: step.to,
         changes: Changes::from(step).with_tiktok_status(&status),
@@ -415,15 +405,25 @@ impl WebhookService {
                 ));
             }
             let now = self.clock.now();
-            let (to, changes) = match decide(&job, &delivery.event, now, &self.policy) {
+            let (to, mut changes) = match decide(&job, &delivery.event, now, &self.policy) {
                 Plan::Nothing(why) => return Ok(Outcome::Unchanged(why)),
                 Plan::Move { to, changes } => (to, changes),
-                Plan::AddPostIds(ids) => match self.jobs.add_post_ids(&job, &ids, now).await {
-                    Ok(_) => return Ok(Outcome::Unchanged("post id recorded")),
-                    Err(JobError::Conflict { .. }) => continue,
-                    Err(err) => return Err(err.into()),
-                },
+                Plan::AddPostIds(ids) => {
+                    let links = self.share_links(&job, &ids).await;
+                    match self
+                        .jobs
+                        .add_post_ids_with_links(&job, &ids, &links, now)
+                        .await
+                    {
+                        Ok(_) => return Ok(Outcome::Unchanged("post id recorded")),
+                        Err(JobError::Conflict { .. }) => continue,
+                        Err(err) => return Err(err.into()),
+                    }
+                }
             };
+            if !changes.post_ids.is_empty() {
+                changes.share_urls = self.share_links(&job, &changes.post_ids).await;
+            }
             match self.jobs.transition(&job, to, changes, now).await {
                 Ok(moved) => {
                     return Ok(Outcome::JobMoved {
@@ -443,18 +443,39 @@ impl WebhookService {
         })
     }
 
+    /// The posts' public links, when the job's account has a known username
+    /// (recorded by the status checker from `creator_info`). A failed read
+    /// only costs the links, never the event.
+    async fn share_links(&self, job: &Job, post_ids: &[u64]) -> Vec<String> {
+        let Some(open_id) = job.open_id.as_deref() else {
+            return Vec::new();
+        };
+        match self.accounts.get(open_id).await {
+            Ok(account) => shared::tiktok::posting::share_urls(
+                account.as_ref().and_then(|a| a.username.as_deref()),
+                post_ids,
+            ),
+            Err(err) => {
+                tracing::warn!(open_id, error = %err, "cannot read the account; post recorded without its link");
+                Vec::new()
+            }
+        }
+    }
+
     /// `authorization.removed`: TikTok has revoked the grant already.
     ///
     /// The account becomes `revoked` (uploads for it are refused until the
-    /// creator connects again), and every job of it held in `queued` fails
-    /// now with `auth_removed`: it never reached TikTok and never can with
-    /// this grant. Its other unfinished jobs (uploading, processing, waiting
-    /// to retry) are left to the status checker: their next call to TikTok
-    /// is refused for the token, and the checker fails them with the
-    /// reconnect message; TikTok may also send `post.publish.failed` with
-    /// `auth_removed` for uploads it was processing. Doing that here would
-    /// mean walking the unfinished index from a request that must answer at
-    /// once.
+    /// creator connects again), and its unfinished jobs fail now with
+    /// `auth_removed`: held (`queued`), waiting to retry, claimed and not yet
+    /// sent (none of these can reach TikTok with this grant), and uploading,
+    /// processing or stuck ones too, since TikTok fails what it is processing
+    /// with `auth_removed`. Drafts already in the inbox are left: they are
+    /// the creator's now. The jobs are found through the index of followed
+    /// jobs, filtered on the account (DynamoDB reads the whole index for it,
+    /// which for an event this rare is cheaper than a second index). The
+    /// work is bounded by [`REMOVAL_BUDGET`]: past it the delivery answers
+    /// 500 and TikTok's next delivery goes on where it stopped; repeating
+    /// it changes nothing already done.
     async fn authorization_removed(
         &self,
         delivery: &Webhook,
@@ -465,11 +486,13 @@ impl WebhookService {
             return Ok(Outcome::Unchanged("no account has this open_id"));
         };
         // TikTok retries a delivery for up to 72 hours, re-signed each time:
-        // an old removal must not revoke a connection made after it. An
-        // active account changed after the event was made has been connected
-        // (again) since: the removed grant was refreshed on no other path.
-        if account.state == AccountState::Active
-            && account.updated_at.timestamp() > delivery.create_time
+        // an old removal must not revoke a connection made after it. The
+        // connection time is its own attribute, because token refreshes and
+        // notes move `updated_at`; accounts recorded before it existed fall
+        // back to `updated_at` (which errs towards keeping the account: a
+        // grant that is really gone fails its next refresh and is marked).
+        let connected_at = account.connected_at.unwrap_or(account.updated_at);
+        if account.state == AccountState::Active && connected_at.timestamp() > delivery.create_time
         {
             return Ok(Outcome::Unchanged(
                 "the account was connected again after this event",
@@ -485,59 +508,83 @@ impl WebhookService {
                 .set_state(open_id, AccountState::Revoked, Some(&message))
                 .await?;
         }
-        let held_jobs_failed = self.fail_held_jobs(open_id, &message).await?;
+        let jobs_failed = self.fail_unfinished_jobs(open_id, &message).await?;
         Ok(Outcome::AccountRevoked {
             open_id: open_id.to_owned(),
             already,
-            held_jobs_failed,
+            jobs_failed,
         })
     }
 
-    /// Fails the account's `queued` jobs, a bounded number per delivery.
-    async fn fail_held_jobs(&self, open_id: &str, why: &str) -> Result<u32, ApplyError> {
-        let error = LastError {
-            code: AUTH_REMOVED.to_owned(),
-            message: format!(
-                "The creator's TikTok {why}; this upload was held and is not sent. Connect the account again, then upload it again."
-            ),
-        };
+    /// Fails the account's unfinished jobs (all but drafts in the inbox),
+    /// within [`REMOVAL_BUDGET`].
+    async fn fail_unfinished_jobs(&self, open_id: &str, why: &str) -> Result<u32, ApplyError> {
+        let stop_at = tokio::time::Instant::now() + REMOVAL_BUDGET;
         let mut failed = 0;
-        for _ in 0..QUEUE_PAGES {
-            let held = self.jobs.queued_for_account(open_id, QUEUE_PAGE).await?;
-            if held.is_empty() {
-                return Ok(failed);
-            }
-            let mut progressed = false;
-            for job in held {
-                let changes = Changes {
-                    last_error: Some(error.clone()),
-                    ..Changes::default()
-                };
-                match self
-                    .jobs
-                    .transition(&job, JobStatus::Failed, changes, self.clock.now())
-                    .await
-                {
-                    Ok(_) => {
+        for shard in 0..UNFINISHED_SHARDS {
+            let mut start = None;
+            loop {
+                if tokio::time::Instant::now() >= stop_at {
+                    tracing::warn!(
+                        open_id,
+                        failed,
+                        "authorization removal not finished in time; TikTok's next delivery goes on"
+                    );
+                    return Err(ApplyError::RemovalUnfinished {
+                        open_id: open_id.to_owned(),
+                        failed,
+                    });
+                }
+                let page = self.jobs.followed_of_account(open_id, shard, start).await?;
+                for job in page.jobs {
+                    if self.fail_for_removal(&job, why).await? {
                         failed += 1;
-                        progressed = true;
                     }
-                    // Released or cancelled meanwhile: whoever moved it owns
-                    // it now (a released job meets the revoked account).
-                    Err(JobError::Conflict { .. } | JobError::IllegalTransition { .. }) => {}
-                    Err(err) => return Err(err.into()),
+                }
+                match page.next {
+                    Some(next) => start = Some(next),
+                    None => break,
                 }
             }
-            if !progressed {
-                break;
-            }
         }
-        tracing::warn!(
-            open_id,
-            failed,
-            "more held jobs than one delivery fails; the rest fail when released (the account is revoked)"
-        );
         Ok(failed)
+    }
+
+    /// Fails one job of a removed authorization, unless it is a draft in the
+    /// inbox or someone moved it meanwhile.
+    async fn fail_for_removal(&self, job: &Job, why: &str) -> Result<bool, ApplyError> {
+        if job.status == JobStatus::Inbox || job.status.is_final() {
+            return Ok(false);
+        }
+        let sent = job.publish_id.is_some();
+        let error = LastError {
+            code: AUTH_REMOVED.to_owned(),
+            message: if sent {
+                format!(
+                    "The creator's TikTok {why}; TikTok stops processing this upload. Connect the account again, then upload it again."
+                )
+            } else {
+                format!(
+                    "The creator's TikTok {why}; this upload was not sent. Connect the account again, then upload it again."
+                )
+            },
+        };
+        let changes = Changes {
+            last_error: Some(error),
+            ..Changes::default()
+        };
+        match self
+            .jobs
+            .transition(job, JobStatus::Failed, changes, self.clock.now())
+            .await
+        {
+            Ok(_) => Ok(true),
+            // Moved meanwhile (released, finished, cancelled): whoever moved
+            // it owns it now, and a repeated delivery finds it again if it
+            // is still unfinished.
+            Err(JobError::Conflict { .. } | JobError::IllegalTransition { .. }) => Ok(false),
+            Err(err) => Err(err.into()),
+        }
     }
 }
 
@@ -700,8 +747,23 @@ mod tests {
         let mut waiting = job(JobStatus::RetryWait);
         waiting.attempts = 4;
         waiting.tiktok_status = Some(PublishState::Failed);
+        waiting.status_publish_id = Some("p1".into());
         assert_eq!(
             decide(&waiting, &failed(FailReason::Internal), now(), &policy()),
+            Plan::Nothing("this failure is already recorded on the job")
+        );
+        // Recorded for p1, a permanent reason is not applied a second time
+        // either (the job would be failed already; this is the guard).
+        let mut recorded = job(JobStatus::Processing);
+        recorded.tiktok_status = Some(PublishState::Failed);
+        recorded.status_publish_id = Some("p1".into());
+        assert_eq!(
+            decide(
+                &recorded,
+                &failed(FailReason::SpamRiskText),
+                now(),
+                &policy()
+            ),
             Plan::Nothing("this failure is already recorded on the job")
         );
 
@@ -721,6 +783,48 @@ mod tests {
             &policy(),
         ));
         assert_eq!(to, JobStatus::Cancelled);
+    }
+
+    #[test]
+    fn a_failure_of_a_new_attempt_is_not_taken_for_the_old_one() {
+        // TikTok failed the first attempt (p0); the retry got p1 and TikTok
+        // fails that one too. A job that still shows p0's FAILED (as items
+        // written before the status was cleared on retry do) must count it.
+        let mut retried = job(JobStatus::Processing);
+        retried.attempts = 1;
+        retried.tiktok_status = Some(PublishState::Failed);
+        retried.fail_reason = Some(FailReason::Internal);
+        retried.status_publish_id = Some("p0".into());
+        let (to, changes) = moved(decide(
+            &retried,
+            &failed(FailReason::Internal),
+            now(),
+            &policy(),
+        ));
+        assert_eq!(to, JobStatus::RetryWait);
+        assert_eq!(changes.attempts, Some(2));
+        retried.status_publish_id = None;
+        let (to, _) = moved(decide(
+            &retried,
+            &failed(FailReason::FileFormatCheckFailed),
+            now(),
+            &policy(),
+        ));
+        assert_eq!(to, JobStatus::Failed);
+    }
+
+    #[test]
+    fn a_direct_post_is_not_done_when_it_reaches_an_inbox() {
+        let mut direct = job(JobStatus::Processing);
+        direct.post = PostTarget::Direct {
+            privacy_level: shared::tiktok::PrivacyLevel::SelfOnly,
+        };
+        assert_eq!(
+            decide(&direct, &Event::InboxDelivered(p()), now(), &policy()),
+            Plan::Nothing("the job already has this status")
+        );
+        let (to, _) = moved(decide(&direct, &Event::Complete(p()), now(), &policy()));
+        assert_eq!(to, JobStatus::Published);
     }
 
     #[test]

@@ -167,6 +167,22 @@ impl Env {
         if status == JobStatus::Uploading {
             return job;
         }
+        if status == JobStatus::RetryWait {
+            return self
+                .jobs
+                .transition(
+                    &job,
+                    JobStatus::RetryWait,
+                    Changes {
+                        attempts: Some(attempts),
+                        not_before: Some(now() + TimeDelta::minutes(5)),
+                        ..Changes::default()
+                    },
+                    now(),
+                )
+                .await
+                .unwrap();
+        }
         let changes = Changes {
             attempts: Some(attempts),
             ..Changes::default()
@@ -180,8 +196,40 @@ impl Env {
             return job;
         }
         assert_eq!(status, JobStatus::Inbox, "helper covers up to inbox");
+        // (claimed jobs come from `claimed`)
         self.jobs
             .transition(&job, JobStatus::Inbox, Changes::default(), now())
+            .await
+            .unwrap()
+    }
+}
+
+impl Env {
+    /// A processing draft job of another account.
+    async fn job_of(&self, open_id: &str, alias: &str, key: &str, publish_id: &str) -> Job {
+        let new = NewJob {
+            upload: Upload {
+                bucket: "drops".into(),
+                key: format!("uploads/{alias}/{key}"),
+                version: ObjectVersion::etag("0123"),
+                size: 1000,
+            },
+            alias: Some(alias.into()),
+            open_id: Some(open_id.into()),
+            kind: JobKind::Video,
+            post: PostTarget::Draft,
+            caption: None,
+        };
+        let Claim::New(job) = self.jobs.claim(new, now()).await.unwrap() else {
+            panic!("claimed before");
+        };
+        let job = self
+            .jobs
+            .save_init(&job.id, publish_id, None, None, now())
+            .await
+            .unwrap();
+        self.jobs
+            .transition(&job, JobStatus::Processing, Changes::default(), now())
             .await
             .unwrap()
     }
@@ -429,25 +477,68 @@ async fn malformed_unknown_and_foreign_deliveries() {
 }
 
 #[tokio::test]
-async fn authorization_removed_revokes_the_account_and_fails_its_held_jobs() {
+async fn authorization_removed_revokes_the_account_and_fails_its_unfinished_jobs() {
     let env = env().await;
     let held_a = env.job("q1.mp4", "", JobStatus::Queued, 0).await;
     let held_b = env.job("q2.mp4", "", JobStatus::Queued, 0).await;
+    let waiting = env
+        .job("r.mp4", "v_inbox_file~v2.39", JobStatus::RetryWait, 1)
+        .await;
+    let uploading = env
+        .job("u.mp4", "v_inbox_file~v2.41", JobStatus::Uploading, 0)
+        .await;
     let working = env
         .job("w.mp4", "v_inbox_file~v2.40", JobStatus::Processing, 0)
+        .await;
+    let delivered = env
+        .job("d.mp4", "v_inbox_file~v2.42", JobStatus::Inbox, 0)
+        .await;
+    let not_sent = match env
+        .jobs
+        .claim(
+            NewJob {
+                upload: Upload {
+                    bucket: "drops".into(),
+                    key: "uploads/alice/c.mp4".into(),
+                    version: ObjectVersion::etag("0123"),
+                    size: 1000,
+                },
+                alias: Some("alice".into()),
+                open_id: Some(OPEN_ID.into()),
+                kind: JobKind::Video,
+                post: PostTarget::Draft,
+                caption: None,
+            },
+            now(),
+        )
+        .await
+        .unwrap()
+    {
+        Claim::New(job) => job,
+        Claim::Existing(job) => panic!("{} claimed before", job.id),
+    };
+    // Another account's job is not touched.
+    env.connect("open-bob", "bob").await;
+    let bobs = env
+        .job_of("open-bob", "bob", "b.mp4", "v_inbox_file~v2.43")
         .await;
 
     let body = envelope("authorization.removed", OPEN_ID, json!({"reason": 1}));
     let res = env.deliver(&body).await;
     assert_eq!(res.status(), StatusCode::OK, "{}", text(&res));
+    assert!(
+        text(&res).contains("6 unfinished jobs failed"),
+        "{}",
+        text(&res)
+    );
     let account = env.accounts.get(OPEN_ID).await.unwrap().unwrap();
     assert_eq!(account.state, AccountState::Revoked);
     let reason = account.state_reason.clone().unwrap();
     assert!(reason.contains("reason 1"), "{reason}");
     assert!(reason.contains("disconnected"), "{reason}");
-    for held in [&held_a, &held_b] {
-        let job = env.get(held).await;
-        assert_eq!(job.status, JobStatus::Failed);
+    for job in [&held_a, &held_b, &waiting, &uploading, &working, &not_sent] {
+        let job = env.get(job).await;
+        assert_eq!(job.status, JobStatus::Failed, "{}", job.upload.key);
         let error = job.last_error.unwrap();
         assert_eq!(error.code, "auth_removed");
         assert!(
@@ -463,15 +554,166 @@ async fn authorization_removed_revokes_the_account_and_fails_its_held_jobs() {
             .unwrap()
             .is_empty()
     );
-    // Unfinished work at TikTok is left to the status checker.
-    assert_eq!(env.get(&working).await, working);
+    // A draft already in the inbox is the creator's; another account's
+    // jobs are not this event's.
+    assert_eq!(env.get(&delivered).await, delivered);
+    assert_eq!(env.get(&bobs).await, bobs);
 
     // Delivered again: nothing changes.
-    let (a, b) = (env.get(&held_a).await, env.get(&held_b).await);
+    let before = (env.get(&held_a).await, env.get(&working).await);
     let res = env.deliver(&body).await;
     assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        text(&res).contains("0 unfinished jobs failed"),
+        "{}",
+        text(&res)
+    );
     assert_eq!(env.accounts.get(OPEN_ID).await.unwrap().unwrap(), account);
-    assert_eq!((env.get(&held_a).await, env.get(&held_b).await), (a, b));
+    assert_eq!((env.get(&held_a).await, env.get(&working).await), before);
+}
+
+#[tokio::test]
+async fn a_removal_made_after_the_connection_revokes_it_whatever_refreshed_since() {
+    let env = env().await;
+    let connected = env.accounts.get(OPEN_ID).await.unwrap().unwrap();
+    let connected_at = connected.connected_at.expect("a login records when");
+    // A token refresh after it moves `updated_at` on (as the checker's
+    // sweep does), a second later at least.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    env.accounts
+        .record_token_expiry(OPEN_ID, now() + TimeDelta::hours(2), None)
+        .await
+        .unwrap();
+    let refreshed = env.accounts.get(OPEN_ID).await.unwrap().unwrap();
+    assert!(refreshed.updated_at > connected_at);
+    assert_eq!(refreshed.connected_at, Some(connected_at));
+    // The removal was made at the connection, before that refresh: it is
+    // about this grant, not an old one.
+    let body = json!({
+        "client_key": SIM_CLIENT_KEY, "event": "authorization.removed",
+        "create_time": connected_at.timestamp(), "user_openid": OPEN_ID,
+        "content": json!({"reason": 5}).to_string(),
+    })
+    .to_string();
+    let res = env.deliver(&body).await;
+    assert_eq!(res.status(), StatusCode::OK, "{}", text(&res));
+    let account = env.accounts.get(OPEN_ID).await.unwrap().unwrap();
+    assert_eq!(account.state, AccountState::Revoked, "{}", text(&res));
+}
+
+#[tokio::test]
+async fn a_failure_of_a_retried_attempt_is_applied() {
+    let env = env().await;
+    let job = env
+        .job("again.mp4", "v_inbox_file~v2.50", JobStatus::Processing, 0)
+        .await;
+    let res = env
+        .deliver(&publish_event(
+            "post.publish.failed",
+            "v_inbox_file~v2.50",
+            json!({"reason": "internal"}),
+        ))
+        .await;
+    assert_eq!(res.status(), StatusCode::OK, "{}", text(&res));
+    let waiting = env.get(&job).await;
+    assert_eq!(
+        (waiting.status, waiting.attempts),
+        (JobStatus::RetryWait, 1)
+    );
+    // The retry: back to claimed, a new init, bytes sent.
+    let claimed = env
+        .jobs
+        .transition(&waiting, JobStatus::Claimed, Changes::default(), now())
+        .await
+        .unwrap();
+    assert_eq!(
+        claimed.tiktok_status, None,
+        "the old attempt's status is gone"
+    );
+    assert_eq!(claimed.fail_reason, None);
+    assert!(matches!(
+        env.jobs.take_draft_slot(&claimed, now()).await.unwrap(),
+        SlotDecision::Granted { .. }
+    ));
+    let uploading = env
+        .jobs
+        .save_init(&claimed.id, "v_inbox_file~v2.51", None, None, now())
+        .await
+        .unwrap();
+    env.jobs
+        .transition(&uploading, JobStatus::Processing, Changes::default(), now())
+        .await
+        .unwrap();
+    // TikTok fails the new attempt too: that is a second failure.
+    let res = env
+        .deliver(&publish_event(
+            "post.publish.failed",
+            "v_inbox_file~v2.51",
+            json!({"reason": "internal"}),
+        ))
+        .await;
+    assert_eq!(res.status(), StatusCode::OK, "{}", text(&res));
+    let again = env.get(&job).await;
+    assert_eq!(
+        (again.status, again.attempts),
+        (JobStatus::RetryWait, 2),
+        "{}",
+        text(&res)
+    );
+    assert_eq!(
+        again.status_publish_id.as_deref(),
+        Some("v_inbox_file~v2.51")
+    );
+    // And its replay is not.
+    let res = env
+        .deliver(&publish_event(
+            "post.publish.failed",
+            "v_inbox_file~v2.51",
+            json!({"reason": "internal"}),
+        ))
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(env.get(&job).await, again);
+}
+
+#[tokio::test]
+async fn a_public_post_gets_its_link_when_the_username_is_known() {
+    let env = env().await;
+    env.accounts
+        .record_username(OPEN_ID, "alice.tt")
+        .await
+        .unwrap();
+    let job = env
+        .job("public.mp4", "v_inbox_file~v2.60", JobStatus::Inbox, 0)
+        .await;
+    let big: u64 = 7_459_287_841_546_292_488;
+    let res = env
+        .deliver(&publish_event(
+            "post.publish.publicly_available",
+            "v_inbox_file~v2.60",
+            json!({"post_id": big}),
+        ))
+        .await;
+    assert_eq!(res.status(), StatusCode::OK, "{}", text(&res));
+    let published = env.get(&job).await;
+    assert_eq!(published.status, JobStatus::Published);
+    assert_eq!(published.post_ids, vec![big]);
+    assert_eq!(
+        published.share_urls,
+        vec![format!("https://www.tiktok.com/@alice.tt/video/{big}")]
+    );
+    // A second post of the same draft adds its own link.
+    let res = env
+        .deliver(&publish_event(
+            "post.publish.publicly_available",
+            "v_inbox_file~v2.60",
+            json!({"post_id": big + 1}),
+        ))
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let both = env.get(&job).await;
+    assert_eq!(both.post_ids, vec![big, big + 1]);
+    assert_eq!(both.share_urls.len(), 2);
 }
 
 #[tokio::test]

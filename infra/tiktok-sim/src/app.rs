@@ -48,13 +48,19 @@ impl App {
         http: reqwest::Client,
     ) -> Self {
         let (webhooks, webhook_queue) = Webhooks::new();
+        let log = RequestLog::with_capacity(
+            state
+                .settings
+                .request_log_capacity
+                .clamp(1, crate::request_log::MAX_CAPACITY),
+        );
         Self {
             state: Mutex::new(state),
             persist_dir,
             spool_dir,
             base_url,
             rate: Mutex::default(),
-            log: Mutex::default(),
+            log: Mutex::new(log),
             faults: Mutex::default(),
             uploads_in_flight: Mutex::default(),
             pulls: Mutex::default(),

@@ -85,6 +85,9 @@ pub struct Settings {
     pub max_video_bytes: u64,
     /// Where webhooks are POSTed (signed with `client_secret`); `None` sends none.
     pub webhook_url: Option<String>,
+    /// How many requests the request log keeps (oldest dropped first); load
+    /// benches that measure from the log raise it.
+    pub request_log_capacity: usize,
 }
 
 impl Default for Settings {
@@ -117,6 +120,7 @@ impl Default for Settings {
             max_photo_bytes: 20_000_000,
             max_video_bytes: 4_000_000_000,
             webhook_url: None,
+            request_log_capacity: crate::request_log::CAPACITY,
         }
     }
 }

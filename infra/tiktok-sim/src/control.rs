@@ -82,6 +82,12 @@ pub async fn put_settings(AxState(app): AxState<Arc<App>>, body: bytes::Bytes) -
             "oauth_error_status is not an HTTP status",
         ));
     }
+    if !(1..=crate::request_log::MAX_CAPACITY).contains(&settings.request_log_capacity) {
+        return Err(ControlError::bad(
+            "request_log_capacity must be 1 to 1000000",
+        ));
+    }
+    lock(&app.log).set_capacity(settings.request_log_capacity);
     app.update(|s| s.settings = settings.clone());
     Ok(Json(settings).into_response())
 }

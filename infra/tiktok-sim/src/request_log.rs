@@ -6,8 +6,11 @@ use std::collections::VecDeque;
 
 use serde::Serialize;
 
-/// How many requests are kept; older ones are dropped.
+/// How many requests are kept by default; older ones are dropped.
 pub const CAPACITY: usize = 10_000;
+
+/// The most a test may ask the log to keep.
+pub const MAX_CAPACITY: usize = 1_000_000;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct LoggedRequest {
@@ -37,13 +40,31 @@ pub struct LoggedRequest {
 pub struct RequestLog {
     entries: VecDeque<LoggedRequest>,
     next_seq: u64,
+    /// `None`: [`CAPACITY`].
+    capacity: Option<usize>,
 }
 
 impl RequestLog {
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self {
+            capacity: Some(capacity),
+            ..Self::default()
+        }
+    }
+
+    /// Keeps at most `capacity` entries from now on (dropping the oldest).
+    pub fn set_capacity(&mut self, capacity: usize) {
+        self.capacity = Some(capacity);
+        while self.entries.len() > capacity {
+            self.entries.pop_front();
+        }
+    }
+
     pub fn push(&mut self, mut entry: LoggedRequest) {
         self.next_seq += 1;
         entry.seq = self.next_seq;
-        if self.entries.len() >= CAPACITY {
+        let capacity = self.capacity.unwrap_or(CAPACITY).max(1);
+        while self.entries.len() >= capacity {
             self.entries.pop_front();
         }
         self.entries.push_back(entry);
@@ -77,6 +98,39 @@ pub fn redact_query(query: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn entry() -> LoggedRequest {
+        LoggedRequest {
+            seq: 0,
+            time: String::new(),
+            time_ms: 0,
+            method: "POST".into(),
+            path: "/v2/post/publish/status/fetch/".into(),
+            query: None,
+            status: 200,
+            error_code: None,
+            content_type: None,
+            content_length: None,
+            content_range: None,
+            token_sha256: None,
+            body: None,
+            form_fields: None,
+            grant_type: None,
+            fault: None,
+        }
+    }
+
+    #[test]
+    fn the_capacity_keeps_the_newest() {
+        let mut log = RequestLog::with_capacity(3);
+        for _ in 0..5 {
+            log.push(entry());
+        }
+        let seqs: Vec<u64> = log.query(None, None).iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, vec![3, 4, 5]);
+        log.set_capacity(1);
+        assert_eq!(log.query(None, None).len(), 1);
+    }
 
     #[test]
     fn upload_token_is_removed() {

@@ -6,20 +6,24 @@
 //!   answers and errors mean for a job; plain code, no I/O;
 //! - [`store`]: the records on the shared DynamoDB table, with exactly-once
 //!   claims, "never init twice", optimistic concurrency, the index of
-//!   unfinished jobs and the per-account pending-draft slots and queue.
+//!   unfinished jobs and the per-account pending-draft slots and queue;
+//! - [`checker_state`]: the status checker's one state item (until when its
+//!   last run sent status requests).
 
+pub mod checker_state;
 pub mod model;
 pub mod state_machine;
 pub mod store;
 
+pub use checker_state::CheckerState;
 pub use model::{
     BadJobId, Job, JobId, JobKind, LOCAL_FILE_BUCKET, LastError, NewJob, ObjectVersion, PostTarget,
     UNFINISHED_SHARDS, Upload,
 };
 pub use state_machine::{
-    ALL_STATUSES, Decision, IllegalTransition, JobStatus, PENDING_SHARE_WAIT, RECONNECT_MESSAGE,
-    RetryPolicy, STUCK_AFTER, Step, after_error, after_status, check_transition, is_stuck,
-    pending_share_wait,
+    ALL_STATUSES, Decision, INBOX_FOLLOW_EVERY, INBOX_FOLLOW_FOR, IllegalTransition, JobStatus,
+    PENDING_SHARE_WAIT, RECONNECT_MESSAGE, RetryPolicy, STUCK_AFTER, Step, after_error,
+    after_job_status, after_status, check_transition, is_stuck, pending_share_wait,
 };
 pub use store::{
     Changes, Claim, JobError, Jobs, MAX_PENDING_DRAFTS, PENDING_WINDOW, PageKey, SlotDecision,

@@ -210,7 +210,15 @@ pub struct Job {
     pub last_error: Option<LastError>,
     pub tiktok_status: Option<PublishState>,
     pub fail_reason: Option<FailReason>,
+    /// The `publish_id` that `tiktok_status` and `fail_reason` were reported
+    /// for. A retry gets a new publish_id, so what TikTok said about an
+    /// earlier attempt is never taken for the current one.
+    pub status_publish_id: Option<String>,
     pub post_ids: Vec<u64>,
+    /// The public links of the posts (`https://www.tiktok.com/@<username>/video/<post id>`),
+    /// when the account's username is known. TikTok's status answer has no
+    /// share or cover URL, so nothing else is recorded.
+    pub share_urls: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// Not to be picked up before this (backoff, held jobs).
@@ -242,7 +250,9 @@ impl Job {
             last_error: None,
             tiktok_status: None,
             fail_reason: None,
+            status_publish_id: None,
             post_ids: Vec::new(),
+            share_urls: Vec::new(),
             created_at: now,
             updated_at: now,
             not_before: None,
@@ -255,6 +265,23 @@ impl Job {
     /// it, so due jobs come first.
     pub fn due_at(&self) -> DateTime<Utc> {
         self.not_before.unwrap_or(self.updated_at)
+    }
+
+    /// Whether the job records TikTok's `FAILED` for `publish_id`: that
+    /// failure was applied already (by the checker or a webhook).
+    pub fn failure_recorded_for(&self, publish_id: &str) -> bool {
+        self.tiktok_status == Some(PublishState::Failed)
+            && self.status_publish_id.as_deref() == Some(publish_id)
+    }
+
+    /// The job's `publish_id` when TikTok may still be working on it: saved
+    /// by init and not known to have failed. A job waiting to retry with one
+    /// may have reached TikTok after all (the last chunk's answer was lost),
+    /// so it is asked about before a new init.
+    pub fn live_publish_id(&self) -> Option<&str> {
+        self.publish_id
+            .as_deref()
+            .filter(|id| !self.failure_recorded_for(id))
     }
 }
 

@@ -96,6 +96,16 @@ impl JobStatus {
         !self.is_final() && self != Self::Inbox
     }
 
+    /// Whether the job is in the index the checker walks: the unfinished
+    /// statuses, and `inbox` too. A draft in the inbox is polled slowly
+    /// ([`INBOX_FOLLOW_EVERY`]) until the creator posts it or it is
+    /// [`INBOX_FOLLOW_FOR`] old, because without webhooks polling is the only
+    /// way to see it posted, and a posted draft frees a pending-draft slot
+    /// that a held upload is waiting for.
+    pub fn is_followed(self) -> bool {
+        self.is_unfinished() || self == Self::Inbox
+    }
+
     /// Whether a draft in this status takes one of the account's 5 pending
     /// inbox slots (TikTok: a share counts from init until it is posted or
     /// 24 hours old). `claimed` holds the slot it reserved just before init;
@@ -159,7 +169,13 @@ pub fn check_transition(
         ),
         // The creator posts it, TikTok fails it late, or it is cancelled.
         Inbox => matches!(to, Published | Failed | Cancelled),
-        Queued | RetryWait => matches!(to, Claimed | Failed | Cancelled),
+        Queued => matches!(to, Claimed | Failed | Cancelled),
+        // A job waiting to retry whose upload TikTok turns out to have (the
+        // last chunk's answer was lost) is followed, not initialised again.
+        RetryWait => {
+            matches!(to, Claimed | Failed | Cancelled)
+                || (has_publish_id && matches!(to, Processing | Inbox | Published))
+        }
         Stuck => {
             if to == Claimed && has_publish_id {
                 return illegal("TikTok already has this upload; going back would init twice");
@@ -187,6 +203,16 @@ pub fn check_transition(
         illegal("not a step of the job's life")
     }
 }
+
+/// How often a draft in the creator's inbox is asked about (to see it
+/// posted). Four requests an hour per draft; at most 5 drafts are pending per
+/// account, so this stays far below 30 status requests a minute.
+pub const INBOX_FOLLOW_EVERY: TimeDelta = TimeDelta::minutes(15);
+
+/// How long a draft in the inbox is followed: TikTok counts it as pending
+/// for 24 hours after init, after which posting it frees no slot. Measured
+/// from its arrival in the inbox (a little after init), so never too short.
+pub const INBOX_FOLLOW_FOR: TimeDelta = TimeDelta::hours(24);
 
 /// How long claimed, uploading or processing work may go without any change
 /// before the checker flags the job `stuck`.
@@ -294,6 +320,44 @@ pub fn after_status(
         not_before: None,
         error: None,
     })
+}
+
+/// What TikTok's `status/fetch` answer (or the same news by webhook) means
+/// for `job`, taking its post target into account:
+///
+/// - a direct post succeeds only with `PUBLISH_COMPLETE`; `SEND_TO_USER_INBOX`
+///   is a draft's success, and for a direct post it is no news (keep
+///   following);
+/// - a draft TikTok fails after it reached the inbox, even for a passing
+///   reason, is not retried: a new init could leave the creator two drafts.
+pub fn after_job_status(
+    job: &super::model::Job,
+    status: &PublishStatus,
+    now: DateTime<Utc>,
+    policy: &RetryPolicy,
+) -> Decision {
+    if !job.post.is_draft() && status.status == PublishState::SendToUserInbox {
+        return Decision::Stay;
+    }
+    match after_status(job.status, job.attempts, status, now, policy) {
+        Decision::Move(step)
+            if job.status == JobStatus::Inbox && step.to == JobStatus::RetryWait =>
+        {
+            Decision::Move(Step {
+                to: JobStatus::Failed,
+                attempts: job.attempts,
+                not_before: None,
+                error: step.error.map(|e| LastError {
+                    message: format!(
+                        "{} (after the draft reached the inbox; not retried)",
+                        e.message
+                    ),
+                    code: e.code,
+                }),
+            })
+        }
+        decision => decision,
+    }
 }
 
 /// TikTok said `FAILED`.
@@ -476,6 +540,7 @@ mod tests {
             (Inbox, &[Published, Failed, Cancelled]),
             (Published, &[]),
             (Queued, &[Claimed, Failed, Cancelled]),
+            // Processing, Inbox and Published only with a publish_id.
             (RetryWait, &[Claimed, Failed, Cancelled]),
             (Failed, &[]),
             (
@@ -507,7 +572,7 @@ mod tests {
     }
 
     #[test]
-    fn with_a_publish_id_only_stuck_to_claimed_or_uploading_changes() {
+    fn with_a_publish_id_only_stuck_to_claimed_or_uploading_and_retry_wait_to_tiktok_changes() {
         for from in ALL_STATUSES {
             for to in ALL_STATUSES {
                 let with = check_transition(from, to, true).is_ok();
@@ -517,6 +582,9 @@ mod tests {
                 } else if (from, to) == (Stuck, Uploading) {
                     // A resume needs the upload TikTok knows.
                     assert!(with && !without);
+                } else if from == RetryWait && matches!(to, Processing | Inbox | Published) {
+                    // TikTok turned out to have the upload: follow it.
+                    assert!(with && !without, "{from} -> {to}");
                 } else {
                     assert_eq!(with, without, "{from} -> {to}");
                 }
@@ -535,6 +603,16 @@ mod tests {
         assert_eq!(
             unfinished,
             vec![Claimed, Uploading, Processing, Queued, RetryWait, Stuck]
+        );
+        let followed: Vec<_> = ALL_STATUSES
+            .into_iter()
+            .filter(|s| s.is_followed())
+            .collect();
+        assert_eq!(
+            followed,
+            vec![
+                Claimed, Uploading, Processing, Inbox, Queued, RetryWait, Stuck
+            ]
         );
         let pending: Vec<_> = ALL_STATUSES
             .into_iter()
@@ -727,6 +805,86 @@ mod tests {
             &p,
         ));
         assert_eq!(bare.to, Failed);
+    }
+
+    fn job_of(post: crate::jobs::PostTarget, status: JobStatus) -> crate::jobs::Job {
+        use crate::jobs::{Job, JobKind, NewJob, ObjectVersion, Upload};
+        let mut job = Job::new(
+            NewJob {
+                upload: Upload {
+                    bucket: "b".into(),
+                    key: "uploads/a/x.mp4".into(),
+                    version: ObjectVersion::ETag("e".into()),
+                    size: 1,
+                },
+                alias: None,
+                open_id: Some("o".into()),
+                kind: JobKind::Video,
+                post,
+                caption: None,
+            },
+            now(),
+        );
+        job.status = status;
+        job.publish_id = Some("p".into());
+        job
+    }
+
+    #[test]
+    fn a_direct_post_succeeds_only_when_published() {
+        let p = RetryPolicy::default();
+        let direct = job_of(
+            crate::jobs::PostTarget::Direct {
+                privacy_level: crate::tiktok::PrivacyLevel::SelfOnly,
+            },
+            Processing,
+        );
+        assert_eq!(
+            after_job_status(
+                &direct,
+                &status(PublishState::SendToUserInbox, None),
+                now(),
+                &p
+            ),
+            Decision::Stay,
+            "the inbox is not where a direct post ends"
+        );
+        assert_eq!(
+            moved(after_job_status(
+                &direct,
+                &status(PublishState::PublishComplete, None),
+                now(),
+                &p
+            ))
+            .to,
+            Published
+        );
+        let draft = job_of(crate::jobs::PostTarget::Draft, Processing);
+        assert_eq!(
+            moved(after_job_status(
+                &draft,
+                &status(PublishState::SendToUserInbox, None),
+                now(),
+                &p
+            ))
+            .to,
+            Inbox
+        );
+    }
+
+    #[test]
+    fn a_delivered_draft_that_fails_is_not_retried() {
+        let p = RetryPolicy::default();
+        let inbox = job_of(crate::jobs::PostTarget::Draft, Inbox);
+        let step = moved(after_job_status(
+            &inbox,
+            &status(PublishState::Failed, Some(FailReason::Internal)),
+            now(),
+            &p,
+        ));
+        assert_eq!((step.to, step.attempts), (Failed, 0));
+        assert!(step.error.unwrap().message.contains("not retried"));
+        assert!(check_transition(Inbox, step.to, true).is_ok());
     }
 
     fn api(code: &str, http_status: u16, retry_after: Option<Duration>) -> TikTokError {

@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | job | `JOB#<id>` / `JOB` | `job_id`, `s3_bucket`, `s3_key`, `s3_version_id` or `s3_etag`, `object_size`, `alias`, `open_id`, `kind`, `post_mode` (`draft`/`direct`), `privacy_level`, `caption`, `status`, `publish_id`, `upload_url`, `chunk_plan` (JSON), `next_offset`, `attempts`, `error_code`, `error_message`, `tiktok_status`, `fail_reason`, `post_ids` (list of N), `created_at`, `updated_at`, `not_before`, `init_started_at`; while unfinished also `gsi1pk` = `UNFINISHED#<shard>`, `gsi1sk` = `<due>#<id>` |
 //! | pending-draft slot | `DRAFTS#<open_id>` / `SLOT#<job id>` | `job_id`, `taken_at`, `expires_at` (TTL) |
-//! | queue entry | `DRAFTS#<open_id>` / `QUEUED#<created_at>#<job id>` | `job_id`, `created_at`, `not_before` (when held until a time) |
+//! | queue entry | `DRAFTS#<open_id>` / `QUEUED#<created_at>#<job id>` | `job_id`, `created_at`, `open_id`, `not_before` (when held until a time); `gsi1pk` = `HELD`, `gsi1sk` = the sort key |
 //! | slot guard | `DRAFTS#<open_id>` / `GUARD` | `open_id`, `version` |
 //! | publish pointer | `PUBLISH#<publish_id>` / `PUBLISH` | `job_id`, `publish_id` |
 //!
@@ -39,14 +39,17 @@ use std::fmt;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Delete, Put, ReturnValue, TransactWriteItem, Update,
+    AttributeValue, ConditionCheck, Delete, Put, ReturnConsumedCapacity, ReturnValue,
+    TransactWriteItem, Update,
 };
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 
 use super::model::{
     Job, JobId, JobKind, LastError, NewJob, ObjectVersion, PostTarget, UNFINISHED_SHARDS, Upload,
 };
-use super::state_machine::{IllegalTransition, JobStatus, Step, check_transition};
+use super::state_machine::{
+    INBOX_FOLLOW_EVERY, IllegalTransition, JobStatus, Step, check_transition,
+};
 use crate::aws::describe_sdk_error;
 use crate::secret::Secret;
 use crate::table::{
@@ -57,6 +60,10 @@ use crate::tiktok::{ChunkPlan, FailReason, PrivacyLevel, PublishState, PublishSt
 const JOB_PREFIX: &str = "JOB#";
 const JOB_SK: &str = "JOB";
 const UNFINISHED_PREFIX: &str = "UNFINISHED#";
+/// The index partition of queue entries: every held upload of every
+/// account, oldest first, in one small Query (the checker releases held
+/// uploads first in a run, before the long walk of the backlog).
+const HELD_INDEX: &str = "HELD";
 const DRAFTS_PREFIX: &str = "DRAFTS#";
 const SLOT_PREFIX: &str = "SLOT#";
 const QUEUED_PREFIX: &str = "QUEUED#";
@@ -157,6 +164,8 @@ pub struct Changes {
     pub fail_reason: Option<FailReason>,
     /// Replaces the stored list when not empty (TikTok sends all of them).
     pub post_ids: Vec<u64>,
+    /// Replaces the stored list when not empty: the posts' public links.
+    pub share_urls: Vec<String>,
     /// The account, once the alias is resolved.
     pub open_id: Option<String>,
 }
@@ -197,6 +206,16 @@ pub struct UnfinishedPage {
     pub scanned_count: u32,
     /// Read units the page costs in DynamoDB (from the items' sizes).
     pub read_units: f64,
+    /// Index entries that could not be read as jobs: skipped (and logged by
+    /// key), so one bad item never hides the rest of the page.
+    pub unreadable: u32,
+    /// The read units DynamoDB itself reported for the page, when it was
+    /// asked to ([`Jobs::due_unfinished`] asks).
+    pub consumed_units: Option<f64>,
+    /// Where each job of `jobs` sorts in the index (its due time there,
+    /// which the checker moves on without changing the job), in the same
+    /// order; from [`Jobs::due_unfinished`] and [`Jobs::followed_of_account`].
+    pub index_due: Vec<DateTime<Utc>>,
 }
 
 /// What [`Jobs::take_draft_slot`] decided.
@@ -223,6 +242,11 @@ impl Jobs {
             client,
             table: table.into(),
         }
+    }
+
+    /// The status checker's state item, on the same table.
+    pub fn checker_state(&self) -> super::checker_state::CheckerState {
+        super::checker_state::CheckerState::new(self.client.clone(), &self.table)
     }
 
     /// Claims an upload: creates its job in `claimed` unless the job exists.
@@ -327,9 +351,13 @@ impl Jobs {
             set.push("chunk_plan = :plan");
             update = update.expression_attribute_values(":plan", s(plan_json(plan)?));
         }
-        // TikTok answered with a publish_id: the init is no longer in doubt.
+        // TikTok answered with a publish_id: the init is no longer in doubt,
+        // and what TikTok said about an earlier attempt is not about this one.
         let update = update
-            .update_expression(format!("SET {} REMOVE init_started_at", set.join(", ")))
+            .update_expression(format!(
+                "SET {} REMOVE init_started_at, tiktok_status, fail_reason, status_publish_id",
+                set.join(", ")
+            ))
             .build()
             .map_err(|e| self.build_error(e))?;
         // Webhooks name the upload by publish_id only: the pointer is
@@ -507,9 +535,10 @@ impl Jobs {
         let mut items: Vec<Item> = Vec::with_capacity(jobs.len() * 2);
         for job in jobs {
             let mut item = job_to_item(job);
-            if job.status.is_unfinished() {
+            if job.status.is_followed() {
+                let due = index_due(job.status, job.not_before, job.updated_at);
                 item.insert(GSI1_PK.into(), s(gsi_pk(&job.id)));
-                item.insert(GSI1_SK.into(), s(gsi_sk(job.due_at(), &job.id)));
+                item.insert(GSI1_SK.into(), s(gsi_sk(due, &job.id)));
             }
             items.push(item);
             if let Some(publish_id) = &job.publish_id {
@@ -574,13 +603,30 @@ impl Jobs {
         post_ids: &[u64],
         now: DateTime<Utc>,
     ) -> Result<Job, JobError> {
+        self.add_post_ids_with_links(job, post_ids, &[], now).await
+    }
+
+    /// [`Jobs::add_post_ids`], also adding the posts' public links.
+    pub async fn add_post_ids_with_links(
+        &self,
+        job: &Job,
+        post_ids: &[u64],
+        share_urls: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<Job, JobError> {
         let mut ids = job.post_ids.clone();
         for id in post_ids {
             if !ids.contains(id) {
                 ids.push(*id);
             }
         }
-        if ids == job.post_ids {
+        let mut urls = job.share_urls.clone();
+        for url in share_urls {
+            if !urls.contains(url) {
+                urls.push(url.clone());
+            }
+        }
+        if ids == job.post_ids && urls == job.share_urls {
             return Ok(job.clone());
         }
         let list = AttributeValue::L(ids.iter().map(|id| n_u64(*id)).collect());
@@ -591,9 +637,10 @@ impl Jobs {
             .table_name(&self.table)
             .key(PK, s(job_pk(&job.id)))
             .key(SK, s(JOB_SK))
-            .update_expression("SET post_ids = :ids, updated_at = :now")
+            .update_expression("SET post_ids = :ids, share_urls = :urls, updated_at = :now")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":ids", list)
+            .expression_attribute_values(":urls", AttributeValue::L(urls.iter().map(s).collect()))
             .expression_attribute_values(":published", s(JobStatus::Published.as_str()))
             .expression_attribute_values(":now", s(stamp(to_millis(now))))
             .return_values(ReturnValue::AllNew);
@@ -793,6 +840,12 @@ impl Jobs {
             if job.post.is_draft() && from.holds_draft_slot() && !to.holds_draft_slot() {
                 items.push(self.delete_item(&pk, &slot_sk(&job.id))?);
             }
+            // A job waiting to retry that TikTok turns out to hold (processing
+            // or in the inbox) counts against the cap again: its slot is put
+            // back, even past five, since TikTok counts it whatever we think.
+            if job.post.is_draft() && from == JobStatus::RetryWait && to.holds_draft_slot() {
+                items.push(self.slot_put(&pk, &job.id, now)?);
+            }
             if from == JobStatus::Queued {
                 items.push(self.delete_item(&pk, &queue_sk(job))?);
             }
@@ -802,7 +855,10 @@ impl Jobs {
                     .item(PK, s(&pk))
                     .item(SK, s(queue_sk(job)))
                     .item("job_id", s(job.id.as_str()))
-                    .item("created_at", s(stamp(job.created_at)));
+                    .item("created_at", s(stamp(job.created_at)))
+                    .item("open_id", s(open_id))
+                    .item(GSI1_PK, s(HELD_INDEX))
+                    .item(GSI1_SK, s(queue_sk(job)));
                 // Copied onto the entry so that releasing reads only due jobs.
                 let put = match changes.not_before {
                     Some(at) => put.item("not_before", s(stamp(to_millis(at)))),
@@ -854,8 +910,8 @@ impl Jobs {
             (":from", s(job.status.as_str())),
             (":now", s(stamp(now))),
         ];
-        if to.is_unfinished() {
-            let due = changes.not_before.map(to_millis).unwrap_or(now);
+        if to.is_followed() {
+            let due = index_due(to, changes.not_before.map(to_millis), now);
             set.push("gsi1pk = :gpk".into());
             set.push("gsi1sk = :gsk".into());
             values.push((":gpk", s(gsi_pk(&job.id))));
@@ -880,11 +936,29 @@ impl Jobs {
             values.push((":error_code", s(&error.code)));
             values.push((":error_message", s(&error.message)));
         }
-        if let Some(status) = &changes.tiktok_status {
+        // A move back to `claimed` forgets TikTok's status (below), so it
+        // records none.
+        let tiktok_status = changes
+            .tiktok_status
+            .as_ref()
+            .filter(|_| to != JobStatus::Claimed);
+        if let Some(status) = tiktok_status {
             set.push("tiktok_status = :tiktok_status".into());
             values.push((":tiktok_status", s(status.as_str())));
+            // Which attempt the status is about (see `Job::failure_recorded_for`).
+            match &job.publish_id {
+                Some(publish_id) => {
+                    set.push("status_publish_id = :status_publish_id".into());
+                    values.push((":status_publish_id", s(publish_id)));
+                }
+                None => remove.push("status_publish_id"),
+            }
         }
-        if let Some(reason) = &changes.fail_reason {
+        if let Some(reason) = changes
+            .fail_reason
+            .as_ref()
+            .filter(|_| to != JobStatus::Claimed)
+        {
             set.push("fail_reason = :fail_reason".into());
             values.push((":fail_reason", s(reason.as_str())));
         }
@@ -893,6 +967,13 @@ impl Jobs {
             values.push((
                 ":post_ids",
                 AttributeValue::L(changes.post_ids.iter().map(|id| n_u64(*id)).collect()),
+            ));
+        }
+        if !changes.share_urls.is_empty() {
+            set.push("share_urls = :share_urls".into());
+            values.push((
+                ":share_urls",
+                AttributeValue::L(changes.share_urls.iter().map(s).collect()),
             ));
         }
         if let Some(open_id) = &changes.open_id {
@@ -905,7 +986,16 @@ impl Jobs {
             condition.push_str(" AND (attribute_not_exists(open_id) OR open_id = :open_id)");
         }
         if to == JobStatus::Claimed {
-            remove.extend(["publish_id", "upload_url", "chunk_plan"]);
+            // A new attempt: what TikTok said about the old one goes with its
+            // publish_id, so a failure of the new one is never mistaken for it.
+            remove.extend([
+                "publish_id",
+                "upload_url",
+                "chunk_plan",
+                "tiktok_status",
+                "fail_reason",
+                "status_publish_id",
+            ]);
             set.push("next_offset = :zero".into());
             values.push((":zero", n(0)));
             // What the state machine checked on the caller's copy must hold
@@ -1197,6 +1287,48 @@ impl Jobs {
         Ok(jobs)
     }
 
+    /// The accounts with held uploads, from the index partition of queue
+    /// entries: reads as many entries as there are held uploads, however
+    /// large the backlog. Entries written before that partition existed are
+    /// not in it (the checker also meets held jobs in its walk).
+    pub async fn accounts_with_held_uploads(&self) -> Result<Vec<String>, JobError> {
+        let mut accounts = std::collections::BTreeSet::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(GSI1)
+                .key_condition_expression("gsi1pk = :held")
+                .expression_attribute_values(":held", s(HELD_INDEX))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| self.store_error(&e))?;
+            for entry in page.items() {
+                let open_id = opt_text(entry, "open_id").or_else(|| {
+                    opt_text(entry, PK)
+                        .and_then(|pk| pk.strip_prefix(DRAFTS_PREFIX).map(str::to_owned))
+                });
+                match open_id {
+                    Some(open_id) => {
+                        accounts.insert(open_id);
+                    }
+                    None => tracing::warn!(
+                        key = opt_text(entry, SK).unwrap_or_default(),
+                        "queue entry without an account; skipped"
+                    ),
+                }
+            }
+            match page.last_evaluated_key {
+                Some(next) if !next.is_empty() => start = Some(next),
+                _ => break,
+            }
+        }
+        Ok(accounts.into_iter().collect())
+    }
+
     /// One page of the unfinished jobs in `shard` (0 to
     /// [`UNFINISHED_SHARDS`] - 1), due first: a Query of the GSI, never a
     /// scan. Index reads are eventually consistent; re-read a job with
@@ -1237,7 +1369,210 @@ impl Jobs {
                 .filter(|k| !k.is_empty())
                 .map(PageKey),
             scanned_count: u32::try_from(out.scanned_count).unwrap_or(0),
+            unreadable: 0,
+            consumed_units: None,
+            index_due: Vec::new(),
         })
+    }
+
+    /// One page of the jobs in `shard` that are due at `now`, due first: the
+    /// index's sort key starts with the due time, so the key condition
+    /// itself stops at the first job that is not due and nothing later is
+    /// read or billed. An item that cannot be read as a job is skipped and
+    /// logged by key (never by value: it may hold an upload URL), and
+    /// counted in [`UnfinishedPage::unreadable`]. DynamoDB's own read units
+    /// are asked for and returned in [`UnfinishedPage::consumed_units`].
+    pub async fn due_unfinished(
+        &self,
+        shard: u8,
+        now: DateTime<Utc>,
+        limit: u32,
+        start: Option<PageKey>,
+    ) -> Result<UnfinishedPage, JobError> {
+        if shard >= UNFINISHED_SHARDS {
+            return Err(JobError::BadShard { shard });
+        }
+        // `<stamp>#<id>`: every key of a job due at `now` sorts below
+        // `<stamp of now>$` ('$' follows '#').
+        let bound = format!("{}$", stamp(to_millis(now)));
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(GSI1)
+            .key_condition_expression("gsi1pk = :pk AND gsi1sk < :due")
+            .expression_attribute_values(":pk", s(format!("{UNFINISHED_PREFIX}{shard}")))
+            .expression_attribute_values(":due", s(bound))
+            .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(start.map(|k| k.0))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(|e| self.store_error(&e))?;
+        Ok(self.readable_page(out))
+    }
+
+    /// One page of the followed jobs of one account in `shard`: the index,
+    /// filtered on `open_id` by DynamoDB (which still reads, and bills, the
+    /// whole page). For what happens rarely, such as an authorization being
+    /// removed; unreadable items are skipped as in [`Jobs::due_unfinished`].
+    pub async fn followed_of_account(
+        &self,
+        open_id: &str,
+        shard: u8,
+        start: Option<PageKey>,
+    ) -> Result<UnfinishedPage, JobError> {
+        if shard >= UNFINISHED_SHARDS {
+            return Err(JobError::BadShard { shard });
+        }
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(GSI1)
+            .key_condition_expression("gsi1pk = :pk")
+            .filter_expression("open_id = :open_id")
+            .expression_attribute_values(":pk", s(format!("{UNFINISHED_PREFIX}{shard}")))
+            .expression_attribute_values(":open_id", s(open_id))
+            .set_exclusive_start_key(start.map(|k| k.0))
+            .send()
+            .await
+            .map_err(|e| self.store_error(&e))?;
+        Ok(self.readable_page(out))
+    }
+
+    fn readable_page(
+        &self,
+        out: aws_sdk_dynamodb::operation::query::QueryOutput,
+    ) -> UnfinishedPage {
+        let mut jobs = Vec::with_capacity(out.items().len());
+        let mut index_due = Vec::with_capacity(out.items().len());
+        let mut unreadable = 0;
+        for item in out.items() {
+            let key = opt_text(item, PK).unwrap_or_default();
+            match job_from_item(&key, item) {
+                Ok(job) => {
+                    let due = opt_text(item, GSI1_SK)
+                        .and_then(|sk| {
+                            let stamp = sk.split('#').next()?.to_owned();
+                            DateTime::parse_from_rfc3339(&stamp).ok()
+                        })
+                        .map_or_else(|| job.due_at(), |t| t.with_timezone(&Utc));
+                    index_due.push(due);
+                    jobs.push(job);
+                }
+                Err(err) => {
+                    unreadable += 1;
+                    tracing::error!(table = %self.table, key = %key, error = %err, "unreadable job in the index; skipped");
+                }
+            }
+        }
+        let bytes: u64 = out.items().iter().map(item_size).sum();
+        UnfinishedPage {
+            jobs,
+            read_units: eventual_read_units(bytes),
+            next: out
+                .last_evaluated_key
+                .filter(|k| !k.is_empty())
+                .map(PageKey),
+            scanned_count: u32::try_from(out.scanned_count).unwrap_or(0),
+            unreadable,
+            consumed_units: out.consumed_capacity.and_then(|c| c.capacity_units),
+            index_due,
+        }
+    }
+
+    /// Moves the job's place in the index to `at` without changing the job:
+    /// after a check that leaves it where it was (still processing, rate
+    /// limited, a passing error), so the next run asks about other jobs
+    /// first instead of the same oldest ones. One small UpdateItem,
+    /// conditional on the job being unchanged since it was read (a job
+    /// someone moved has its place set by that move) and still indexed.
+    /// Returns whether it was moved.
+    pub async fn reschedule(&self, job: &Job, at: DateTime<Utc>) -> Result<bool, JobError> {
+        let at = to_millis(at);
+        let updated = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(job_pk(&job.id)))
+            .key(SK, s(JOB_SK))
+            .update_expression("SET gsi1sk = :gsk")
+            .condition_expression(
+                "#status = :status AND updated_at = :updated_at AND attribute_exists(gsi1pk)",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":status", s(job.status.as_str()))
+            .expression_attribute_values(":updated_at", s(stamp(job.updated_at)))
+            .expression_attribute_values(":gsk", s(gsi_sk(at, &job.id)))
+            .send()
+            .await;
+        match updated {
+            Ok(_) => Ok(true),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(self.store_error(&err)),
+        }
+    }
+
+    /// Takes a draft in the inbox out of the index: it is old enough that
+    /// following it further would free no pending-draft slot. The job stays
+    /// `inbox`; a webhook can still move it. Conditional on the job being
+    /// unchanged since it was read. Returns whether it was taken out.
+    pub async fn stop_following(&self, job: &Job) -> Result<bool, JobError> {
+        let updated = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(job_pk(&job.id)))
+            .key(SK, s(JOB_SK))
+            .update_expression("REMOVE gsi1pk, gsi1sk")
+            .condition_expression("#status = :inbox AND updated_at = :updated_at")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":inbox", s(JobStatus::Inbox.as_str()))
+            .expression_attribute_values(":updated_at", s(stamp(job.updated_at)))
+            .send()
+            .await;
+        match updated {
+            Ok(_) => {
+                tracing::info!(job_id = %job.id, "draft in the inbox no longer followed");
+                Ok(true)
+            }
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(err) => Err(self.store_error(&err)),
+        }
+    }
+
+    /// A pending-draft slot item for `id`, taken at `now` (see
+    /// [`Jobs::take_draft_slot`] for why slots are items).
+    fn slot_put(
+        &self,
+        pk: &str,
+        id: &JobId,
+        now: DateTime<Utc>,
+    ) -> Result<TransactWriteItem, JobError> {
+        let taken_at = now.timestamp();
+        let put = Put::builder()
+            .table_name(&self.table)
+            .item(PK, s(pk))
+            .item(SK, s(slot_sk(id)))
+            .item("job_id", s(id.as_str()))
+            .item("taken_at", n(taken_at))
+            .item(TTL, n(taken_at + PENDING_WINDOW.num_seconds() + 3600))
+            .build()
+            .map_err(|e| self.build_error(e))?;
+        Ok(TransactWriteItem::builder().put(put).build())
     }
 
     /// The job ids whose slots count at `now`.
@@ -1343,6 +1678,21 @@ fn gsi_pk(id: &JobId) -> String {
 
 fn gsi_sk(due: DateTime<Utc>, id: &JobId) -> String {
     format!("{}#{id}", stamp(due))
+}
+
+/// Where a job in `status` sorts in the index after a move at `now`: its
+/// `not_before` when it has one; a draft that reached the inbox one follow-up
+/// interval later (it is polled slowly); anything else now.
+fn index_due(
+    status: JobStatus,
+    not_before: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> DateTime<Utc> {
+    match not_before {
+        Some(at) => at,
+        None if status == JobStatus::Inbox => now + INBOX_FOLLOW_EVERY,
+        None => now,
+    }
 }
 
 fn drafts_pk(open_id: &str) -> String {
@@ -1474,10 +1824,19 @@ fn job_to_item(job: &Job) -> Item {
     if let Some(reason) = &job.fail_reason {
         put("fail_reason", s(reason.as_str()));
     }
+    if let Some(publish_id) = &job.status_publish_id {
+        put("status_publish_id", s(publish_id));
+    }
     if !job.post_ids.is_empty() {
         put(
             "post_ids",
             AttributeValue::L(job.post_ids.iter().map(|id| n_u64(*id)).collect()),
+        );
+    }
+    if !job.share_urls.is_empty() {
+        put(
+            "share_urls",
+            AttributeValue::L(job.share_urls.iter().map(s).collect()),
         );
     }
     put("created_at", s(stamp(job.created_at)));
@@ -1570,6 +1929,17 @@ fn job_from_item(key: &str, item: &Item) -> Result<Job, JobError> {
             .collect::<Result<_, _>>()?,
         Some(_) => return Err(corrupt("post_ids is not a list".into())),
     };
+    let share_urls = match item.get("share_urls") {
+        None => Vec::new(),
+        Some(AttributeValue::L(list)) => list
+            .iter()
+            .map(|v| match v {
+                AttributeValue::S(url) => Ok(url.clone()),
+                _ => Err(corrupt("share_urls holds a non-string".into())),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(corrupt("share_urls is not a list".into())),
+    };
     Ok(Job {
         id,
         upload: Upload {
@@ -1593,7 +1963,9 @@ fn job_from_item(key: &str, item: &Item) -> Result<Job, JobError> {
         last_error,
         tiktok_status: opt_text(item, "tiktok_status").map(PublishState::from),
         fail_reason: opt_text(item, "fail_reason").map(FailReason::from),
+        status_publish_id: opt_text(item, "status_publish_id"),
         post_ids,
+        share_urls,
         created_at: required_time("created_at")?,
         updated_at: required_time("updated_at")?,
         not_before: time("not_before")?,
@@ -1639,7 +2011,9 @@ mod tests {
         });
         job.tiktok_status = Some(PublishState::ProcessingUpload);
         job.fail_reason = Some(FailReason::Internal);
+        job.status_publish_id = Some("v_inbox_file~v2.1".into());
         job.post_ids = vec![7_459_287_841_546_292_488];
+        job.share_urls = vec!["https://www.tiktok.com/@alice/video/7459287841546292488".into()];
         job.not_before = Some(now + TimeDelta::seconds(60));
         job.init_started_at = Some(now);
         job

@@ -374,6 +374,25 @@ impl TikTokClient {
             .await
     }
 
+    /// The state of one publish in exactly one HTTP attempt: no retry on a
+    /// 429 or 5xx and no wait for `Retry-After`. For callers that count
+    /// every request against TikTok's 30 status requests a minute per token
+    /// (the status checker): a retry here would be a request they did not
+    /// count, and a wait would hold their run. A failure is theirs to
+    /// schedule.
+    pub async fn fetch_status_once(
+        &self,
+        access_token: &Secret,
+        publish_id: &str,
+    ) -> Result<PublishStatus, TikTokError> {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            publish_id: &'a str,
+        }
+        self.post_json(STATUS_FETCH_PATH, access_token, Some(&Body { publish_id }))
+            .await
+    }
+
     /// Cancels a `PULL_FROM_URL` download that is still in progress (best
     /// effort on TikTok's side).
     pub async fn cancel(&self, access_token: &Secret, publish_id: &str) -> Result<(), TikTokError> {

@@ -445,6 +445,26 @@ pub struct PublishStatus {
     pub downloaded_bytes: Option<u64>,
 }
 
+/// The public link of a post: `https://www.tiktok.com/@<username>/video/<post id>`.
+/// TikTok's status answer carries post ids only (no share or cover URL), so
+/// this is the one link that can be known; `None` when the username could not
+/// be part of a profile path.
+pub fn share_url(username: &str, post_id: u64) -> Option<String> {
+    crate::accounts::is_username(username)
+        .then(|| format!("https://www.tiktok.com/@{username}/video/{post_id}"))
+}
+
+/// [`share_url`] for each post id, or none without a username.
+pub fn share_urls(username: Option<&str>, post_ids: &[u64]) -> Vec<String> {
+    match username {
+        Some(name) => post_ids
+            .iter()
+            .filter_map(|id| share_url(name, *id))
+            .collect(),
+        None => Vec::new(),
+    }
+}
+
 fn empty_string_as_none<'de, D: Deserializer<'de>>(d: D) -> Result<Option<FailReason>, D::Error> {
     let raw: Option<String> = Option::deserialize(d)?;
     Ok(raw.filter(|s| !s.is_empty()).map(FailReason::from))
@@ -472,6 +492,16 @@ fn post_ids<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u64>, D::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn share_urls_need_a_username_and_keep_64_bit_ids() {
+        assert_eq!(
+            share_urls(Some("alice"), &[7_459_287_841_546_292_488]),
+            vec!["https://www.tiktok.com/@alice/video/7459287841546292488".to_owned()]
+        );
+        assert!(share_urls(None, &[1]).is_empty());
+        assert_eq!(share_url("a/../b", 1), None);
+    }
 
     #[test]
     fn source_info_carries_only_its_fields() {
