@@ -103,6 +103,8 @@ pub enum ConvertError {
     Heic,
     #[error("AVIF images cannot be converted here; export the image as JPEG or PNG")]
     Avif,
+    #[error("camera raw photos (CR3) cannot be converted here; export the photo as JPEG")]
+    CameraRaw,
     #[error("the file is a video, not an image; photos must be JPEG, PNG, WebP or GIF")]
     Video,
     #[error("the file is not a recognised image; photos must be JPEG, PNG, WebP or GIF")]
@@ -182,16 +184,23 @@ pub fn convert_reader<R: BufRead + Seek>(
     let kind = match detect(&prefix[..prefix_len]) {
         MediaKind::Image(ImageKind::Heic) => return Err(ConvertError::Heic),
         MediaKind::Image(ImageKind::Avif) => return Err(ConvertError::Avif),
+        MediaKind::Image(ImageKind::CanonRaw) => return Err(ConvertError::CameraRaw),
         MediaKind::Image(kind) => kind,
-        MediaKind::Video(_) | MediaKind::Matroska => return Err(ConvertError::Video),
-        MediaKind::Unknown => return Err(ConvertError::NotAnImage),
+        MediaKind::Video(_) | MediaKind::Matroska | MediaKind::ThreeGpp => {
+            return Err(ConvertError::Video);
+        }
+        MediaKind::Audio(_) | MediaKind::OtherIsoMedia(_) | MediaKind::Unknown => {
+            return Err(ConvertError::NotAnImage);
+        }
     };
     let format = match kind {
         ImageKind::Jpeg => ImageFormat::Jpeg,
         ImageKind::Png => ImageFormat::Png,
         ImageKind::WebP => ImageFormat::WebP,
         ImageKind::Gif => ImageFormat::Gif,
-        ImageKind::Heic | ImageKind::Avif => return Err(ConvertError::NotAnImage),
+        ImageKind::Heic | ImageKind::Avif | ImageKind::CanonRaw => {
+            return Err(ConvertError::NotAnImage);
+        }
     };
     // A failing reader (a file that vanished, a broken download) is a read
     // error, not a damaged image; decoders report cut-off or malformed data

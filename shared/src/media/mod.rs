@@ -22,6 +22,6 @@ pub use convert::{
     ConvertError, ConvertedPhoto, PhotoBytes, PhotoError, PhotoFile, PhotoLimits, PhotoReader,
     PhotoSource, convert_all, convert_reader, to_tiktok_jpeg,
 };
-pub use detect::{ImageKind, MediaError, MediaKind, VideoKind, check_video, detect};
+pub use detect::{AudioKind, ImageKind, MediaError, MediaKind, VideoKind, check_video, detect};
 pub use manifest::{Manifest, ManifestError, PostText};
 pub use urls::{MediaUrlError, MediaUrls};
