@@ -3,6 +3,7 @@
 //!
 //! - [`detect`]: type by magic bytes (never by extension), and the checks an
 //!   object must pass before it is sent as a video.
+//! - [`colour`]: an embedded ICC profile (Display P3, AdobeRGB, ...) to sRGB.
 //! - [`convert`]: any supported photo to a baseline 4:2:0 JPEG that fits
 //!   1080 × 1920 and 20 MB, one at a time or in a capped parallel batch.
 //! - [`manifest`]: `slideshow.json` parsing and validation.
@@ -13,6 +14,7 @@
 //! pure functions of bytes, and conversion works on bytes in memory, so the
 //! handlers stay thin and the rules are tested without a network.
 
+pub mod colour;
 pub mod convert;
 pub mod detect;
 pub mod manifest;
