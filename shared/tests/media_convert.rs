@@ -333,6 +333,77 @@ mod media {
         ));
     }
 
+    /// The start of an ISO BMFF file: an `ftyp` box and the box after it.
+    fn iso_file(major: &[u8; 4], compatible: &[&[u8; 4]]) -> Vec<u8> {
+        let size = 16 + 4 * compatible.len() as u32;
+        let mut file = size.to_be_bytes().to_vec();
+        file.extend_from_slice(b"ftyp");
+        file.extend_from_slice(major);
+        file.extend_from_slice(&[0, 0, 0, 0]);
+        for brand in compatible {
+            file.extend_from_slice(*brand);
+        }
+        file.extend_from_slice(&[0, 0, 0, 8, b'm', b'e', b't', b'a']);
+        file
+    }
+
+    #[test]
+    fn heic_heif_avif_and_cr3_are_refused_with_what_to_do() {
+        let limits = PhotoLimits::default();
+        /// Major brand, compatible brands, what the message must say.
+        type Case = (&'static [u8; 4], &'static [&'static [u8; 4]], &'static str);
+        let cases: [Case; 7] = [
+            (
+                b"heic",
+                &[b"mif1", b"heic"],
+                "HEIC/HEIF images are not supported",
+            ),
+            (
+                b"heix",
+                &[b"mif1", b"heix"],
+                "HEIC/HEIF images are not supported",
+            ),
+            (
+                b"mif1",
+                &[b"mif1", b"heic"],
+                "HEIC/HEIF images are not supported",
+            ),
+            (
+                b"msf1",
+                &[b"msf1", b"hevc"],
+                "HEIC/HEIF images are not supported",
+            ),
+            (
+                b"avif",
+                &[b"mif1", b"avif"],
+                "AVIF images are not supported",
+            ),
+            (
+                b"mif1",
+                &[b"mif1", b"avif"],
+                "AVIF images are not supported",
+            ),
+            (b"crx ", &[b"crx ", b"isom"], "CR3"),
+        ];
+        for (major, compatible, message) in cases {
+            let err = to_tiktok_jpeg(&iso_file(major, compatible), &limits).unwrap_err();
+            let text = err.to_string();
+            assert!(text.contains(message), "{major:?}: {text}");
+            assert!(text.contains("export"), "{major:?}: {text}");
+        }
+        // In a batch, the error names the image.
+        let inputs = [PhotoBytes {
+            name: "IMG_0001.HEIC".to_string(),
+            bytes: iso_file(b"heic", &[b"mif1", b"heic"]),
+        }];
+        let results = convert_all(&inputs, &limits, 1);
+        let err = results[0].as_ref().unwrap_err();
+        assert!(matches!(err.source, ConvertError::Heic), "{err:?}");
+        let text = err.to_string();
+        assert!(text.contains("images[0] \"IMG_0001.HEIC\""), "{text}");
+        assert!(text.contains("JPEG or PNG"), "{text}");
+    }
+
     #[test]
     fn output_is_baseline_420_jpeg_within_20_mb() {
         let png = encode(

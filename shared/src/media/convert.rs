@@ -100,14 +100,19 @@ pub struct ConvertedPhoto {
 pub enum ConvertError {
     #[error("the file is empty")]
     Empty,
+    /// No decoder here: the only maintained HEIC route is libheif, and
+    /// Debian 12's 1.15 is older than libheif-rs needs (see README).
     #[error(
-        "HEIC photos cannot be converted here; export the photo as JPEG \
+        "HEIC/HEIF images are not supported: export the photo as JPEG or PNG \
          (on an iPhone: Settings > Camera > Formats > Most Compatible) and upload it again"
     )]
     Heic,
-    #[error("AVIF images cannot be converted here; export the image as JPEG or PNG")]
+    #[error("AVIF images are not supported: export the image as JPEG or PNG and upload it again")]
     Avif,
-    #[error("camera raw photos (CR3) cannot be converted here; export the photo as JPEG")]
+    #[error(
+        "camera raw photos (CR3) are not supported: export the photo as JPEG or PNG \
+         and upload it again"
+    )]
     CameraRaw,
     #[error("the file is a video, not an image; photos must be JPEG, PNG, WebP or GIF")]
     Video,
