@@ -9,7 +9,7 @@ mod media {
 
     use image::{DynamicImage, ImageFormat, Rgb, RgbImage, Rgba, RgbaImage};
     use shared::media::colour::Colour;
-    use shared::media::convert::fit_inside;
+    use shared::media::convert::{MAX_PIXEL_BYTES, fit_inside};
     use shared::media::{
         ConvertError, ImageKind, PhotoBytes, PhotoFile, PhotoLimits, convert_all, to_tiktok_jpeg,
     };
@@ -287,14 +287,14 @@ mod media {
         !crc
     }
 
-    #[test]
-    fn decompression_bomb_is_refused() {
-        // A valid PNG header claiming 60000 × 60000 RGB (10.8 GB decoded).
+    /// A valid PNG header claiming `width` × `height` in colour type
+    /// `color` (0 grey, 2 RGB, 6 RGBA), 8-bit, with an empty image stream.
+    fn png_header_only(width: u32, height: u32, color: u8) -> Vec<u8> {
         let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
         let mut ihdr = b"IHDR".to_vec();
-        ihdr.extend_from_slice(&60_000u32.to_be_bytes());
-        ihdr.extend_from_slice(&60_000u32.to_be_bytes());
-        ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+        ihdr.extend_from_slice(&width.to_be_bytes());
+        ihdr.extend_from_slice(&height.to_be_bytes());
+        ihdr.extend_from_slice(&[8, color, 0, 0, 0]);
         png.extend_from_slice(&13u32.to_be_bytes());
         png.extend_from_slice(&ihdr);
         png.extend_from_slice(&crc32(&ihdr).to_be_bytes());
@@ -307,8 +307,36 @@ mod media {
         png.extend_from_slice(&0u32.to_be_bytes());
         png.extend_from_slice(b"IEND");
         png.extend_from_slice(&crc32(b"IEND").to_be_bytes());
+        png
+    }
+
+    #[test]
+    fn decompression_bomb_is_refused() {
+        // 60000 × 60000 RGB: 10.8 GB decoded.
+        let png = png_header_only(60_000, 60_000, 2);
         let err = to_tiktok_jpeg(&png, &PhotoLimits::default()).unwrap_err();
         assert!(matches!(err, ConvertError::TooManyPixels { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn a_grey_image_is_judged_by_its_rgb_copy_too() {
+        // 20000 × 20000 grey is 400 MB decoded, under the per-image cap, but
+        // 1.6 GB once the RGB copy is made: more than two workers' share of
+        // a 2048 MB function.
+        let png = png_header_only(20_000, 20_000, 0);
+        let err = to_tiktok_jpeg(&png, &PhotoLimits::default()).unwrap_err();
+        match err {
+            ConvertError::TooManyPixels { bytes, .. } => {
+                assert_eq!(bytes, 20_000 * 20_000 * 4);
+                assert!(bytes > MAX_PIXEL_BYTES);
+            }
+            other => panic!("expected TooManyPixels, got {other:?}"),
+        }
+        // The same pixels in RGB need no copy and pass the check (then fail
+        // to decode the empty stream, which is a different error).
+        let rgb = png_header_only(13_000, 13_000, 2);
+        let err = to_tiktok_jpeg(&rgb, &PhotoLimits::default()).unwrap_err();
+        assert!(matches!(err, ConvertError::Decode { .. }), "{err:?}");
     }
 
     #[test]

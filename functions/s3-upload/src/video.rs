@@ -6,10 +6,12 @@ use aws_sdk_s3::error::ProvideErrorMetadata as _;
 use shared::caption::{VIDEO_TITLE_MAX, trim_to_utf16};
 use shared::jobs::{Changes, Job, JobKind, JobStatus, Jobs, PostTarget};
 use shared::media::detect::{DETECT_PREFIX_LEN, VideoKind, check_video};
+use shared::media::limits::InputKind;
 use shared::storage::S3Object;
 use shared::tiktok::upload::{ChunkSource as _, UploadProgress, VideoContentType};
 use shared::tiktok::{ChunkPlan, DirectPostInfo, PrivacyLevel, VideoSource};
 use shared::tokens::Clock;
+use tokio::io::AsyncReadExt as _;
 
 use crate::config::VideoTransfer;
 use crate::events::ObjectRef;
@@ -327,7 +329,27 @@ impl Forwarder {
                 return None;
             }
         };
-        let bytes = object.body.collect().await.ok()?.into_bytes();
+        // The sidecar is optional: one over its limit is skipped like an
+        // unreadable one, with a warning naming it, and never read whole.
+        // The size S3 announces is checked first; `take` stops the read one
+        // byte past the limit should it be missing.
+        let kind = InputKind::CaptionSidecar;
+        let name = key.rsplit('/').next().unwrap_or(key.as_str());
+        let announced = object.content_length().and_then(|n| u64::try_from(n).ok());
+        let mut bytes = Vec::new();
+        let read = match announced.map(|size| kind.check(name, size)) {
+            Some(Err(too_large)) => Err(too_large),
+            _ => {
+                let mut body = object.body.into_async_read().take(kind.max_bytes() + 1);
+                body.read_to_end(&mut bytes).await.ok()?;
+                let size = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+                kind.check(name, size).map_err(|_| kind.exceeded(name))
+            }
+        };
+        if let Err(too_large) = read {
+            tracing::warn!(key, error = %too_large, "caption sidecar skipped");
+            return None;
+        }
         let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
         value
             .get("caption")

@@ -6,6 +6,7 @@
 //! - [`colour`]: an embedded ICC profile (Display P3, AdobeRGB, ...) to sRGB.
 //! - [`convert`]: any supported photo to a baseline 4:2:0 JPEG that fits
 //!   1080 × 1920 and 20 MB, one at a time or in a capped parallel batch.
+//! - [`limits`]: how large each input object (image, manifest, sidecar) may be.
 //! - [`manifest`]: `slideshow.json` parsing and validation.
 //! - [`urls`]: the URLs TikTok pulls media from (a verified prefix, or
 //!   presigned S3 URLs on the local stack; presigning sends no request).
@@ -17,6 +18,7 @@
 pub mod colour;
 pub mod convert;
 pub mod detect;
+pub mod limits;
 pub mod manifest;
 pub mod urls;
 
