@@ -7,6 +7,7 @@ use shared::caption::{VIDEO_TITLE_MAX, trim_to_utf16};
 use shared::jobs::{Changes, Job, JobKind, JobStatus, Jobs, PostTarget};
 use shared::media::detect::{DETECT_PREFIX_LEN, VideoKind, check_video};
 use shared::media::limits::InputKind;
+use shared::s3_metadata;
 use shared::storage::S3Object;
 use shared::tiktok::upload::{ChunkSource as _, UploadProgress, VideoContentType};
 use shared::tiktok::{ChunkPlan, DirectPostInfo, PrivacyLevel, VideoSource};
@@ -298,11 +299,14 @@ impl Forwarder {
         }
     }
 
-    /// The caption: S3 metadata `caption` or `title`, else a `<name>.json`
-    /// sidecar's `caption`/`title`, else none; trimmed to TikTok's limit.
+    /// The caption: S3 metadata `caption` or `title` (RFC 2047-decoded),
+    /// else a `<name>.json` sidecar's `caption`/`title`, else none; trimmed
+    /// to TikTok's limit.
     async fn caption(&self, source: &S3Object) -> Option<String> {
         let meta = source.metadata();
-        let from_metadata = meta.get("caption").or_else(|| meta.get("title")).cloned();
+        // S3 returns non-ASCII values RFC 2047-encoded (=?UTF-8?B?...?=).
+        let from_metadata =
+            s3_metadata::get(meta, "caption").or_else(|| s3_metadata::get(meta, "title"));
         let text = match from_metadata {
             Some(t) => Some(t),
             None => self.sidecar_caption(source).await,
@@ -375,16 +379,15 @@ pub fn requested_post(
     metadata: &std::collections::HashMap<String, String>,
     direct_post_enabled: bool,
 ) -> Result<PostTarget, String> {
-    let mode = metadata
-        .get("post-mode")
-        .map(|m| m.trim().to_ascii_lowercase());
+    // Decoded like the caption: a tool may have encoded these too.
+    let mode = s3_metadata::get(metadata, "post-mode").map(|m| m.trim().to_ascii_lowercase());
     match mode.as_deref() {
         None | Some("" | "draft" | "inbox") => Ok(PostTarget::Draft),
         Some("direct") => {
             if !direct_post_enabled {
                 return Err("this upload asks for a direct post, but direct posting is not enabled for this deployment (DIRECT_POST_ENABLED); upload it again without post-mode to make a draft".into());
             }
-            let level = metadata.get("privacy-level").ok_or(
+            let level = s3_metadata::get(metadata, "privacy-level").ok_or(
                 "a direct post needs a privacy-level (PUBLIC_TO_EVERYONE, MUTUAL_FOLLOW_FRIENDS, FOLLOWER_OF_CREATOR or SELF_ONLY); TikTok's rules forbid choosing one for the creator",
             )?;
             let privacy_level = level.parse::<PrivacyLevel>()?;

@@ -1,7 +1,8 @@
 //! What the upload function does with inputs that are too large, not what
-//! they claim to be: oversized slideshow images, manifests and caption
-//! sidecars; HEIC photos; audio files named `.mp4`. Against local AWS
-//! (moto) and the TikTok simulator.
+//! they claim to be, or encoded: oversized slideshow images, manifests and
+//! caption sidecars; HEIC photos; audio files named `.mp4`; captions and
+//! settings that S3 returns RFC 2047-encoded. Against local AWS (moto) and
+//! the TikTok simulator.
 
 use aws_sdk_s3::primitives::ByteStream;
 use s3_upload::config::{MediaUrls, UploadConfig, VideoTransfer};
@@ -245,6 +246,69 @@ async fn an_m4a_named_mp4_fails_as_audio_before_any_upload() {
             .await
             .len(),
         0
+    );
+}
+
+#[tokio::test]
+async fn an_encoded_metadata_caption_is_kept_decoded() {
+    let env = env().await;
+    // What S3 returns for a caption "Café ☕ #été" set through its API
+    // (moto stores values as given, so the test stores them encoded).
+    let object = env
+        .put(
+            "uploads/alice/cafe.mp4",
+            fake_mp4(5000, 11),
+            &[(
+                "caption",
+                "=?UTF-8?B?Q2Fmw6kg4piV?= =?UTF-8?Q?_#=C3=A9t=C3=A9?=",
+            )],
+        )
+        .await;
+    let outcome = env.service.handle_object(&object).await.unwrap();
+    assert!(
+        matches!(outcome, Some(Outcome::Uploaded { .. })),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        env.job(&object).await.caption.as_deref(),
+        Some("Café ☕ #été")
+    );
+
+    // The title fallback too.
+    let object = env
+        .put(
+            "uploads/alice/title.mp4",
+            fake_mp4(5000, 12),
+            &[("title", "=?ISO-8859-1?Q?Andr=E9?= Pirard")],
+        )
+        .await;
+    env.service.handle_object(&object).await.unwrap();
+    assert_eq!(
+        env.job(&object).await.caption.as_deref(),
+        Some("André Pirard")
+    );
+}
+
+#[tokio::test]
+async fn an_encoded_post_mode_is_understood() {
+    let env = env().await;
+    // Decoded, the upload asks for a direct post, which this deployment
+    // refuses by name; undecoded, it would be an unknown post-mode.
+    let object = env
+        .put(
+            "uploads/alice/direct.mp4",
+            fake_mp4(5000, 13),
+            &[
+                ("post-mode", "=?UTF-8?Q?direct?="),
+                ("privacy-level", "=?UTF-8?B?U0VMRl9PTkxZ?="),
+            ],
+        )
+        .await;
+    let (code, message) = env.failure(&object).await;
+    assert_eq!(code, "direct_post_refused", "{message}");
+    assert!(
+        message.contains("direct posting is not enabled"),
+        "{message}"
     );
 }
 
