@@ -2,7 +2,8 @@
 //!
 //! Everything the Lambda functions, the CLI and the tests share lives here, so
 //! that the functions themselves stay thin: the TikTok client ([`tiktok`]),
-//! caption rules ([`caption`]), the AWS client set-up ([`aws`]) and the
+//! caption rules ([`caption`]), S3 metadata decoding ([`s3_metadata`]), the
+//! AWS client set-up ([`aws`]) and the
 //! [`Secret`] type that keeps tokens out of logs.
 
 pub mod accounts;
@@ -14,6 +15,7 @@ pub mod jobs;
 pub mod login;
 pub mod login_state;
 pub mod media;
+pub mod s3_metadata;
 pub mod secret;
 pub mod storage;
 pub mod table;

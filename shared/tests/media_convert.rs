@@ -8,7 +8,8 @@ mod media {
     use std::io::Cursor;
 
     use image::{DynamicImage, ImageFormat, Rgb, RgbImage, Rgba, RgbaImage};
-    use shared::media::convert::fit_inside;
+    use shared::media::colour::Colour;
+    use shared::media::convert::{MAX_PIXEL_BYTES, fit_inside};
     use shared::media::{
         ConvertError, ImageKind, PhotoBytes, PhotoFile, PhotoLimits, convert_all, to_tiktok_jpeg,
     };
@@ -286,14 +287,14 @@ mod media {
         !crc
     }
 
-    #[test]
-    fn decompression_bomb_is_refused() {
-        // A valid PNG header claiming 60000 × 60000 RGB (10.8 GB decoded).
+    /// A valid PNG header claiming `width` × `height` in colour type
+    /// `color` (0 grey, 2 RGB, 6 RGBA), 8-bit, with an empty image stream.
+    fn png_header_only(width: u32, height: u32, color: u8) -> Vec<u8> {
         let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
         let mut ihdr = b"IHDR".to_vec();
-        ihdr.extend_from_slice(&60_000u32.to_be_bytes());
-        ihdr.extend_from_slice(&60_000u32.to_be_bytes());
-        ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+        ihdr.extend_from_slice(&width.to_be_bytes());
+        ihdr.extend_from_slice(&height.to_be_bytes());
+        ihdr.extend_from_slice(&[8, color, 0, 0, 0]);
         png.extend_from_slice(&13u32.to_be_bytes());
         png.extend_from_slice(&ihdr);
         png.extend_from_slice(&crc32(&ihdr).to_be_bytes());
@@ -306,8 +307,36 @@ mod media {
         png.extend_from_slice(&0u32.to_be_bytes());
         png.extend_from_slice(b"IEND");
         png.extend_from_slice(&crc32(b"IEND").to_be_bytes());
+        png
+    }
+
+    #[test]
+    fn decompression_bomb_is_refused() {
+        // 60000 × 60000 RGB: 10.8 GB decoded.
+        let png = png_header_only(60_000, 60_000, 2);
         let err = to_tiktok_jpeg(&png, &PhotoLimits::default()).unwrap_err();
         assert!(matches!(err, ConvertError::TooManyPixels { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn a_grey_image_is_judged_by_its_rgb_copy_too() {
+        // 20000 × 20000 grey is 400 MB decoded, under the per-image cap, but
+        // 1.6 GB once the RGB copy is made: more than two workers' share of
+        // a 2048 MB function.
+        let png = png_header_only(20_000, 20_000, 0);
+        let err = to_tiktok_jpeg(&png, &PhotoLimits::default()).unwrap_err();
+        match err {
+            ConvertError::TooManyPixels { bytes, .. } => {
+                assert_eq!(bytes, 20_000 * 20_000 * 4);
+                assert!(bytes > MAX_PIXEL_BYTES);
+            }
+            other => panic!("expected TooManyPixels, got {other:?}"),
+        }
+        // The same pixels in RGB need no copy and pass the check (then fail
+        // to decode the empty stream, which is a different error).
+        let rgb = png_header_only(13_000, 13_000, 2);
+        let err = to_tiktok_jpeg(&rgb, &PhotoLimits::default()).unwrap_err();
+        assert!(matches!(err, ConvertError::Decode { .. }), "{err:?}");
     }
 
     #[test]
@@ -330,6 +359,77 @@ mod media {
             to_tiktok_jpeg(b"%PDF-1.7 hello", &limits),
             Err(ConvertError::NotAnImage)
         ));
+    }
+
+    /// The start of an ISO BMFF file: an `ftyp` box and the box after it.
+    fn iso_file(major: &[u8; 4], compatible: &[&[u8; 4]]) -> Vec<u8> {
+        let size = 16 + 4 * compatible.len() as u32;
+        let mut file = size.to_be_bytes().to_vec();
+        file.extend_from_slice(b"ftyp");
+        file.extend_from_slice(major);
+        file.extend_from_slice(&[0, 0, 0, 0]);
+        for brand in compatible {
+            file.extend_from_slice(*brand);
+        }
+        file.extend_from_slice(&[0, 0, 0, 8, b'm', b'e', b't', b'a']);
+        file
+    }
+
+    #[test]
+    fn heic_heif_avif_and_cr3_are_refused_with_what_to_do() {
+        let limits = PhotoLimits::default();
+        /// Major brand, compatible brands, what the message must say.
+        type Case = (&'static [u8; 4], &'static [&'static [u8; 4]], &'static str);
+        let cases: [Case; 7] = [
+            (
+                b"heic",
+                &[b"mif1", b"heic"],
+                "HEIC/HEIF images are not supported",
+            ),
+            (
+                b"heix",
+                &[b"mif1", b"heix"],
+                "HEIC/HEIF images are not supported",
+            ),
+            (
+                b"mif1",
+                &[b"mif1", b"heic"],
+                "HEIC/HEIF images are not supported",
+            ),
+            (
+                b"msf1",
+                &[b"msf1", b"hevc"],
+                "HEIC/HEIF images are not supported",
+            ),
+            (
+                b"avif",
+                &[b"mif1", b"avif"],
+                "AVIF images are not supported",
+            ),
+            (
+                b"mif1",
+                &[b"mif1", b"avif"],
+                "AVIF images are not supported",
+            ),
+            (b"crx ", &[b"crx ", b"isom"], "CR3"),
+        ];
+        for (major, compatible, message) in cases {
+            let err = to_tiktok_jpeg(&iso_file(major, compatible), &limits).unwrap_err();
+            let text = err.to_string();
+            assert!(text.contains(message), "{major:?}: {text}");
+            assert!(text.contains("export"), "{major:?}: {text}");
+        }
+        // In a batch, the error names the image.
+        let inputs = [PhotoBytes {
+            name: "IMG_0001.HEIC".to_string(),
+            bytes: iso_file(b"heic", &[b"mif1", b"heic"]),
+        }];
+        let results = convert_all(&inputs, &limits, 1);
+        let err = results[0].as_ref().unwrap_err();
+        assert!(matches!(err.source, ConvertError::Heic), "{err:?}");
+        let text = err.to_string();
+        assert!(text.contains("images[0] \"IMG_0001.HEIC\""), "{text}");
+        assert!(text.contains("JPEG or PNG"), "{text}");
     }
 
     #[test]
@@ -497,5 +597,284 @@ mod media {
                 "{w}x{h} -> {fw}x{fh}"
             );
         }
+    }
+
+    // --- Colour: embedded ICC profiles to sRGB -------------------------
+
+    /// The RGB → XYZ matrix of an RGB space given by its primaries' and
+    /// white's xy chromaticities (the textbook derivation, independent of
+    /// any colour-management code).
+    fn rgb_to_xyz(primaries: [(f64, f64); 3], white: (f64, f64)) -> [[f64; 3]; 3] {
+        let xyz = |(x, y): (f64, f64)| [x / y, 1.0, (1.0 - x - y) / y];
+        let columns = primaries.map(xyz);
+        let m = [
+            [columns[0][0], columns[1][0], columns[2][0]],
+            [columns[0][1], columns[1][1], columns[2][1]],
+            [columns[0][2], columns[1][2], columns[2][2]],
+        ];
+        let scale = mul_vec(&invert(&m), xyz(white));
+        let mut out = m;
+        for row in &mut out {
+            for (c, value) in row.iter_mut().enumerate() {
+                *value *= scale[c];
+            }
+        }
+        out
+    }
+
+    fn invert(m: &[[f64; 3]; 3]) -> [[f64; 3]; 3] {
+        let det = m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
+            - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+            + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
+        let mut inv = [[0.0; 3]; 3];
+        for (r, row) in inv.iter_mut().enumerate() {
+            for (c, value) in row.iter_mut().enumerate() {
+                let (r1, r2) = ((c + 1) % 3, (c + 2) % 3);
+                let (c1, c2) = ((r + 1) % 3, (r + 2) % 3);
+                *value = (m[r1][c1] * m[r2][c2] - m[r1][c2] * m[r2][c1]) / det;
+            }
+        }
+        inv
+    }
+
+    fn mul(a: &[[f64; 3]; 3], b: &[[f64; 3]; 3]) -> [[f64; 3]; 3] {
+        let mut out = [[0.0; 3]; 3];
+        for (r, row) in out.iter_mut().enumerate() {
+            for (c, value) in row.iter_mut().enumerate() {
+                *value = (0..3).map(|k| a[r][k] * b[k][c]).sum();
+            }
+        }
+        out
+    }
+
+    fn mul_vec(m: &[[f64; 3]; 3], v: [f64; 3]) -> [f64; 3] {
+        [0, 1, 2].map(|r| (0..3).map(|k| m[r][k] * v[k]).sum())
+    }
+
+    const D65: (f64, f64) = (0.3127, 0.3290);
+    const SRGB_PRIMARIES: [(f64, f64); 3] = [(0.64, 0.33), (0.30, 0.60), (0.15, 0.06)];
+    const P3_PRIMARIES: [(f64, f64); 3] = [(0.680, 0.320), (0.265, 0.690), (0.150, 0.060)];
+    const ADOBE_PRIMARIES: [(f64, f64); 3] = [(0.64, 0.33), (0.21, 0.71), (0.15, 0.06)];
+
+    fn srgb_decode(v: u8) -> f64 {
+        let v = f64::from(v) / 255.0;
+        if v <= 0.04045 {
+            v / 12.92
+        } else {
+            ((v + 0.055) / 1.055).powf(2.4)
+        }
+    }
+
+    fn srgb_encode(v: f64) -> u8 {
+        let v = v.clamp(0.0, 1.0);
+        let e = if v <= 0.0031308 {
+            v * 12.92
+        } else {
+            1.055 * v.powf(1.0 / 2.4) - 0.055
+        };
+        (e * 255.0).round() as u8
+    }
+
+    /// What `pixel` in a space with `primaries` (D65 white) and the given
+    /// decoding curve is in sRGB, clipped to the sRGB gamut.
+    fn expected_srgb(pixel: Rgb<u8>, primaries: [(f64, f64); 3], decode: fn(u8) -> f64) -> [u8; 3] {
+        let to_srgb = mul(
+            &invert(&rgb_to_xyz(SRGB_PRIMARIES, D65)),
+            &rgb_to_xyz(primaries, D65),
+        );
+        mul_vec(&to_srgb, pixel.0.map(decode)).map(srgb_encode)
+    }
+
+    fn adobe_decode(v: u8) -> f64 {
+        (f64::from(v) / 255.0).powf(563.0 / 256.0)
+    }
+
+    fn icc(profile: &moxcms::ColorProfile) -> Vec<u8> {
+        profile.encode().expect("moxcms writes its own profiles")
+    }
+
+    /// Colours that sit well inside both gamuts and move visibly when
+    /// re-expressed in sRGB, in flat blocks so JPEG keeps them.
+    const SWATCHES: [[u8; 3]; 4] = [
+        [200, 80, 100],
+        [60, 150, 90],
+        [230, 190, 60],
+        [128, 128, 128],
+    ];
+
+    fn swatches() -> RgbImage {
+        RgbImage::from_fn(64 * SWATCHES.len() as u32, 64, |x, _| {
+            Rgb(SWATCHES[(x / 64) as usize])
+        })
+    }
+
+    fn encode_with_profile(image: &RgbImage, format: ImageFormat, profile: &[u8]) -> Vec<u8> {
+        use image::ImageEncoder;
+        use image::codecs::{jpeg::JpegEncoder, png::PngEncoder, webp::WebPEncoder};
+        let mut out = Vec::new();
+        let (w, h) = image.dimensions();
+        let color = image::ExtendedColorType::Rgb8;
+        match format {
+            ImageFormat::Png => {
+                let mut encoder = PngEncoder::new(&mut out);
+                encoder
+                    .set_icc_profile(profile.to_vec())
+                    .expect("PNG takes a profile");
+                encoder.write_image(image.as_raw(), w, h, color)
+            }
+            ImageFormat::Jpeg => {
+                let mut encoder = JpegEncoder::new_with_quality(&mut out, 95);
+                encoder
+                    .set_icc_profile(profile.to_vec())
+                    .expect("JPEG takes a profile");
+                encoder.write_image(image.as_raw(), w, h, color)
+            }
+            ImageFormat::WebP => {
+                let mut encoder = WebPEncoder::new_lossless(&mut out);
+                encoder
+                    .set_icc_profile(profile.to_vec())
+                    .expect("WebP takes a profile");
+                encoder.write_image(image.as_raw(), w, h, color)
+            }
+            other => panic!("no test encoder for {other:?}"),
+        }
+        .expect("test image encodes");
+        out
+    }
+
+    /// Checks each swatch's centre against the colour `expected` gives for
+    /// the input as decoded (so the input's own JPEG error is not counted).
+    fn assert_swatches(
+        input: &[u8],
+        output: &[u8],
+        expected: impl Fn(Rgb<u8>) -> [u8; 3],
+        tolerance: i32,
+        label: &str,
+    ) {
+        let stored = image::load_from_memory(input)
+            .expect("input decodes")
+            .into_rgb8();
+        let out = decode(output);
+        for i in 0..SWATCHES.len() as u32 {
+            let (x, y) = (i * 64 + 32, 32);
+            let want = expected(*stored.get_pixel(x, y));
+            let got = *out.get_pixel(x, y);
+            assert!(
+                close(got, want, tolerance),
+                "{label} swatch {i}: stored {:?}, got {got:?}, want {want:?}",
+                stored.get_pixel(x, y)
+            );
+        }
+    }
+
+    #[test]
+    fn display_p3_png_jpeg_and_webp_become_srgb() {
+        let p3 = icc(&moxcms::ColorProfile::new_display_p3());
+        for format in [ImageFormat::Png, ImageFormat::Jpeg, ImageFormat::WebP] {
+            let input = encode_with_profile(&swatches(), format, &p3);
+            let photo = to_tiktok_jpeg(&input, &PhotoLimits::default()).unwrap();
+            assert!(
+                matches!(photo.colour, Colour::ConvertedToSrgb { .. }),
+                "{format:?}: {:?}",
+                photo.colour
+            );
+            assert_swatches(
+                &input,
+                &photo.jpeg,
+                |p| expected_srgb(p, P3_PRIMARIES, srgb_decode),
+                4,
+                &format!("{format:?}"),
+            );
+            // The first swatch moves by far more than the tolerance: a
+            // pipeline that ignored the profile would fail above.
+            let moved = expected_srgb(Rgb(SWATCHES[0]), P3_PRIMARIES, srgb_decode);
+            assert!(
+                i32::from(moved[0]) - i32::from(SWATCHES[0][0]) >= 10,
+                "{moved:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn adobe_rgb_png_becomes_srgb_after_resizing() {
+        // Larger than the box, so the transform runs on the fitted image.
+        let big = RgbImage::from_fn(2160, 64, |x, _| {
+            Rgb(SWATCHES[((x / 540) as usize).min(SWATCHES.len() - 1)])
+        });
+        let input = encode_with_profile(
+            &big,
+            ImageFormat::Png,
+            &icc(&moxcms::ColorProfile::new_adobe_rgb()),
+        );
+        let photo = to_tiktok_jpeg(&input, &PhotoLimits::default()).unwrap();
+        assert!(photo.resized);
+        assert!(
+            matches!(photo.colour, Colour::ConvertedToSrgb { .. }),
+            "{:?}",
+            photo.colour
+        );
+        let out = decode(&photo.jpeg);
+        for (i, swatch) in SWATCHES.iter().enumerate() {
+            let x = i as u32 * 270 + 135;
+            let want = expected_srgb(Rgb(*swatch), ADOBE_PRIMARIES, adobe_decode);
+            let got = *out.get_pixel(x, 16);
+            assert!(
+                close(got, want, 4),
+                "swatch {i}: got {got:?}, want {want:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn untagged_and_srgb_tagged_images_keep_their_values() {
+        let plain = encode(&DynamicImage::ImageRgb8(swatches()), ImageFormat::Png);
+        let photo = to_tiktok_jpeg(&plain, &PhotoLimits::default()).unwrap();
+        assert_eq!(photo.colour, Colour::NoProfile);
+        assert_swatches(&plain, &photo.jpeg, |p| p.0, 3, "untagged");
+
+        let srgb = icc(&moxcms::ColorProfile::new_srgb());
+        let tagged = encode_with_profile(&swatches(), ImageFormat::Jpeg, &srgb);
+        let photo = to_tiktok_jpeg(&tagged, &PhotoLimits::default()).unwrap();
+        assert_eq!(photo.colour, Colour::Srgb);
+        assert_swatches(&tagged, &photo.jpeg, |p| p.0, 3, "sRGB-tagged");
+    }
+
+    #[test]
+    fn a_broken_profile_keeps_the_photo_as_stored() {
+        let input = encode_with_profile(
+            &swatches(),
+            ImageFormat::Png,
+            b"definitely not an ICC profile",
+        );
+        let photo = to_tiktok_jpeg(&input, &PhotoLimits::default()).unwrap();
+        assert!(
+            matches!(photo.colour, Colour::ProfileIgnored { .. }),
+            "{:?}",
+            photo.colour
+        );
+        assert_swatches(&input, &photo.jpeg, |p| p.0, 3, "broken profile");
+    }
+
+    #[test]
+    fn a_grey_png_with_a_linear_grey_profile_is_encoded_for_srgb() {
+        use image::ImageEncoder;
+        let grey = image::GrayImage::from_pixel(64, 64, image::Luma([128]));
+        let mut png = Vec::new();
+        let mut encoder = image::codecs::png::PngEncoder::new(&mut png);
+        encoder
+            .set_icc_profile(icc(&moxcms::ColorProfile::new_gray_with_gamma(1.0)))
+            .expect("PNG takes a profile");
+        encoder
+            .write_image(grey.as_raw(), 64, 64, image::ExtendedColorType::L8)
+            .expect("grey PNG encodes");
+        let photo = to_tiktok_jpeg(&png, &PhotoLimits::default()).unwrap();
+        assert!(
+            matches!(photo.colour, Colour::ConvertedToSrgb { .. }),
+            "{:?}",
+            photo.colour
+        );
+        // 128 in a linear space is 0.502 of full light: sRGB writes that as 188.
+        let want = srgb_encode(128.0 / 255.0);
+        assert!(close(*decode(&photo.jpeg).get_pixel(32, 32), [want; 3], 3));
     }
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use aws_sdk_s3::primitives::ByteStream;
 use shared::jobs::{Job, JobKind, JobStatus, PostTarget};
 use shared::media::convert::{PhotoFile, PhotoLimits, convert_all};
+use shared::media::limits::{InputKind, TooLarge};
 use shared::media::manifest::Manifest;
 use shared::storage::S3Object;
 use shared::tiktok::PhotoPost;
@@ -23,10 +24,6 @@ use crate::keys::slideshow_folder;
 /// Where converted photos go: `media/<job id>/<index>.jpg`, short-lived
 /// (the bucket's lifecycle rule expires `media/`).
 pub const MEDIA_PREFIX: &str = "media/";
-
-/// The largest manifest read: a caption of TikTok's 4000 UTF-16 units and
-/// 35 file names fit many times over.
-const MANIFEST_MAX_BYTES: u64 = 256 * 1024;
 
 impl Forwarder {
     pub async fn forward_slideshow(
@@ -63,12 +60,8 @@ impl Forwarder {
     /// The manifest of exactly the version the event named (a ranged GET
     /// pinned like every other read of `source`), or why it is refused.
     async fn read_manifest(&self, source: &S3Object) -> Result<Result<Manifest, String>, Retry> {
-        if source.size() > MANIFEST_MAX_BYTES {
-            return Ok(Err(format!(
-                "{}: {} bytes; a manifest has at most {MANIFEST_MAX_BYTES}",
-                source.key(),
-                source.size()
-            )));
+        if let Err(too_large) = InputKind::Manifest.check(source.key(), source.size()) {
+            return Ok(Err(too_large.to_string()));
         }
         if source.size() == 0 {
             return Ok(Err(format!("{}: the file is empty", source.key())));
@@ -164,10 +157,15 @@ impl Forwarder {
         let mut files = Vec::with_capacity(keys.len());
         for (index, key) in keys.iter().enumerate() {
             let path = dir.path().join(format!("{index}"));
-            let bytes = self.get_bytes(&object.bucket, key).await?;
-            tokio::fs::write(&path, &bytes)
-                .await
-                .map_err(|e| retry("store an image for conversion", e))?;
+            let name = &manifest.images[index];
+            let downloaded = self
+                .download_capped(&object.bucket, key, name, &path)
+                .await?;
+            if let Err(too_large) = downloaded {
+                return self
+                    .fail(&job, "bad_image", format!("images[{index}] {too_large}"))
+                    .await;
+            }
             files.push(PhotoFile {
                 name: manifest.images[index].clone(),
                 path,
@@ -234,7 +232,20 @@ impl Forwarder {
             .map_err(|e| retry("make a media URL", e))
     }
 
-    async fn get_bytes(&self, bucket: &str, key: &str) -> Result<bytes::Bytes, Retry> {
+    /// Streams an object into `sink`, refusing it by name when it is over
+    /// `kind`'s limit: first by the size S3 announces (before any of the
+    /// body is read), then by counting, should the size be missing. Only
+    /// one network buffer is held at a time, whatever the object's size.
+    /// `Err` is a passing failure worth a retry; `Ok(Err)` is final.
+    async fn read_capped<W: tokio::io::AsyncWrite + Unpin>(
+        &self,
+        bucket: &str,
+        key: &str,
+        name: &str,
+        kind: InputKind,
+        sink: &mut W,
+    ) -> Result<Result<(), TooLarge>, Retry> {
+        use tokio::io::AsyncWriteExt as _;
         let object = self
             .s3
             .get_object()
@@ -243,12 +254,47 @@ impl Forwarder {
             .send()
             .await
             .map_err(|e| retry("read an object", shared::aws::describe_sdk_error(&e)))?;
-        object
-            .body
-            .collect()
+        let announced = object.content_length().and_then(|n| u64::try_from(n).ok());
+        if let Some(size) = announced
+            && let Err(too_large) = kind.check(name, size)
+        {
+            return Ok(Err(too_large));
+        }
+        let mut body = object.body;
+        let mut read: u64 = 0;
+        while let Some(chunk) = body
+            .try_next()
             .await
-            .map(|b| b.into_bytes())
-            .map_err(|e| retry("read an object's body", e))
+            .map_err(|e| retry("read an object's body", e))?
+        {
+            read = read.saturating_add(u64::try_from(chunk.len()).unwrap_or(u64::MAX));
+            if read > kind.max_bytes() {
+                return Ok(Err(kind.exceeded(name)));
+            }
+            sink.write_all(&chunk)
+                .await
+                .map_err(|e| retry("store an object's body", e))?;
+        }
+        sink.flush()
+            .await
+            .map_err(|e| retry("store an object's body", e))?;
+        Ok(Ok(()))
+    }
+
+    /// Downloads a slideshow image to `path` (Lambda's /tmp) within
+    /// [`InputKind::Image`]'s limit, without holding it in memory.
+    async fn download_capped(
+        &self,
+        bucket: &str,
+        key: &str,
+        name: &str,
+        path: &std::path::Path,
+    ) -> Result<Result<(), TooLarge>, Retry> {
+        let mut file = tokio::fs::File::create(path)
+            .await
+            .map_err(|e| retry("store an image for conversion", e))?;
+        self.read_capped(bucket, key, name, InputKind::Image, &mut file)
+            .await
     }
 
     async fn exists(&self, bucket: &str, key: &str) -> Result<bool, Retry> {

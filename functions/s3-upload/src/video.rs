@@ -6,10 +6,13 @@ use aws_sdk_s3::error::ProvideErrorMetadata as _;
 use shared::caption::{VIDEO_TITLE_MAX, trim_to_utf16};
 use shared::jobs::{Changes, Job, JobKind, JobStatus, Jobs, PostTarget};
 use shared::media::detect::{DETECT_PREFIX_LEN, VideoKind, check_video};
+use shared::media::limits::InputKind;
+use shared::s3_metadata;
 use shared::storage::S3Object;
 use shared::tiktok::upload::{ChunkSource as _, UploadError, UploadProgress, VideoContentType};
 use shared::tiktok::{ChunkPlan, DirectPostInfo, PrivacyLevel, VideoSource};
 use shared::tokens::Clock;
+use tokio::io::AsyncReadExt as _;
 
 use crate::config::VideoTransfer;
 use crate::events::ObjectRef;
@@ -321,11 +324,14 @@ impl Forwarder {
         }
     }
 
-    /// The caption: S3 metadata `caption` or `title`, else a `<name>.json`
-    /// sidecar's `caption`/`title`, else none; trimmed to TikTok's limit.
+    /// The caption: S3 metadata `caption` or `title` (RFC 2047-decoded),
+    /// else a `<name>.json` sidecar's `caption`/`title`, else none; trimmed
+    /// to TikTok's limit.
     async fn caption(&self, source: &S3Object) -> Option<String> {
         let meta = source.metadata();
-        let from_metadata = meta.get("caption").or_else(|| meta.get("title")).cloned();
+        // S3 returns non-ASCII values RFC 2047-encoded (=?UTF-8?B?...?=).
+        let from_metadata =
+            s3_metadata::get(meta, "caption").or_else(|| s3_metadata::get(meta, "title"));
         let text = match from_metadata {
             Some(t) => Some(t),
             None => self.sidecar_caption(source).await,
@@ -352,7 +358,27 @@ impl Forwarder {
                 return None;
             }
         };
-        let bytes = object.body.collect().await.ok()?.into_bytes();
+        // The sidecar is optional: one over its limit is skipped like an
+        // unreadable one, with a warning naming it, and never read whole.
+        // The size S3 announces is checked first; `take` stops the read one
+        // byte past the limit should it be missing.
+        let kind = InputKind::CaptionSidecar;
+        let name = key.rsplit('/').next().unwrap_or(key.as_str());
+        let announced = object.content_length().and_then(|n| u64::try_from(n).ok());
+        let mut bytes = Vec::new();
+        let read = match announced.map(|size| kind.check(name, size)) {
+            Some(Err(too_large)) => Err(too_large),
+            _ => {
+                let mut body = object.body.into_async_read().take(kind.max_bytes() + 1);
+                body.read_to_end(&mut bytes).await.ok()?;
+                let size = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+                kind.check(name, size).map_err(|_| kind.exceeded(name))
+            }
+        };
+        if let Err(too_large) = read {
+            tracing::warn!(key, error = %too_large, "caption sidecar skipped");
+            return None;
+        }
         let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
         value
             .get("caption")
@@ -378,16 +404,15 @@ pub fn requested_post(
     metadata: &std::collections::HashMap<String, String>,
     direct_post_enabled: bool,
 ) -> Result<PostTarget, String> {
-    let mode = metadata
-        .get("post-mode")
-        .map(|m| m.trim().to_ascii_lowercase());
+    // Decoded like the caption: a tool may have encoded these too.
+    let mode = s3_metadata::get(metadata, "post-mode").map(|m| m.trim().to_ascii_lowercase());
     match mode.as_deref() {
         None | Some("" | "draft" | "inbox") => Ok(PostTarget::Draft),
         Some("direct") => {
             if !direct_post_enabled {
                 return Err("this upload asks for a direct post, but direct posting is not enabled for this deployment (DIRECT_POST_ENABLED); upload it again without post-mode to make a draft".into());
             }
-            let level = metadata.get("privacy-level").ok_or(
+            let level = s3_metadata::get(metadata, "privacy-level").ok_or(
                 "a direct post needs a privacy-level (PUBLIC_TO_EVERYONE, MUTUAL_FOLLOW_FRIENDS, FOLLOWER_OF_CREATOR or SELF_ONLY); TikTok's rules forbid choosing one for the creator",
             )?;
             let privacy_level = level.parse::<PrivacyLevel>()?;

@@ -4,8 +4,8 @@
 //! (TIKTOK_API.md section 5); creators drop PNG screenshots, phone JPEGs with
 //! EXIF rotation, WebPs with transparency and the odd GIF. Every image is
 //! therefore re-encoded the same way: decode, flatten alpha onto white, fit
-//! inside 1080 × 1920, apply the EXIF orientation, encode as baseline 4:2:0
-//! JPEG.
+//! inside 1080 × 1920, convert an embedded colour profile to sRGB, apply the
+//! EXIF orientation, encode as baseline 4:2:0 JPEG.
 //!
 //! The pipeline follows what TOOLCHAIN.md measured on this machine: `image`
 //! decodes, `fast_image_resize` (Lanczos3) resizes and `jpeg-encoder` encodes,
@@ -18,21 +18,139 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Cursor, Read, Seek, SeekFrom};
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
+use std::sync::{Condvar, Mutex};
 
 use fast_image_resize as fir;
 use image::{
-    DynamicImage, ImageDecoder, ImageFormat, ImageReader, RgbImage, metadata::Orientation,
+    ColorType as PixelLayout, DynamicImage, ImageDecoder, ImageFormat, ImageReader, RgbImage,
+    metadata::Orientation,
 };
 use jpeg_encoder::{ChromaSubsamplingMethod, ColorType, Encoder, SamplingFactor};
 use rayon::prelude::*;
 use thiserror::Error;
 
+use super::colour::{self, Colour, ColourPlan, SourceChannels};
 use super::detect::{DETECT_PREFIX_LEN, ImageKind, MediaKind, detect};
+use super::limits::IMAGE_MAX_BYTES;
 
-/// Largest decoded image accepted, in bytes (512 MiB: a 100 MP photo in
-/// 8-bit RGBA still fits; a 12 MP phone photo needs 36–96 MB). Checked
-/// against the header's dimensions before any pixel buffer is allocated.
-pub const MAX_DECODED_BYTES: u64 = 512 * 1024 * 1024;
+/// Most memory the pixel buffers of one image may take at once (512 MiB).
+///
+/// That is the decoded image plus the 8-bit RGB(A) copy made from it when
+/// the decoder's format is another one (grey, 16-bit): the decoded size
+/// alone hid a 4× factor, since a grey image of 512 MiB needs 1.5 GiB more
+/// as RGB. Checked against the header's dimensions before any pixel buffer
+/// is allocated, see [`pixel_bytes`]. What fits: 8-bit RGB up to 178 MP,
+/// RGBA or grey up to 134 MP, 16-bit RGB up to 59 MP; a 12 MP phone photo
+/// needs 36–108 MB.
+pub const MAX_PIXEL_BYTES: u64 = 512 * 1024 * 1024;
+
+/// Most memory the pixel buffers of all [`convert_all`] workers may take at
+/// once (1 GiB): a worker that would go over waits until another finishes,
+/// so memory stays bounded whatever the number of cores.
+///
+/// The upload function has 2048 MiB (template.yaml) and 2 vCPUs, so 2
+/// workers. At most it holds, besides this budget:
+/// - per worker, the encoded file the JPEG and WebP decoders read whole
+///   ([`IMAGE_MAX_BYTES`], 50 MB) and the resizer's scratch and output
+///   plus the colour-transformed and oriented copies of the fitted image
+///   (under 80 MB);
+/// - the 35 converted JPEGs until they are written to S3 (each under the
+///   6.2 MB of raw 1080 × 1920 RGB; photos are 0.3–2 MB);
+/// - the runtime, the SDK clients and the streamed S3 buffers (under
+///   100 MB).
+///
+/// That is 1074 + 2 × 130 + 218 + 100 = 1652 MB of 2147 MB, a margin of
+/// about 23 %; the assertion below keeps it when a number changes. With two
+/// images at the per-image maximum the workers run one after the other.
+pub const PIXEL_BUDGET_BYTES: u64 = 2 * MAX_PIXEL_BYTES;
+
+/// The figures of the budget above, in bytes.
+const FUNCTION_MEMORY_BYTES: u64 = 2048 * 1024 * 1024;
+const FUNCTION_WORKERS: u64 = 2;
+const WORKER_SCRATCH_BYTES: u64 = 80_000_000;
+const CONVERTED_JPEGS_BYTES: u64 = 35 * 1080 * 1920 * 3;
+const RUNTIME_BYTES: u64 = 100_000_000;
+const _: () = assert!(
+    (PIXEL_BUDGET_BYTES
+        + FUNCTION_WORKERS * (IMAGE_MAX_BYTES + WORKER_SCRATCH_BYTES)
+        + CONVERTED_JPEGS_BYTES
+        + RUNTIME_BYTES)
+        * 5
+        <= FUNCTION_MEMORY_BYTES * 4,
+    "photo conversion must leave a fifth of the function's memory free"
+);
+const _: () = assert!(MAX_PIXEL_BYTES <= PIXEL_BUDGET_BYTES);
+
+/// The pixel memory converting a `width` × `height` image of `color`
+/// needs at its peak: the decoded buffer, plus the 8-bit RGB(A) copy
+/// [`flatten_onto_white`] makes unless the decoder already gave 8-bit
+/// RGB(A) (which it takes over in place).
+pub fn pixel_bytes(color: PixelLayout, width: u32, height: u32) -> u64 {
+    // Saturating: a header may claim 2^32 - 1 on both sides, whose byte
+    // count does not fit; saturated, it is still over the cap.
+    let pixels = u64::from(width) * u64::from(height);
+    let decoded = pixels.saturating_mul(u64::from(color.bytes_per_pixel()));
+    let copy = match color {
+        PixelLayout::Rgb8 | PixelLayout::Rgba8 => 0,
+        other if other.has_alpha() => pixels.saturating_mul(4),
+        _ => pixels.saturating_mul(3),
+    };
+    decoded.saturating_add(copy)
+}
+
+/// The shared pixel budget of a [`convert_all`] batch.
+struct PixelBudget {
+    available: Mutex<u64>,
+    freed: Condvar,
+}
+
+/// Bytes taken from a [`PixelBudget`], given back when dropped.
+struct Reservation<'a> {
+    budget: &'a PixelBudget,
+    bytes: u64,
+}
+
+impl PixelBudget {
+    fn new(bytes: u64) -> Self {
+        PixelBudget {
+            available: Mutex::new(bytes),
+            freed: Condvar::new(),
+        }
+    }
+
+    /// Waits until `bytes` are free and takes them. A request is never
+    /// larger than the budget ([`MAX_PIXEL_BYTES`] is checked first), so
+    /// it is always met once the other workers finish.
+    fn reserve(&self, bytes: u64) -> Reservation<'_> {
+        let bytes = bytes.min(PIXEL_BUDGET_BYTES);
+        // A worker that panicked while holding the lock changed nothing
+        // but the counter, which its reservation's drop restores.
+        let mut available = self.available.lock().unwrap_or_else(|e| e.into_inner());
+        while *available < bytes {
+            available = self
+                .freed
+                .wait(available)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        *available -= bytes;
+        Reservation {
+            budget: self,
+            bytes,
+        }
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        let mut available = self
+            .budget
+            .available
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        *available += self.bytes;
+        self.budget.freed.notify_all();
+    }
+}
 
 /// What the converted photo must satisfy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +204,9 @@ pub struct ConvertedPhoto {
     pub flattened: bool,
     /// Whether an EXIF orientation other than "normal" was applied.
     pub rotated: bool,
+    /// What was done about the input's colour space: the JPEG is sRGB
+    /// (untagged) unless a profile had to be ignored.
+    pub colour: Colour,
     /// The JPEG quality used (lower than asked only to meet `max_bytes`).
     pub quality: u8,
 }
@@ -96,13 +217,20 @@ pub struct ConvertedPhoto {
 pub enum ConvertError {
     #[error("the file is empty")]
     Empty,
+    /// No decoder here: the only maintained HEIC route is libheif, and
+    /// Debian 12's 1.15 is older than libheif-rs needs (see README).
     #[error(
-        "HEIC photos cannot be converted here; export the photo as JPEG \
+        "HEIC/HEIF images are not supported: export the photo as JPEG or PNG \
          (on an iPhone: Settings > Camera > Formats > Most Compatible) and upload it again"
     )]
     Heic,
-    #[error("AVIF images cannot be converted here; export the image as JPEG or PNG")]
+    #[error("AVIF images are not supported: export the image as JPEG or PNG and upload it again")]
     Avif,
+    #[error(
+        "camera raw photos (CR3) are not supported: export the photo as JPEG or PNG \
+         and upload it again"
+    )]
+    CameraRaw,
     #[error("the file is a video, not an image; photos must be JPEG, PNG, WebP or GIF")]
     Video,
     #[error("the file is not a recognised image; photos must be JPEG, PNG, WebP or GIF")]
@@ -117,13 +245,15 @@ pub enum ConvertError {
     /// refusing it before decoding keeps it from exhausting the function's
     /// memory.
     #[error(
-        "the {format} image is {width} × {height} pixels, too large to convert (more than \
-         {MAX_DECODED_BYTES} bytes decoded); scale it down and upload it again"
+        "the {format} image is {width} × {height} pixels, too large to convert (it would \
+         need {bytes} bytes of memory, more than {MAX_PIXEL_BYTES}); scale it down and \
+         upload it again"
     )]
     TooManyPixels {
         format: ImageKind,
         width: u32,
         height: u32,
+        bytes: u64,
     },
     #[error("the {format} image has zero width or height")]
     ZeroSize { format: ImageKind },
@@ -150,11 +280,12 @@ pub enum ConvertError {
 /// frame) to a JPEG that TikTok accepts as a photo.
 ///
 /// Steps, in the order that keeps the work smallest: decode; read the EXIF
-/// orientation; flatten transparency onto white (JPEG has no alpha, and
+/// orientation and the embedded ICC profile; flatten transparency onto white (JPEG has no alpha, and
 /// `image`'s own RGB conversion would turn transparent areas black); resize
 /// with Lanczos3 to fit the box, never enlarging or cropping, with the box
 /// turned for 90°/270° orientations so that the *displayed* photo fits
-/// `max_width` × `max_height`; orient the small result; encode baseline
+/// `max_width` × `max_height`; transform the small result from its ICC
+/// profile to sRGB when it has one that is not sRGB; orient it; encode baseline
 /// JPEG with 4:2:0 chroma at `limits.quality`, stepping the quality down by
 /// 5 to `limits.min_quality` if the file is over `limits.max_bytes`.
 pub fn to_tiktok_jpeg(input: &[u8], limits: &PhotoLimits) -> Result<ConvertedPhoto, ConvertError> {
@@ -167,8 +298,18 @@ pub fn to_tiktok_jpeg(input: &[u8], limits: &PhotoLimits) -> Result<ConvertedPho
 /// this way is never held in memory whole: for a photo-like 12 MP PNG that
 /// is about 30 MB less per image in flight.
 pub fn convert_reader<R: BufRead + Seek>(
+    reader: R,
+    limits: &PhotoLimits,
+) -> Result<ConvertedPhoto, ConvertError> {
+    convert_within(reader, limits, None)
+}
+
+/// [`convert_reader`], taking the image's pixel memory from `budget` (when
+/// given) for as long as its buffers live.
+fn convert_within<R: BufRead + Seek>(
     mut reader: R,
     limits: &PhotoLimits,
+    budget: Option<&PixelBudget>,
 ) -> Result<ConvertedPhoto, ConvertError> {
     check_limits(limits)?;
     let mut prefix = [0u8; DETECT_PREFIX_LEN];
@@ -182,16 +323,23 @@ pub fn convert_reader<R: BufRead + Seek>(
     let kind = match detect(&prefix[..prefix_len]) {
         MediaKind::Image(ImageKind::Heic) => return Err(ConvertError::Heic),
         MediaKind::Image(ImageKind::Avif) => return Err(ConvertError::Avif),
+        MediaKind::Image(ImageKind::CanonRaw) => return Err(ConvertError::CameraRaw),
         MediaKind::Image(kind) => kind,
-        MediaKind::Video(_) | MediaKind::Matroska => return Err(ConvertError::Video),
-        MediaKind::Unknown => return Err(ConvertError::NotAnImage),
+        MediaKind::Video(_) | MediaKind::Matroska | MediaKind::ThreeGpp => {
+            return Err(ConvertError::Video);
+        }
+        MediaKind::Audio(_) | MediaKind::OtherIsoMedia(_) | MediaKind::Unknown => {
+            return Err(ConvertError::NotAnImage);
+        }
     };
     let format = match kind {
         ImageKind::Jpeg => ImageFormat::Jpeg,
         ImageKind::Png => ImageFormat::Png,
         ImageKind::WebP => ImageFormat::WebP,
         ImageKind::Gif => ImageFormat::Gif,
-        ImageKind::Heic | ImageKind::Avif => return Err(ConvertError::NotAnImage),
+        ImageKind::Heic | ImageKind::Avif | ImageKind::CanonRaw => {
+            return Err(ConvertError::NotAnImage);
+        }
     };
     // A failing reader (a file that vanished, a broken download) is a read
     // error, not a damaged image; decoders report cut-off or malformed data
@@ -218,16 +366,28 @@ pub fn convert_reader<R: BufRead + Seek>(
         .into_decoder()
         .map_err(decode_error)?;
     let (width, height) = decoder.dimensions();
-    if decoder.total_bytes() > MAX_DECODED_BYTES {
+    let needed = pixel_bytes(decoder.color_type(), width, height);
+    if needed > MAX_PIXEL_BYTES {
         return Err(ConvertError::TooManyPixels {
             format: kind,
             width,
             height,
+            bytes: needed,
         });
     }
+    // Held until the JPEG is made: the large buffers all live before that.
+    let _reservation = budget.map(|b| b.reserve(needed));
     // A broken EXIF block should not cost the creator the photo: show it as
     // stored rather than refuse it.
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    // The same for an unreadable ICC profile: the plan says it was ignored.
+    let icc = decoder.icc_profile().ok().flatten();
+    let channels = if decoder.color_type().has_color() {
+        SourceChannels::Rgb
+    } else {
+        SourceChannels::Grey
+    };
+    let colour_plan = colour::plan(icc.as_deref(), channels);
     let image = DynamicImage::from_decoder(decoder).map_err(decode_error)?;
     let (source_width, source_height) = (image.width(), image.height());
     if source_width == 0 || source_height == 0 {
@@ -255,6 +415,20 @@ pub fn convert_reader<R: BufRead + Seek>(
     } else {
         rgb
     };
+    // To sRGB on the fitted image: a few milliseconds instead of tens (see
+    // the colour module for why the order is sound).
+    let (pixels, colour) = match colour_plan {
+        ColourPlan::Keep(colour) => (pixels, colour),
+        ColourPlan::Transform(to_srgb) => {
+            let converted = to_srgb
+                .apply(&pixels)
+                .map_err(|e| ConvertError::Internal(format!("colour transform: {e}")))?;
+            (converted, to_srgb.outcome())
+        }
+    };
+    if let Colour::ProfileIgnored { reason } = &colour {
+        tracing::warn!(format = %kind, %reason, "colour profile ignored; the photo keeps its stored colours");
+    }
 
     let rotated = orientation != Orientation::NoTransforms;
     let (pixels, width, height) = if rotated {
@@ -280,6 +454,7 @@ pub fn convert_reader<R: BufRead + Seek>(
         resized,
         flattened,
         rotated,
+        colour,
         quality,
     })
 }
@@ -534,7 +709,9 @@ pub fn worker_count(max_threads: usize) -> usize {
 /// Workers are capped at [`worker_count`]`(max_threads)`: each 12 MP image
 /// needs about 70 MB while in flight, and unbounded parallelism was measured
 /// at 1.8 GB, past small Lambda sizes (which also get only about one vCPU
-/// per 1,769 MB, so more threads would not be faster). A failing image does
+/// per 1,769 MB, so more threads would not be faster), and their pixel
+/// buffers share [`PIXEL_BUDGET_BYTES`], so two huge images are converted
+/// one after the other rather than together. A failing image does
 /// not stop the others; its error names it. Should the worker pool not
 /// start, the images are converted one after another on this thread.
 pub fn convert_all<S: PhotoSource + Sync>(
@@ -542,11 +719,12 @@ pub fn convert_all<S: PhotoSource + Sync>(
     limits: &PhotoLimits,
     max_threads: usize,
 ) -> Vec<Result<ConvertedPhoto, PhotoError>> {
+    let budget = PixelBudget::new(PIXEL_BUDGET_BYTES);
     let convert_one = |(index, source): (usize, &S)| {
         let result = source
             .open()
             .map_err(ConvertError::Read)
-            .and_then(|reader| convert_reader(reader, limits));
+            .and_then(|reader| convert_within(reader, limits, Some(&budget)));
         result.map_err(|error| PhotoError {
             index,
             name: source.name().to_string(),
@@ -618,6 +796,52 @@ mod tests {
             to_tiktok_jpeg(b"x", &bad),
             Err(ConvertError::InvalidLimits(_))
         ));
+    }
+
+    #[test]
+    fn pixel_bytes_counts_the_rgb_copy() {
+        assert_eq!(pixel_bytes(PixelLayout::Rgb8, 100, 10), 3_000);
+        assert_eq!(pixel_bytes(PixelLayout::Rgba8, 100, 10), 4_000);
+        // Grey: 1 byte decoded, then 3 for the RGB copy.
+        assert_eq!(pixel_bytes(PixelLayout::L8, 100, 10), 4_000);
+        assert_eq!(pixel_bytes(PixelLayout::La8, 100, 10), 2_000 + 4_000);
+        assert_eq!(pixel_bytes(PixelLayout::Rgb16, 100, 10), 6_000 + 3_000);
+        assert_eq!(pixel_bytes(PixelLayout::Rgba16, 100, 10), 8_000 + 4_000);
+        // No overflow at JPEG's and PNG's largest sizes.
+        assert!(pixel_bytes(PixelLayout::Rgba16, u32::MAX, u32::MAX) > MAX_PIXEL_BYTES);
+    }
+
+    #[test]
+    fn the_pixel_budget_is_given_back_and_never_overdrawn() {
+        let budget = PixelBudget::new(PIXEL_BUDGET_BYTES);
+        {
+            let _a = budget.reserve(MAX_PIXEL_BYTES);
+            let _b = budget.reserve(MAX_PIXEL_BYTES);
+            assert_eq!(*budget.available.lock().unwrap(), 0);
+        }
+        assert_eq!(*budget.available.lock().unwrap(), PIXEL_BUDGET_BYTES);
+
+        // Four threads that each need more than half the budget: they must
+        // take turns, whatever the scheduling.
+        let in_flight = std::sync::atomic::AtomicUsize::new(0);
+        let most = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    for _ in 0..50 {
+                        let _held = budget.reserve(PIXEL_BUDGET_BYTES / 2 + 1);
+                        let now = in_flight.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                        most.fetch_max(now, std::sync::atomic::Ordering::SeqCst);
+                        for _ in 0..100 {
+                            std::thread::yield_now();
+                        }
+                        in_flight.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                });
+            }
+        });
+        assert_eq!(most.into_inner(), 1);
+        assert_eq!(*budget.available.lock().unwrap(), PIXEL_BUDGET_BYTES);
     }
 
     #[test]

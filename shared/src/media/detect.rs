@@ -38,8 +38,30 @@ pub enum MediaKind {
     /// it, so it is kept apart from [`VideoKind::WebM`] to be refused with a
     /// message that says so.
     Matroska,
+    /// An ISO BMFF audio file (iTunes brands): a video container with no
+    /// picture, which TikTok refuses after the whole upload.
+    Audio(AudioKind),
+    /// A 3GPP or 3GPP2 phone video (`3gp4`, `3g2a`, ...): ISO BMFF, but not a
+    /// format TikTok lists, and usually H.263 or MPEG-4 Part 2 with AMR sound,
+    /// codecs TikTok does not take either.
+    ThreeGpp,
+    /// An ISO BMFF file whose brands name nothing known here (a camera raw
+    /// container, a JPEG 2000 in `ftyp`, a private format). Holds the major
+    /// brand so the message can name it.
+    OtherIsoMedia([u8; 4]),
     /// Anything else, including a prefix too short to tell.
     Unknown,
+}
+
+/// ISO BMFF audio brands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AudioKind {
+    /// `M4A ` / `F4A `: AAC or ALAC music.
+    M4a,
+    /// `M4B ` / `F4B `: an audiobook.
+    M4b,
+    /// `M4P `: protected (DRM) iTunes music.
+    M4p,
 }
 
 /// Video containers TikTok accepts (TIKTOK_API.md section 5).
@@ -64,6 +86,8 @@ pub enum ImageKind {
     Heic,
     /// HEIF with AV1.
     Avif,
+    /// Canon's CR3 raw photo (ISO BMFF brand `crx `).
+    CanonRaw,
 }
 
 impl VideoKind {
@@ -87,7 +111,25 @@ impl ImageKind {
             ImageKind::Gif => "GIF",
             ImageKind::Heic => "HEIC",
             ImageKind::Avif => "AVIF",
+            ImageKind::CanonRaw => "Canon raw (CR3)",
         }
+    }
+}
+
+impl AudioKind {
+    /// Short human name, as used in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            AudioKind::M4a => "M4A",
+            AudioKind::M4b => "M4B",
+            AudioKind::M4p => "M4P",
+        }
+    }
+}
+
+impl fmt::Display for AudioKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -124,6 +166,21 @@ pub enum MediaError {
          remux or export it as MP4 (or WebM)"
     )]
     Matroska,
+    #[error(
+        "the file is an audio file ({0}), not a video; TikTok accepts MP4, MOV and WebM \
+         videos with a picture"
+    )]
+    AudioNotVideo(AudioKind),
+    #[error(
+        "the file is a 3GP phone video, which TikTok does not accept; \
+         export or convert it to MP4 (H.264)"
+    )]
+    ThreeGpp,
+    #[error(
+        "the file is an ISO media file of type {brand:?}, not an MP4 or MOV video; \
+         TikTok accepts MP4, MOV and WebM"
+    )]
+    OtherIsoMedia { brand: String },
     #[error(
         "the file is not a recognised video; TikTok accepts MP4, MOV and WebM \
          (the file's contents decide, not its name)"
@@ -194,6 +251,11 @@ pub fn check_video(prefix: &[u8], size: u64) -> Result<VideoKind, MediaError> {
         MediaKind::Video(VideoKind::WebM) => Ok(VideoKind::WebM),
         MediaKind::Image(kind) => Err(MediaError::ImageNotVideo(kind)),
         MediaKind::Matroska => Err(MediaError::Matroska),
+        MediaKind::Audio(kind) => Err(MediaError::AudioNotVideo(kind)),
+        MediaKind::ThreeGpp => Err(MediaError::ThreeGpp),
+        MediaKind::OtherIsoMedia(brand) => Err(MediaError::OtherIsoMedia {
+            brand: brand_text(brand),
+        }),
         MediaKind::Unknown => Err(MediaError::NotVideo),
     }
 }
@@ -231,43 +293,114 @@ fn check_ftyp_box(prefix: &[u8], size: u64) -> Result<(), MediaError> {
     Ok(())
 }
 
-const HEIC_BRANDS: [&[u8; 4]; 8] = [
-    b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs",
+/// Major or compatible brands of MP4 files that carry video: ISO base
+/// media (`isom`, `iso2`..`iso9`), MP4 v1/v2 and MPEG-7 in MP4, AVC, DASH
+/// and fragmented files, iTunes video (`M4V `, `M4VH`, `M4VP`) and Sony's
+/// PSP MP4 (`MSNV`). An allowlist, not "anything in an `ftyp`": the same
+/// container holds music, photos and camera raws, and TikTok refuses those
+/// only after the whole upload.
+const MP4_VIDEO_BRANDS: [&[u8; 4]; 18] = [
+    b"isom", b"iso2", b"iso3", b"iso4", b"iso5", b"iso6", b"iso7", b"iso8", b"iso9", b"mp41",
+    b"mp42", b"mp71", b"avc1", b"dash", b"M4V ", b"M4VH", b"M4VP", b"MSNV",
+];
+/// QuickTime's brand.
+const QUICKTIME_BRAND: &[u8; 4] = b"qt  ";
+/// iTunes audio brands (and Adobe's F4A/F4B twins).
+const AUDIO_BRANDS: [(&[u8; 4], AudioKind); 5] = [
+    (b"M4A ", AudioKind::M4a),
+    (b"F4A ", AudioKind::M4a),
+    (b"M4B ", AudioKind::M4b),
+    (b"F4B ", AudioKind::M4b),
+    (b"M4P ", AudioKind::M4p),
+];
+/// HEVC-coded HEIF (HEIC) and AVC-coded HEIF brands, images and sequences.
+const HEIC_BRANDS: [&[u8; 4]; 10] = [
+    b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"avci", b"avcs",
 ];
 const AVIF_BRANDS: [&[u8; 4]; 2] = [b"avif", b"avis"];
 /// Generic HEIF brands: HEIC unless a compatible brand says AVIF.
-const HEIF_GENERIC_BRANDS: [&[u8; 4]; 2] = [b"mif1", b"msf1"];
+const HEIF_GENERIC_BRANDS: [&[u8; 4]; 3] = [b"mif1", b"mif2", b"msf1"];
+/// Canon CR3 raw photos.
+const CANON_RAW_BRAND: &[u8; 4] = b"crx ";
+
+fn is_in(brand: &[u8], list: &[&[u8; 4]]) -> bool {
+    list.iter().any(|b| brand == b.as_slice())
+}
+
+/// 3GPP (`3gp4`, `3gg6`, `3ge7`, ...) and 3GPP2 (`3g2a`, ...) brands all
+/// start with `3g`.
+fn is_3gpp(brand: &[u8]) -> bool {
+    brand.starts_with(b"3g")
+}
+
+/// What a single brand says the file is, if it says anything.
+fn brand_kind(brand: &[u8], compatible: &[&[u8]]) -> Option<MediaKind> {
+    if brand == QUICKTIME_BRAND.as_slice() {
+        return Some(MediaKind::Video(VideoKind::Mov));
+    }
+    if is_in(brand, &MP4_VIDEO_BRANDS) {
+        return Some(MediaKind::Video(VideoKind::Mp4));
+    }
+    if let Some((_, kind)) = AUDIO_BRANDS.iter().find(|(b, _)| brand == b.as_slice()) {
+        return Some(MediaKind::Audio(*kind));
+    }
+    if is_in(brand, &HEIC_BRANDS) {
+        return Some(MediaKind::Image(ImageKind::Heic));
+    }
+    if is_in(brand, &AVIF_BRANDS) {
+        return Some(MediaKind::Image(ImageKind::Avif));
+    }
+    if is_in(brand, &HEIF_GENERIC_BRANDS) {
+        if compatible.iter().any(|c| is_in(c, &AVIF_BRANDS)) {
+            return Some(MediaKind::Image(ImageKind::Avif));
+        }
+        return Some(MediaKind::Image(ImageKind::Heic));
+    }
+    if brand == CANON_RAW_BRAND.as_slice() {
+        return Some(MediaKind::Image(ImageKind::CanonRaw));
+    }
+    if is_3gpp(brand) {
+        return Some(MediaKind::ThreeGpp);
+    }
+    None
+}
 
 /// Sorts an ISO BMFF file (prefix has `ftyp` at offset 4 and at least 12
-/// bytes) by its major brand, looking at the compatible brands only to tell
-/// generic HEIF apart.
+/// bytes) by its brands.
+///
+/// The major brand decides when it is one known here. A major brand that is
+/// not (camera makers' own, such as Sony's `XAVC`, or a new one) is judged
+/// by the compatible brands, which list the specifications the file follows:
+/// a video brand among them makes it a video (MP4 first, the QuickTime brand
+/// only without one), else the first brand that names something else wins,
+/// else it is refused under its own brand name. Audio and still-image brands
+/// are never let through, since TikTok refuses them only after the upload.
 fn detect_iso_bmff(b: &[u8]) -> MediaKind {
     let major: &[u8] = &b[8..12];
-    if major == b"qt  " {
+    let compatible = compatible_brands(b);
+    if let Some(kind) = brand_kind(major, &compatible) {
+        return kind;
+    }
+    if compatible.iter().any(|c| is_in(c, &MP4_VIDEO_BRANDS)) {
+        return MediaKind::Video(VideoKind::Mp4);
+    }
+    if compatible.contains(&QUICKTIME_BRAND.as_slice()) {
         return MediaKind::Video(VideoKind::Mov);
     }
-    if HEIC_BRANDS.iter().any(|brand| major == brand.as_slice()) {
-        return MediaKind::Image(ImageKind::Heic);
+    if let Some(kind) = compatible.iter().find_map(|c| brand_kind(c, &compatible)) {
+        return kind;
     }
-    if AVIF_BRANDS.iter().any(|brand| major == brand.as_slice()) {
-        return MediaKind::Image(ImageKind::Avif);
+    MediaKind::OtherIsoMedia([major[0], major[1], major[2], major[3]])
+}
+
+/// A brand as text for messages: printable ASCII as it is (trailing spaces
+/// dropped, as in `M4A `), anything else as hex.
+fn brand_text(brand: [u8; 4]) -> String {
+    if brand.iter().all(|c| c.is_ascii_graphic() || *c == b' ') {
+        String::from_utf8_lossy(&brand).trim_end().to_string()
+    } else {
+        brand.iter().map(|c| format!("{c:02x}")).collect()
     }
-    if HEIF_GENERIC_BRANDS
-        .iter()
-        .any(|brand| major == brand.as_slice())
-    {
-        let compatible = compatible_brands(b);
-        if compatible
-            .iter()
-            .any(|c| AVIF_BRANDS.iter().any(|a| *c == a.as_slice()))
-        {
-            return MediaKind::Image(ImageKind::Avif);
-        }
-        return MediaKind::Image(ImageKind::Heic);
-    }
-    // isom, mp41, mp42, avc1, iso2..iso9, M4V , 3gp4..3gp6, dash, ...:
-    // all MP4 family brands.
-    MediaKind::Video(VideoKind::Mp4)
 }
 
 /// The compatible brands of the `ftyp` box that lie within the prefix.
@@ -387,7 +520,7 @@ mod tests {
             MediaKind::Video(VideoKind::Mov)
         );
         for brand in [
-            b"isom", b"mp41", b"mp42", b"avc1", b"iso5", b"M4V ", b"3gp5",
+            b"isom", b"mp41", b"mp42", b"avc1", b"iso5", b"M4V ", b"dash",
         ] {
             assert_eq!(
                 detect(&ftyp(brand, &[b"isom"])),
@@ -409,6 +542,133 @@ mod tests {
         assert_eq!(
             detect(&ftyp(b"avif", &[])),
             MediaKind::Image(ImageKind::Avif)
+        );
+    }
+
+    #[test]
+    fn every_allowlisted_mp4_brand_is_a_video() {
+        for brand in MP4_VIDEO_BRANDS {
+            // As the major brand, and as the only allowlisted compatible
+            // brand behind a major brand nobody registered.
+            assert_eq!(
+                detect(&ftyp(brand, &[])),
+                MediaKind::Video(VideoKind::Mp4),
+                "{brand:?}"
+            );
+            assert_eq!(
+                detect(&ftyp(b"XAVC", &[b"XAVC", brand])),
+                MediaKind::Video(VideoKind::Mp4),
+                "XAVC + {brand:?}"
+            );
+        }
+        // A QuickTime-compatible file under a private major brand.
+        assert_eq!(
+            detect(&ftyp(b"NKN1", &[b"qt  "])),
+            MediaKind::Video(VideoKind::Mov)
+        );
+    }
+
+    #[test]
+    fn audio_brands_are_audio_even_when_mp4_compatible() {
+        // iTunes writes M4A with mp42 and isom as compatible brands: the
+        // major brand decides.
+        for (brand, kind) in [
+            (b"M4A ", AudioKind::M4a),
+            (b"M4B ", AudioKind::M4b),
+            (b"M4P ", AudioKind::M4p),
+            (b"F4A ", AudioKind::M4a),
+        ] {
+            assert_eq!(
+                detect(&ftyp(brand, &[brand, b"mp42", b"isom"])),
+                MediaKind::Audio(kind),
+                "{brand:?}"
+            );
+        }
+        // An unknown major brand that only says M4A.
+        assert_eq!(
+            detect(&ftyp(b"abcd", &[b"M4A "])),
+            MediaKind::Audio(AudioKind::M4a)
+        );
+    }
+
+    #[test]
+    fn still_image_brands_are_images_even_when_iso_compatible() {
+        for (major, compatible, kind) in [
+            (b"heic", &[b"mif1", b"heic"], ImageKind::Heic),
+            (b"heix", &[b"mif1", b"heix"], ImageKind::Heic),
+            (b"mif1", &[b"mif1", b"heic"], ImageKind::Heic),
+            (b"msf1", &[b"msf1", b"hevc"], ImageKind::Heic),
+            (b"avif", &[b"mif1", b"avif"], ImageKind::Avif),
+            (b"mif1", &[b"mif1", b"avif"], ImageKind::Avif),
+            (b"crx ", &[b"crx ", b"isom"], ImageKind::CanonRaw),
+        ] {
+            assert_eq!(
+                detect(&ftyp(major, compatible)),
+                MediaKind::Image(kind),
+                "{major:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn three_gpp_and_unknown_brands_are_not_mp4() {
+        for brand in [b"3gp4", b"3gp5", b"3gp6", b"3g2a", b"3ge7"] {
+            assert_eq!(
+                detect(&ftyp(brand, &[brand, b"isom"])),
+                MediaKind::ThreeGpp,
+                "{brand:?}"
+            );
+        }
+        assert_eq!(
+            detect(&ftyp(b"jpx ", &[b"jpx ", b"jp2 "])),
+            MediaKind::OtherIsoMedia(*b"jpx ")
+        );
+        assert_eq!(
+            detect(&ftyp(b"abcd", &[])),
+            MediaKind::OtherIsoMedia(*b"abcd")
+        );
+    }
+
+    #[test]
+    fn check_video_refuses_audio_images_3gp_and_unknown_brands_clearly() {
+        let size = 1_000_000;
+        let err = check_video(&ftyp(b"M4A ", &[b"M4A ", b"mp42", b"isom"]), size).unwrap_err();
+        assert_eq!(err, MediaError::AudioNotVideo(AudioKind::M4a));
+        assert!(
+            err.to_string().contains("an audio file (M4A), not a video"),
+            "{err}"
+        );
+        let err = check_video(&ftyp(b"M4B ", &[b"isom"]), size).unwrap_err();
+        assert!(err.to_string().contains("(M4B)"), "{err}");
+
+        let err = check_video(&ftyp(b"heic", &[b"mif1"]), size).unwrap_err();
+        assert_eq!(err, MediaError::ImageNotVideo(ImageKind::Heic));
+        assert!(err.to_string().contains("HEIC image, not a video"), "{err}");
+        let err = check_video(&ftyp(b"avif", &[b"mif1"]), size).unwrap_err();
+        assert_eq!(err, MediaError::ImageNotVideo(ImageKind::Avif));
+        let err = check_video(&ftyp(b"mif1", &[b"mif1"]), size).unwrap_err();
+        assert_eq!(err, MediaError::ImageNotVideo(ImageKind::Heic));
+        let err = check_video(&ftyp(b"crx ", &[b"crx ", b"isom"]), size).unwrap_err();
+        assert!(err.to_string().contains("CR3"), "{err}");
+
+        let err = check_video(&ftyp(b"3gp4", &[b"isom", b"3gp4"]), size).unwrap_err();
+        assert_eq!(err, MediaError::ThreeGpp);
+        assert!(err.to_string().contains("3GP"), "{err}");
+
+        let err = check_video(&ftyp(b"abcd", &[b"abcd"]), size).unwrap_err();
+        assert_eq!(
+            err,
+            MediaError::OtherIsoMedia {
+                brand: "abcd".to_string()
+            }
+        );
+        let err = check_video(&ftyp(&[0, 1, 2, 3], &[]), size).unwrap_err();
+        assert!(err.to_string().contains("00010203"), "{err}");
+
+        // A camera's private major brand with MP4 compatibility still goes.
+        assert_eq!(
+            check_video(&ftyp(b"XAVC", &[b"XAVC", b"mp42", b"iso2"]), size),
+            Ok(VideoKind::Mp4)
         );
     }
 

@@ -20,6 +20,7 @@ use std::collections::HashMap;
 use serde::Deserialize;
 use thiserror::Error;
 
+use super::limits::{InputKind, TooLarge};
 use crate::caption::{PHOTO_DESCRIPTION_MAX, PHOTO_TITLE_MAX, trim_to_utf16};
 
 /// The manifest's file name, the object that triggers a slideshow job.
@@ -66,6 +67,10 @@ impl PostText {
 /// say what to fix.
 #[derive(Debug, Error)]
 pub enum ManifestError {
+    /// Over [`super::limits::MANIFEST_MAX_BYTES`]; found by the reader from
+    /// the object's size, or by [`Manifest::parse`] itself.
+    #[error("{0}")]
+    TooLarge(#[from] TooLarge),
     /// Not JSON, a wrong type, a missing field or an unknown one. serde's
     /// message names the field (`unknown field \`imags\`, expected one of ...`)
     /// and the line and column.
@@ -120,12 +125,14 @@ struct RawManifest {
 impl Manifest {
     /// Parses and checks a `slideshow.json`.
     ///
-    /// Rules: strict JSON with only the fields `caption`, `title`, `images`
+    /// Rules: at most 64 KiB; strict JSON with only the fields `caption`, `title`, `images`
     /// and `cover_index`; 1 to 35 images; each image a plain file name
     /// (see [`check_image_name`]); no name twice; `cover_index` (default 0)
     /// names one of the images. Caption and title lengths are not checked
     /// here: [`Manifest::post_text`] trims them.
     pub fn parse(bytes: &[u8]) -> Result<Manifest, ManifestError> {
+        let size = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+        InputKind::Manifest.check(MANIFEST_FILE_NAME, size)?;
         let raw: RawManifest = serde_json::from_slice(bytes).map_err(ManifestError::Json)?;
         let count = raw.images.len();
         if count < MIN_IMAGES {
@@ -253,6 +260,21 @@ mod tests {
     fn with_images(names: &[&str]) -> String {
         let list: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
         format!(r#"{{"caption": "hi", "images": [{}]}}"#, list.join(", "))
+    }
+
+    #[test]
+    fn a_manifest_over_64_kib_is_refused_before_parsing() {
+        let padding = " ".repeat(70_000);
+        let json = format!(r#"{{"caption": "x", "images": ["1.jpg"]{padding}}}"#);
+        let err = parse(&json).unwrap_err();
+        assert!(matches!(err, ManifestError::TooLarge(_)), "{err:?}");
+        let text = err.to_string();
+        assert!(text.contains("\"slideshow.json\" is 70"), "{text}");
+        assert!(text.contains("64 KiB"), "{text}");
+        // Just under the limit still parses.
+        let padding = " ".repeat(65_000);
+        let json = format!(r#"{{"caption": "x", "images": ["1.jpg"]{padding}}}"#);
+        assert!(parse(&json).is_ok());
     }
 
     #[test]

@@ -3,8 +3,10 @@
 //!
 //! - [`detect`]: type by magic bytes (never by extension), and the checks an
 //!   object must pass before it is sent as a video.
+//! - [`colour`]: an embedded ICC profile (Display P3, AdobeRGB, ...) to sRGB.
 //! - [`convert`]: any supported photo to a baseline 4:2:0 JPEG that fits
 //!   1080 × 1920 and 20 MB, one at a time or in a capped parallel batch.
+//! - [`limits`]: how large each input object (image, manifest, sidecar) may be.
 //! - [`manifest`]: `slideshow.json` parsing and validation.
 //! - [`urls`]: the URLs TikTok pulls media from (a verified prefix, or
 //!   presigned S3 URLs on the local stack; presigning sends no request).
@@ -13,8 +15,10 @@
 //! pure functions of bytes, and conversion works on bytes in memory, so the
 //! handlers stay thin and the rules are tested without a network.
 
+pub mod colour;
 pub mod convert;
 pub mod detect;
+pub mod limits;
 pub mod manifest;
 pub mod urls;
 
@@ -22,6 +26,6 @@ pub use convert::{
     ConvertError, ConvertedPhoto, PhotoBytes, PhotoError, PhotoFile, PhotoLimits, PhotoReader,
     PhotoSource, convert_all, convert_reader, to_tiktok_jpeg,
 };
-pub use detect::{ImageKind, MediaError, MediaKind, VideoKind, check_video, detect};
+pub use detect::{AudioKind, ImageKind, MediaError, MediaKind, VideoKind, check_video, detect};
 pub use manifest::{Manifest, ManifestError, PostText};
 pub use urls::{MediaUrlError, MediaUrls};
