@@ -15,6 +15,10 @@
 //! 3. forward: `S3Object` as the `ChunkSource` of `Uploader::upload`, which
 //!    reads chunk n+1 while it PUTs chunk n.
 //!
+//! Each of the three runs in a process of its own (this binary again, with
+//! `--phase`), as the upload function does one forward per process: a phase
+//! never starts from heap an earlier one left behind.
+//!
 //! Targets: forward peak RSS <= 2 x chunk + 64 MiB, and forward wall time <=
 //! 1.15 x max(read, write), i.e. the overlap hides the cheaper half.
 //!
@@ -65,12 +69,47 @@ struct Args {
     source: Source,
     size_bytes: u64,
     chunk_bytes: u64,
+    /// Set in the child processes of `--source s3`: the one phase to run.
+    phase: Option<PhaseArgs>,
 }
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum PhaseKind {
+    Read,
+    Write,
+    Forward,
+}
+
+impl PhaseKind {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Write => "write",
+            Self::Forward => "forward",
+        }
+    }
+}
+
+/// What a phase's process is told: where the video is (the bucket and key
+/// in moto, the local file) and where the simulator is. The simulator's
+/// token comes in the environment (`UPLOAD_BENCH_TOKEN`), not the command
+/// line.
+#[derive(Clone, Debug, Default)]
+struct PhaseArgs {
+    kind: Option<PhaseKind>,
+    bucket: String,
+    key: String,
+    file: PathBuf,
+    sim_url: String,
+}
+
+const TOKEN_VAR: &str = "UPLOAD_BENCH_TOKEN";
 
 fn parse_args() -> Result<Args, String> {
     let mut source = Source::File;
     let mut size_mb: Option<u64> = None;
     let mut chunk_bytes = DEFAULT_CHUNK_SIZE;
+    let mut phase: Option<PhaseArgs> = None;
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -85,6 +124,20 @@ fn parse_args() -> Result<Args, String> {
             }
             "--size-mb" => size_mb = Some(number(&value)?),
             "--chunk-bytes" => chunk_bytes = number(&value)?,
+            "--phase" => {
+                phase.get_or_insert_with(PhaseArgs::default).kind = Some(match value.as_str() {
+                    "read" => PhaseKind::Read,
+                    "write" => PhaseKind::Write,
+                    "forward" => PhaseKind::Forward,
+                    other => {
+                        return Err(format!("--phase: {other:?} is not read, write or forward"));
+                    }
+                })
+            }
+            "--bucket" => phase.get_or_insert_with(PhaseArgs::default).bucket = value,
+            "--key" => phase.get_or_insert_with(PhaseArgs::default).key = value,
+            "--file" => phase.get_or_insert_with(PhaseArgs::default).file = PathBuf::from(value),
+            "--sim-url" => phase.get_or_insert_with(PhaseArgs::default).sim_url = value,
             other => {
                 return Err(format!(
                     "unknown flag {other}; use --source file|s3 --size-mb N --chunk-bytes N"
@@ -97,10 +150,16 @@ fn parse_args() -> Result<Args, String> {
         Source::File => 300,
         Source::S3 => 1000,
     };
+    if let Some(p) = &phase
+        && (p.kind.is_none() || p.bucket.is_empty() || p.key.is_empty() || p.sim_url.is_empty())
+    {
+        return Err("a phase needs --phase, --bucket, --key, --file and --sim-url".into());
+    }
     Ok(Args {
         source,
         size_bytes: size_mb.unwrap_or(default_mb) * 1_000_000,
         chunk_bytes,
+        phase,
     })
 }
 
@@ -277,16 +336,7 @@ impl Sim {
         .await
         .map_err(|e| format!("reading the simulator token: {e}"))?;
 
-        let http =
-            shared::tiktok::config::http_client(Default::default()).map_err(|e| e.to_string())?;
-        let client = TikTokClient::new(
-            http,
-            Endpoints::for_base_url(&base_url).map_err(|e| e.to_string())?,
-            AppCredentials {
-                client_key: "sim-client-key".into(),
-                client_secret: "sim-client-secret".into(),
-            },
-        );
+        let client = sim_client(&base_url)?;
         Ok(Self {
             _process: process,
             base_url,
@@ -298,13 +348,7 @@ impl Sim {
 
     /// A new FILE_UPLOAD for `plan`: its publish_id and upload URL.
     async fn init(&self, plan: &ChunkPlan) -> Result<(String, Secret), String> {
-        let init = self
-            .client
-            .init_inbox_video(&self.access_token, &VideoSource::FileUpload(*plan))
-            .await
-            .map_err(|e| format!("init: {e}"))?;
-        let upload_url = init.upload_url.ok_or("init answered no upload_url")?;
-        Ok((init.publish_id, upload_url))
+        init_upload(&self.client, &self.access_token, plan).await
     }
 
     /// The SHA-256 the simulator computed over what it received.
@@ -320,6 +364,34 @@ impl Sim {
             .map_err(|e| format!("decoding the publish record: {e}"))?;
         Ok(record["sha256"].as_str().unwrap_or_default().to_owned())
     }
+}
+
+/// The project's client, pointed at the simulator.
+fn sim_client(base_url: &str) -> Result<TikTokClient, String> {
+    let http =
+        shared::tiktok::config::http_client(Default::default()).map_err(|e| e.to_string())?;
+    Ok(TikTokClient::new(
+        http,
+        Endpoints::for_base_url(base_url).map_err(|e| e.to_string())?,
+        AppCredentials {
+            client_key: "sim-client-key".into(),
+            client_secret: "sim-client-secret".into(),
+        },
+    ))
+}
+
+/// A new FILE_UPLOAD for `plan`: its publish_id and upload URL.
+async fn init_upload(
+    client: &TikTokClient,
+    token: &Secret,
+    plan: &ChunkPlan,
+) -> Result<(String, Secret), String> {
+    let init = client
+        .init_inbox_video(token, &VideoSource::FileUpload(*plan))
+        .await
+        .map_err(|e| format!("init: {e}"))?;
+    let upload_url = init.upload_url.ok_or("init answered no upload_url")?;
+    Ok((init.publish_id, upload_url))
 }
 
 /// Uploads `source` to `upload_url` with a fresh uploader, as the functions do.
@@ -342,6 +414,9 @@ async fn upload<S: ChunkSource>(
 }
 
 async fn run(args: Args) -> Result<bool, String> {
+    if let Some(phase) = &args.phase {
+        return run_phase(&args, phase).await;
+    }
     let dir = tempfile::tempdir().map_err(|e| format!("cannot create a temp dir: {e}"))?;
     let video_path: PathBuf = dir.path().join("bench.mp4");
     println!(
@@ -473,29 +548,36 @@ async fn forward_phases(
         .await
         .map_err(|e| e.to_string())?;
     let plan = ChunkPlan::new(object.size(), args.chunk_bytes).map_err(|e| e.to_string())?;
+    drop(object);
 
-    // 1. Read: the S3 half alone.
-    let (object_sha, read) = measure(read_all(&object, &plan)).await?;
-
+    let child = |kind| ChildPhase {
+        kind,
+        bucket,
+        key,
+        file: video_path,
+        sim,
+        chunk_bytes: args.chunk_bytes,
+    };
+    // 1. Read: the S3 half alone, hashed.
+    let read = child(PhaseKind::Read).run().await?;
+    let object_sha = read.sha256.clone().unwrap_or_default();
     // 2. Write: the simulator half alone, from the local file (just written,
     //    so it is in the page cache and the disk does not count).
-    let file = FileSource::open(video_path)
-        .await
-        .map_err(|e| e.to_string())?;
-    let (write_id, write_url) = sim.init(&plan).await?;
-    let (_, write) = measure(upload(&write_url, &plan, &file)).await?;
-    let write_sha = sim.sha256(&write_id).await?;
-
+    let write = child(PhaseKind::Write).run().await?;
+    let write_sha = sim
+        .sha256(write.publish_id.as_deref().unwrap_or_default())
+        .await?;
     // 3. Forward: S3 into the uploader, as the function does it.
-    let (forward_id, forward_url) = sim.init(&plan).await?;
-    let (report, forward) = measure(upload(&forward_url, &plan, &object)).await?;
-    let forward_sha = sim.sha256(&forward_id).await?;
-
+    let forward = child(PhaseKind::Forward).run().await?;
+    let forward_sha = sim
+        .sha256(forward.publish_id.as_deref().unwrap_or_default())
+        .await?;
     let rss_bound = 2 * plan.chunk_size + 64 * MIB;
-    let slowest = read.wall.max(write.wall);
+    let (read, write, forward) = (&read, &write, &forward);
+    let slowest = read.phase.wall.max(write.phase.wall);
     let wall_bound = slowest.mul_f64(FORWARD_SLACK);
-    let ok_mem = forward.peak > 0 && forward.peak <= rss_bound;
-    let ok_wall = forward.wall <= wall_bound;
+    let ok_mem = forward.phase.peak > 0 && forward.phase.peak <= rss_bound;
+    let ok_wall = forward.phase.wall <= wall_bound;
     let ok_sha = object_sha == expected_sha && forward_sha == object_sha;
     let ok_write = write_sha == expected_sha;
 
@@ -515,9 +597,9 @@ async fn forward_phases(
         PART_BYTES / MIB
     );
     for (name, phase) in [
-        ("read  S3 GETs ", &read),
-        ("write sim PUTs", &write),
-        ("forward S3>sim", &forward),
+        ("read  S3 GETs ", &read.phase),
+        ("write sim PUTs", &write.phase),
+        ("forward S3>sim", &forward.phase),
     ] {
         println!(
             "{name}   {:>7.2} s  {:>6.1} MB/s  peak RSS {:>6.1} MiB (from {:.1} MiB at start)",
@@ -529,20 +611,23 @@ async fn forward_phases(
     }
     println!(
         "retries/resyncs  {}/{} (forward)",
-        report.retries, report.resyncs
+        forward.retries, forward.resyncs
+    );
+    println!(
+        "processes        one per phase (this binary with --phase), as the function forwards one video per process"
     );
     println!(
         "target memory    forward peak {:.1} MiB <= {:.1} MiB (2 x chunk + 64 MiB)  {}",
-        mib(forward.peak),
+        mib(forward.phase.peak),
         mib(rss_bound),
         verdict(ok_mem)
     );
     println!(
         "target wall      forward {:.2} s <= {:.2} s ({FORWARD_SLACK} x max(read {:.2} s, write {:.2} s))  {}",
-        forward.wall.as_secs_f64(),
+        forward.phase.wall.as_secs_f64(),
         wall_bound.as_secs_f64(),
-        read.wall.as_secs_f64(),
-        write.wall.as_secs_f64(),
+        read.phase.wall.as_secs_f64(),
+        write.phase.wall.as_secs_f64(),
         verdict(ok_wall)
     );
     println!("sha256 file      {expected_sha}");
@@ -557,6 +642,111 @@ async fn forward_phases(
         verdict(ok_write)
     );
     Ok(ok_mem && ok_wall && ok_sha && ok_write)
+}
+
+/// One phase of the forward bench, run as a child process.
+struct ChildPhase<'a> {
+    kind: PhaseKind,
+    bucket: &'a str,
+    key: &'a str,
+    file: &'a Path,
+    sim: &'a Sim,
+    chunk_bytes: u64,
+}
+
+/// What a phase's process reports (one JSON line on its stdout).
+struct PhaseResult {
+    phase: Phase,
+    sha256: Option<String>,
+    publish_id: Option<String>,
+    retries: u64,
+    resyncs: u64,
+}
+
+impl ChildPhase<'_> {
+    async fn run(&self) -> Result<PhaseResult, String> {
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let output = tokio::process::Command::new(exe)
+            .args(["--source", "s3", "--phase", self.kind.name()])
+            .args(["--chunk-bytes", &self.chunk_bytes.to_string()])
+            .args(["--bucket", self.bucket, "--key", self.key])
+            .arg("--file")
+            .arg(self.file)
+            .args(["--sim-url", &self.sim.base_url])
+            .env(TOKEN_VAR, self.sim.access_token.expose())
+            .stderr(Stdio::inherit())
+            .output()
+            .await
+            .map_err(|e| format!("cannot run the {} phase: {e}", self.kind.name()))?;
+        if !output.status.success() {
+            return Err(format!(
+                "the {} phase failed ({})",
+                self.kind.name(),
+                output.status
+            ));
+        }
+        let line = String::from_utf8_lossy(&output.stdout);
+        let v: serde_json::Value = serde_json::from_str(line.trim())
+            .map_err(|e| format!("the {} phase printed {line:?}: {e}", self.kind.name()))?;
+        let number = |name: &str| v[name].as_u64().unwrap_or(0);
+        Ok(PhaseResult {
+            phase: Phase {
+                wall: Duration::from_nanos(number("wall_ns")),
+                start: number("start"),
+                peak: number("peak"),
+            },
+            sha256: v["sha256"].as_str().map(str::to_owned),
+            publish_id: v["publish_id"].as_str().map(str::to_owned),
+            retries: number("retries"),
+            resyncs: number("resyncs"),
+        })
+    }
+}
+
+/// The child's side: runs one phase and prints its figures as JSON.
+async fn run_phase(args: &Args, phase: &PhaseArgs) -> Result<bool, String> {
+    let s3 = shared::aws::s3_client(&shared::aws::load_config().await);
+    let object = S3Object::open(s3, &phase.bucket, &phase.key)
+        .await
+        .map_err(|e| e.to_string())?;
+    let plan = ChunkPlan::new(object.size(), args.chunk_bytes).map_err(|e| e.to_string())?;
+    let token =
+        Secret::new(std::env::var(TOKEN_VAR).map_err(|_| format!("{TOKEN_VAR} is not set"))?);
+    let client = sim_client(&phase.sim_url)?;
+    let mut out = serde_json::Map::new();
+    let measured = match phase.kind {
+        Some(PhaseKind::Read) => {
+            let (sha, measured) = measure(read_all(&object, &plan)).await?;
+            out.insert("sha256".into(), sha.into());
+            measured
+        }
+        Some(kind) => {
+            let (publish_id, url) = init_upload(&client, &token, &plan).await?;
+            let (report, measured) = if kind == PhaseKind::Write {
+                let file = FileSource::open(&phase.file)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                measure(upload(&url, &plan, &file)).await?
+            } else {
+                measure(upload(&url, &plan, &object)).await?
+            };
+            out.insert("publish_id".into(), publish_id.into());
+            out.insert("retries".into(), report.retries.into());
+            out.insert("resyncs".into(), report.resyncs.into());
+            measured
+        }
+        None => return Err("no phase".into()),
+    };
+    out.insert(
+        "wall_ns".into(),
+        u64::try_from(measured.wall.as_nanos())
+            .unwrap_or(u64::MAX)
+            .into(),
+    );
+    out.insert("start".into(), measured.start.into());
+    out.insert("peak".into(), measured.peak.into());
+    println!("{}", serde_json::Value::Object(out));
+    Ok(true)
 }
 
 /// Puts the file into S3 with a multipart upload, one part in memory at a
