@@ -47,7 +47,7 @@ bench-forward:
 bench-slideshow:
 	benches/slideshow-bench/run.sh
 
-## bench-checker: status checker over 10,000 unfinished jobs on 1,000 accounts, with and without 50,000 finished jobs
+## bench-checker: status checker over 5,000 and 10,000 unfinished jobs on 1,000 accounts, then 10,000 with 50,000 finished jobs added
 bench-checker:
 	cargo build --release --locked -p checker-bench
 	infra/with-local-stack.sh $(CARGO_TARGET_DIR)/release/checker-bench
