@@ -14,6 +14,9 @@
 //! was moved, never half-moved. Releases (a move to `claimed`, then the
 //! message) are decided within that limit but, once started, run to their
 //! end, so a released job is never left `claimed` without its message.
+//! Token refreshes likewise: the token manager runs a refresh it started in
+//! a task of its own, so a cut-off never loses a rotated refresh token, and
+//! the run waits for such refreshes before it returns.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
@@ -322,6 +325,15 @@ impl<P: UploadPath> Checker<P> {
         self.follow_jobs(&run).await;
         self.release_freed(&run).await;
         run.gate.close().await;
+        // A token refresh the stop instant cut off goes on in a task of its
+        // own; the function is frozen once this returns, and a refresh
+        // frozen between TikTok's answer and the save would lose the
+        // rotated refresh token. Half the margin is enough for one call.
+        let settle_by = deadline.checked_sub(margin / 2).unwrap_or(deadline);
+        if !self.tokens.refreshes_settled(settle_by).await {
+            tracing::warn!("a token refresh is still running at the end of the run");
+            run.bump(|r| r.errors += 1);
+        }
 
         let busiest = run.limit.busiest();
         run.bump(|r| r.busiest_account_per_minute = busiest);
