@@ -693,17 +693,21 @@ impl<P: UploadPath> Checker<P> {
                 return Asked::NoToken;
             }
         };
-        if !run.limit.try_take(open_id, Instant::now()) {
+        // The slot is stamped when the answer is back (or, when the stop
+        // instant cuts the request off, when it is dropped): see
+        // `rate_limit`.
+        let Some(slot) = run.limit.try_take(open_id, Instant::now()) else {
             run.bump(|r| r.rate_limited += 1);
             return Asked::NotNow;
-        }
+        };
         run.bump(|r| r.status_requests += 1);
         let _sending = run.gate.sending();
-        match self
+        let answer = self
             .tiktok
             .fetch_status_once(&token.access_token, publish_id)
-            .await
-        {
+            .await;
+        slot.finish(Instant::now());
+        match answer {
             Ok(status) => Asked::Answer(status),
             Err(err) => {
                 tracing::warn!(job_id = %job.id, open_id, publish_id, error = %err, "status check refused");
