@@ -1034,7 +1034,8 @@ impl<P: UploadPath> Checker<P> {
 
     /// Sends a held or waiting job back through the upload path: `claimed`
     /// first (so the upload function takes it), then the message; if the
-    /// message cannot be sent the job goes back to wait for the next run.
+    /// message cannot be sent the job goes back to where it was (held, or
+    /// waiting to retry) for the next run.
     async fn release(&self, job: &Job, why: Released, run: &Run) -> bool {
         if job.upload.is_local_file() {
             self.fail(
@@ -1076,13 +1077,23 @@ impl<P: UploadPath> Checker<P> {
             Err(err) => {
                 tracing::warn!(job_id = %job.id, error = %err, "released job not sent; it waits for the next run");
                 run.bump(|r| r.errors += 1);
-                let back = Changes {
-                    not_before: Some(self.clock.now()),
-                    ..Changes::default()
+                // Back where it came from: a held job to the held queue (its
+                // entry is keyed by its creation time, so it keeps its place
+                // and is released as held, not as a retry ahead of the
+                // others); a retry to wait, due at once.
+                let (to, back) = match why {
+                    Released::Held => (JobStatus::Queued, Changes::default()),
+                    Released::Retry => (
+                        JobStatus::RetryWait,
+                        Changes {
+                            not_before: Some(self.clock.now()),
+                            ..Changes::default()
+                        },
+                    ),
                 };
                 if let Err(err) = self
                     .jobs
-                    .transition(&claimed, JobStatus::RetryWait, back, self.clock.now())
+                    .transition(&claimed, to, back, self.clock.now())
                     .await
                 {
                     tracing::error!(job_id = %job.id, error = %err, "released job neither sent nor put back; it will be flagged stuck");
