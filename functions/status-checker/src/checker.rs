@@ -1183,6 +1183,12 @@ impl<P: UploadPath> Checker<P> {
             };
             if let Then::Release(jobs) = then {
                 for (job, why) in jobs {
+                    // Each release is a few writes and a message: one that
+                    // started runs to its end, but none starts past the stop.
+                    if run.past_stop() {
+                        run.bump(|r| r.stopped_early = true);
+                        return;
+                    }
                     self.release(&job, why, run).await;
                 }
             }
@@ -1211,6 +1217,12 @@ impl<P: UploadPath> Checker<P> {
             };
             if let Then::Release(jobs) = then {
                 for (job, why) in jobs {
+                    // Each release is a few writes and a message: one that
+                    // started runs to its end, but none starts past the stop.
+                    if run.past_stop() {
+                        run.bump(|r| r.stopped_early = true);
+                        return;
+                    }
                     self.release(&job, why, run).await;
                 }
             }
