@@ -846,8 +846,21 @@ impl<P: UploadPath> Checker<P> {
             PublishState::SendToUserInbox if job.post.is_draft() => JobStatus::Inbox,
             PublishState::SendToUserInbox => JobStatus::Processing,
             PublishState::PublishComplete => JobStatus::Published,
+            // A passing failure of this publish is the one the job is
+            // waiting out: its attempt was counted when it entered
+            // `retry_wait` (the webhook's `decide` takes the same news as
+            // none), so it is retried now without counting it again, or a
+            // job at its fourth attempt would fail without its fifth.
+            PublishState::Failed
+                if status
+                    .fail_reason
+                    .as_ref()
+                    .is_some_and(|reason| reason.is_retryable()) =>
+            {
+                return Then::Release(vec![(job.clone(), Released::Retry)]);
+            }
             PublishState::Failed => {
-                // The failure the job is waiting out, or one that ends it.
+                // A failure that ends it.
                 return match after_status(job.status, job.attempts, &status, now, &self.policy) {
                     Decision::Move(step) if step.to != JobStatus::RetryWait => {
                         let to = step.to;

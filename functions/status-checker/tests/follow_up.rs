@@ -1300,6 +1300,54 @@ async fn a_retry_that_tiktok_has_is_followed_not_initialised_again() {
     assert_eq!(inits.len(), 2);
 }
 
+/// A job waiting to retry whose publish TikTok then reports failed for a
+/// passing reason: that is the failure the job is already waiting out, so
+/// it is retried without counting it a second time (as the webhook does).
+/// At its fourth attempt it still gets its fifth.
+#[tokio::test]
+async fn a_failure_seen_while_waiting_to_retry_is_not_counted_twice() {
+    let env = env().await;
+    env.connect("open-v", "val").await;
+    let (job, outcome) = env.upload("uploads/val/fourth.mp4", 160).await;
+    let first = publish_id(&outcome);
+    // The upload side counted the attempt when it put the job to wait.
+    let waiting = env
+        .jobs()
+        .transition(
+            &job,
+            JobStatus::RetryWait,
+            Changes {
+                attempts: Some(4),
+                not_before: Some(env.clock.now()),
+                last_error: Some(LastError {
+                    code: "network".into(),
+                    message: "the last chunk's answer was lost".into(),
+                }),
+                ..Changes::default()
+            },
+            env.clock.now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(waiting.live_publish_id(), Some(first.as_str()));
+    env.set_status(
+        &first,
+        serde_json::json!({"status": "FAILED", "fail_reason": "internal"}),
+    )
+    .await;
+
+    let report = env.run().await;
+    assert_eq!(report.retries_released, 1, "{report:?}");
+    let released = env.job(&job.id).await;
+    assert_eq!(released.status, JobStatus::Claimed, "not failed");
+    assert_eq!(released.attempts, 4, "the failure is counted once");
+    assert_eq!(env.deliver_queue().await, 1);
+    let again = env.job(&job.id).await;
+    assert_eq!(again.status, JobStatus::Processing);
+    assert_ne!(again.publish_id.as_deref(), Some(first.as_str()));
+    assert_eq!(again.attempts, 4);
+}
+
 #[tokio::test]
 async fn an_account_that_must_reconnect_keeps_what_tiktok_has() {
     let env = env().await;
