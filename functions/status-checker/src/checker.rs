@@ -241,6 +241,18 @@ enum Asked {
     NoToken,
 }
 
+/// Whether a `PROCESSING_UPLOAD` answer for a job waiting to retry means
+/// bytes are missing. TikTok's `uploaded_bytes` says so when it is there;
+/// without it, a `FILE_UPLOAD` job's own offset (the first byte TikTok did
+/// not acknowledge) below its size means chunks were never sent, and that
+/// upload cannot finish by itself. (A pull has no offset of ours.)
+fn upload_incomplete(job: &Job, status: &PublishStatus) -> bool {
+    match status.uploaded_bytes {
+        Some(bytes) => bytes < job.upload.size,
+        None => job.chunk_plan.is_some() && job.next_offset < job.upload.size,
+    }
+}
+
 /// A TikTok answer that says the publish id is not this account's to ask
 /// about: it will never give a status.
 fn is_unknown_publish(err: &TikTokError) -> bool {
@@ -835,9 +847,7 @@ impl<P: UploadPath> Checker<P> {
         let to = match &status.status {
             // TikTok is still receiving bytes and has fewer than the file
             // holds: that upload will not finish; a new one will.
-            PublishState::ProcessingUpload
-                if status.uploaded_bytes.is_some_and(|b| b < job.upload.size) =>
-            {
+            PublishState::ProcessingUpload if upload_incomplete(job, &status) => {
                 return Then::Release(vec![(job.clone(), Released::Retry)]);
             }
             PublishState::ProcessingUpload | PublishState::ProcessingDownload => {
@@ -1270,4 +1280,69 @@ impl ShardWalk {
 
 fn count(len: usize) -> u32 {
     u32::try_from(len).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::jobs::{JobKind, NewJob, ObjectVersion, PostTarget, Upload};
+    use shared::tiktok::ChunkPlan;
+
+    const SIZE: u64 = 30_000_000;
+
+    fn job(next_offset: u64, file_upload: bool) -> Job {
+        let mut job = Job::new(
+            NewJob {
+                upload: Upload {
+                    bucket: "b".into(),
+                    key: "uploads/alice/a.mp4".into(),
+                    version: ObjectVersion::ETag("e".into()),
+                    size: SIZE,
+                },
+                alias: Some("alice".into()),
+                open_id: Some("open-a".into()),
+                kind: JobKind::Video,
+                post: PostTarget::Draft,
+                caption: None,
+            },
+            Utc::now(),
+        );
+        job.status = JobStatus::RetryWait;
+        job.publish_id = Some("p1".into());
+        job.next_offset = next_offset;
+        if file_upload {
+            job.chunk_plan = Some(ChunkPlan::new(SIZE, 10_000_000).expect("a plan"));
+        }
+        job
+    }
+
+    fn uploading(uploaded_bytes: Option<u64>) -> PublishStatus {
+        PublishStatus {
+            status: PublishState::ProcessingUpload,
+            fail_reason: None,
+            post_ids: Vec::new(),
+            uploaded_bytes,
+            downloaded_bytes: None,
+        }
+    }
+
+    #[test]
+    fn tiktoks_byte_count_decides_when_it_is_given() {
+        assert!(upload_incomplete(
+            &job(SIZE, true),
+            &uploading(Some(SIZE - 1))
+        ));
+        assert!(!upload_incomplete(&job(0, true), &uploading(Some(SIZE))));
+    }
+
+    /// Without `uploaded_bytes`, chunks the job never had acknowledged mean
+    /// the upload cannot finish: it is retried, not followed as complete.
+    #[test]
+    fn without_a_byte_count_the_jobs_own_offset_decides() {
+        assert!(upload_incomplete(&job(10_000_000, true), &uploading(None)));
+        assert!(upload_incomplete(&job(0, true), &uploading(None)));
+        assert!(!upload_incomplete(&job(SIZE, true), &uploading(None)));
+        // A pull has no offset of ours to judge by.
+        assert!(!upload_incomplete(&job(0, false), &uploading(None)));
+    }
 }
