@@ -442,6 +442,86 @@ async fn a_passing_failure_is_retried_and_never_marks_the_account() {
     env.sim.shutdown().await;
 }
 
+/// A caller cut off while TikTok is answering its refresh (the checker's
+/// stop instant, any timeout) must not lose the rotated refresh token: the
+/// refresh, its save and the lease release run to their end without it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_whose_caller_times_out_still_saves_the_rotated_token() {
+    let env = Env::start(|_| {}).await;
+    let open_id = "open-cut-off";
+    env.put_account(open_id).await;
+    let minted = env.connect(open_id).await;
+    let original_refresh = minted.refresh_token.clone().expect("refresh token");
+    env.advance(ACCESS_TTL + 60).await;
+
+    // TikTok takes 3 s to answer; the caller gives up after 1 s, while the
+    // request is on its way.
+    env.sim
+        .fault(
+            json!({"path_prefix":"/v2/oauth/token/","times":1,"action":{"type":"delay","ms":3000}}),
+        )
+        .await;
+    let cut =
+        tokio::time::timeout(Duration::from_secs(1), env.manager.get_fresh_token(open_id)).await;
+    assert!(
+        cut.is_err(),
+        "the caller was cut off before TikTok answered"
+    );
+    assert!(
+        !env.manager
+            .refreshes_settled(tokio::time::Instant::now() + Duration::from_millis(50))
+            .await,
+        "the refresh is still running without its caller"
+    );
+    assert!(
+        env.manager
+            .refreshes_settled(tokio::time::Instant::now() + Duration::from_secs(15))
+            .await,
+        "the refresh finished"
+    );
+
+    // What TikTok rotated was saved: the stored refresh token is the new
+    // one (the old one is refused), and the lease is free.
+    assert_eq!(env.token_posts().await, 1, "one refresh reached TikTok");
+    let stored = env.manager.store().load(open_id).await.unwrap().unwrap();
+    assert_ne!(stored.access_token, minted.access_token);
+    assert_ne!(stored.refresh_token, original_refresh);
+    let stale = env
+        .client
+        .refresh_token(&original_refresh)
+        .await
+        .expect_err("the original refresh token was rotated away");
+    assert_eq!(stale.oauth_code(), Some(&OAuthErrorCode::InvalidGrant));
+    assert!(env.lease_item(open_id).await.is_none(), "lease released");
+    env.client
+        .user_info(&stored.access_token)
+        .await
+        .expect("the saved access token works");
+
+    // A later refresh spends the saved token and works; the account is fine.
+    env.advance(ACCESS_TTL + 60).await;
+    let later = env
+        .manager
+        .get_fresh_token(open_id)
+        .await
+        .expect("a later refresh works");
+    assert!(later.refreshed_here);
+    assert_ne!(later.access_token, stored.access_token);
+    assert_eq!(env.account_state(open_id).await.0, "active");
+
+    let after = env.manager.store().load(open_id).await.unwrap().unwrap();
+    let seen = vec![
+        minted.access_token.clone(),
+        original_refresh,
+        stored.access_token.clone(),
+        stored.refresh_token.clone(),
+        after.access_token.clone(),
+        after.refresh_token.clone(),
+    ];
+    assert_no_token_leaks(&seen, &[]);
+    env.sim.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_refused_grant_marks_the_account_for_reconnect() {
     let env = Env::start(|_| {}).await;

@@ -14,6 +14,9 @@
 //! was moved, never half-moved. Releases (a move to `claimed`, then the
 //! message) are decided within that limit but, once started, run to their
 //! end, so a released job is never left `claimed` without its message.
+//! Token refreshes likewise: the token manager runs a refresh it started in
+//! a task of its own, so a cut-off never loses a rotated refresh token, and
+//! the run waits for such refreshes before it returns.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
@@ -238,6 +241,18 @@ enum Asked {
     NoToken,
 }
 
+/// Whether a `PROCESSING_UPLOAD` answer for a job waiting to retry means
+/// bytes are missing. TikTok's `uploaded_bytes` says so when it is there;
+/// without it, a `FILE_UPLOAD` job's own offset (the first byte TikTok did
+/// not acknowledge) below its size means chunks were never sent, and that
+/// upload cannot finish by itself. (A pull has no offset of ours.)
+fn upload_incomplete(job: &Job, status: &PublishStatus) -> bool {
+    match status.uploaded_bytes {
+        Some(bytes) => bytes < job.upload.size,
+        None => job.chunk_plan.is_some() && job.next_offset < job.upload.size,
+    }
+}
+
 /// A TikTok answer that says the publish id is not this account's to ask
 /// about: it will never give a status.
 fn is_unknown_publish(err: &TikTokError) -> bool {
@@ -322,6 +337,15 @@ impl<P: UploadPath> Checker<P> {
         self.follow_jobs(&run).await;
         self.release_freed(&run).await;
         run.gate.close().await;
+        // A token refresh the stop instant cut off goes on in a task of its
+        // own; the function is frozen once this returns, and a refresh
+        // frozen between TikTok's answer and the save would lose the
+        // rotated refresh token. Half the margin is enough for one call.
+        let settle_by = deadline.checked_sub(margin / 2).unwrap_or(deadline);
+        if !self.tokens.refreshes_settled(settle_by).await {
+            tracing::warn!("a token refresh is still running at the end of the run");
+            run.bump(|r| r.errors += 1);
+        }
 
         let busiest = run.limit.busiest();
         run.bump(|r| r.busiest_account_per_minute = busiest);
@@ -681,17 +705,21 @@ impl<P: UploadPath> Checker<P> {
                 return Asked::NoToken;
             }
         };
-        if !run.limit.try_take(open_id, Instant::now()) {
+        // The slot is stamped when the answer is back (or, when the stop
+        // instant cuts the request off, when it is dropped): see
+        // `rate_limit`.
+        let Some(slot) = run.limit.try_take(open_id, Instant::now()) else {
             run.bump(|r| r.rate_limited += 1);
             return Asked::NotNow;
-        }
+        };
         run.bump(|r| r.status_requests += 1);
         let _sending = run.gate.sending();
-        match self
+        let answer = self
             .tiktok
             .fetch_status_once(&token.access_token, publish_id)
-            .await
-        {
+            .await;
+        slot.finish(Instant::now());
+        match answer {
             Ok(status) => Asked::Answer(status),
             Err(err) => {
                 tracing::warn!(job_id = %job.id, open_id, publish_id, error = %err, "status check refused");
@@ -819,9 +847,7 @@ impl<P: UploadPath> Checker<P> {
         let to = match &status.status {
             // TikTok is still receiving bytes and has fewer than the file
             // holds: that upload will not finish; a new one will.
-            PublishState::ProcessingUpload
-                if status.uploaded_bytes.is_some_and(|b| b < job.upload.size) =>
-            {
+            PublishState::ProcessingUpload if upload_incomplete(job, &status) => {
                 return Then::Release(vec![(job.clone(), Released::Retry)]);
             }
             PublishState::ProcessingUpload | PublishState::ProcessingDownload => {
@@ -830,8 +856,21 @@ impl<P: UploadPath> Checker<P> {
             PublishState::SendToUserInbox if job.post.is_draft() => JobStatus::Inbox,
             PublishState::SendToUserInbox => JobStatus::Processing,
             PublishState::PublishComplete => JobStatus::Published,
+            // A passing failure of this publish is the one the job is
+            // waiting out: its attempt was counted when it entered
+            // `retry_wait` (the webhook's `decide` takes the same news as
+            // none), so it is retried now without counting it again, or a
+            // job at its fourth attempt would fail without its fifth.
+            PublishState::Failed
+                if status
+                    .fail_reason
+                    .as_ref()
+                    .is_some_and(|reason| reason.is_retryable()) =>
+            {
+                return Then::Release(vec![(job.clone(), Released::Retry)]);
+            }
             PublishState::Failed => {
-                // The failure the job is waiting out, or one that ends it.
+                // A failure that ends it.
                 return match after_status(job.status, job.attempts, &status, now, &self.policy) {
                     Decision::Move(step) if step.to != JobStatus::RetryWait => {
                         let to = step.to;
@@ -1018,7 +1057,8 @@ impl<P: UploadPath> Checker<P> {
 
     /// Sends a held or waiting job back through the upload path: `claimed`
     /// first (so the upload function takes it), then the message; if the
-    /// message cannot be sent the job goes back to wait for the next run.
+    /// message cannot be sent the job goes back to where it was (held, or
+    /// waiting to retry) for the next run.
     async fn release(&self, job: &Job, why: Released, run: &Run) -> bool {
         if job.upload.is_local_file() {
             self.fail(
@@ -1060,13 +1100,23 @@ impl<P: UploadPath> Checker<P> {
             Err(err) => {
                 tracing::warn!(job_id = %job.id, error = %err, "released job not sent; it waits for the next run");
                 run.bump(|r| r.errors += 1);
-                let back = Changes {
-                    not_before: Some(self.clock.now()),
-                    ..Changes::default()
+                // Back where it came from: a held job to the held queue (its
+                // entry is keyed by its creation time, so it keeps its place
+                // and is released as held, not as a retry ahead of the
+                // others); a retry to wait, due at once.
+                let (to, back) = match why {
+                    Released::Held => (JobStatus::Queued, Changes::default()),
+                    Released::Retry => (
+                        JobStatus::RetryWait,
+                        Changes {
+                            not_before: Some(self.clock.now()),
+                            ..Changes::default()
+                        },
+                    ),
                 };
                 if let Err(err) = self
                     .jobs
-                    .transition(&claimed, JobStatus::RetryWait, back, self.clock.now())
+                    .transition(&claimed, to, back, self.clock.now())
                     .await
                 {
                     tracing::error!(job_id = %job.id, error = %err, "released job neither sent nor put back; it will be flagged stuck");
@@ -1156,6 +1206,12 @@ impl<P: UploadPath> Checker<P> {
             };
             if let Then::Release(jobs) = then {
                 for (job, why) in jobs {
+                    // Each release is a few writes and a message: one that
+                    // started runs to its end, but none starts past the stop.
+                    if run.past_stop() {
+                        run.bump(|r| r.stopped_early = true);
+                        return;
+                    }
                     self.release(&job, why, run).await;
                 }
             }
@@ -1184,6 +1240,12 @@ impl<P: UploadPath> Checker<P> {
             };
             if let Then::Release(jobs) = then {
                 for (job, why) in jobs {
+                    // Each release is a few writes and a message: one that
+                    // started runs to its end, but none starts past the stop.
+                    if run.past_stop() {
+                        run.bump(|r| r.stopped_early = true);
+                        return;
+                    }
                     self.release(&job, why, run).await;
                 }
             }
@@ -1218,4 +1280,69 @@ impl ShardWalk {
 
 fn count(len: usize) -> u32 {
     u32::try_from(len).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::jobs::{JobKind, NewJob, ObjectVersion, PostTarget, Upload};
+    use shared::tiktok::ChunkPlan;
+
+    const SIZE: u64 = 30_000_000;
+
+    fn job(next_offset: u64, file_upload: bool) -> Job {
+        let mut job = Job::new(
+            NewJob {
+                upload: Upload {
+                    bucket: "b".into(),
+                    key: "uploads/alice/a.mp4".into(),
+                    version: ObjectVersion::ETag("e".into()),
+                    size: SIZE,
+                },
+                alias: Some("alice".into()),
+                open_id: Some("open-a".into()),
+                kind: JobKind::Video,
+                post: PostTarget::Draft,
+                caption: None,
+            },
+            Utc::now(),
+        );
+        job.status = JobStatus::RetryWait;
+        job.publish_id = Some("p1".into());
+        job.next_offset = next_offset;
+        if file_upload {
+            job.chunk_plan = Some(ChunkPlan::new(SIZE, 10_000_000).expect("a plan"));
+        }
+        job
+    }
+
+    fn uploading(uploaded_bytes: Option<u64>) -> PublishStatus {
+        PublishStatus {
+            status: PublishState::ProcessingUpload,
+            fail_reason: None,
+            post_ids: Vec::new(),
+            uploaded_bytes,
+            downloaded_bytes: None,
+        }
+    }
+
+    #[test]
+    fn tiktoks_byte_count_decides_when_it_is_given() {
+        assert!(upload_incomplete(
+            &job(SIZE, true),
+            &uploading(Some(SIZE - 1))
+        ));
+        assert!(!upload_incomplete(&job(0, true), &uploading(Some(SIZE))));
+    }
+
+    /// Without `uploaded_bytes`, chunks the job never had acknowledged mean
+    /// the upload cannot finish: it is retried, not followed as complete.
+    #[test]
+    fn without_a_byte_count_the_jobs_own_offset_decides() {
+        assert!(upload_incomplete(&job(10_000_000, true), &uploading(None)));
+        assert!(upload_incomplete(&job(0, true), &uploading(None)));
+        assert!(!upload_incomplete(&job(SIZE, true), &uploading(None)));
+        // A pull has no offset of ours to judge by.
+        assert!(!upload_incomplete(&job(0, false), &uploading(None)));
+    }
 }

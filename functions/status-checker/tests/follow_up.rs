@@ -42,6 +42,7 @@ struct Env {
     clock: Clock,
     service: UploadService,
     checker: Checker<SqsUploadPath>,
+    checker_config: status_checker::config::CheckerConfig,
 }
 
 async fn env() -> Env {
@@ -106,6 +107,7 @@ async fn env_with(direct_posts: bool) -> Env {
         .await
         .unwrap();
     Env {
+        checker_config: config,
         sim,
         aws,
         sqs,
@@ -192,6 +194,18 @@ impl Env {
         self.sim
             .post(&format!("/_sim/publishes/{encoded}/status"), body)
             .await;
+    }
+
+    /// A checker of the same deployment whose upload queue does not exist:
+    /// every release it makes fails to send.
+    async fn checker_without_queue(&self) -> Checker<SqsUploadPath> {
+        let config = status_checker::config::CheckerConfig {
+            upload_queue_url: format!("{}-gone", self.queue_url),
+            ..self.checker_config.clone()
+        };
+        status_checker::service::build(&config, &self.aws, self.sqs.clone(), self.clock.clone())
+            .await
+            .unwrap()
     }
 
     async fn run(&self) -> RunReport {
@@ -549,6 +563,80 @@ async fn held_uploads_are_released_oldest_first_as_slots_free_up() {
             .unwrap(),
         5
     );
+}
+
+/// A held upload whose release message cannot be sent goes back to the
+/// held queue in its place, not to `retry_wait`: it is released next time
+/// as held (oldest first), never as a retry ahead of the others.
+#[tokio::test]
+async fn a_held_upload_whose_release_cannot_be_sent_stays_held_in_its_place() {
+    let env = env().await;
+    env.connect("open-g", "gus").await;
+    let mut drafts = Vec::new();
+    for n in 0..5 {
+        let (job, outcome) = env.upload(&format!("uploads/gus/{n}.mp4"), 140 + n).await;
+        drafts.push((job, publish_id(&outcome)));
+    }
+    let (held_1, outcome) = env.upload("uploads/gus/held-1.mp4", 150).await;
+    assert!(matches!(outcome, Outcome::Queued { .. }), "{outcome:?}");
+    env.clock.advance_secs(1);
+    let (held_2, _) = env.upload("uploads/gus/held-2.mp4", 151).await;
+    assert_eq!(held_2.status, JobStatus::Queued);
+    // One draft fails at TikTok (and a webhook records it): one slot is
+    // free, for TikTok too.
+    env.set_status(
+        &drafts[0].1,
+        serde_json::json!({"status": "FAILED", "fail_reason": "file_format_check_failed"}),
+    )
+    .await;
+    env.jobs()
+        .transition(
+            &drafts[0].0,
+            JobStatus::Failed,
+            Changes {
+                last_error: Some(LastError {
+                    code: "file_format_check_failed".into(),
+                    message: "m".into(),
+                }),
+                ..Changes::default()
+            },
+            env.clock.now(),
+        )
+        .await
+        .unwrap();
+
+    let broken = env.checker_without_queue().await;
+    let report = broken.run(Instant::now() + Duration::from_secs(120)).await;
+    assert_eq!(report.queued_released, 0, "{report:?}");
+    assert_eq!(report.retries_released, 0, "{report:?}");
+    assert!(report.errors >= 1, "{report:?}");
+    let back = env.job(&held_1.id).await;
+    assert_eq!(back.status, JobStatus::Queued, "held again, not retry_wait");
+    assert!(back.publish_id.is_none());
+    assert_eq!(env.job(&held_2.id).await.status, JobStatus::Queued);
+    let queued: Vec<JobId> = env
+        .jobs()
+        .queued_for_account("open-g", 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(
+        queued,
+        vec![held_1.id.clone(), held_2.id.clone()],
+        "oldest first still"
+    );
+
+    // With the queue back, the same upload goes first, as a held one.
+    env.next_minute().await;
+    let report = env.run().await;
+    assert_eq!(report.queued_released, 1, "{report:?}");
+    assert_eq!(report.retries_released, 0, "{report:?}");
+    assert_eq!(env.job(&held_1.id).await.status, JobStatus::Claimed);
+    assert_eq!(env.job(&held_2.id).await.status, JobStatus::Queued);
+    assert_eq!(env.deliver_queue().await, 1);
+    assert_eq!(env.job(&held_1.id).await.status, JobStatus::Processing);
 }
 
 /// TikTok's own refusal of a pending draft (it counts drafts this project
@@ -1210,6 +1298,54 @@ async fn a_retry_that_tiktok_has_is_followed_not_initialised_again() {
     );
     let inits = env.sim.requests("/v2/post/publish/inbox/video/init/").await;
     assert_eq!(inits.len(), 2);
+}
+
+/// A job waiting to retry whose publish TikTok then reports failed for a
+/// passing reason: that is the failure the job is already waiting out, so
+/// it is retried without counting it a second time (as the webhook does).
+/// At its fourth attempt it still gets its fifth.
+#[tokio::test]
+async fn a_failure_seen_while_waiting_to_retry_is_not_counted_twice() {
+    let env = env().await;
+    env.connect("open-v", "val").await;
+    let (job, outcome) = env.upload("uploads/val/fourth.mp4", 160).await;
+    let first = publish_id(&outcome);
+    // The upload side counted the attempt when it put the job to wait.
+    let waiting = env
+        .jobs()
+        .transition(
+            &job,
+            JobStatus::RetryWait,
+            Changes {
+                attempts: Some(4),
+                not_before: Some(env.clock.now()),
+                last_error: Some(LastError {
+                    code: "network".into(),
+                    message: "the last chunk's answer was lost".into(),
+                }),
+                ..Changes::default()
+            },
+            env.clock.now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(waiting.live_publish_id(), Some(first.as_str()));
+    env.set_status(
+        &first,
+        serde_json::json!({"status": "FAILED", "fail_reason": "internal"}),
+    )
+    .await;
+
+    let report = env.run().await;
+    assert_eq!(report.retries_released, 1, "{report:?}");
+    let released = env.job(&job.id).await;
+    assert_eq!(released.status, JobStatus::Claimed, "not failed");
+    assert_eq!(released.attempts, 4, "the failure is counted once");
+    assert_eq!(env.deliver_queue().await, 1);
+    let again = env.job(&job.id).await;
+    assert_eq!(again.status, JobStatus::Processing);
+    assert_ne!(again.publish_id.as_deref(), Some(first.as_str()));
+    assert_eq!(again.attempts, 4);
 }
 
 #[tokio::test]

@@ -53,6 +53,9 @@ const MOVE_ATTEMPTS: u32 = 4;
 /// inside API Gateway's 30 s, however large the backlog.
 const REMOVAL_BUDGET: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// Index entries read per page while failing a removed account's jobs.
+const REMOVAL_PAGE: u32 = 100;
+
 /// The error code held jobs get when their account's authorization is gone.
 pub const AUTH_REMOVED: &str = "auth_removed";
 
@@ -245,6 +248,9 @@ pub struct WebhookService {
     accounts: Accounts,
     clock: Clock,
     policy: RetryPolicy,
+    /// How long one `authorization.removed` delivery may spend failing jobs
+    /// ([`REMOVAL_BUDGET`] unless a test shortens it).
+    removal_budget: std::time::Duration,
 }
 
 impl WebhookService {
@@ -268,7 +274,14 @@ impl WebhookService {
             accounts: Accounts::new(aws.dynamodb.clone(), &config.table),
             clock,
             policy: RetryPolicy::default(),
+            removal_budget: REMOVAL_BUDGET,
         })
+    }
+
+    /// Another budget for `authorization.removed` deliveries (tests).
+    pub fn with_removal_budget(mut self, budget: std::time::Duration) -> Self {
+        self.removal_budget = budget;
+        self
     }
 
     /// Routes one HTTP request. Never fails: every outcome is an answer.
@@ -517,26 +530,39 @@ impl WebhookService {
     }
 
     /// Fails the account's unfinished jobs (all but drafts in the inbox),
-    /// within [`REMOVAL_BUDGET`].
+    /// within the removal budget ([`REMOVAL_BUDGET`]), which is looked at
+    /// before every job.
     async fn fail_unfinished_jobs(&self, open_id: &str, why: &str) -> Result<u32, ApplyError> {
-        let stop_at = tokio::time::Instant::now() + REMOVAL_BUDGET;
+        let stop_at = tokio::time::Instant::now() + self.removal_budget;
         let mut failed = 0;
+        let out_of_time = |failed: u32| {
+            tracing::warn!(
+                open_id,
+                failed,
+                "authorization removal not finished in time; TikTok's next delivery goes on"
+            );
+            ApplyError::RemovalUnfinished {
+                open_id: open_id.to_owned(),
+                failed,
+            }
+        };
         for shard in 0..UNFINISHED_SHARDS {
             let mut start = None;
             loop {
                 if tokio::time::Instant::now() >= stop_at {
-                    tracing::warn!(
-                        open_id,
-                        failed,
-                        "authorization removal not finished in time; TikTok's next delivery goes on"
-                    );
-                    return Err(ApplyError::RemovalUnfinished {
-                        open_id: open_id.to_owned(),
-                        failed,
-                    });
+                    return Err(out_of_time(failed));
                 }
-                let page = self.jobs.followed_of_account(open_id, shard, start).await?;
+                // A bounded page, and the budget looked at before every
+                // write: a creator with a large backlog cannot hold one
+                // delivery past the function's timeout.
+                let page = self
+                    .jobs
+                    .followed_of_account(open_id, shard, start, REMOVAL_PAGE)
+                    .await?;
                 for job in page.jobs {
+                    if tokio::time::Instant::now() >= stop_at {
+                        return Err(out_of_time(failed));
+                    }
                     if self.fail_for_removal(&job, why).await? {
                         failed += 1;
                     }

@@ -33,6 +33,11 @@ struct Env {
 }
 
 async fn env() -> Env {
+    env_with_removal_budget(None).await
+}
+
+/// [`env`], with another time budget for `authorization.removed`.
+async fn env_with_removal_budget(budget: Option<Duration>) -> Env {
     capture_logs();
     let aws = AwsClients::from_config(&local_aws().await);
     let DeploymentStores {
@@ -44,9 +49,12 @@ async fn env() -> Env {
         table: table.clone(),
         app_secret_id,
     };
-    let service = WebhookService::new(&config, &aws, Clock::system())
+    let mut service = WebhookService::new(&config, &aws, Clock::system())
         .await
         .unwrap();
+    if let Some(budget) = budget {
+        service = service.with_removal_budget(budget);
+    }
     let env = Env {
         service: Arc::new(service),
         jobs: Jobs::new(aws.dynamodb.clone(), &table),
@@ -570,6 +578,97 @@ async fn authorization_removed_revokes_the_account_and_fails_its_unfinished_jobs
     );
     assert_eq!(env.accounts.get(OPEN_ID).await.unwrap().unwrap(), account);
     assert_eq!((env.get(&held_a).await, env.get(&working).await), before);
+}
+
+/// A creator with a large backlog: one delivery stops within its budget
+/// (the budget is looked at before every job, not only between pages),
+/// answers 500 so that TikTok delivers it again, and the deliveries that
+/// follow go on until every job is failed.
+#[tokio::test]
+async fn a_large_removal_stops_within_its_budget_and_redeliveries_finish_it() {
+    const JOBS: usize = 150;
+    let budget = Duration::from_millis(800);
+    let env = env_with_removal_budget(Some(budget)).await;
+    // All in the first shard the handler reads, so that one unbounded page
+    // would hold them all.
+    let mut jobs = Vec::new();
+    let mut n = 0;
+    while jobs.len() < JOBS {
+        n += 1;
+        let mut job = Job::new(
+            NewJob {
+                upload: Upload {
+                    bucket: "drops".into(),
+                    key: format!("uploads/alice/backlog-{n}.mp4"),
+                    version: ObjectVersion::etag("0123"),
+                    size: 1000,
+                },
+                alias: Some("alice".into()),
+                open_id: Some(OPEN_ID.into()),
+                kind: JobKind::Video,
+                post: PostTarget::Draft,
+                caption: None,
+            },
+            now(),
+        );
+        if job.id.shard() != 0 {
+            continue;
+        }
+        job.status = JobStatus::Processing;
+        job.publish_id = Some(format!("v_inbox_file~v2.{n}"));
+        jobs.push(job);
+    }
+    env.jobs.put_many(&jobs).await.unwrap();
+    let body = envelope("authorization.removed", OPEN_ID, json!({"reason": 1}));
+    let failed = |list: Vec<Job>| {
+        list.iter()
+            .filter(|j| j.status == JobStatus::Failed)
+            .count()
+    };
+    let current = || async {
+        let mut list = Vec::new();
+        for job in &jobs {
+            list.push(env.get(job).await);
+        }
+        list
+    };
+
+    let started = std::time::Instant::now();
+    let res = env.deliver(&body).await;
+    let took = started.elapsed();
+    assert_eq!(
+        res.status(),
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "{}",
+        text(&res)
+    );
+    let after_first = failed(current().await);
+    assert!(after_first >= 1, "work was done within the budget");
+    assert!(
+        after_first < JOBS,
+        "the budget stopped the delivery within the page ({after_first} of {JOBS} failed)"
+    );
+    assert!(took < budget + Duration::from_secs(2), "{took:?}");
+    assert_eq!(
+        env.accounts.get(OPEN_ID).await.unwrap().unwrap().state,
+        AccountState::Revoked
+    );
+
+    // TikTok's redeliveries go on where the last one stopped.
+    let mut deliveries = 1;
+    loop {
+        let res = env.deliver(&body).await;
+        deliveries += 1;
+        if res.status() == StatusCode::OK {
+            break;
+        }
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(deliveries < 40, "redeliveries make progress");
+    }
+    println!(
+        "first delivery: {after_first} of {JOBS} failed in {took:?}; {deliveries} deliveries in all"
+    );
+    assert_eq!(failed(current().await), JOBS);
 }
 
 #[tokio::test]

@@ -1416,11 +1416,14 @@ impl Jobs {
     /// filtered on `open_id` by DynamoDB (which still reads, and bills, the
     /// whole page). For what happens rarely, such as an authorization being
     /// removed; unreadable items are skipped as in [`Jobs::due_unfinished`].
+    /// At most `limit` index entries are read (DynamoDB's `Limit` counts
+    /// entries read, before the filter), so a page is bounded in time too.
     pub async fn followed_of_account(
         &self,
         open_id: &str,
         shard: u8,
         start: Option<PageKey>,
+        limit: u32,
     ) -> Result<UnfinishedPage, JobError> {
         if shard >= UNFINISHED_SHARDS {
             return Err(JobError::BadShard { shard });
@@ -1434,6 +1437,7 @@ impl Jobs {
             .filter_expression("open_id = :open_id")
             .expression_attribute_values(":pk", s(format!("{UNFINISHED_PREFIX}{shard}")))
             .expression_attribute_values(":open_id", s(open_id))
+            .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
             .set_exclusive_start_key(start.map(|k| k.0))
             .send()
             .await

@@ -7,11 +7,15 @@
 //! refreshed already), and callers that lose the race poll the secret until
 //! the winner's tokens appear. A holder that dies leaves a lease that expires
 //! within [`RefreshSettings::lease_ttl`], and the next caller takes over.
+//! The holder's refresh runs in a task of its own: a caller dropped or timed
+//! out mid-refresh does not take the save of the rotated token with it.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
+use tokio::sync::watch;
 
 use super::lease::LeaseTable;
 use super::{
@@ -110,6 +114,25 @@ pub struct TokenManager<S> {
     leases: LeaseTable,
     settings: RefreshSettings,
     clock: Clock,
+    /// Refreshes running in their own tasks (see
+    /// [`TokenManager::refresh_detached`]), shared by clones.
+    in_flight: Arc<watch::Sender<usize>>,
+}
+
+/// One refresh task counted in [`TokenManager::in_flight`] until it drops.
+struct InFlight(Arc<watch::Sender<usize>>);
+
+impl InFlight {
+    fn start(count: &Arc<watch::Sender<usize>>) -> Self {
+        count.send_modify(|n| *n += 1);
+        Self(count.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
 }
 
 impl TokenManager<super::SecretsManagerTokenStore> {
@@ -130,7 +153,7 @@ impl TokenManager<super::SecretsManagerTokenStore> {
     }
 }
 
-impl<S: TokenStore> TokenManager<S> {
+impl<S: TokenStore + Clone + 'static> TokenManager<S> {
     /// `table` is the shared table: leases and the account items live there.
     pub fn new(
         store: S,
@@ -147,6 +170,7 @@ impl<S: TokenStore> TokenManager<S> {
             table,
             settings: RefreshSettings::default(),
             clock: Clock::system(),
+            in_flight: Arc::new(watch::channel(0).0),
         }
     }
 
@@ -321,15 +345,69 @@ impl<S: TokenStore> TokenManager<S> {
         {
             Ok(true) => {
                 tracing::debug!(open_id, holder = %holder, "token lease acquired");
-                let result = self
-                    .refresh_holding_lease(open_id, window, lease, &holder)
-                    .await;
-                self.release(open_id, lease, &holder).await;
-                Step::Done(result)
+                Step::Done(self.refresh_detached(open_id, window, lease, holder).await)
             }
             Ok(false) => Step::Held,
             Err(err) => Step::StoreBlip(store_error(open_id, err.to_string())),
         }
+    }
+
+    /// Runs the refresh under the lease held by `holder` in a task of its
+    /// own and waits for it. Once TikTok answers a refresh, the rotated
+    /// refresh token exists only in this process until it is saved: a
+    /// caller cut off by a timeout (the checker's stop instant) or dropped
+    /// must not take the save and the lease release down with it. Dropping
+    /// a `JoinHandle` does not cancel its task, so the refresh, the save and
+    /// the release always run to their end; [`Self::refreshes_settled`]
+    /// lets a caller that is about to be frozen wait for them.
+    async fn refresh_detached(
+        &self,
+        open_id: &str,
+        window: Duration,
+        lease: &str,
+        holder: String,
+    ) -> Result<(StoredTokens, RefreshOutcome), TokenError> {
+        let manager = self.clone();
+        let in_flight = InFlight::start(&self.in_flight);
+        let (task_open_id, lease) = (open_id.to_owned(), lease.to_owned());
+        let task = tokio::spawn(async move {
+            let _in_flight = in_flight;
+            let open_id = task_open_id.as_str();
+            let result = manager
+                .refresh_holding_lease(open_id, window, &lease, &holder)
+                .await;
+            manager.release(open_id, &lease, &holder).await;
+            result
+        });
+        match task.await {
+            Ok(result) => result,
+            // A panic in the task, or a runtime shutting down: whatever it
+            // had done is in the store or lost with the process; the lease
+            // runs out by itself.
+            Err(err) => {
+                tracing::error!(open_id, error = %err, "the token refresh task did not finish");
+                Err(TokenError::RefreshInterrupted {
+                    open_id: open_id.to_owned(),
+                    detail: if err.is_panic() {
+                        "the refresh task panicked".into()
+                    } else {
+                        "the refresh task was cancelled".into()
+                    },
+                })
+            }
+        }
+    }
+
+    /// Waits until no refresh started by this manager (or a clone of it) is
+    /// still running, or until `deadline`. `true` when none is. For a
+    /// caller that is about to end its invocation (a Lambda is frozen when
+    /// its handler returns, and a refresh frozen between TikTok's answer and
+    /// the save would lose the rotated refresh token).
+    pub async fn refreshes_settled(&self, deadline: tokio::time::Instant) -> bool {
+        let mut running = self.in_flight.subscribe();
+        tokio::time::timeout_at(deadline, running.wait_for(|n| *n == 0))
+            .await
+            .is_ok_and(|seen| seen.is_ok())
     }
 
     async fn refresh_holding_lease(

@@ -254,6 +254,9 @@ pub enum TokenError {
     )]
     Busy { open_id: String, waited_ms: u64 },
 
+    #[error("the token refresh of account {open_id} did not finish ({detail}); try again later")]
+    RefreshInterrupted { open_id: String, detail: String },
+
     #[error("the token store is unavailable for account {open_id}: {detail}; try again later")]
     Store { open_id: String, detail: String },
 
@@ -271,9 +274,10 @@ impl TokenError {
     pub fn kind(&self) -> TokenErrorKind {
         match self {
             Self::NeedsReconnect { .. } | Self::NotConnected { .. } => TokenErrorKind::Reconnect,
-            Self::RefreshUnavailable { .. } | Self::Busy { .. } | Self::Store { .. } => {
-                TokenErrorKind::RetryLater
-            }
+            Self::RefreshUnavailable { .. }
+            | Self::RefreshInterrupted { .. }
+            | Self::Busy { .. }
+            | Self::Store { .. } => TokenErrorKind::RetryLater,
             Self::RefreshRejected { .. }
             | Self::Corrupt { .. }
             | Self::InvalidOpenId(_)
