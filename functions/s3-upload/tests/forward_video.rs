@@ -417,6 +417,58 @@ async fn a_sixth_pending_draft_is_held() {
     assert_eq!(env.inits().await, 5);
 }
 
+/// A retry the checker releases (`retry_wait` to `claimed`) asks for a
+/// pending-draft slot like any upload: with 5 drafts pending it is held, not
+/// sent as a sixth init that TikTok would refuse.
+#[tokio::test]
+async fn a_released_retry_is_held_when_five_drafts_are_pending() {
+    let env = env().await;
+    let object = env
+        .put("uploads/alice/retried.mp4", fake_mp4(1000, 30), None)
+        .await;
+    env.sim
+        .fault(serde_json::json!({"method": "POST", "path_prefix": "/v2/post/publish/inbox/video/init/",
+            "times": 1, "action": {"type": "status", "status": 500, "error_code": "internal_error"}}))
+        .await;
+    let outcome = env.service.handle_object(&object).await.unwrap();
+    assert!(
+        matches!(outcome, Some(Outcome::RetryScheduled { .. })),
+        "{outcome:?}"
+    );
+    for i in 0..5 {
+        env.sim.advance_clock(11).await;
+        let other = env
+            .put(
+                &format!("uploads/alice/pending {i}.mp4"),
+                fake_mp4(1000, 31 + i),
+                None,
+            )
+            .await;
+        uploaded(env.service.handle_object(&other).await.unwrap());
+    }
+    env.sim.advance_clock(11).await;
+    let sent = env.inits().await;
+    let waiting = env.job(&object).await;
+    assert_eq!(waiting.status, JobStatus::RetryWait);
+    // What the checker does once the retry's wait is over.
+    env.jobs()
+        .transition(
+            &waiting,
+            JobStatus::Claimed,
+            Changes::default(),
+            Clock::system().now(),
+        )
+        .await
+        .unwrap();
+    let outcome = env.service.handle_object(&object).await.unwrap();
+    assert!(
+        matches!(outcome, Some(Outcome::Queued { .. })),
+        "{outcome:?}"
+    );
+    assert_eq!(env.job(&object).await.status, JobStatus::Queued);
+    assert_eq!(env.inits().await, sent, "no sixth init reached TikTok");
+}
+
 fn manifest(images: &[&str], caption: &str, title: Option<&str>) -> Vec<u8> {
     let mut m = serde_json::json!({"caption": caption, "images": images, "cover_index": 1});
     if let Some(t) = title {

@@ -806,7 +806,8 @@ impl Jobs {
     /// - leaving the unfinished statuses removes `gsi1pk`/`gsi1sk`; staying
     ///   in them re-sorts the job by `not_before` (or now);
     /// - a draft that stops holding a slot deletes it (freeing it for the
-    ///   queue);
+    ///   queue); a retry TikTok turns out to hold (`retry_wait` to
+    ///   `processing` or `inbox`) puts it back;
     /// - entering `queued` adds a queue entry, leaving it deletes the entry;
     /// - going back to `claimed` clears the old attempt's `publish_id`,
     ///   upload URL, plan and offset: a retry is a new init, on purpose;
@@ -843,7 +844,13 @@ impl Jobs {
             // A job waiting to retry that TikTok turns out to hold (processing
             // or in the inbox) counts against the cap again: its slot is put
             // back, even past five, since TikTok counts it whatever we think.
-            if job.post.is_draft() && from == JobStatus::RetryWait && to.holds_draft_slot() {
+            // Not on a release to `claimed`: that is a new attempt, which
+            // takes its slot (or is held) like any other before its init.
+            if job.post.is_draft()
+                && from == JobStatus::RetryWait
+                && job.publish_id.is_some()
+                && matches!(to, JobStatus::Processing | JobStatus::Inbox)
+            {
                 items.push(self.slot_put(&pk, &job.id, now)?);
             }
             if from == JobStatus::Queued {
