@@ -1317,3 +1317,49 @@ async fn a_released_retry_asks_for_a_slot_and_one_tiktok_holds_takes_it_back() {
         MAX_PENDING_DRAFTS + 1
     );
 }
+
+/// The init marker says TikTok may hold the upload: a move that would drop
+/// it is refused to a caller whose copy predates the marker, so a stale
+/// reading can never cancel or fail a job whose init is under way.
+#[tokio::test]
+async fn a_copy_read_before_the_init_marker_cannot_drop_it() {
+    let f = fixture().await;
+    let open_id = unique_name("open");
+    let job = claim_new(&f, "uploads/alice/racing.mp4", Some(&open_id), now()).await;
+    let marked = f.jobs.mark_init_started(&job, now().into()).await.unwrap();
+    for to in [
+        JobStatus::Cancelled,
+        JobStatus::Failed,
+        JobStatus::RetryWait,
+    ] {
+        assert!(
+            matches!(
+                f.jobs
+                    .transition(&job, to, Changes::default(), now().into())
+                    .await,
+                Err(JobError::Conflict { .. })
+            ),
+            "{to}"
+        );
+    }
+    assert!(raw_job(&f, &job).await.contains_key("init_started_at"));
+    // Flagging keeps the marker whatever the copy; the flagged job's own
+    // copy (with the marker) may then be moved on by the operator.
+    let stuck = f
+        .jobs
+        .transition(&job, JobStatus::Stuck, Changes::default(), now().into())
+        .await
+        .unwrap();
+    assert_eq!(stuck.init_started_at, marked.init_started_at);
+    let cancelled = f
+        .jobs
+        .transition(
+            &stuck,
+            JobStatus::Cancelled,
+            Changes::default(),
+            now().into(),
+        )
+        .await
+        .unwrap();
+    assert!(cancelled.init_started_at.is_none());
+}

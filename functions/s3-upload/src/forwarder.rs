@@ -198,7 +198,9 @@ impl Forwarder {
 
     /// Ends the job of an object version that is gone before its upload
     /// could finish: `cancelled`, with a reason naming the key. A job that
-    /// no longer needs the object (TikTok has it) is left alone.
+    /// no longer needs the object (TikTok has it) is left alone. Decided
+    /// under the job's lease, on the job as re-read there, like any other
+    /// work on it: another invocation may be initialising it right now.
     pub(crate) async fn source_gone(
         &self,
         object: &ObjectRef,
@@ -231,6 +233,29 @@ impl Forwarder {
         };
         if !needs_source(&job) {
             return Ok(already(&job));
+        }
+        self.leased(&job, needs_source, |fresh| {
+            self.cancel_gone(fresh, object, reason)
+        })
+        .await
+    }
+
+    async fn cancel_gone(
+        &self,
+        job: Job,
+        object: &ObjectRef,
+        reason: String,
+    ) -> Result<Outcome, Retry> {
+        // An init went out and its answer was never recorded: TikTok may
+        // hold the upload whatever became of the object, so the job stays
+        // for the operator instead of ending as if nothing was sent.
+        if job.publish_id.is_none() && job.init_started_at.is_some() {
+            return self
+                .flag_init_unconfirmed(
+                    &job,
+                    format!("an earlier invocation sent it and stopped; the object is gone since ({reason})"),
+                )
+                .await;
         }
         let message = format!(
             "s3://{}/{} changed or was deleted before its upload finished ({reason}); upload the file again",
@@ -272,6 +297,22 @@ impl Forwarder {
             Ok(job) => job,
             Err(outcome) => return Ok(outcome),
         };
+        self.leased(&job, resumable, work).await
+    }
+
+    /// Takes the job's lease (one worker per job) and runs `work` on the
+    /// job as re-read under it, if `wanted` still holds for it; the lease is
+    /// given back however `work` ends.
+    async fn leased<W, Fut>(
+        &self,
+        job: &Job,
+        wanted: fn(&Job) -> bool,
+        work: W,
+    ) -> Result<Outcome, Retry>
+    where
+        W: FnOnce(Job) -> Fut,
+        Fut: Future<Output = Result<Outcome, Retry>>,
+    {
         let name = format!("job#{}", job.id);
         let holder = LeaseTable::new_holder();
         let got = self
@@ -281,7 +322,7 @@ impl Forwarder {
             .map_err(|e| retry("take the job lease", e))?;
         if !got {
             tracing::info!(job_id = %job.id, "another invocation is forwarding this upload");
-            return Ok(already(&job));
+            return Ok(already(job));
         }
         let guard = LeaseGuard {
             leases: self.leases.clone(),
@@ -289,7 +330,7 @@ impl Forwarder {
             holder: Some(holder),
         };
         let result = match self.jobs.get(&job.id).await {
-            Ok(Some(fresh)) if resumable(&fresh) => work(fresh).await,
+            Ok(Some(fresh)) if wanted(&fresh) => work(fresh).await,
             Ok(Some(fresh)) => Ok(already(&fresh)),
             Ok(None) => Err(retry("re-read the job", "it vanished")),
             Err(e) => Err(retry("re-read the job", e)),

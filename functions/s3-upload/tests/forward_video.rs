@@ -1417,3 +1417,28 @@ async fn an_overwritten_or_deleted_version_ends_its_job_clearly() {
         other => panic!("expected a cancelled job, got {other:?}"),
     }
 }
+
+/// A job whose init went out without its answer being recorded may be a
+/// draft at TikTok: its object version going away does not cancel it; it
+/// is flagged for the operator like any unconfirmed init.
+#[tokio::test]
+async fn a_gone_version_with_an_init_in_doubt_is_flagged_not_cancelled() {
+    let env = env().await;
+    let old = env
+        .put("uploads/alice/in doubt.mp4", fake_mp4(1000, 96), None)
+        .await;
+    let job = env.claimed_job(&old, JobKind::Video).await;
+    env.jobs()
+        .mark_init_started(&job, Clock::system().now())
+        .await
+        .unwrap();
+    env.put("uploads/alice/in doubt.mp4", fake_mp4(2000, 97), None)
+        .await;
+    let (code, message) = flagged(env.service.handle_object(&old).await.unwrap());
+    assert_eq!(code, "init_unconfirmed");
+    assert!(message.contains("inbox"), "{message}");
+    let job = env.job_of(&old).await.unwrap();
+    assert_eq!(job.status, JobStatus::Stuck);
+    assert!(job.init_started_at.is_some(), "the evidence is kept");
+    assert_eq!(env.inits().await, 0);
+}

@@ -813,7 +813,8 @@ impl Jobs {
     ///   upload URL, plan and offset: a retry is a new init, on purpose;
     /// - the upload URL is dropped in every status but `uploading`/`stuck`;
     /// - the init marker ([`Jobs::mark_init_started`]) is dropped in every
-    ///   status but `stuck`.
+    ///   status but `stuck`, and only if `job` has the marker as stored (a
+    ///   copy read before the job was marked gets [`JobError::Conflict`]).
     pub async fn transition(
         &self,
         job: &Job,
@@ -1014,9 +1015,22 @@ impl Jobs {
             remove.push("upload_url");
         }
         // The init marker is evidence for the operator while the job is
-        // flagged; any other move records what became of the init.
+        // flagged; any other move records what became of the init. Since it
+        // says TikTok may hold the upload, a move that drops it is made only
+        // on the marker the caller saw: a caller that read the job before
+        // another invocation marked it (and sent its init) gets a conflict
+        // instead of erasing the evidence, say by cancelling the job.
         if to != JobStatus::Stuck {
             remove.push("init_started_at");
+            if matches!(job.status, JobStatus::Claimed | JobStatus::Stuck) {
+                match job.init_started_at {
+                    Some(at) => {
+                        condition.push_str(" AND init_started_at = :init_started_at");
+                        values.push((":init_started_at", s(stamp(at))));
+                    }
+                    None => condition.push_str(" AND attribute_not_exists(init_started_at)"),
+                }
+            }
         }
         let mut expression = format!("SET {}", set.join(", "));
         if !remove.is_empty() {
