@@ -27,7 +27,8 @@ use crate::events::ObjectRef;
 /// brought it: only [`Retry`] asks for the message again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// A duplicate delivery, or another invocation is on it.
+    /// A duplicate delivery: the job is past what this delivery would do
+    /// (a job another invocation holds is a [`Retry`] after its lease).
     AlreadyHandled { job_id: String, status: JobStatus },
     /// Held (`queued`): the account has 5 pending drafts, or TikTok said it
     /// has; the checker releases the job later.
@@ -281,8 +282,8 @@ impl Forwarder {
 
     /// Claims the upload of `source`, takes the job's lease, and runs
     /// `work` on the job as re-read under the lease. The lease is given back
-    /// however `work` ends. Duplicates, and jobs another invocation holds,
-    /// end here.
+    /// however `work` ends. Duplicates end here; a job another invocation
+    /// holds is tried again once its lease is over.
     pub(crate) async fn forward<W, Fut>(
         &self,
         source: &S3Object,
@@ -321,8 +322,18 @@ impl Forwarder {
             .await
             .map_err(|e| retry("take the job lease", e))?;
         if !got {
-            tracing::info!(job_id = %job.id, "another invocation is forwarding this upload");
-            return Ok(already(job));
+            // Not answered as handled: the holder may be this message's own
+            // earlier delivery whose lease outlived it (its release failed),
+            // and a deleted message would never come back to finish the job.
+            // Back once the lease is over, a true duplicate finds the job
+            // done (or under way) and does nothing.
+            let wait = self.lease_left(&name).await;
+            tracing::info!(job_id = %job.id, wait_secs = wait.map(|w| w.as_secs()), "another invocation holds this job; the message comes back after its lease");
+            let busy = retry("wait for the job's lease", "another invocation holds it");
+            return Err(match wait {
+                Some(wait) => busy.after(wait),
+                None => busy,
+            });
         }
         let guard = LeaseGuard {
             leases: self.leases.clone(),
@@ -337,6 +348,24 @@ impl Forwarder {
         };
         guard.release().await;
         result
+    }
+
+    /// How long until the job lease `name` is free (a second past its
+    /// end, as leases count whole seconds), if it can be read.
+    async fn lease_left(&self, name: &str) -> Option<Duration> {
+        let now = self.clock.now();
+        match self.leases.expires_at(name, now).await {
+            Ok(Some(at)) => (at - now)
+                .to_std()
+                .ok()
+                .map(|left| left + Duration::from_secs(1)),
+            // Freed meanwhile: the usual short redelivery.
+            Ok(None) => None,
+            Err(err) => {
+                tracing::warn!(lease = name, error = %err, "cannot read the job lease");
+                None
+            }
+        }
     }
 
     /// Claims the upload; a duplicate of a job that is past starting ends here.

@@ -1442,3 +1442,58 @@ async fn a_gone_version_with_an_init_in_doubt_is_flagged_not_cancelled() {
     assert!(job.init_started_at.is_some(), "the evidence is kept");
     assert_eq!(env.inits().await, 0);
 }
+
+/// A delivery that finds the job's lease taken does not drop its message:
+/// the holder may be its own earlier delivery whose lease outlived it. It
+/// comes back when the lease is over, and then does the work.
+#[tokio::test]
+async fn a_taken_job_lease_brings_the_message_back_after_it() {
+    let env = env().await;
+    let object = env
+        .put("uploads/alice/leased.mp4", fake_mp4(1000, 98), None)
+        .await;
+    let job = env.claimed_job(&object, JobKind::Video).await;
+    let leases = shared::tokens::LeaseTable::new(env.aws.dynamodb.clone(), &env.table);
+    let name = format!("job#{}", job.id);
+    let holder = shared::tokens::LeaseTable::new_holder();
+    assert!(
+        leases
+            .try_acquire(
+                &name,
+                &holder,
+                s3_upload::forwarder::JOB_LEASE,
+                Clock::system().now()
+            )
+            .await
+            .unwrap()
+    );
+    let err = env.service.handle_object(&object).await.unwrap_err();
+    let after = err.after.expect("back after the lease");
+    let lease = s3_upload::forwarder::JOB_LEASE;
+    assert!(
+        after > lease - std::time::Duration::from_secs(60)
+            && after <= lease + std::time::Duration::from_secs(2),
+        "{after:?}"
+    );
+    // Its version gone meanwhile, it is still not cancelled under the lease.
+    env.put("uploads/alice/leased.mp4", fake_mp4(2000, 99), None)
+        .await;
+    assert!(env.service.handle_object(&object).await.is_err());
+    let still = env.job_of(&object).await.unwrap();
+    assert_eq!(still.status, JobStatus::Claimed);
+    assert_eq!(env.inits().await, 0);
+    // The lease over, the next delivery ends the job.
+    leases.release(&name, &holder).await.unwrap();
+    match env.service.handle_object(&object).await.unwrap() {
+        Some(Outcome::Cancelled { code, .. }) => assert_eq!(code, "source_gone"),
+        other => panic!("expected the job cancelled, got {other:?}"),
+    }
+    // Finished, a duplicate is answered as handled.
+    assert!(matches!(
+        env.service.handle_object(&object).await.unwrap(),
+        Some(Outcome::AlreadyHandled {
+            status: JobStatus::Cancelled,
+            ..
+        })
+    ));
+}
