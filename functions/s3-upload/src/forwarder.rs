@@ -498,8 +498,10 @@ impl Forwarder {
     /// the `publish_id` the moment it exists and saves it (with `plan` and
     /// the upload URL for FILE_UPLOAD), trying the save again within the
     /// invocation. An answer that is not clear (no HTTP response, a 5xx
-    /// without TikTok's error body) may hide an init that happened: the job
-    /// is flagged for the operator, never initialised again by itself. A
+    /// without TikTok's error body, a success that cannot be used) may hide
+    /// an init that happened: the job is flagged for the operator (with the
+    /// `publish_id`, when the answer named one), never initialised again by
+    /// itself. A
     /// clear refusal takes the usual way ([`Forwarder::init_refused`]).
     pub(crate) async fn init_once<F, Fut>(
         &self,
@@ -521,8 +523,21 @@ impl Forwarder {
             }
             Err(e) => return Err(retry("mark the init as started", e)),
         };
-        let answer = match init().await {
-            Ok(answer) => answer,
+        // A success answer that cannot be used (no upload_url, say) may
+        // still name the publish: it is saved like any, then the job is
+        // flagged, since TikTok holds a publish this job cannot go on with.
+        let (answer, unusable) = match init().await {
+            Ok(answer) => (answer, None),
+            Err(TikTokError::InitUnusable {
+                publish_id: Some(publish_id),
+                detail,
+            }) => (
+                InitResponse {
+                    publish_id,
+                    upload_url: None,
+                },
+                Some(detail),
+            ),
             Err(err) if answer_unclear(&err) => {
                 return self
                     .flag_init_unconfirmed(&job, err.to_string())
@@ -548,13 +563,13 @@ impl Forwarder {
                 )
                 .await
             {
-                Ok(saved) => return Ok(Ok((saved, answer))),
+                Ok(saved) => return self.saved_init(saved, answer, unusable).await,
                 // An earlier try was written but its answer lost.
                 Err(JobError::AlreadyInitialised { publish_id, .. })
                     if publish_id == answer.publish_id =>
                 {
                     match self.jobs.get(&job.id).await {
-                        Ok(Some(saved)) => return Ok(Ok((saved, answer))),
+                        Ok(Some(saved)) => return self.saved_init(saved, answer, unusable).await,
                         Ok(None) => last = Some("the job vanished".to_owned()),
                         Err(e) => last = Some(e.to_string()),
                     }
@@ -578,6 +593,20 @@ impl Forwarder {
                 last.unwrap_or_default()
             ),
         ))
+    }
+
+    /// What init returned, once saved: the job to go on with, or, for an
+    /// answer that cannot be used, the job flagged for the operator.
+    async fn saved_init(
+        &self,
+        saved: Job,
+        answer: InitResponse,
+        unusable: Option<String>,
+    ) -> Step<(Job, InitResponse)> {
+        match unusable {
+            None => Ok(Ok((saved, answer))),
+            Some(detail) => self.flag_init_unconfirmed(&saved, detail).await.map(Err),
+        }
     }
 
     /// Flags a job whose init may have reached TikTok without its answer
@@ -724,12 +753,15 @@ fn needs_source(job: &Job) -> bool {
 }
 
 /// Whether an init's error leaves open that TikTok acted on it: no HTTP
-/// answer, or a 5xx without TikTok's error body. A connection that was
+/// answer, a 5xx without TikTok's error body, or a success answer that
+/// cannot be used. A connection that was
 /// never made carried no request, so it is a clear "not received".
 pub fn answer_unclear(err: &TikTokError) -> bool {
     match err {
         TikTokError::Transport(e) => !e.is_connect(),
         TikTokError::UnexpectedResponse { status, .. } => *status >= 500,
+        // TikTok said yes, in an answer that cannot be used.
+        TikTokError::InitUnusable { .. } => true,
         _ => false,
     }
 }

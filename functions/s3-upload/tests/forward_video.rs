@@ -1497,3 +1497,44 @@ async fn a_taken_job_lease_brings_the_message_back_after_it() {
         })
     ));
 }
+
+/// An init TikTok answers with success but unusably (no upload_url, or no
+/// publish_id) may have made a publish: the job is flagged, with the
+/// publish_id saved when the answer named one, never failed (the creator
+/// would upload again, a duplicate) nor initialised again.
+#[tokio::test]
+async fn an_unusable_init_answer_is_flagged_with_what_it_named() {
+    let env = env().await;
+    for (i, field) in ["upload_url", "publish_id"].into_iter().enumerate() {
+        let object = env
+            .put(
+                &format!("uploads/alice/unusable {field}.mp4"),
+                fake_mp4(1000, 100 + i as u64),
+                None,
+            )
+            .await;
+        env.sim
+            .fault(serde_json::json!({"method": "POST", "path_prefix": "/v2/post/publish/inbox/video/init/",
+                "times": 1, "action": {"type": "omit_field", "field": field}}))
+            .await;
+        let (code, message) = flagged(env.service.handle_object(&object).await.unwrap());
+        assert_eq!(code, "init_unconfirmed", "{field}");
+        assert!(message.contains("inbox"), "{field}: {message}");
+        let sent = env.inits().await;
+        let (code, _) = flagged(env.service.handle_object(&object).await.unwrap());
+        assert_eq!(code, "init_unconfirmed", "{field}");
+        assert_eq!(env.inits().await, sent, "{field}: no second init");
+        let job = env.job(&object).await;
+        assert_eq!(job.status, JobStatus::Stuck, "{field}");
+        if field == "upload_url" {
+            let publish_id = job.publish_id.expect("the named publish_id is saved");
+            assert_eq!(
+                env.sim.publish(&publish_id).await["publish_id"],
+                publish_id.as_str()
+            );
+            assert!(message.contains(&publish_id), "{message}");
+        } else {
+            assert!(job.publish_id.is_none() && job.init_started_at.is_some());
+        }
+    }
+}
