@@ -208,11 +208,7 @@ impl Forwarder {
         spec: JobSpec<'_>,
         reason: String,
     ) -> Result<Outcome, Retry> {
-        let version = match (&object.version_id, &object.e_tag) {
-            (Some(v), _) => ObjectVersion::VersionId(v.clone()),
-            (None, Some(tag)) => ObjectVersion::etag(tag),
-            (None, None) => ObjectVersion::etag(""),
-        };
+        let version = ObjectVersion::of(object.version_id.as_deref(), object.e_tag.as_deref());
         let new = NewJob {
             upload: Upload {
                 bucket: object.bucket.clone(),
@@ -370,11 +366,7 @@ impl Forwarder {
 
     /// Claims the upload; a duplicate of a job that is past starting ends here.
     async fn claim(&self, source: &S3Object, spec: JobSpec<'_>) -> Step<Job> {
-        let version = match (source.version_id(), source.e_tag()) {
-            (Some(v), _) => ObjectVersion::VersionId(v.to_owned()),
-            (None, Some(tag)) => ObjectVersion::etag(tag),
-            (None, None) => ObjectVersion::etag(""),
-        };
+        let version = ObjectVersion::of(source.version_id(), source.e_tag());
         let claim = self
             .jobs
             .claim(
