@@ -644,6 +644,18 @@ impl Forwarder {
         job: &Job,
         err: &TikTokError,
     ) -> Result<Outcome, Retry> {
+        self.refused(job, err, "init").await
+    }
+
+    /// [`Forwarder::init_refused`] for any request TikTok refused on the way
+    /// to an init (`request` names it in the log: a `creator_info` refusal
+    /// sent no init).
+    pub(crate) async fn refused(
+        &self,
+        job: &Job,
+        err: &TikTokError,
+        request: &'static str,
+    ) -> Result<Outcome, Retry> {
         let now = self.clock.now();
         let mut step = after_error(job.attempts, err, now, &self.job_retry);
         if err.api_code() == Some(&ApiErrorCode::SpamRiskTooManyPendingShare) {
@@ -651,7 +663,7 @@ impl Forwarder {
             // the longer it has waited, so the checker does not hammer.
             step.not_before = now.checked_add_signed(pending_share_wait(job.created_at, now));
         }
-        tracing::info!(job_id = %job.id, error = %err, to = %step.to, not_before = ?step.not_before, "init refused");
+        tracing::info!(job_id = %job.id, request, error = %err, to = %step.to, not_before = ?step.not_before, "TikTok refused the request");
         let to = step.to;
         let recorded = step.error.clone().unwrap_or(LastError {
             code: err.code_str().to_owned(),

@@ -183,7 +183,7 @@ impl Forwarder {
                 // creator now. A read, so it comes before the init marker.
                 let info = match self.tiktok.creator_info(&token.access_token).await {
                     Ok(info) => info,
-                    Err(err) => return self.init_refused(&job, &err).await,
+                    Err(err) => return self.refused(&job, &err, "creator_info").await,
                 };
                 if !info.allows(privacy_level) {
                     return self

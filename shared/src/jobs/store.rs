@@ -596,17 +596,7 @@ impl Jobs {
     /// `publicly_available`, with the id, after `complete`, once moderation is
     /// done). Only while the job is `published` and its list is what the
     /// caller read, so concurrent deliveries cannot drop each other's ids.
-    /// Returns the job as stored.
-    pub async fn add_post_ids(
-        &self,
-        job: &Job,
-        post_ids: &[u64],
-        now: DateTime<Utc>,
-    ) -> Result<Job, JobError> {
-        self.add_post_ids_with_links(job, post_ids, &[], now).await
-    }
-
-    /// [`Jobs::add_post_ids`], also adding the posts' public links.
+    /// Adds the posts' public links the same way. Returns the job as stored.
     pub async fn add_post_ids_with_links(
         &self,
         job: &Job,
@@ -803,8 +793,10 @@ impl Jobs {
     /// Takes the job rather than its id because the per-account items that
     /// move with it (its draft slot, its queue entry) are keyed by its
     /// account and creation time. In the same transaction:
-    /// - leaving the unfinished statuses removes `gsi1pk`/`gsi1sk`; staying
-    ///   in them re-sorts the job by `not_before` (or now);
+    /// - leaving the followed statuses (the unfinished ones and `inbox`, see
+    ///   [`JobStatus::is_followed`]) removes `gsi1pk`/`gsi1sk`; staying in
+    ///   them re-sorts the job by `not_before` (or now; `inbox` one
+    ///   follow-up interval later);
     /// - a draft that stops holding a slot deletes it (freeing it for the
     ///   queue); a retry TikTok turns out to hold (`retry_wait` to
     ///   `processing` or `inbox`) puts it back;
