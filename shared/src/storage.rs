@@ -133,7 +133,12 @@ impl S3Object {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
             size,
-            version_id: head.version_id().map(str::to_owned),
+            // The null version (an unversioned or suspended bucket) is
+            // replaced by every overwrite, so it pins nothing: the ETag does.
+            version_id: head
+                .version_id()
+                .filter(|v| !v.is_empty() && *v != "null")
+                .map(str::to_owned),
             e_tag: head.e_tag().map(str::to_owned),
             metadata: head.metadata().cloned().unwrap_or_default(),
         })

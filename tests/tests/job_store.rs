@@ -1228,3 +1228,138 @@ async fn held_uploads_are_listed_by_account_in_one_partition() {
             .contains(&open_id)
     );
 }
+
+/// A retry released to `claimed` is a new attempt: it takes a slot before
+/// its init like any other upload (so a full account holds it), while a
+/// retry TikTok turns out to hold counts against the cap again.
+#[tokio::test]
+async fn a_released_retry_asks_for_a_slot_and_one_tiktok_holds_takes_it_back() {
+    let f = fixture().await;
+    let open_id = unique_name("open");
+    let retry = claim_new(&f, "uploads/alice/retry.mp4", Some(&open_id), now()).await;
+    let held = claim_new(&f, "uploads/alice/held.mp4", Some(&open_id), now()).await;
+    for job in [&retry, &held] {
+        assert!(matches!(
+            f.jobs.take_draft_slot(job, now().into()).await.unwrap(),
+            SlotDecision::Granted { .. }
+        ));
+    }
+    let mut waiting = Vec::new();
+    for job in [&retry, &held] {
+        let processing = init_and_send(&f, job).await;
+        waiting.push(
+            f.jobs
+                .transition(
+                    &processing,
+                    JobStatus::RetryWait,
+                    Changes {
+                        attempts: Some(1),
+                        not_before: Some(now().into()),
+                        ..Changes::default()
+                    },
+                    now().into(),
+                )
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(
+        f.jobs.pending_drafts(&open_id, now().into()).await.unwrap(),
+        0,
+        "waiting to retry, neither counts"
+    );
+    for i in 0..MAX_PENDING_DRAFTS {
+        let other = claim_new(
+            &f,
+            &format!("uploads/alice/o{i}.mp4"),
+            Some(&open_id),
+            now(),
+        )
+        .await;
+        f.jobs.take_draft_slot(&other, now().into()).await.unwrap();
+    }
+    let released = f
+        .jobs
+        .transition(
+            &waiting[0],
+            JobStatus::Claimed,
+            Changes::default(),
+            now().into(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        f.jobs.pending_drafts(&open_id, now().into()).await.unwrap(),
+        MAX_PENDING_DRAFTS,
+        "the release took no slot by itself"
+    );
+    assert_eq!(
+        f.jobs
+            .take_draft_slot(&released, now().into())
+            .await
+            .unwrap(),
+        SlotDecision::Full {
+            pending: MAX_PENDING_DRAFTS
+        }
+    );
+    // TikTok has the other one after all (the last chunk's answer was lost).
+    f.jobs
+        .transition(
+            &waiting[1],
+            JobStatus::Processing,
+            Changes::default(),
+            now().into(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        f.jobs.pending_drafts(&open_id, now().into()).await.unwrap(),
+        MAX_PENDING_DRAFTS + 1
+    );
+}
+
+/// The init marker says TikTok may hold the upload: a move that would drop
+/// it is refused to a caller whose copy predates the marker, so a stale
+/// reading can never cancel or fail a job whose init is under way.
+#[tokio::test]
+async fn a_copy_read_before_the_init_marker_cannot_drop_it() {
+    let f = fixture().await;
+    let open_id = unique_name("open");
+    let job = claim_new(&f, "uploads/alice/racing.mp4", Some(&open_id), now()).await;
+    let marked = f.jobs.mark_init_started(&job, now().into()).await.unwrap();
+    for to in [
+        JobStatus::Cancelled,
+        JobStatus::Failed,
+        JobStatus::RetryWait,
+    ] {
+        assert!(
+            matches!(
+                f.jobs
+                    .transition(&job, to, Changes::default(), now().into())
+                    .await,
+                Err(JobError::Conflict { .. })
+            ),
+            "{to}"
+        );
+    }
+    assert!(raw_job(&f, &job).await.contains_key("init_started_at"));
+    // Flagging keeps the marker whatever the copy; the flagged job's own
+    // copy (with the marker) may then be moved on by the operator.
+    let stuck = f
+        .jobs
+        .transition(&job, JobStatus::Stuck, Changes::default(), now().into())
+        .await
+        .unwrap();
+    assert_eq!(stuck.init_started_at, marked.init_started_at);
+    let cancelled = f
+        .jobs
+        .transition(
+            &stuck,
+            JobStatus::Cancelled,
+            Changes::default(),
+            now().into(),
+        )
+        .await
+        .unwrap();
+    assert!(cancelled.init_started_at.is_none());
+}

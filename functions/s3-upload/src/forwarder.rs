@@ -27,7 +27,8 @@ use crate::events::ObjectRef;
 /// brought it: only [`Retry`] asks for the message again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// A duplicate delivery, or another invocation is on it.
+    /// A duplicate delivery: the job is past what this delivery would do
+    /// (a job another invocation holds is a [`Retry`] after its lease).
     AlreadyHandled { job_id: String, status: JobStatus },
     /// Held (`queued`): the account has 5 pending drafts, or TikTok said it
     /// has; the checker releases the job later.
@@ -198,18 +199,16 @@ impl Forwarder {
 
     /// Ends the job of an object version that is gone before its upload
     /// could finish: `cancelled`, with a reason naming the key. A job that
-    /// no longer needs the object (TikTok has it) is left alone.
+    /// no longer needs the object (TikTok has it) is left alone. Decided
+    /// under the job's lease, on the job as re-read there, like any other
+    /// work on it: another invocation may be initialising it right now.
     pub(crate) async fn source_gone(
         &self,
         object: &ObjectRef,
         spec: JobSpec<'_>,
         reason: String,
     ) -> Result<Outcome, Retry> {
-        let version = match (&object.version_id, &object.e_tag) {
-            (Some(v), _) => ObjectVersion::VersionId(v.clone()),
-            (None, Some(tag)) => ObjectVersion::etag(tag),
-            (None, None) => ObjectVersion::etag(""),
-        };
+        let version = ObjectVersion::of(object.version_id.as_deref(), object.e_tag.as_deref());
         let new = NewJob {
             upload: Upload {
                 bucket: object.bucket.clone(),
@@ -231,6 +230,29 @@ impl Forwarder {
         };
         if !needs_source(&job) {
             return Ok(already(&job));
+        }
+        self.leased(&job, needs_source, |fresh| {
+            self.cancel_gone(fresh, object, reason)
+        })
+        .await
+    }
+
+    async fn cancel_gone(
+        &self,
+        job: Job,
+        object: &ObjectRef,
+        reason: String,
+    ) -> Result<Outcome, Retry> {
+        // An init went out and its answer was never recorded: TikTok may
+        // hold the upload whatever became of the object, so the job stays
+        // for the operator instead of ending as if nothing was sent.
+        if job.publish_id.is_none() && job.init_started_at.is_some() {
+            return self
+                .flag_init_unconfirmed(
+                    &job,
+                    format!("an earlier invocation sent it and stopped; the object is gone since ({reason})"),
+                )
+                .await;
         }
         let message = format!(
             "s3://{}/{} changed or was deleted before its upload finished ({reason}); upload the file again",
@@ -256,8 +278,8 @@ impl Forwarder {
 
     /// Claims the upload of `source`, takes the job's lease, and runs
     /// `work` on the job as re-read under the lease. The lease is given back
-    /// however `work` ends. Duplicates, and jobs another invocation holds,
-    /// end here.
+    /// however `work` ends. Duplicates end here; a job another invocation
+    /// holds is tried again once its lease is over.
     pub(crate) async fn forward<W, Fut>(
         &self,
         source: &S3Object,
@@ -272,6 +294,22 @@ impl Forwarder {
             Ok(job) => job,
             Err(outcome) => return Ok(outcome),
         };
+        self.leased(&job, resumable, work).await
+    }
+
+    /// Takes the job's lease (one worker per job) and runs `work` on the
+    /// job as re-read under it, if `wanted` still holds for it; the lease is
+    /// given back however `work` ends.
+    async fn leased<W, Fut>(
+        &self,
+        job: &Job,
+        wanted: fn(&Job) -> bool,
+        work: W,
+    ) -> Result<Outcome, Retry>
+    where
+        W: FnOnce(Job) -> Fut,
+        Fut: Future<Output = Result<Outcome, Retry>>,
+    {
         let name = format!("job#{}", job.id);
         let holder = LeaseTable::new_holder();
         let got = self
@@ -280,8 +318,18 @@ impl Forwarder {
             .await
             .map_err(|e| retry("take the job lease", e))?;
         if !got {
-            tracing::info!(job_id = %job.id, "another invocation is forwarding this upload");
-            return Ok(already(&job));
+            // Not answered as handled: the holder may be this message's own
+            // earlier delivery whose lease outlived it (its release failed),
+            // and a deleted message would never come back to finish the job.
+            // Back once the lease is over, a true duplicate finds the job
+            // done (or under way) and does nothing.
+            let wait = self.lease_left(&name).await;
+            tracing::info!(job_id = %job.id, wait_secs = wait.map(|w| w.as_secs()), "another invocation holds this job; the message comes back after its lease");
+            let busy = retry("wait for the job's lease", "another invocation holds it");
+            return Err(match wait {
+                Some(wait) => busy.after(wait),
+                None => busy,
+            });
         }
         let guard = LeaseGuard {
             leases: self.leases.clone(),
@@ -289,7 +337,7 @@ impl Forwarder {
             holder: Some(holder),
         };
         let result = match self.jobs.get(&job.id).await {
-            Ok(Some(fresh)) if resumable(&fresh) => work(fresh).await,
+            Ok(Some(fresh)) if wanted(&fresh) => work(fresh).await,
             Ok(Some(fresh)) => Ok(already(&fresh)),
             Ok(None) => Err(retry("re-read the job", "it vanished")),
             Err(e) => Err(retry("re-read the job", e)),
@@ -298,13 +346,27 @@ impl Forwarder {
         result
     }
 
+    /// How long until the job lease `name` is free (a second past its
+    /// end, as leases count whole seconds), if it can be read.
+    async fn lease_left(&self, name: &str) -> Option<Duration> {
+        let now = self.clock.now();
+        match self.leases.expires_at(name, now).await {
+            Ok(Some(at)) => (at - now)
+                .to_std()
+                .ok()
+                .map(|left| left + Duration::from_secs(1)),
+            // Freed meanwhile: the usual short redelivery.
+            Ok(None) => None,
+            Err(err) => {
+                tracing::warn!(lease = name, error = %err, "cannot read the job lease");
+                None
+            }
+        }
+    }
+
     /// Claims the upload; a duplicate of a job that is past starting ends here.
     async fn claim(&self, source: &S3Object, spec: JobSpec<'_>) -> Step<Job> {
-        let version = match (source.version_id(), source.e_tag()) {
-            (Some(v), _) => ObjectVersion::VersionId(v.to_owned()),
-            (None, Some(tag)) => ObjectVersion::etag(tag),
-            (None, None) => ObjectVersion::etag(""),
-        };
+        let version = ObjectVersion::of(source.version_id(), source.e_tag());
         let claim = self
             .jobs
             .claim(
@@ -428,8 +490,10 @@ impl Forwarder {
     /// the `publish_id` the moment it exists and saves it (with `plan` and
     /// the upload URL for FILE_UPLOAD), trying the save again within the
     /// invocation. An answer that is not clear (no HTTP response, a 5xx
-    /// without TikTok's error body) may hide an init that happened: the job
-    /// is flagged for the operator, never initialised again by itself. A
+    /// without TikTok's error body, a success that cannot be used) may hide
+    /// an init that happened: the job is flagged for the operator (with the
+    /// `publish_id`, when the answer named one), never initialised again by
+    /// itself. A
     /// clear refusal takes the usual way ([`Forwarder::init_refused`]).
     pub(crate) async fn init_once<F, Fut>(
         &self,
@@ -451,8 +515,21 @@ impl Forwarder {
             }
             Err(e) => return Err(retry("mark the init as started", e)),
         };
-        let answer = match init().await {
-            Ok(answer) => answer,
+        // A success answer that cannot be used (no upload_url, say) may
+        // still name the publish: it is saved like any, then the job is
+        // flagged, since TikTok holds a publish this job cannot go on with.
+        let (answer, unusable) = match init().await {
+            Ok(answer) => (answer, None),
+            Err(TikTokError::InitUnusable {
+                publish_id: Some(publish_id),
+                detail,
+            }) => (
+                InitResponse {
+                    publish_id,
+                    upload_url: None,
+                },
+                Some(detail),
+            ),
             Err(err) if answer_unclear(&err) => {
                 return self
                     .flag_init_unconfirmed(&job, err.to_string())
@@ -478,13 +555,13 @@ impl Forwarder {
                 )
                 .await
             {
-                Ok(saved) => return Ok(Ok((saved, answer))),
+                Ok(saved) => return self.saved_init(saved, answer, unusable).await,
                 // An earlier try was written but its answer lost.
                 Err(JobError::AlreadyInitialised { publish_id, .. })
                     if publish_id == answer.publish_id =>
                 {
                     match self.jobs.get(&job.id).await {
-                        Ok(Some(saved)) => return Ok(Ok((saved, answer))),
+                        Ok(Some(saved)) => return self.saved_init(saved, answer, unusable).await,
                         Ok(None) => last = Some("the job vanished".to_owned()),
                         Err(e) => last = Some(e.to_string()),
                     }
@@ -508,6 +585,20 @@ impl Forwarder {
                 last.unwrap_or_default()
             ),
         ))
+    }
+
+    /// What init returned, once saved: the job to go on with, or, for an
+    /// answer that cannot be used, the job flagged for the operator.
+    async fn saved_init(
+        &self,
+        saved: Job,
+        answer: InitResponse,
+        unusable: Option<String>,
+    ) -> Step<(Job, InitResponse)> {
+        match unusable {
+            None => Ok(Ok((saved, answer))),
+            Some(detail) => self.flag_init_unconfirmed(&saved, detail).await.map(Err),
+        }
     }
 
     /// Flags a job whose init may have reached TikTok without its answer
@@ -553,6 +644,18 @@ impl Forwarder {
         job: &Job,
         err: &TikTokError,
     ) -> Result<Outcome, Retry> {
+        self.refused(job, err, "init").await
+    }
+
+    /// [`Forwarder::init_refused`] for any request TikTok refused on the way
+    /// to an init (`request` names it in the log: a `creator_info` refusal
+    /// sent no init).
+    pub(crate) async fn refused(
+        &self,
+        job: &Job,
+        err: &TikTokError,
+        request: &'static str,
+    ) -> Result<Outcome, Retry> {
         let now = self.clock.now();
         let mut step = after_error(job.attempts, err, now, &self.job_retry);
         if err.api_code() == Some(&ApiErrorCode::SpamRiskTooManyPendingShare) {
@@ -560,7 +663,7 @@ impl Forwarder {
             // the longer it has waited, so the checker does not hammer.
             step.not_before = now.checked_add_signed(pending_share_wait(job.created_at, now));
         }
-        tracing::info!(job_id = %job.id, error = %err, to = %step.to, not_before = ?step.not_before, "init refused");
+        tracing::info!(job_id = %job.id, request, error = %err, to = %step.to, not_before = ?step.not_before, "TikTok refused the request");
         let to = step.to;
         let recorded = step.error.clone().unwrap_or(LastError {
             code: err.code_str().to_owned(),
@@ -654,12 +757,15 @@ fn needs_source(job: &Job) -> bool {
 }
 
 /// Whether an init's error leaves open that TikTok acted on it: no HTTP
-/// answer, or a 5xx without TikTok's error body. A connection that was
+/// answer, a 5xx without TikTok's error body, or a success answer that
+/// cannot be used. A connection that was
 /// never made carried no request, so it is a clear "not received".
 pub fn answer_unclear(err: &TikTokError) -> bool {
     match err {
         TikTokError::Transport(e) => !e.is_connect(),
         TikTokError::UnexpectedResponse { status, .. } => *status >= 500,
+        // TikTok said yes, in an answer that cannot be used.
+        TikTokError::InitUnusable { .. } => true,
         _ => false,
     }
 }

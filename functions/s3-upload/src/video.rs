@@ -94,6 +94,23 @@ impl Forwarder {
             }
             // Pulled by TikTok: there is nothing of ours left to send.
             (_, true) if pulled => self.handed_over(job).await,
+            // TikTok has the publish but there is no URL to send bytes to:
+            // every byte went up (a job flagged while TikTok processed it),
+            // or the init's answer had none. Never initialised again.
+            (_, true) if job.upload_url.is_none() => {
+                let all_sent = job
+                    .chunk_plan
+                    .is_some_and(|plan| job.next_offset >= plan.video_size);
+                if all_sent {
+                    self.handed_over(job).await
+                } else {
+                    let detail = format!(
+                        "TikTok holds publish_id {} but gave no upload URL for its bytes",
+                        job.publish_id.as_deref().unwrap_or_default()
+                    );
+                    self.flag_init_unconfirmed(&job, detail).await
+                }
+            }
             (JobStatus::Stuck, true) => {
                 tracing::info!(job_id = %job.id, next_offset = job.next_offset, "resuming a stuck upload");
                 let job = self
@@ -166,7 +183,7 @@ impl Forwarder {
                 // creator now. A read, so it comes before the init marker.
                 let info = match self.tiktok.creator_info(&token.access_token).await {
                     Ok(info) => info,
-                    Err(err) => return self.init_refused(&job, &err).await,
+                    Err(err) => return self.refused(&job, &err, "creator_info").await,
                 };
                 if !info.allows(privacy_level) {
                     return self

@@ -417,6 +417,58 @@ async fn a_sixth_pending_draft_is_held() {
     assert_eq!(env.inits().await, 5);
 }
 
+/// A retry the checker releases (`retry_wait` to `claimed`) asks for a
+/// pending-draft slot like any upload: with 5 drafts pending it is held, not
+/// sent as a sixth init that TikTok would refuse.
+#[tokio::test]
+async fn a_released_retry_is_held_when_five_drafts_are_pending() {
+    let env = env().await;
+    let object = env
+        .put("uploads/alice/retried.mp4", fake_mp4(1000, 30), None)
+        .await;
+    env.sim
+        .fault(serde_json::json!({"method": "POST", "path_prefix": "/v2/post/publish/inbox/video/init/",
+            "times": 1, "action": {"type": "status", "status": 500, "error_code": "internal_error"}}))
+        .await;
+    let outcome = env.service.handle_object(&object).await.unwrap();
+    assert!(
+        matches!(outcome, Some(Outcome::RetryScheduled { .. })),
+        "{outcome:?}"
+    );
+    for i in 0..5 {
+        env.sim.advance_clock(11).await;
+        let other = env
+            .put(
+                &format!("uploads/alice/pending {i}.mp4"),
+                fake_mp4(1000, 31 + i),
+                None,
+            )
+            .await;
+        uploaded(env.service.handle_object(&other).await.unwrap());
+    }
+    env.sim.advance_clock(11).await;
+    let sent = env.inits().await;
+    let waiting = env.job(&object).await;
+    assert_eq!(waiting.status, JobStatus::RetryWait);
+    // What the checker does once the retry's wait is over.
+    env.jobs()
+        .transition(
+            &waiting,
+            JobStatus::Claimed,
+            Changes::default(),
+            Clock::system().now(),
+        )
+        .await
+        .unwrap();
+    let outcome = env.service.handle_object(&object).await.unwrap();
+    assert!(
+        matches!(outcome, Some(Outcome::Queued { .. })),
+        "{outcome:?}"
+    );
+    assert_eq!(env.job(&object).await.status, JobStatus::Queued);
+    assert_eq!(env.inits().await, sent, "no sixth init reached TikTok");
+}
+
 fn manifest(images: &[&str], caption: &str, title: Option<&str>) -> Vec<u8> {
     let mut m = serde_json::json!({"caption": caption, "images": images, "cover_index": 1});
     if let Some(t) = title {
@@ -1363,5 +1415,126 @@ async fn an_overwritten_or_deleted_version_ends_its_job_clearly() {
             assert_eq!(job_id, env.job_of(&gone).await.unwrap().id.to_string());
         }
         other => panic!("expected a cancelled job, got {other:?}"),
+    }
+}
+
+/// A job whose init went out without its answer being recorded may be a
+/// draft at TikTok: its object version going away does not cancel it; it
+/// is flagged for the operator like any unconfirmed init.
+#[tokio::test]
+async fn a_gone_version_with_an_init_in_doubt_is_flagged_not_cancelled() {
+    let env = env().await;
+    let old = env
+        .put("uploads/alice/in doubt.mp4", fake_mp4(1000, 96), None)
+        .await;
+    let job = env.claimed_job(&old, JobKind::Video).await;
+    env.jobs()
+        .mark_init_started(&job, Clock::system().now())
+        .await
+        .unwrap();
+    env.put("uploads/alice/in doubt.mp4", fake_mp4(2000, 97), None)
+        .await;
+    let (code, message) = flagged(env.service.handle_object(&old).await.unwrap());
+    assert_eq!(code, "init_unconfirmed");
+    assert!(message.contains("inbox"), "{message}");
+    let job = env.job_of(&old).await.unwrap();
+    assert_eq!(job.status, JobStatus::Stuck);
+    assert!(job.init_started_at.is_some(), "the evidence is kept");
+    assert_eq!(env.inits().await, 0);
+}
+
+/// A delivery that finds the job's lease taken does not drop its message:
+/// the holder may be its own earlier delivery whose lease outlived it. It
+/// comes back when the lease is over, and then does the work.
+#[tokio::test]
+async fn a_taken_job_lease_brings_the_message_back_after_it() {
+    let env = env().await;
+    let object = env
+        .put("uploads/alice/leased.mp4", fake_mp4(1000, 98), None)
+        .await;
+    let job = env.claimed_job(&object, JobKind::Video).await;
+    let leases = shared::tokens::LeaseTable::new(env.aws.dynamodb.clone(), &env.table);
+    let name = format!("job#{}", job.id);
+    let holder = shared::tokens::LeaseTable::new_holder();
+    assert!(
+        leases
+            .try_acquire(
+                &name,
+                &holder,
+                s3_upload::forwarder::JOB_LEASE,
+                Clock::system().now()
+            )
+            .await
+            .unwrap()
+    );
+    let err = env.service.handle_object(&object).await.unwrap_err();
+    let after = err.after.expect("back after the lease");
+    let lease = s3_upload::forwarder::JOB_LEASE;
+    assert!(
+        after > lease - std::time::Duration::from_secs(60)
+            && after <= lease + std::time::Duration::from_secs(2),
+        "{after:?}"
+    );
+    // Its version gone meanwhile, it is still not cancelled under the lease.
+    env.put("uploads/alice/leased.mp4", fake_mp4(2000, 99), None)
+        .await;
+    assert!(env.service.handle_object(&object).await.is_err());
+    let still = env.job_of(&object).await.unwrap();
+    assert_eq!(still.status, JobStatus::Claimed);
+    assert_eq!(env.inits().await, 0);
+    // The lease over, the next delivery ends the job.
+    leases.release(&name, &holder).await.unwrap();
+    match env.service.handle_object(&object).await.unwrap() {
+        Some(Outcome::Cancelled { code, .. }) => assert_eq!(code, "source_gone"),
+        other => panic!("expected the job cancelled, got {other:?}"),
+    }
+    // Finished, a duplicate is answered as handled.
+    assert!(matches!(
+        env.service.handle_object(&object).await.unwrap(),
+        Some(Outcome::AlreadyHandled {
+            status: JobStatus::Cancelled,
+            ..
+        })
+    ));
+}
+
+/// An init TikTok answers with success but unusably (no upload_url, or no
+/// publish_id) may have made a publish: the job is flagged, with the
+/// publish_id saved when the answer named one, never failed (the creator
+/// would upload again, a duplicate) nor initialised again.
+#[tokio::test]
+async fn an_unusable_init_answer_is_flagged_with_what_it_named() {
+    let env = env().await;
+    for (i, field) in ["upload_url", "publish_id"].into_iter().enumerate() {
+        let object = env
+            .put(
+                &format!("uploads/alice/unusable {field}.mp4"),
+                fake_mp4(1000, 100 + i as u64),
+                None,
+            )
+            .await;
+        env.sim
+            .fault(serde_json::json!({"method": "POST", "path_prefix": "/v2/post/publish/inbox/video/init/",
+                "times": 1, "action": {"type": "omit_field", "field": field}}))
+            .await;
+        let (code, message) = flagged(env.service.handle_object(&object).await.unwrap());
+        assert_eq!(code, "init_unconfirmed", "{field}");
+        assert!(message.contains("inbox"), "{field}: {message}");
+        let sent = env.inits().await;
+        let (code, _) = flagged(env.service.handle_object(&object).await.unwrap());
+        assert_eq!(code, "init_unconfirmed", "{field}");
+        assert_eq!(env.inits().await, sent, "{field}: no second init");
+        let job = env.job(&object).await;
+        assert_eq!(job.status, JobStatus::Stuck, "{field}");
+        if field == "upload_url" {
+            let publish_id = job.publish_id.expect("the named publish_id is saved");
+            assert_eq!(
+                env.sim.publish(&publish_id).await["publish_id"],
+                publish_id.as_str()
+            );
+            assert!(message.contains(&publish_id), "{message}");
+        } else {
+            assert!(job.publish_id.is_none() && job.init_started_at.is_some());
+        }
     }
 }

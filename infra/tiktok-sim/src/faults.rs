@@ -16,6 +16,9 @@ pub enum FaultAction {
     Reset,
     /// Wait, then handle the request normally.
     Delay { ms: u64 },
+    /// Handle the request normally (its state changes as usual), then leave `field` out
+    /// of a success answer's `data`: a malformed answer to a request TikTok acted on.
+    OmitField { field: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -183,6 +183,10 @@ async fn handle(
     } else {
         lock(&app.faults).take(&method, &path)
     };
+    let omit = match &fault {
+        Some(FaultAction::OmitField { field }) => Some(field.clone()),
+        _ => None,
+    };
     match fault {
         Some(FaultAction::Status { status, error_code }) => {
             entry.fault = Some(format!("status {status}"));
@@ -209,6 +213,9 @@ async fn handle(
         Some(FaultAction::Delay { ms }) => {
             entry.fault = Some(format!("delay {ms}ms"));
             tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+        Some(FaultAction::OmitField { field }) => {
+            entry.fault = Some(format!("omit_field {field}"));
         }
         None => {}
     }
@@ -250,8 +257,35 @@ async fn handle(
         Ok(response) => response,
         Err(never) => match never {},
     };
+    let response = match &omit {
+        Some(field) => omit_field(response, field).await,
+        None => response,
+    };
     finish_log(&app, entry, &response);
     Ok(response)
+}
+
+/// The answer without `data.<field>`. Only a JSON success answer is changed; anything else
+/// (an error the request got anyway) passes as it is.
+async fn omit_field(response: Response<Body>, field: &str) -> Response<Body> {
+    if !response.status().is_success() {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let bytes = match axum::body::to_bytes(body, MAX_API_BODY).await {
+        Ok(bytes) => bytes,
+        Err(_) => return (StatusCode::INTERNAL_SERVER_ERROR, "answer unreadable").into_response(),
+    };
+    let mut value: serde_json::Value = match serde_json::from_slice(&bytes) {
+        Ok(value) => value,
+        Err(_) => return Response::from_parts(parts, Body::from(bytes)),
+    };
+    if let Some(data) = value.get_mut("data").and_then(|d| d.as_object_mut()) {
+        data.remove(field);
+    }
+    let bytes = serde_json::to_vec(&value).unwrap_or_default();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(bytes))
 }
 
 fn fault_response(path: &str, status: StatusCode, error_code: Option<String>) -> Response<Body> {

@@ -92,6 +92,19 @@ impl ObjectVersion {
     pub fn etag(value: &str) -> Self {
         Self::ETag(value.trim_matches('"').to_owned())
     }
+
+    /// The version an S3 event or HeadObject names, one way for both: its
+    /// version id, else its ETag. The version id `"null"` (what S3 reports
+    /// in a bucket whose versioning is suspended) is no version: every
+    /// overwrite replaces the null version, so only the ETag tells two
+    /// uploads apart, and an event and a HEAD of one object agree.
+    pub fn of(version_id: Option<&str>, e_tag: Option<&str>) -> Self {
+        match (version_id.filter(|v| !v.is_empty() && *v != "null"), e_tag) {
+            (Some(v), _) => Self::VersionId(v.to_owned()),
+            (None, Some(tag)) => Self::etag(tag),
+            (None, None) => Self::etag(""),
+        }
+    }
 }
 
 /// The `bucket` of a job the CLI uploads straight from a local file (the
@@ -288,6 +301,31 @@ impl Job {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_null_version_id_is_no_version() {
+        // What the event says (version id dropped or "null", bare ETag) and
+        // what HEAD says in a suspended bucket ("null", quoted ETag) must
+        // make one job, told apart from an overwrite by the ETag.
+        let from_event = ObjectVersion::of(None, Some("abc"));
+        let from_head = ObjectVersion::of(Some("null"), Some("\"abc\""));
+        assert_eq!(from_event, ObjectVersion::ETag("abc".into()));
+        assert_eq!(from_head, from_event);
+        assert_eq!(
+            JobId::for_upload("b", "k", &from_head),
+            JobId::for_upload("b", "k", &from_event)
+        );
+        assert_ne!(
+            ObjectVersion::of(Some("null"), Some("\"def\"")),
+            from_head,
+            "an overwrite is an upload of its own"
+        );
+        assert_eq!(
+            ObjectVersion::of(Some("3HL4kqtJlcpXroDTDmJ"), Some("abc")),
+            ObjectVersion::VersionId("3HL4kqtJlcpXroDTDmJ".into())
+        );
+        assert_eq!(ObjectVersion::of(Some(""), None), ObjectVersion::etag(""));
+    }
 
     fn upload(version: ObjectVersion) -> Upload {
         Upload {

@@ -88,10 +88,10 @@ impl JobStatus {
         matches!(self, Self::Published | Self::Failed | Self::Cancelled)
     }
 
-    /// Whether the job is in the index of unfinished work, which the checker
-    /// walks. `inbox` is not: the upload's work is done, and the only thing
-    /// left (the creator posting it) arrives by webhook or frees its
-    /// pending-draft slot after 24 hours by itself.
+    /// Whether the upload's own work is still to do: neither final nor
+    /// `inbox` (a draft in the inbox is done, only the creator's posting is
+    /// left). The index the checker walks holds these and `inbox` too; see
+    /// [`JobStatus::is_followed`].
     pub fn is_unfinished(self) -> bool {
         !self.is_final() && self != Self::Inbox
     }

@@ -596,17 +596,7 @@ impl Jobs {
     /// `publicly_available`, with the id, after `complete`, once moderation is
     /// done). Only while the job is `published` and its list is what the
     /// caller read, so concurrent deliveries cannot drop each other's ids.
-    /// Returns the job as stored.
-    pub async fn add_post_ids(
-        &self,
-        job: &Job,
-        post_ids: &[u64],
-        now: DateTime<Utc>,
-    ) -> Result<Job, JobError> {
-        self.add_post_ids_with_links(job, post_ids, &[], now).await
-    }
-
-    /// [`Jobs::add_post_ids`], also adding the posts' public links.
+    /// Adds the posts' public links the same way. Returns the job as stored.
     pub async fn add_post_ids_with_links(
         &self,
         job: &Job,
@@ -803,16 +793,20 @@ impl Jobs {
     /// Takes the job rather than its id because the per-account items that
     /// move with it (its draft slot, its queue entry) are keyed by its
     /// account and creation time. In the same transaction:
-    /// - leaving the unfinished statuses removes `gsi1pk`/`gsi1sk`; staying
-    ///   in them re-sorts the job by `not_before` (or now);
+    /// - leaving the followed statuses (the unfinished ones and `inbox`, see
+    ///   [`JobStatus::is_followed`]) removes `gsi1pk`/`gsi1sk`; staying in
+    ///   them re-sorts the job by `not_before` (or now; `inbox` one
+    ///   follow-up interval later);
     /// - a draft that stops holding a slot deletes it (freeing it for the
-    ///   queue);
+    ///   queue); a retry TikTok turns out to hold (`retry_wait` to
+    ///   `processing` or `inbox`) puts it back;
     /// - entering `queued` adds a queue entry, leaving it deletes the entry;
     /// - going back to `claimed` clears the old attempt's `publish_id`,
     ///   upload URL, plan and offset: a retry is a new init, on purpose;
     /// - the upload URL is dropped in every status but `uploading`/`stuck`;
     /// - the init marker ([`Jobs::mark_init_started`]) is dropped in every
-    ///   status but `stuck`.
+    ///   status but `stuck`, and only if `job` has the marker as stored (a
+    ///   copy read before the job was marked gets [`JobError::Conflict`]).
     pub async fn transition(
         &self,
         job: &Job,
@@ -843,7 +837,13 @@ impl Jobs {
             // A job waiting to retry that TikTok turns out to hold (processing
             // or in the inbox) counts against the cap again: its slot is put
             // back, even past five, since TikTok counts it whatever we think.
-            if job.post.is_draft() && from == JobStatus::RetryWait && to.holds_draft_slot() {
+            // Not on a release to `claimed`: that is a new attempt, which
+            // takes its slot (or is held) like any other before its init.
+            if job.post.is_draft()
+                && from == JobStatus::RetryWait
+                && job.publish_id.is_some()
+                && matches!(to, JobStatus::Processing | JobStatus::Inbox)
+            {
                 items.push(self.slot_put(&pk, &job.id, now)?);
             }
             if from == JobStatus::Queued {
@@ -1007,9 +1007,22 @@ impl Jobs {
             remove.push("upload_url");
         }
         // The init marker is evidence for the operator while the job is
-        // flagged; any other move records what became of the init.
+        // flagged; any other move records what became of the init. Since it
+        // says TikTok may hold the upload, a move that drops it is made only
+        // on the marker the caller saw: a caller that read the job before
+        // another invocation marked it (and sent its init) gets a conflict
+        // instead of erasing the evidence, say by cancelling the job.
         if to != JobStatus::Stuck {
             remove.push("init_started_at");
+            if matches!(job.status, JobStatus::Claimed | JobStatus::Stuck) {
+                match job.init_started_at {
+                    Some(at) => {
+                        condition.push_str(" AND init_started_at = :init_started_at");
+                        values.push((":init_started_at", s(stamp(at))));
+                    }
+                    None => condition.push_str(" AND attribute_not_exists(init_started_at)"),
+                }
+            }
         }
         let mut expression = format!("SET {}", set.join(", "));
         if !remove.is_empty() {

@@ -274,17 +274,15 @@ impl TikTokClient {
         struct Body<'a> {
             source_info: SourceInfo<'a>,
         }
-        let init: InitResponse = self
-            .post_json(
-                INBOX_VIDEO_INIT_PATH,
-                access_token,
-                Some(&Body {
-                    source_info: source.into(),
-                }),
-            )
-            .await?;
-        check_init(&init, source)?;
-        Ok(init)
+        self.post_init(
+            INBOX_VIDEO_INIT_PATH,
+            access_token,
+            &Body {
+                source_info: source.into(),
+            },
+            matches!(source, VideoSource::FileUpload(_)),
+        )
+        .await
     }
 
     /// Starts a direct post to the feed. Only reached when the deployment
@@ -304,18 +302,16 @@ impl TikTokClient {
             post_info: &'a DirectPostInfo,
             source_info: SourceInfo<'a>,
         }
-        let init: InitResponse = self
-            .post_json(
-                DIRECT_VIDEO_INIT_PATH,
-                access_token,
-                Some(&Body {
-                    post_info,
-                    source_info: source.into(),
-                }),
-            )
-            .await?;
-        check_init(&init, source)?;
-        Ok(init)
+        self.post_init(
+            DIRECT_VIDEO_INIT_PATH,
+            access_token,
+            &Body {
+                post_info,
+                source_info: source.into(),
+            },
+            matches!(source, VideoSource::FileUpload(_)),
+        )
+        .await
     }
 
     /// Starts a photo post (`media_type = PHOTO`, `PULL_FROM_URL`).
@@ -351,10 +347,11 @@ impl TikTokClient {
         for url in &post.photo_images {
             check_media_url(url)?;
         }
-        self.post_json(
+        self.post_init(
             CONTENT_INIT_PATH,
             access_token,
-            Some(&PhotoPostBody::new(post)),
+            &PhotoPostBody::new(post),
+            false,
         )
         .await
     }
@@ -404,6 +401,42 @@ impl TikTokClient {
             .post_json(CANCEL_PATH, access_token, Some(&Body { publish_id }))
             .await?;
         Ok(())
+    }
+
+    /// Sends an init. A success answer that cannot be used becomes
+    /// [`TikTokError::InitUnusable`] (naming the `publish_id` if the answer
+    /// has one), never an ordinary unexpected response: TikTok may hold the
+    /// publish, and the caller must not take it for a refusal.
+    async fn post_init<B: Serialize>(
+        &self,
+        path: &'static str,
+        access_token: &Secret,
+        body: &B,
+        file_upload: bool,
+    ) -> Result<InitResponse, TikTokError> {
+        let data: serde_json::Value = match self.post_json(path, access_token, Some(body)).await {
+            Ok(data) => data,
+            // The body is left out: it may hold the upload URL's token.
+            Err(TikTokError::UnexpectedResponse { status, .. }) if (200..300).contains(&status) => {
+                return Err(TikTokError::InitUnusable {
+                    publish_id: None,
+                    detail: format!("{path}: HTTP {status} without TikTok's answer envelope"),
+                });
+            }
+            Err(err) => return Err(err),
+        };
+        let named = data
+            .get("publish_id")
+            .and_then(serde_json::Value::as_str)
+            .filter(|id| !id.is_empty())
+            .map(str::to_owned);
+        let init: InitResponse =
+            serde_json::from_value(data).map_err(|e| TikTokError::InitUnusable {
+                publish_id: named,
+                detail: format!("{path}: data does not match: {e}"),
+            })?;
+        check_init(&init, file_upload)?;
+        Ok(init)
     }
 
     async fn post_json<B: Serialize, T: DeserializeOwned>(
@@ -578,23 +611,21 @@ fn check_media_url(raw: &str) -> Result<(), TikTokError> {
     }
 }
 
-fn check_init(init: &InitResponse, source: &VideoSource) -> Result<(), TikTokError> {
+fn check_init(init: &InitResponse, file_upload: bool) -> Result<(), TikTokError> {
     if init.publish_id.is_empty() {
-        return Err(unexpected_detail(
-            200,
-            "init answered no publish_id".into(),
-            None,
-        ));
+        return Err(TikTokError::InitUnusable {
+            publish_id: None,
+            detail: "init answered no publish_id".into(),
+        });
     }
-    if matches!(source, VideoSource::FileUpload(_)) && init.upload_url.is_none() {
-        return Err(unexpected_detail(
-            200,
-            format!(
+    if file_upload && init.upload_url.is_none() {
+        return Err(TikTokError::InitUnusable {
+            publish_id: Some(init.publish_id.clone()),
+            detail: format!(
                 "init for FILE_UPLOAD answered no upload_url (publish_id {})",
                 init.publish_id
             ),
-            None,
-        ));
+        });
     }
     Ok(())
 }

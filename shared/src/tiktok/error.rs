@@ -357,6 +357,17 @@ pub enum TikTokError {
     /// URL, ...): a bug or bad input on our side, never retried.
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+
+    /// An init TikTok answered with success (a 2xx, `error.code` `ok` or no
+    /// envelope at all) that cannot be used: the data does not decode, the
+    /// `publish_id` is empty, or a FILE_UPLOAD answer has no `upload_url`.
+    /// TikTok may hold the publish, so it must never be sent again blindly;
+    /// `publish_id` is the one the answer named, if any. Never retried.
+    #[error("TikTok accepted the init but its answer cannot be used: {detail}")]
+    InitUnusable {
+        publish_id: Option<String>,
+        detail: String,
+    },
 }
 
 fn log_suffix(log_id: Option<&str>) -> String {
@@ -385,7 +396,7 @@ impl TikTokError {
                     ErrorClass::Permanent
                 }
             }
-            Self::InvalidRequest(_) => ErrorClass::Permanent,
+            Self::InvalidRequest(_) | Self::InitUnusable { .. } => ErrorClass::Permanent,
         }
     }
 
@@ -427,6 +438,7 @@ impl TikTokError {
             Self::Transport(_) => "transport_error",
             Self::UnexpectedResponse { .. } => "unexpected_response",
             Self::InvalidRequest(_) => "invalid_request",
+            Self::InitUnusable { .. } => "init_unusable",
         }
     }
 }

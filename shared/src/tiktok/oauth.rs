@@ -109,7 +109,7 @@ impl fmt::Debug for PkceVerifier {
 /// A random value for `state` (or any single-use nonce): 32 bytes from the
 /// CSPRNG, in lowercase hex. Hex, not base64url, because an operator pastes
 /// a state into `tiktok-drafts connect --state`, and a value starting with
-/// `-` reads as a flag there (one in 32 base64url states did).
+/// `-` reads as a flag there (one in 64 base64url states did).
 pub fn random_token() -> String {
     let bytes: [u8; 32] = rand::random();
     hex::encode(bytes)

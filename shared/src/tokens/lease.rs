@@ -107,6 +107,37 @@ impl LeaseTable {
         }
     }
 
+    /// When the lease called `name` ends, if someone holds it at `now`
+    /// (strongly consistent; an expired lease TTL has not deleted yet
+    /// counts as free). For a caller that found it taken and wants to come
+    /// back when it is free.
+    pub async fn expires_at(
+        &self,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, LeaseError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, AttributeValue::S(Self::lease_pk(name)))
+            .key(SK, AttributeValue::S(LEASE_SK.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| LeaseError(describe_sdk_error(&e)))?;
+        let expires = out
+            .item
+            .as_ref()
+            .and_then(|item| match item.get(TTL) {
+                Some(AttributeValue::N(secs)) => secs.parse::<i64>().ok(),
+                _ => None,
+            })
+            .and_then(|secs| DateTime::from_timestamp(secs, 0));
+        // `try_acquire` takes a lease only once `expires_at < now`.
+        Ok(expires.filter(|at| at.timestamp() >= now.timestamp()))
+    }
+
     async fn conditional_put(
         &self,
         name: &str,
