@@ -649,10 +649,15 @@ impl<P: UploadPath> Checker<P> {
         run: &Run,
     ) {
         let now = self.clock.now();
+        // A job whose init was started without an answer may be a draft at
+        // TikTok already: failing it with "upload it again" could make a
+        // second one, so it stays flagged for the operator instead.
+        let init_in_doubt = job.init_started_at.is_some();
         let not_sent = match job.status {
-            JobStatus::Queued | JobStatus::Claimed => true,
+            JobStatus::Queued => true,
+            JobStatus::Claimed => !init_in_doubt,
             JobStatus::RetryWait => job.live_publish_id().is_none(),
-            JobStatus::Stuck => job.publish_id.is_none(),
+            JobStatus::Stuck => job.publish_id.is_none() && !init_in_doubt,
             _ => false,
         };
         if not_sent {

@@ -1365,6 +1365,12 @@ async fn an_account_that_must_reconnect_keeps_what_tiktok_has() {
         )
         .await
         .unwrap();
+    // An init that was started and never answered: TikTok may have it.
+    let in_doubt = env.claimed("open-c", "cy", "in-doubt.mp4").await;
+    env.jobs()
+        .mark_init_started(&in_doubt, env.clock.now())
+        .await
+        .unwrap();
     env.accounts()
         .set_state("open-c", AccountState::NeedsReconnect, Some("test"))
         .await
@@ -1383,6 +1389,12 @@ async fn an_account_that_must_reconnect_keeps_what_tiktok_has() {
         assert_eq!(failed.last_error.unwrap().code, "reconnect_needed");
     }
     assert_eq!(env.job(&sent.id).await.status, JobStatus::Processing);
+    // Not failed with "upload it again" (that could make a second draft):
+    // it waits, and is flagged for the operator once it has waited long.
+    assert_eq!(env.job(&in_doubt.id).await.status, JobStatus::Claimed);
+    env.clock.advance_secs(31 * 60);
+    env.run().await;
+    assert_eq!(env.job(&in_doubt.id).await.status, JobStatus::Stuck);
 
     // After the reconnect (its tokens work again) the sent one is followed
     // again.
@@ -1393,6 +1405,7 @@ async fn an_account_that_must_reconnect_keeps_what_tiktok_has() {
     env.clock.advance_secs(16 * 60);
     env.run().await;
     assert_eq!(env.job(&sent.id).await.status, JobStatus::Inbox);
+    assert_eq!(env.job(&in_doubt.id).await.status, JobStatus::Stuck);
 }
 
 #[tokio::test]

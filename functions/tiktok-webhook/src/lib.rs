@@ -582,7 +582,8 @@ impl WebhookService {
         if job.status == JobStatus::Inbox || job.status.is_final() {
             return Ok(false);
         }
-        let sent = job.publish_id.is_some();
+        // An init started without an answer may have reached TikTok.
+        let sent = job.publish_id.is_some() || job.init_started_at.is_some();
         let error = LastError {
             code: AUTH_REMOVED.to_owned(),
             message: if sent {
