@@ -286,6 +286,13 @@ impl Uploading {
                 "TikTok could not take the upload now ({message}); job {} will go on when you run the same command again",
                 job.id
             )),
+            // TikTok said yes in a form that cannot be used: the upload may
+            // be on its way to the inbox, so sending it again blindly could
+            // make a second draft.
+            _ if matches!(err, TikTokError::InitUnusable { .. }) => Fail::new(format!(
+                "TikTok's answer to the upload could not be used ({message}); it may reach the creator's inbox anyway: look there before sending it again (job {})",
+                job.id
+            )),
             _ => Fail::new(format!(
                 "TikTok refused the upload: {message} (job {})",
                 job.id
