@@ -47,7 +47,7 @@ use shared::tokens::TokenManager;
 use crate::events::{CreatedObject, s3_notification, scheduled_event};
 use crate::functions::{Functions, MediaAccess, TikTokTarget, invoke};
 use crate::gateway::Gateway;
-use crate::stack::{Stack, StackSettings};
+use crate::stack::{Made, Stack, StackSettings};
 
 type DemoResult<T> = Result<T, String>;
 
@@ -227,15 +227,27 @@ async fn run(args: Args) -> DemoResult<()> {
                 config.region().map(|r| r.as_ref()).unwrap_or("?")
             ))
     );
-    let stack = Stack::create(
-        &config,
+    let mut made = Made::new(&config);
+    let created = Stack::create(
+        &mut made,
         StackSettings {
             bucket: args.bucket.clone(),
             client_key: client_key.clone(),
             client_secret: client_secret.clone(),
         },
     )
-    .await?;
+    .await;
+    let stack = match created {
+        Ok(stack) => stack,
+        Err(e) => {
+            // What was made before the failure (the app secret among it)
+            // goes, --keep or not: a half-made deployment is of no use.
+            if let Err(d) = made.delete(&[]).await {
+                eprintln!("local-demo: taking the half-made deployment down: {d}");
+            }
+            return Err(e);
+        }
+    };
     println!(
         "    bucket            {}{}",
         stack.bucket,
@@ -260,7 +272,7 @@ async fn run(args: Args) -> DemoResult<()> {
     if args.keep {
         println!("== kept: everything above stays in AWS (--keep)");
     } else {
-        match stack.delete(&written).await {
+        match made.delete(&written).await {
             Ok(()) => println!("== taken down: bucket, queues, table and secrets deleted"),
             Err(e) if result.is_ok() => return Err(format!("taking the deployment down: {e}")),
             Err(e) => eprintln!("local-demo: taking the deployment down: {e}"),

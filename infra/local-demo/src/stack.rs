@@ -54,17 +54,125 @@ fn sdk<E: std::error::Error>(what: &'static str) -> impl Fn(E) -> String {
     move |e| format!("{what}: {}", describe_sdk_error(&e))
 }
 
+/// What one run made in AWS, recorded as each thing is made, so that a
+/// failure or an interruption part-way (in [`Stack::create`] or later)
+/// deletes exactly that and nothing else.
+pub struct Made {
+    aws: AwsClients,
+    sqs: aws_sdk_sqs::Client,
+    region: String,
+    queue_urls: Vec<String>,
+    /// A bucket the demo created (and so may empty and delete).
+    bucket: Option<String>,
+    /// A bucket of yours the demo writes into: only its keys are deleted.
+    foreign_bucket: Option<String>,
+    table: Option<String>,
+    secrets_prefix: Option<String>,
+}
+
+impl Made {
+    pub fn new(config: &aws_config::SdkConfig) -> Self {
+        Self {
+            aws: AwsClients::from_config(config),
+            sqs: aws_sdk_sqs::Client::new(config),
+            region: config
+                .region()
+                .map(|r| r.as_ref().to_owned())
+                .unwrap_or_else(|| "us-east-1".to_owned()),
+            queue_urls: Vec::new(),
+            bucket: None,
+            foreign_bucket: None,
+            table: None,
+            secrets_prefix: None,
+        }
+    }
+
+    /// Deletes what the demo made: the bucket it created (every version),
+    /// or in a bucket of yours the objects it wrote; the queues, the table
+    /// and every secret under its prefix (account tokens included), without
+    /// the recovery window. Goes on past a failure and reports them all.
+    pub async fn delete(&self, written_keys: &[String]) -> DemoResult<()> {
+        let mut failures = Vec::new();
+        if let Some(bucket) = &self.bucket {
+            if let Err(e) = empty_bucket(&self.aws.s3, bucket).await {
+                failures.push(e);
+            } else if let Err(e) = self.aws.s3.delete_bucket().bucket(bucket).send().await {
+                failures.push(format!("delete the bucket: {}", describe_sdk_error(&e)));
+            }
+        } else if let Some(bucket) = &self.foreign_bucket {
+            for key in written_keys {
+                if let Err(e) = self
+                    .aws
+                    .s3
+                    .delete_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .send()
+                    .await
+                {
+                    failures.push(format!("delete {key}: {}", describe_sdk_error(&e)));
+                }
+            }
+        }
+        for url in &self.queue_urls {
+            if let Err(e) = self.sqs.delete_queue().queue_url(url).send().await {
+                failures.push(format!("delete queue {url}: {}", describe_sdk_error(&e)));
+            }
+        }
+        if let Some(table) = &self.table {
+            match self
+                .aws
+                .dynamodb
+                .delete_table()
+                .table_name(table)
+                .send()
+                .await
+            {
+                Ok(_) => {}
+                // Recorded before CreateTable was sent (a table whose TTL
+                // step failed must go too), so it may never have been made.
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|e| e.is_resource_not_found_exception()) => {}
+                Err(e) => failures.push(format!("delete the table: {}", describe_sdk_error(&e))),
+            }
+        }
+        if let Some(prefix) = &self.secrets_prefix {
+            match secret_names(&self.aws.secrets, prefix).await {
+                Ok(names) => {
+                    for name in names {
+                        if let Err(e) = self
+                            .aws
+                            .secrets
+                            .delete_secret()
+                            .secret_id(&name)
+                            .force_delete_without_recovery(true)
+                            .send()
+                            .await
+                        {
+                            failures
+                                .push(format!("delete secret {name}: {}", describe_sdk_error(&e)));
+                        }
+                    }
+                }
+                Err(e) => failures.push(e),
+            }
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(failures.join("; "))
+        }
+    }
+}
+
 impl Stack {
-    pub async fn create(
-        config: &aws_config::SdkConfig,
-        settings: StackSettings,
-    ) -> DemoResult<Self> {
-        let aws = AwsClients::from_config(config);
-        let sqs = aws_sdk_sqs::Client::new(config);
-        let region = config
-            .region()
-            .map(|r| r.as_ref().to_owned())
-            .unwrap_or_else(|| "us-east-1".to_owned());
+    /// Makes the deployment, recording each part in `made` as soon as it
+    /// exists: on an error the caller deletes what `made` holds.
+    pub async fn create(made: &mut Made, settings: StackSettings) -> DemoResult<Self> {
+        let aws = made.aws.clone();
+        let sqs = made.sqs.clone();
+        let region = made.region.clone();
         let name = format!("tiktok-drafts-demo-{:08x}", rand::random::<u32>());
         let table = name.clone();
         let secrets_prefix = name.clone();
@@ -77,6 +185,7 @@ impl Stack {
             .map_err(sdk("create the dead-letter queue"))?
             .queue_url
             .ok_or("the dead-letter queue has no URL")?;
+        made.queue_urls.push(dead_letter_queue_url.clone());
         let dead_letter_arn = queue_arn(&sqs, &dead_letter_queue_url).await?;
         let queue_url = sqs
             .create_queue()
@@ -95,14 +204,20 @@ impl Stack {
             .map_err(sdk("create the upload queue"))?
             .queue_url
             .ok_or("the upload queue has no URL")?;
+        made.queue_urls.push(queue_url.clone());
         let queue_arn = queue_arn(&sqs, &queue_url).await?;
 
         let (bucket, owns_bucket) = match settings.bucket {
-            Some(bucket) => (bucket, false),
+            Some(bucket) => {
+                made.foreign_bucket = Some(bucket.clone());
+                (bucket, false)
+            }
             None => (name.clone(), true),
         };
         if owns_bucket {
             create_bucket(&aws.s3, &bucket, &region).await?;
+            made.bucket = Some(bucket.clone());
+            turn_on_versioning(&aws.s3, &bucket).await?;
             // S3 may send to the queue, for this bucket only (as the template
             // says); moto does not check, AWS does.
             let policy = serde_json::json!({
@@ -124,11 +239,16 @@ impl Stack {
             notify_uploads(&aws.s3, &bucket, &queue_arn).await?;
         }
 
+        // Recorded before the call: a table made whose TTL step then fails
+        // must be deleted too (a table that was never made is skipped).
+        made.table = Some(table.clone());
         shared::table::create_table(&aws.dynamodb, &table)
             .await
             .map_err(|e| format!("create the table: {e}"))?;
         let app_secret_id = format!("{secrets_prefix}/app");
         let invite_key_secret_id = format!("{secrets_prefix}/invite-key");
+        // The secrets are found by prefix when deleted, whichever exist.
+        made.secrets_prefix = Some(secrets_prefix.clone());
         aws.secrets
             .create_secret()
             .name(&app_secret_id)
@@ -162,157 +282,80 @@ impl Stack {
             dead_letter_queue_url,
         })
     }
+}
 
-    /// Deletes what the demo made: the bucket it created (every version),
-    /// or in a bucket of yours the objects it wrote; the queues, the table
-    /// and every secret under its prefix (account tokens included), without
-    /// the recovery window. Goes on past a failure and reports them all.
-    pub async fn delete(&self, written_keys: &[String]) -> DemoResult<()> {
-        let mut failures = Vec::new();
-        if self.owns_bucket {
-            if let Err(e) = self.empty_bucket().await {
-                failures.push(e);
-            } else if let Err(e) = self
-                .aws
-                .s3
-                .delete_bucket()
-                .bucket(&self.bucket)
-                .send()
-                .await
-            {
-                failures.push(format!("delete the bucket: {}", describe_sdk_error(&e)));
-            }
-        } else {
-            for key in written_keys {
-                if let Err(e) = self
-                    .aws
-                    .s3
-                    .delete_object()
-                    .bucket(&self.bucket)
-                    .key(key)
-                    .send()
-                    .await
-                {
-                    failures.push(format!("delete {key}: {}", describe_sdk_error(&e)));
-                }
-            }
-        }
-        for url in [&self.queue_url, &self.dead_letter_queue_url] {
-            if let Err(e) = self.sqs.delete_queue().queue_url(url).send().await {
-                failures.push(format!("delete queue {url}: {}", describe_sdk_error(&e)));
-            }
-        }
-        if let Err(e) = self
-            .aws
-            .dynamodb
-            .delete_table()
-            .table_name(&self.table)
+/// The secrets under the demo's prefix (its own name is random, so nothing
+/// else matches).
+async fn secret_names(
+    secrets: &aws_sdk_secretsmanager::Client,
+    prefix: &str,
+) -> DemoResult<Vec<String>> {
+    let prefix = format!("{prefix}/");
+    let mut names = Vec::new();
+    let mut token = None;
+    loop {
+        let page = secrets
+            .list_secrets()
+            .set_next_token(token)
+            .filters(
+                aws_sdk_secretsmanager::types::Filter::builder()
+                    .key(aws_sdk_secretsmanager::types::FilterNameStringType::Name)
+                    .values(&prefix)
+                    .build(),
+            )
             .send()
             .await
-        {
-            failures.push(format!("delete the table: {}", describe_sdk_error(&e)));
-        }
-        match self.secret_names().await {
-            Ok(names) => {
-                for name in names {
-                    if let Err(e) = self
-                        .aws
-                        .secrets
-                        .delete_secret()
-                        .secret_id(&name)
-                        .force_delete_without_recovery(true)
-                        .send()
-                        .await
-                    {
-                        failures.push(format!("delete secret {name}: {}", describe_sdk_error(&e)));
-                    }
-                }
-            }
-            Err(e) => failures.push(e),
-        }
-        if failures.is_empty() {
-            Ok(())
-        } else {
-            Err(failures.join("; "))
-        }
-    }
-
-    /// The secrets under the demo's prefix (its own name is random, so
-    /// nothing else matches).
-    async fn secret_names(&self) -> DemoResult<Vec<String>> {
-        let prefix = format!("{}/", self.secrets_prefix);
-        let mut names = Vec::new();
-        let mut token = None;
-        loop {
-            let page = self
-                .aws
-                .secrets
-                .list_secrets()
-                .set_next_token(token)
-                .filters(
-                    aws_sdk_secretsmanager::types::Filter::builder()
-                        .key(aws_sdk_secretsmanager::types::FilterNameStringType::Name)
-                        .values(&prefix)
-                        .build(),
-                )
-                .send()
-                .await
-                .map_err(sdk("list the demo's secrets"))?;
-            names.extend(
-                page.secret_list()
-                    .iter()
-                    .filter_map(|s| s.name())
-                    .filter(|n| n.starts_with(&prefix))
-                    .map(str::to_owned),
-            );
-            token = page.next_token().map(str::to_owned);
-            if token.is_none() {
-                return Ok(names);
-            }
-        }
-    }
-
-    async fn empty_bucket(&self) -> DemoResult<()> {
-        let mut key_marker = None;
-        let mut version_marker = None;
-        loop {
-            let page = self
-                .aws
-                .s3
-                .list_object_versions()
-                .bucket(&self.bucket)
-                .set_key_marker(key_marker)
-                .set_version_id_marker(version_marker)
-                .send()
-                .await
-                .map_err(sdk("list the bucket's objects"))?;
-            let versions = page
-                .versions()
+            .map_err(sdk("list the demo's secrets"))?;
+        names.extend(
+            page.secret_list()
                 .iter()
-                .map(|v| (v.key(), v.version_id()))
-                .chain(
-                    page.delete_markers()
-                        .iter()
-                        .map(|m| (m.key(), m.version_id())),
-                );
-            for (key, version) in versions {
-                let Some(key) = key else { continue };
-                self.aws
-                    .s3
-                    .delete_object()
-                    .bucket(&self.bucket)
-                    .key(key)
-                    .set_version_id(version.map(str::to_owned))
-                    .send()
-                    .await
-                    .map_err(sdk("delete an object version"))?;
-            }
-            if page.is_truncated() != Some(true) {
-                return Ok(());
-            }
-            key_marker = page.next_key_marker().map(str::to_owned);
-            version_marker = page.next_version_id_marker().map(str::to_owned);
+                .filter_map(|s| s.name())
+                .filter(|n| n.starts_with(&prefix))
+                .map(str::to_owned),
+        );
+        token = page.next_token().map(str::to_owned);
+        if token.is_none() {
+            return Ok(names);
         }
+    }
+}
+
+async fn empty_bucket(s3: &aws_sdk_s3::Client, bucket: &str) -> DemoResult<()> {
+    let mut key_marker = None;
+    let mut version_marker = None;
+    loop {
+        let page = s3
+            .list_object_versions()
+            .bucket(bucket)
+            .set_key_marker(key_marker)
+            .set_version_id_marker(version_marker)
+            .send()
+            .await
+            .map_err(sdk("list the bucket's objects"))?;
+        let versions = page
+            .versions()
+            .iter()
+            .map(|v| (v.key(), v.version_id()))
+            .chain(
+                page.delete_markers()
+                    .iter()
+                    .map(|m| (m.key(), m.version_id())),
+            );
+        for (key, version) in versions {
+            let Some(key) = key else { continue };
+            s3.delete_object()
+                .bucket(bucket)
+                .key(key)
+                .set_version_id(version.map(str::to_owned))
+                .send()
+                .await
+                .map_err(sdk("delete an object version"))?;
+        }
+        if page.is_truncated() != Some(true) {
+            return Ok(());
+        }
+        key_marker = page.next_key_marker().map(str::to_owned);
+        version_marker = page.next_version_id_marker().map(str::to_owned);
     }
 }
 
@@ -339,8 +382,12 @@ async fn create_bucket(s3: &aws_sdk_s3::Client, bucket: &str, region: &str) -> D
         );
     }
     create.send().await.map_err(sdk("create the bucket"))?;
-    // Versioned, as in the template: a new upload to the same key is a new
-    // version and so a new job.
+    Ok(())
+}
+
+/// Versioned, as in the template: a new upload to the same key is a new
+/// version and so a new job.
+async fn turn_on_versioning(s3: &aws_sdk_s3::Client, bucket: &str) -> DemoResult<()> {
     s3.put_bucket_versioning()
         .bucket(bucket)
         .versioning_configuration(
