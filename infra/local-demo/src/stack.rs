@@ -7,6 +7,8 @@
 //! - the table (TTL, the unfinished-work index);
 //! - the app-credentials secret and the invitation key.
 
+use std::time::{Duration, Instant};
+
 use aws_sdk_s3::types::{
     BucketVersioningStatus, Event, FilterRule, FilterRuleName, NotificationConfiguration,
     NotificationConfigurationFilter, QueueConfiguration, S3KeyFilter, VersioningConfiguration,
@@ -49,6 +51,9 @@ pub struct StackSettings {
 /// Seconds a received upload message stays hidden: short, so that a
 /// message the function asks to see again comes back within the demo.
 const VISIBILITY_TIMEOUT_SECS: &str = "20";
+
+/// How long S3 is given to see the queue policy (see [`notify_uploads`]).
+const NOTIFY_PATIENCE: Duration = Duration::from_secs(60);
 
 fn sdk<E: std::error::Error>(what: &'static str) -> impl Fn(E) -> String {
     move |e| format!("{what}: {}", describe_sdk_error(&e))
@@ -423,15 +428,32 @@ async fn notify_uploads(s3: &aws_sdk_s3::Client, bucket: &str, queue_arn: &str) 
         )
         .build()
         .map_err(|e| format!("notification settings: {e}"))?;
-    s3.put_bucket_notification_configuration()
-        .bucket(bucket)
-        .notification_configuration(
-            NotificationConfiguration::builder()
-                .queue_configurations(queue)
-                .build(),
-        )
-        .send()
-        .await
-        .map_err(sdk("notify the upload queue of new uploads"))?;
-    Ok(())
+    let configuration = NotificationConfiguration::builder()
+        .queue_configurations(queue)
+        .build();
+    // S3 checks that it may send to the queue when the configuration is
+    // set, and a queue policy set a moment ago may not have reached it yet
+    // ("Unable to validate the following destination configurations"):
+    // that one error is tried again, with backoff, for about a minute.
+    let give_up = Instant::now() + NOTIFY_PATIENCE;
+    let mut pause = Duration::from_secs(1);
+    loop {
+        let sent = s3
+            .put_bucket_notification_configuration()
+            .bucket(bucket)
+            .notification_configuration(configuration.clone())
+            .send()
+            .await;
+        let err = match sent {
+            Ok(_) => return Ok(()),
+            Err(err) => describe_sdk_error(&err),
+        };
+        if !err.contains("Unable to validate the following destination configurations")
+            || Instant::now() + pause > give_up
+        {
+            return Err(format!("notify the upload queue of new uploads: {err}"));
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(10));
+    }
 }
