@@ -138,11 +138,79 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(args)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+        Err(Ended::Failed(e)) => {
             eprintln!("local-demo: {e}");
             ExitCode::FAILURE
         }
+        Err(Ended::Interrupted(signal)) => {
+            eprintln!("local-demo: stopped by {}", signal.name);
+            ExitCode::from(signal.exit_code)
+        }
     }
+}
+
+/// How a run that did not succeed ended.
+enum Ended {
+    Failed(String),
+    Interrupted(Interrupt),
+}
+
+impl From<String> for Ended {
+    fn from(message: String) -> Self {
+        Self::Failed(message)
+    }
+}
+
+/// A signal that stops the demo.
+#[derive(Clone, Copy)]
+struct Interrupt {
+    name: &'static str,
+    /// 128 + the signal's number, as a shell reports a process it ended.
+    exit_code: u8,
+}
+
+/// SIGINT (Ctrl-C) and SIGTERM, listened for from the start: a stream
+/// made once keeps a signal that arrives between two waits on it, where a
+/// fresh `tokio::signal::ctrl_c()` per wait would miss it (and, once any
+/// handler is installed, the default of dying is gone too).
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> DemoResult<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let listen = |kind: SignalKind, name: &str| {
+            signal(kind).map_err(|e| format!("listen for {name}: {e}"))
+        };
+        Ok(Self {
+            interrupt: listen(SignalKind::interrupt(), "SIGINT")?,
+            terminate: listen(SignalKind::terminate(), "SIGTERM")?,
+        })
+    }
+
+    async fn recv(&mut self) -> Interrupt {
+        tokio::select! {
+            Some(()) = self.interrupt.recv() => Interrupt { name: "SIGINT", exit_code: 130 },
+            Some(()) = self.terminate.recv() => Interrupt { name: "SIGTERM", exit_code: 143 },
+            // Both streams closed: no signal can come any more.
+            else => std::future::pending().await,
+        }
+    }
+}
+
+/// What the run leaves for the cleanup, filled in as it goes so that an
+/// error or a signal part-way still finds it.
+#[derive(Default)]
+struct Leftovers {
+    /// The simulator, shut down (its temporary folder removed) at the end.
+    sim: Option<tiktok_sim::SimHandle>,
+    /// Where TikTok is, once known: the account connected there is
+    /// disconnected at the end.
+    tiktok: Option<TikTokTarget>,
+    /// The keys the demo put into S3.
+    written: Vec<String>,
 }
 
 /// How long the demo waits for things, and how often it looks.
@@ -153,19 +221,20 @@ struct Pace {
     check_every: Duration,
 }
 
-async fn run(args: Args) -> DemoResult<()> {
+async fn run(args: Args) -> Result<(), Ended> {
+    let mut signals = Signals::install()?;
     let real_tiktok = args.tiktok == TikTokChoice::Real;
     let endpoint = std::env::var("AWS_ENDPOINT_URL")
         .ok()
         .filter(|e| !e.is_empty());
     match (args.aws, &endpoint) {
         (AwsChoice::Local, None) => {
-            return Err("AWS_ENDPOINT_URL is not set: run the demo with `make demo` (it starts moto), or pass --aws real".into());
+            return Err(Ended::Failed("AWS_ENDPOINT_URL is not set: run the demo with `make demo` (it starts moto), or pass --aws real".into()));
         }
         (AwsChoice::Real, Some(e)) => {
-            return Err(format!(
+            return Err(Ended::Failed(format!(
                 "--aws real, but AWS_ENDPOINT_URL points at {e}: unset it"
-            ));
+            )));
         }
         _ => {}
     }
@@ -173,16 +242,18 @@ async fn run(args: Args) -> DemoResult<()> {
         match (args.client_key.clone(), args.client_secret.clone()) {
             (Some(k), Some(s)) => (k, s),
             _ => {
-                return Err(
+                return Err(Ended::Failed(
                     "--tiktok real needs TIKTOK_CLIENT_KEY and TIKTOK_CLIENT_SECRET".into(),
-                );
+                ));
             }
         }
     } else {
         (SIM_CLIENT_KEY.to_owned(), SIM_CLIENT_SECRET.to_owned())
     };
     if real_tiktok && args.video.is_none() {
-        return Err("--tiktok real needs --video: TikTok checks that the video plays".into());
+        return Err(Ended::Failed(
+            "--tiktok real needs --video: TikTok checks that the video plays".into(),
+        ));
     }
     let pace = if real_tiktok {
         Pace {
@@ -208,10 +279,10 @@ async fn run(args: Args) -> DemoResult<()> {
         "tiktok-drafts",
     ] {
         if !bin_dir.join(name).is_file() {
-            return Err(format!(
+            return Err(Ended::Failed(format!(
                 "{} is not built: `make demo` builds every binary first",
                 bin_dir.join(name).display()
-            ));
+            )));
         }
     }
 
@@ -228,24 +299,30 @@ async fn run(args: Args) -> DemoResult<()> {
             ))
     );
     let mut made = Made::new(&config);
-    let created = Stack::create(
-        &mut made,
-        StackSettings {
-            bucket: args.bucket.clone(),
-            client_key: client_key.clone(),
-            client_secret: client_secret.clone(),
-        },
-    )
-    .await;
+    let created = tokio::select! {
+        biased;
+        signal = signals.recv() => Err(Ended::Interrupted(signal)),
+        created = Stack::create(
+            &mut made,
+            StackSettings {
+                bucket: args.bucket.clone(),
+                client_key: client_key.clone(),
+                client_secret: client_secret.clone(),
+            },
+        ) => created.map_err(Ended::Failed),
+    };
     let stack = match created {
         Ok(stack) => stack,
-        Err(e) => {
+        Err(ended) => {
             // What was made before the failure (the app secret among it)
             // goes, --keep or not: a half-made deployment is of no use.
+            if let Ended::Interrupted(signal) = &ended {
+                eprintln!("local-demo: {}: deleting what was made so far", signal.name);
+            }
             if let Err(d) = made.delete(&[]).await {
                 eprintln!("local-demo: taking the half-made deployment down: {d}");
             }
-            return Err(e);
+            return Err(ended);
         }
     };
     println!(
@@ -267,29 +344,94 @@ async fn run(args: Args) -> DemoResult<()> {
         stack.secrets_prefix, stack.secrets_prefix
     );
 
-    let mut written = Vec::new();
-    let result = with_stack(&args, &stack, &bin_dir, &pace, &endpoint, &mut written).await;
+    let mut left = Leftovers::default();
+    let result = tokio::select! {
+        biased;
+        signal = signals.recv() => Err(Ended::Interrupted(signal)),
+        result = with_stack(&args, &stack, &bin_dir, &pace, &endpoint, &mut left) => {
+            result.map_err(Ended::Failed)
+        }
+    };
+    // Ctrl-C in a terminal reaches the whole process group, so the function
+    // processes die of it too and the run may fail of that a moment before
+    // the signal is seen here: an error right after a signal is the signal.
+    let result = match result {
+        Err(Ended::Failed(e)) => {
+            match tokio::time::timeout(Duration::from_millis(300), signals.recv()).await {
+                Ok(signal) => Err(Ended::Interrupted(signal)),
+                Err(_) => Err(Ended::Failed(e)),
+            }
+        }
+        other => other,
+    };
+    if let Err(Ended::Interrupted(signal)) = &result {
+        eprintln!(
+            "local-demo: {}: cleaning up (send it again to stop at once)",
+            signal.name
+        );
+    }
+    let failures = tokio::select! {
+        biased;
+        signal = signals.recv() => {
+            eprintln!(
+                "local-demo: {} again: stopped cleaning up; what is named {}* may be left in AWS, and the account connected",
+                signal.name, stack.name
+            );
+            return Err(Ended::Interrupted(signal));
+        }
+        failures = clean_up(&args, &stack, &made, &mut left) => failures,
+    };
+    match result {
+        Ok(()) if failures.is_empty() => Ok(()),
+        Ok(()) => Err(Ended::Failed(failures.join("; "))),
+        Err(ended) => {
+            for failure in failures {
+                eprintln!("local-demo: {failure}");
+            }
+            Err(ended)
+        }
+    }
+}
+
+/// The end of every run, whether it succeeded, failed or was interrupted:
+/// disconnects the account (unless --keep), stops the simulator, and takes
+/// the deployment down (unless --keep). Returns what went wrong, having
+/// tried each.
+async fn clean_up(args: &Args, stack: &Stack, made: &Made, left: &mut Leftovers) -> Vec<String> {
+    println!("== clean up");
+    let mut failures = Vec::new();
+    // The revoke needs the account's token, so it comes before the
+    // secrets go, and the simulator, so before it stops.
+    if !args.keep
+        && let Some(tiktok) = &left.tiktok
+        && let Err(e) = disconnect(stack, tiktok).await
+    {
+        failures.push(format!("disconnecting the account: {e}"));
+    }
+    if let Some(sim) = left.sim.take() {
+        sim.shutdown().await;
+    }
     if args.keep {
         println!("== kept: everything above stays in AWS (--keep)");
     } else {
-        match made.delete(&written).await {
+        match made.delete(&left.written).await {
             Ok(()) => println!("== taken down: bucket, queues, table and secrets deleted"),
-            Err(e) if result.is_ok() => return Err(format!("taking the deployment down: {e}")),
-            Err(e) => eprintln!("local-demo: taking the deployment down: {e}"),
+            Err(e) => failures.push(format!("taking the deployment down: {e}")),
         }
     }
-    result
+    failures
 }
 
-/// Everything after the deployment exists, so that it is taken down
-/// whatever happens here.
+/// Everything after the deployment exists. What needs undoing goes into
+/// `left` as soon as it exists: the caller cleans up after this ends or is
+/// dropped (on a signal).
 async fn with_stack(
     args: &Args,
     stack: &Stack,
     bin_dir: &Path,
     pace: &Pace,
     endpoint: &Option<String>,
-    written: &mut Vec<String>,
+    left: &mut Leftovers,
 ) -> DemoResult<()> {
     let real_tiktok = args.tiktok == TikTokChoice::Real;
     let port = args
@@ -303,7 +445,7 @@ async fn with_stack(
         .unwrap_or_else(|| local_url.clone());
     let redirect_uri = format!("{public_url}/auth/callback");
 
-    let (sim, tiktok, media) = if real_tiktok {
+    let (sim_base, tiktok, media) = if real_tiktok {
         let media = match (&args.media_base_url, &args.bucket) {
             (Some(base), Some(_)) => MediaAccess::BaseUrl(base.clone()),
             _ => MediaAccess::Unavailable,
@@ -340,16 +482,18 @@ async fn with_stack(
         .await
         .map_err(|e| format!("start the TikTok simulator: {e}"))?;
         let base = sim.base_url();
+        left.sim = Some(sim);
         let tiktok = TikTokTarget {
             api_base_url: base.clone(),
             auth_url: format!("{base}/v2/auth/authorize/"),
         };
-        (Some(sim), tiktok, MediaAccess::Presigned)
+        (Some(base), tiktok, MediaAccess::Presigned)
     };
-    match &sim {
-        Some(sim) => println!("    TikTok            {} (simulator)", sim.base_url()),
+    match &sim_base {
+        Some(base) => println!("    TikTok            {base} (simulator)"),
         None => println!("    TikTok            {} (your app)", tiktok.api_base_url),
     }
+    left.tiktok = Some(tiktok.clone());
 
     println!("== the functions (real binaries under cargo-lambda's Lambda Runtime API emulator)");
     let functions =
@@ -360,15 +504,15 @@ async fn with_stack(
         "    HTTP API          {} (GET /auth/start, GET /auth/callback, POST /webhooks/tiktok)",
         gateway.base_url
     );
-    let sim_control = sim.as_ref().map(|s| SimControl {
-        base: s.base_url(),
+    let sim_control = sim_base.map(|base| SimControl {
+        base,
         http: reqwest::Client::new(),
     });
 
     let result = async {
         let cli = Cli::new(bin_dir, stack, &tiktok);
         connect(&cli, stack, sim_control.as_ref(), &public_url, pace).await?;
-        let dropped = drop_media(args, stack, &media, written).await?;
+        let dropped = drop_media(args, stack, &media, &mut left.written).await?;
         println!("== S3 -> SQS -> s3-upload (as Lambda's event source mapping delivers)");
         let delivered = event_source::drain(stack, &functions, pace.upload).await?;
         println!(
@@ -385,9 +529,6 @@ async fn with_stack(
         println!("== the jobs (tiktok-drafts jobs --account {ALIAS})");
         println!("{}", cli.run(&["jobs", "--account", ALIAS]).await?);
         dead_letters(stack).await?;
-        if !args.keep {
-            disconnect(stack, &tiktok).await?;
-        }
         println!("== done: every upload is in the creator's TikTok drafts");
         Ok::<(), String>(())
     }
@@ -395,10 +536,6 @@ async fn with_stack(
     gateway.stop();
     if result.is_err() {
         functions.print_logs().await;
-    }
-    drop(functions);
-    if let Some(sim) = sim {
-        sim.shutdown().await;
     }
     result
 }
@@ -430,6 +567,8 @@ impl Cli {
         let output = tokio::process::Command::new(&self.binary)
             .args(args)
             .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
+            // A run dropped on a signal leaves no CLI behind.
+            .kill_on_drop(true)
             .output()
             .await
             .map_err(|e| format!("run tiktok-drafts: {e}"))?;
