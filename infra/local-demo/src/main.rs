@@ -51,7 +51,8 @@ use crate::stack::{Made, Stack, StackSettings};
 
 type DemoResult<T> = Result<T, String>;
 
-/// The account alias the demo connects and uploads for.
+/// The account alias the demo connects and uploads for on the local stack
+/// (see `StackSettings::unique_alias` for the others).
 const ALIAS: &str = "demo";
 const SIM_CLIENT_KEY: &str = "demo-client-key";
 const SIM_CLIENT_SECRET: &str = "demo-client-secret";
@@ -298,18 +299,20 @@ async fn run(args: Args) -> Result<(), Ended> {
                 config.region().map(|r| r.as_ref()).unwrap_or("?")
             ))
     );
+    let settings = StackSettings {
+        bucket: args.bucket.clone(),
+        // A bucket of yours may notify a deployed stack of uploads/ too, and
+        // on real AWS or TikTok a run should not meet an account an earlier
+        // run left: there the alias is this run's own.
+        unique_alias: args.bucket.is_some() || args.aws == AwsChoice::Real || real_tiktok,
+        client_key: client_key.clone(),
+        client_secret: client_secret.clone(),
+    };
     let mut made = Made::new(&config);
     let created = tokio::select! {
         biased;
         signal = signals.recv() => Err(Ended::Interrupted(signal)),
-        created = Stack::create(
-            &mut made,
-            StackSettings {
-                bucket: args.bucket.clone(),
-                client_key: client_key.clone(),
-                client_secret: client_secret.clone(),
-            },
-        ) => created.map_err(Ended::Failed),
+        created = Stack::create(&mut made, settings) => created.map_err(Ended::Failed),
     };
     let stack = match created {
         Ok(stack) => stack,
@@ -526,8 +529,8 @@ async fn with_stack(
         } else {
             println!("== webhooks: TikTok sends them to your app's callback URL; with --public-url, set it to {public_url}/webhooks/tiktok");
         }
-        println!("== the jobs (tiktok-drafts jobs --account {ALIAS})");
-        println!("{}", cli.run(&["jobs", "--account", ALIAS]).await?);
+        println!("== the jobs (tiktok-drafts jobs --account {})", stack.alias);
+        println!("{}", cli.run(&["jobs", "--account", &stack.alias]).await?);
         dead_letters(stack).await?;
         println!("== done: every upload is in the creator's TikTok drafts");
         Ok::<(), String>(())
@@ -651,7 +654,7 @@ async fn connect(
         .json(&[
             "invite",
             "--account",
-            ALIAS,
+            &stack.alias,
             "--ttl",
             "1h",
             "--login-url",
@@ -663,7 +666,8 @@ async fn connect(
         .ok_or_else(|| format!("tiktok-drafts invite printed no link: {invite}"))?
         .to_owned();
     println!(
-        "    tiktok-drafts invite --account {ALIAS}: a signed link, single use, until {}",
+        "    tiktok-drafts invite --account {}: a signed link, single use, until {}",
+        stack.alias,
         invite["expires_at"].as_str().unwrap_or("?")
     );
     if sim.is_some() {
@@ -717,14 +721,17 @@ async fn connect(
     let until = Instant::now() + pace.login;
     let account = loop {
         if let Some(account) = accounts
-            .get_by_alias(ALIAS)
+            .get_by_alias(&stack.alias)
             .await
             .map_err(|e| format!("read the account: {e}"))?
         {
             break account;
         }
         if Instant::now() > until {
-            return Err(format!("no account was connected as {ALIAS:?} in time"));
+            return Err(format!(
+                "no account was connected as {:?} in time",
+                stack.alias
+            ));
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
@@ -763,7 +770,7 @@ async fn drop_media(
 ) -> DemoResult<Dropped> {
     println!("== drop media into S3");
     let video = media::video(args.video.as_deref())?;
-    let video_key = format!("uploads/{ALIAS}/{}", video.name);
+    let video_key = format!("uploads/{}/{}", stack.alias, video.name);
     let caption = "Holiday clip 🌴 from tiktok-drafts #demo";
     put(
         stack,
@@ -792,7 +799,7 @@ async fn drop_media(
         });
     }
     let images = media::images(&args.images)?;
-    let show = format!("uploads/{ALIAS}/trip");
+    let show = format!("uploads/{}/trip", stack.alias);
     let mut names = Vec::new();
     for image in images {
         let key = format!("{show}/{}", image.name);
@@ -915,8 +922,8 @@ impl JobView {
     }
 }
 
-async fn list_jobs(cli: &Cli) -> DemoResult<Vec<JobView>> {
-    let listed = cli.json(&["jobs", "--account", ALIAS]).await?;
+async fn list_jobs(cli: &Cli, alias: &str) -> DemoResult<Vec<JobView>> {
+    let listed = cli.json(&["jobs", "--account", alias]).await?;
     Ok(listed
         .as_array()
         .into_iter()
@@ -945,7 +952,7 @@ async fn follow_up(
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
     let until = Instant::now() + pace.follow_up;
     loop {
-        let jobs = list_jobs(cli).await?;
+        let jobs = list_jobs(cli, &stack.alias).await?;
         for job in &jobs {
             if seen.get(&job.id) != Some(&job.status) {
                 println!(
@@ -1146,7 +1153,7 @@ async fn dead_letters(stack: &Stack) -> DemoResult<()> {
 async fn disconnect(stack: &Stack, tiktok: &TikTokTarget) -> DemoResult<()> {
     let accounts = Accounts::new(stack.aws.dynamodb.clone(), &stack.table);
     let Some(account) = accounts
-        .get_by_alias(ALIAS)
+        .get_by_alias(&stack.alias)
         .await
         .map_err(|e| format!("read the account: {e}"))?
     else {

@@ -27,6 +27,9 @@ pub struct Stack {
     /// One name for the table, the queues, the bucket (unless given) and
     /// the secrets prefix.
     pub name: String,
+    /// The account alias the demo connects and uploads under
+    /// (`uploads/<alias>/`).
+    pub alias: String,
     pub bucket: String,
     /// Whether the demo made the bucket (and may change and delete it).
     pub owns_bucket: bool,
@@ -44,6 +47,8 @@ pub struct StackSettings {
     /// An existing bucket to use instead of a new one: its notification
     /// settings are left alone and it is not deleted.
     pub bucket: Option<String>,
+    /// Whether the alias is `demo-<run id>` rather than `demo`.
+    pub unique_alias: bool,
     pub client_key: String,
     pub client_secret: String,
 }
@@ -178,7 +183,13 @@ impl Stack {
         let aws = made.aws.clone();
         let sqs = made.sqs.clone();
         let region = made.region.clone();
-        let name = format!("tiktok-drafts-demo-{:08x}", rand::random::<u32>());
+        let run_id = format!("{:08x}", rand::random::<u32>());
+        let name = format!("tiktok-drafts-demo-{run_id}");
+        let alias = if settings.unique_alias {
+            format!("{}-{run_id}", crate::ALIAS)
+        } else {
+            crate::ALIAS.to_owned()
+        };
         let table = name.clone();
         let secrets_prefix = name.clone();
 
@@ -276,6 +287,7 @@ impl Stack {
             sqs,
             region,
             name,
+            alias,
             bucket,
             owns_bucket,
             table,
