@@ -616,12 +616,12 @@ impl SimControl {
         let res = request
             .send()
             .await
-            .map_err(|e| format!("simulator {path}: {e}"))?;
+            .map_err(|e| format!("simulator {path}: {}", e.without_url()))?;
         let status = res.status();
         let value: serde_json::Value = res
             .json()
             .await
-            .map_err(|e| format!("simulator {path}: {e}"))?;
+            .map_err(|e| format!("simulator {path}: {}", e.without_url()))?;
         if !status.is_success() {
             return Err(format!("simulator {path} answered {status}: {value}"));
         }
@@ -676,14 +676,16 @@ async fn connect(
         let browser = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| format!("browser: {e}"))?;
+            .map_err(|e| format!("browser: {}", e.without_url()))?;
         let mut url = link;
         for _ in 0..4 {
             let res = browser
                 .get(&url)
                 .send()
                 .await
-                .map_err(|e| format!("GET {}: {e}", without_query(&url)))?;
+                // reqwest's errors name the full URL, here with the
+                // invitation token or the OAuth code and state in it.
+                .map_err(|e| format!("GET {}: {}", without_query(&url), e.without_url()))?;
             let status = res.status();
             if status.is_redirection() {
                 let next = res
