@@ -899,6 +899,13 @@ async fn put(
     Ok(())
 }
 
+/// The first 12 characters of a job id, as the CLI shows it. The id comes
+/// from the CLI's output, so a shorter one (or one not in ASCII) must not
+/// panic.
+fn short_id(id: &str) -> &str {
+    id.char_indices().nth(12).map_or(id, |(end, _)| &id[..end])
+}
+
 /// One job as the CLI lists it.
 #[derive(Clone)]
 struct JobView {
@@ -959,7 +966,7 @@ async fn follow_up(
             if seen.get(&job.id) != Some(&job.status) {
                 println!(
                     "    job {} {:<9} {:<10} TikTok {:<19} {}",
-                    &job.id[..job.id.len().min(12)],
+                    short_id(&job.id),
                     job.kind,
                     job.status,
                     job.tiktok_status.as_deref().unwrap_or("-"),
@@ -1053,7 +1060,7 @@ async fn creator_posts_the_video(
         {
             println!(
                 "    job {} video     published  post id {}",
-                &video.id[..12],
+                short_id(&video.id),
                 job["job"]["post_ids"][0].as_str().unwrap_or("?")
             );
             return Ok(());
@@ -1189,4 +1196,17 @@ async fn disconnect(stack: &Stack, tiktok: &TikTokTarget) -> DemoResult<()> {
         .map_err(|e| format!("revoke the authorization: {e}"))?;
     println!("    authorization     revoked (the demo's account is disconnected)");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short_id;
+
+    #[test]
+    fn short_ids_never_split_or_overrun() {
+        assert_eq!(short_id("7f72c2ae43c2aa11"), "7f72c2ae43c2");
+        assert_eq!(short_id("abc"), "abc");
+        assert_eq!(short_id(""), "");
+        assert_eq!(short_id("ééééééééééééé"), "éééééééééééé");
+    }
 }
