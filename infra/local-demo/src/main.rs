@@ -57,8 +57,10 @@ const ALIAS: &str = "demo";
 const SIM_CLIENT_KEY: &str = "demo-client-key";
 const SIM_CLIENT_SECRET: &str = "demo-client-secret";
 const SIM_OPEN_ID: &str = "open-demo-creator";
-/// The local HTTP API's port with real TikTok, whose redirect URI must be
-/// registered with the app beforehand.
+/// The local HTTP API's port with real TikTok. TikTok redirects only to a
+/// registered URI, and takes `http://127.0.0.1:<port>/...` only as a
+/// Desktop redirect URI (a Web app's must be https: then --public-url with
+/// a tunnel), so the port is fixed for the registration to match.
 const REAL_TIKTOK_PORT: u16 = 8770;
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -112,12 +114,13 @@ struct Args {
     #[arg(long)]
     bucket: Option<String>,
     /// Port of the local HTTP API (login and webhooks); 0 for any. Default:
-    /// any with the simulator, 8770 with real TikTok.
+    /// any with the simulator, 8770 with real TikTok (register
+    /// http://127.0.0.1:<port>/auth/callback as a Desktop redirect URI).
     #[arg(long)]
     port: Option<u16>,
-    /// The HTTP API's public URL, when a tunnel forwards to it (then the
-    /// redirect URI is <url>/auth/callback and TikTok's webhooks can reach
-    /// <url>/webhooks/tiktok).
+    /// The HTTP API's public https URL, when a tunnel forwards to it (then
+    /// the redirect URI, registered as a Web one, is <url>/auth/callback, and
+    /// TikTok's webhooks can reach <url>/webhooks/tiktok).
     #[arg(long)]
     public_url: Option<String>,
     /// Keep what the demo made in AWS (and the account's authorization).
