@@ -312,19 +312,45 @@ async fn run(args: Args) -> Result<(), Ended> {
         client_secret: client_secret.clone(),
     };
     let mut made = Made::new(&config);
-    let created = tokio::select! {
-        biased;
-        signal = signals.recv() => Err(Ended::Interrupted(signal)),
-        created = Stack::create(&mut made, settings) => created.map_err(Ended::Failed),
+    // A signal here asks Stack::create to stop after the step under way
+    // (see there); a second one stops at once.
+    let (stop, stop_asked) = tokio::sync::watch::channel(false);
+    let mut interrupted = None;
+    let created = {
+        let create = Stack::create(&mut made, settings, &stop_asked);
+        tokio::pin!(create);
+        loop {
+            tokio::select! {
+                biased;
+                signal = signals.recv() => {
+                    if interrupted.is_some() {
+                        eprintln!(
+                            "local-demo: {} again: stopped; what is named tiktok-drafts-demo-* may be left in AWS",
+                            signal.name
+                        );
+                        return Err(Ended::Interrupted(signal));
+                    }
+                    eprintln!(
+                        "local-demo: {}: stopping after the step under way, then deleting what was made (send it again to stop at once)",
+                        signal.name
+                    );
+                    interrupted = Some(signal);
+                    stop.send_replace(true);
+                }
+                created = &mut create => break created,
+            }
+        }
+    };
+    let created = match interrupted {
+        Some(signal) => Err(Ended::Interrupted(signal)),
+        None => created.map_err(Ended::Failed),
     };
     let stack = match created {
         Ok(stack) => stack,
         Err(ended) => {
-            // What was made before the failure (the app secret among it)
-            // goes, --keep or not: a half-made deployment is of no use.
-            if let Ended::Interrupted(signal) = &ended {
-                eprintln!("local-demo: {}: deleting what was made so far", signal.name);
-            }
+            // What was made before the failure or the signal (the app
+            // secret among it) goes, --keep or not: a half-made deployment
+            // is of no use.
             if let Err(d) = made.delete(&[]).await {
                 eprintln!("local-demo: taking the half-made deployment down: {d}");
             }

@@ -9,6 +9,7 @@
 
 use std::time::{Duration, Instant};
 
+use aws_sdk_dynamodb::client::Waiters as _;
 use aws_sdk_s3::types::{
     BucketVersioningStatus, Event, FilterRule, FilterRuleName, NotificationConfiguration,
     NotificationConfigurationFilter, QueueConfiguration, S3KeyFilter, VersioningConfiguration,
@@ -16,6 +17,7 @@ use aws_sdk_s3::types::{
 use aws_sdk_sqs::types::QueueAttributeName;
 use shared::aws::{AwsClients, describe_sdk_error};
 use shared::invite::SigningKey;
+use tokio::sync::watch;
 
 use crate::DemoResult;
 
@@ -129,23 +131,10 @@ impl Made {
                 failures.push(format!("delete queue {url}: {}", describe_sdk_error(&e)));
             }
         }
-        if let Some(table) = &self.table {
-            match self
-                .aws
-                .dynamodb
-                .delete_table()
-                .table_name(table)
-                .send()
-                .await
-            {
-                Ok(_) => {}
-                // Recorded before CreateTable was sent (a table whose TTL
-                // step failed must go too), so it may never have been made.
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|e| e.is_resource_not_found_exception()) => {}
-                Err(e) => failures.push(format!("delete the table: {}", describe_sdk_error(&e))),
-            }
+        if let Some(table) = &self.table
+            && let Err(e) = delete_table(&self.aws.dynamodb, table).await
+        {
+            failures.push(e);
         }
         if let Some(prefix) = &self.secrets_prefix {
             match secret_names(&self.aws.secrets, prefix).await {
@@ -179,7 +168,23 @@ impl Made {
 impl Stack {
     /// Makes the deployment, recording each part in `made` as soon as it
     /// exists: on an error the caller deletes what `made` holds.
-    pub async fn create(made: &mut Made, settings: StackSettings) -> DemoResult<Self> {
+    ///
+    /// `stop` turning true (a signal) ends it with an error at the next
+    /// step, not in the middle of one: a call dropped in flight may have
+    /// made something that `made` never heard of (a queue, a bucket). Only
+    /// the waits, where nothing is being made, end at once.
+    pub async fn create(
+        made: &mut Made,
+        settings: StackSettings,
+        stop: &watch::Receiver<bool>,
+    ) -> DemoResult<Self> {
+        let step = || {
+            if *stop.borrow() {
+                Err("interrupted".to_owned())
+            } else {
+                Ok(())
+            }
+        };
         let aws = made.aws.clone();
         let sqs = made.sqs.clone();
         let region = made.region.clone();
@@ -193,6 +198,7 @@ impl Stack {
         let table = name.clone();
         let secrets_prefix = name.clone();
 
+        step()?;
         let dead_letter_queue_url = sqs
             .create_queue()
             .queue_name(format!("{name}-dlq"))
@@ -203,6 +209,7 @@ impl Stack {
             .ok_or("the dead-letter queue has no URL")?;
         made.queue_urls.push(dead_letter_queue_url.clone());
         let dead_letter_arn = queue_arn(&sqs, &dead_letter_queue_url).await?;
+        step()?;
         let queue_url = sqs
             .create_queue()
             .queue_name(format!("{name}-uploads"))
@@ -231,8 +238,10 @@ impl Stack {
             None => (name.clone(), true),
         };
         if owns_bucket {
+            step()?;
             create_bucket(&aws.s3, &bucket, &region).await?;
             made.bucket = Some(bucket.clone());
+            step()?;
             turn_on_versioning(&aws.s3, &bucket).await?;
             // S3 may send to the queue, for this bucket only (as the template
             // says); moto does not check, AWS does.
@@ -246,24 +255,33 @@ impl Stack {
                     "Condition": {"ArnEquals": {"aws:SourceArn": format!("arn:aws:s3:::{bucket}")}}
                 }]
             });
+            step()?;
             sqs.set_queue_attributes()
                 .queue_url(&queue_url)
                 .attributes(QueueAttributeName::Policy, policy.to_string())
                 .send()
                 .await
                 .map_err(sdk("let S3 send to the upload queue"))?;
-            notify_uploads(&aws.s3, &bucket, &queue_arn).await?;
+            notify_uploads(&aws.s3, &bucket, &queue_arn, stop).await?;
         }
 
         // Recorded before the call: a table made whose TTL step then fails
         // must be deleted too (a table that was never made is skipped).
+        step()?;
         made.table = Some(table.clone());
-        shared::table::create_table(&aws.dynamodb, &table)
-            .await
-            .map_err(|e| format!("create the table: {e}"))?;
+        // Most of this is waiting for the table to become ACTIVE, which a
+        // signal may cut short: the table is recorded already, and deleting
+        // it waits for ACTIVE itself.
+        tokio::select! {
+            made = shared::table::create_table(&aws.dynamodb, &table) => {
+                made.map_err(|e| format!("create the table: {e}"))?;
+            }
+            () = stopped(stop) => return Err("interrupted".into()),
+        }
         let app_secret_id = format!("{secrets_prefix}/app");
         let invite_key_secret_id = format!("{secrets_prefix}/invite-key");
         // The secrets are found by prefix when deleted, whichever exist.
+        step()?;
         made.secrets_prefix = Some(secrets_prefix.clone());
         aws.secrets
             .create_secret()
@@ -278,6 +296,7 @@ impl Stack {
             .send()
             .await
             .map_err(sdk("create the app secret"))?;
+        step()?;
         // The template generates this key at deploy time.
         SigningKey::create_if_missing(&aws.secrets, &invite_key_secret_id)
             .await
@@ -299,6 +318,38 @@ impl Stack {
             dead_letter_queue_url,
         })
     }
+}
+
+/// Deletes the table, waiting for it to become ACTIVE when it is still
+/// being made (DynamoDB refuses to delete a CREATING table). Recorded
+/// before CreateTable was sent (a table whose TTL step failed must go
+/// too), it may never have been made: then there is nothing to do.
+async fn delete_table(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> DemoResult<()> {
+    for attempt in 0..2 {
+        let err = match dynamodb.delete_table().table_name(table).send().await {
+            Ok(_) => return Ok(()),
+            Err(err) => err,
+        };
+        let service = err.as_service_error();
+        if service.is_some_and(|e| e.is_resource_not_found_exception()) {
+            return Ok(());
+        }
+        if attempt > 0 || !service.is_some_and(|e| e.is_resource_in_use_exception()) {
+            return Err(format!("delete the table: {}", describe_sdk_error(&err)));
+        }
+        dynamodb
+            .wait_until_table_exists()
+            .table_name(table)
+            .wait(Duration::from_secs(300))
+            .await
+            .map_err(|e| {
+                format!(
+                    "delete the table: it did not become ACTIVE: {}",
+                    describe_sdk_error(&e)
+                )
+            })?;
+    }
+    Ok(())
 }
 
 /// The secrets under the demo's prefix (its own name is random, so nothing
@@ -376,6 +427,14 @@ async fn empty_bucket(s3: &aws_sdk_s3::Client, bucket: &str) -> DemoResult<()> {
     }
 }
 
+/// Ends when `stop` is (or turns) true; never if its sender is gone.
+async fn stopped(stop: &watch::Receiver<bool>) {
+    let mut stop = stop.clone();
+    if stop.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
 async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> DemoResult<String> {
     sqs.get_queue_attributes()
         .queue_url(url)
@@ -419,7 +478,12 @@ async fn turn_on_versioning(s3: &aws_sdk_s3::Client, bucket: &str) -> DemoResult
 }
 
 /// Every object created under `uploads/` notifies the upload queue.
-async fn notify_uploads(s3: &aws_sdk_s3::Client, bucket: &str, queue_arn: &str) -> DemoResult<()> {
+async fn notify_uploads(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    queue_arn: &str,
+    stop: &watch::Receiver<bool>,
+) -> DemoResult<()> {
     let queue = QueueConfiguration::builder()
         .id("tiktok-drafts-uploads")
         .queue_arn(queue_arn)
@@ -465,7 +529,10 @@ async fn notify_uploads(s3: &aws_sdk_s3::Client, bucket: &str, queue_arn: &str) 
         {
             return Err(format!("notify the upload queue of new uploads: {err}"));
         }
-        tokio::time::sleep(pause).await;
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            () = stopped(stop) => return Err("interrupted".into()),
+        }
         pause = (pause * 2).min(Duration::from_secs(10));
     }
 }
