@@ -12,9 +12,10 @@ test:
 	infra/with-local-stack.sh cargo test --workspace --locked
 
 ## demo: the main job end to end on the local stack (moto + TikTok simulator), the
-## functions' real binaries under cargo-lambda's Lambda Runtime API emulator
+## functions' real binaries under cargo-lambda's Lambda Runtime API emulator;
+## options as for demo-real, e.g. make demo DEMO_ARGS="--video clip.mp4"
 demo: demo-bins
-	infra/with-local-stack.sh $(CARGO_TARGET_DIR)/debug/local-demo
+	infra/with-local-stack.sh $(CARGO_TARGET_DIR)/debug/local-demo $(DEMO_ARGS)
 
 ## demo-real: the same against your AWS account and TikTok app (README: "The demo on
 ## real AWS and TikTok"); e.g. make demo-real DEMO_ARGS="--video clip.mp4"

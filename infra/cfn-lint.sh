@@ -8,6 +8,7 @@ VENV="${TIKTOK_DRAFTS_CACHE:-$HOME/.cache/tiktok-drafts}/venv-cfn-lint-$VERSION"
 if [ ! -x "$VENV/bin/cfn-lint" ] || [ ! -f "$VENV/.installed" ]; then
   echo "cfn-lint: installing cfn-lint==$VERSION into $VENV" >&2
   rm -rf "$VENV"
+  "$ROOT/infra/python-venv.sh"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "cfn-lint==$VERSION"
   touch "$VENV/.installed"

@@ -31,6 +31,7 @@ install() {
   log "installing moto[server]==$MOTO_VERSION into $VENV"
   mkdir -p "$CACHE"
   rm -rf "$VENV"
+  "$ROOT/infra/python-venv.sh"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
   touch "$VENV/.installed"

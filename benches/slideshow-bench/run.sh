@@ -19,6 +19,7 @@ venv="${cache}/venv-pillow"
 if [ ! -x "${venv}/bin/python3" ] || ! "${venv}/bin/python3" -c 'import PIL' 2>/dev/null; then
     echo "setting up Pillow in ${venv}" >&2
     mkdir -p "${cache}"
+    "${root}/infra/python-venv.sh"
     python3 -m venv "${venv}"
     "${venv}/bin/python3" -m pip install --quiet --upgrade pip
     "${venv}/bin/python3" -m pip install --quiet Pillow

@@ -9,12 +9,16 @@
 
 use std::collections::HashMap;
 
+use aws_sdk_dynamodb::client::Waiters as _;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
     KeyType, Projection, ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
 };
 
 use crate::aws::describe_sdk_error;
+
+/// How long [`create_table`] waits for a new table to become ACTIVE.
+const TABLE_ACTIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Partition key attribute.
 pub const PK: &str = "pk";
@@ -115,6 +119,22 @@ pub async fn create_table(
                 .is_some_and(|e| e.is_resource_in_use_exception()) => {}
         Err(err) => return Err(fail(describe_sdk_error(&err))),
     }
+    // DynamoDB refuses UpdateTimeToLive while the table is CREATING (moto
+    // makes it ACTIVE at once), so wait for ACTIVE first. The waiter polls
+    // DescribeTable (first at once, then every 20 s or more); a new
+    // on-demand table with one index is usually ACTIVE within a minute.
+    client
+        .wait_until_table_exists()
+        .table_name(table)
+        .wait(TABLE_ACTIVE_TIMEOUT)
+        .await
+        .map_err(|err| {
+            fail(format!(
+                "not ACTIVE within {} s: {}",
+                TABLE_ACTIVE_TIMEOUT.as_secs(),
+                describe_sdk_error(&err)
+            ))
+        })?;
     client
         .update_time_to_live()
         .table_name(table)

@@ -84,6 +84,9 @@ impl LambdaFunction {
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
             .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
             .env("RUST_LOG", "info");
+        // What the AWS SDK's default chain reads, so that the function finds
+        // the same credentials as the demo (keys, a profile, SSO, a
+        // container's or a web identity's credentials) on real AWS too.
         for name in [
             "AWS_ENDPOINT_URL",
             "AWS_ACCESS_KEY_ID",
@@ -94,6 +97,13 @@ impl LambdaFunction {
             "AWS_PROFILE",
             "AWS_CONFIG_FILE",
             "AWS_SHARED_CREDENTIALS_FILE",
+            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+            "AWS_ROLE_ARN",
+            "AWS_ROLE_SESSION_NAME",
             "AWS_EC2_METADATA_DISABLED",
             "HOME",
         ] {

@@ -11,6 +11,7 @@ use crate::DemoResult;
 use crate::stack::Stack;
 
 /// Where TikTok is for this run.
+#[derive(Clone)]
 pub struct TikTokTarget {
     pub api_base_url: String,
     pub auth_url: String,

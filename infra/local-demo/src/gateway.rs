@@ -64,6 +64,14 @@ impl Gateway {
     }
 }
 
+/// A run dropped part-way (on a signal) stops serving too, letting go of
+/// the functions it holds, whose processes then end.
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 async fn login(State(functions): State<Arc<Functions>>, request: Request) -> Response {
     let (parts, _) = request.into_parts();
     forward(

@@ -47,17 +47,20 @@ use shared::tokens::TokenManager;
 use crate::events::{CreatedObject, s3_notification, scheduled_event};
 use crate::functions::{Functions, MediaAccess, TikTokTarget, invoke};
 use crate::gateway::Gateway;
-use crate::stack::{Stack, StackSettings};
+use crate::stack::{Made, Stack, StackSettings};
 
 type DemoResult<T> = Result<T, String>;
 
-/// The account alias the demo connects and uploads for.
+/// The account alias the demo connects and uploads for on the local stack
+/// (see `StackSettings::unique_alias` for the others).
 const ALIAS: &str = "demo";
 const SIM_CLIENT_KEY: &str = "demo-client-key";
 const SIM_CLIENT_SECRET: &str = "demo-client-secret";
 const SIM_OPEN_ID: &str = "open-demo-creator";
-/// The local HTTP API's port with real TikTok, whose redirect URI must be
-/// registered with the app beforehand.
+/// The local HTTP API's port with real TikTok. TikTok redirects only to a
+/// registered URI, and takes `http://127.0.0.1:<port>/...` only as a
+/// Desktop redirect URI (a Web app's must be https: then --public-url with
+/// a tunnel), so the port is fixed for the registration to match.
 const REAL_TIKTOK_PORT: u16 = 8770;
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -111,12 +114,13 @@ struct Args {
     #[arg(long)]
     bucket: Option<String>,
     /// Port of the local HTTP API (login and webhooks); 0 for any. Default:
-    /// any with the simulator, 8770 with real TikTok.
+    /// any with the simulator, 8770 with real TikTok (register
+    /// http://127.0.0.1:<port>/auth/callback as a Desktop redirect URI).
     #[arg(long)]
     port: Option<u16>,
-    /// The HTTP API's public URL, when a tunnel forwards to it (then the
-    /// redirect URI is <url>/auth/callback and TikTok's webhooks can reach
-    /// <url>/webhooks/tiktok).
+    /// The HTTP API's public https URL, when a tunnel forwards to it (then
+    /// the redirect URI, registered as a Web one, is <url>/auth/callback, and
+    /// TikTok's webhooks can reach <url>/webhooks/tiktok).
     #[arg(long)]
     public_url: Option<String>,
     /// Keep what the demo made in AWS (and the account's authorization).
@@ -138,11 +142,79 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(args)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+        Err(Ended::Failed(e)) => {
             eprintln!("local-demo: {e}");
             ExitCode::FAILURE
         }
+        Err(Ended::Interrupted(signal)) => {
+            eprintln!("local-demo: stopped by {}", signal.name);
+            ExitCode::from(signal.exit_code)
+        }
     }
+}
+
+/// How a run that did not succeed ended.
+enum Ended {
+    Failed(String),
+    Interrupted(Interrupt),
+}
+
+impl From<String> for Ended {
+    fn from(message: String) -> Self {
+        Self::Failed(message)
+    }
+}
+
+/// A signal that stops the demo.
+#[derive(Clone, Copy)]
+struct Interrupt {
+    name: &'static str,
+    /// 128 + the signal's number, as a shell reports a process it ended.
+    exit_code: u8,
+}
+
+/// SIGINT (Ctrl-C) and SIGTERM, listened for from the start: a stream
+/// made once keeps a signal that arrives between two waits on it, where a
+/// fresh `tokio::signal::ctrl_c()` per wait would miss it (and, once any
+/// handler is installed, the default of dying is gone too).
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> DemoResult<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let listen = |kind: SignalKind, name: &str| {
+            signal(kind).map_err(|e| format!("listen for {name}: {e}"))
+        };
+        Ok(Self {
+            interrupt: listen(SignalKind::interrupt(), "SIGINT")?,
+            terminate: listen(SignalKind::terminate(), "SIGTERM")?,
+        })
+    }
+
+    async fn recv(&mut self) -> Interrupt {
+        tokio::select! {
+            Some(()) = self.interrupt.recv() => Interrupt { name: "SIGINT", exit_code: 130 },
+            Some(()) = self.terminate.recv() => Interrupt { name: "SIGTERM", exit_code: 143 },
+            // Both streams closed: no signal can come any more.
+            else => std::future::pending().await,
+        }
+    }
+}
+
+/// What the run leaves for the cleanup, filled in as it goes so that an
+/// error or a signal part-way still finds it.
+#[derive(Default)]
+struct Leftovers {
+    /// The simulator, shut down (its temporary folder removed) at the end.
+    sim: Option<tiktok_sim::SimHandle>,
+    /// Where TikTok is, once known: the account connected there is
+    /// disconnected at the end.
+    tiktok: Option<TikTokTarget>,
+    /// The keys the demo put into S3.
+    written: Vec<String>,
 }
 
 /// How long the demo waits for things, and how often it looks.
@@ -153,19 +225,20 @@ struct Pace {
     check_every: Duration,
 }
 
-async fn run(args: Args) -> DemoResult<()> {
+async fn run(args: Args) -> Result<(), Ended> {
+    let mut signals = Signals::install()?;
     let real_tiktok = args.tiktok == TikTokChoice::Real;
     let endpoint = std::env::var("AWS_ENDPOINT_URL")
         .ok()
         .filter(|e| !e.is_empty());
     match (args.aws, &endpoint) {
         (AwsChoice::Local, None) => {
-            return Err("AWS_ENDPOINT_URL is not set: run the demo with `make demo` (it starts moto), or pass --aws real".into());
+            return Err(Ended::Failed("AWS_ENDPOINT_URL is not set: run the demo with `make demo` (it starts moto), or pass --aws real".into()));
         }
         (AwsChoice::Real, Some(e)) => {
-            return Err(format!(
+            return Err(Ended::Failed(format!(
                 "--aws real, but AWS_ENDPOINT_URL points at {e}: unset it"
-            ));
+            )));
         }
         _ => {}
     }
@@ -173,16 +246,18 @@ async fn run(args: Args) -> DemoResult<()> {
         match (args.client_key.clone(), args.client_secret.clone()) {
             (Some(k), Some(s)) => (k, s),
             _ => {
-                return Err(
+                return Err(Ended::Failed(
                     "--tiktok real needs TIKTOK_CLIENT_KEY and TIKTOK_CLIENT_SECRET".into(),
-                );
+                ));
             }
         }
     } else {
         (SIM_CLIENT_KEY.to_owned(), SIM_CLIENT_SECRET.to_owned())
     };
     if real_tiktok && args.video.is_none() {
-        return Err("--tiktok real needs --video: TikTok checks that the video plays".into());
+        return Err(Ended::Failed(
+            "--tiktok real needs --video: TikTok checks that the video plays".into(),
+        ));
     }
     let pace = if real_tiktok {
         Pace {
@@ -208,10 +283,10 @@ async fn run(args: Args) -> DemoResult<()> {
         "tiktok-drafts",
     ] {
         if !bin_dir.join(name).is_file() {
-            return Err(format!(
+            return Err(Ended::Failed(format!(
                 "{} is not built: `make demo` builds every binary first",
                 bin_dir.join(name).display()
-            ));
+            )));
         }
     }
 
@@ -227,15 +302,61 @@ async fn run(args: Args) -> DemoResult<()> {
                 config.region().map(|r| r.as_ref()).unwrap_or("?")
             ))
     );
-    let stack = Stack::create(
-        &config,
-        StackSettings {
-            bucket: args.bucket.clone(),
-            client_key: client_key.clone(),
-            client_secret: client_secret.clone(),
-        },
-    )
-    .await?;
+    let settings = StackSettings {
+        bucket: args.bucket.clone(),
+        // A bucket of yours may notify a deployed stack of uploads/ too, and
+        // on real AWS or TikTok a run should not meet an account an earlier
+        // run left: there the alias is this run's own.
+        unique_alias: args.bucket.is_some() || args.aws == AwsChoice::Real || real_tiktok,
+        client_key: client_key.clone(),
+        client_secret: client_secret.clone(),
+    };
+    let mut made = Made::new(&config);
+    // A signal here asks Stack::create to stop after the step under way
+    // (see there); a second one stops at once.
+    let (stop, stop_asked) = tokio::sync::watch::channel(false);
+    let mut interrupted = None;
+    let created = {
+        let create = Stack::create(&mut made, settings, &stop_asked);
+        tokio::pin!(create);
+        loop {
+            tokio::select! {
+                biased;
+                signal = signals.recv() => {
+                    if interrupted.is_some() {
+                        eprintln!(
+                            "local-demo: {} again: stopped; what is named tiktok-drafts-demo-* may be left in AWS",
+                            signal.name
+                        );
+                        return Err(Ended::Interrupted(signal));
+                    }
+                    eprintln!(
+                        "local-demo: {}: stopping after the step under way, then deleting what was made (send it again to stop at once)",
+                        signal.name
+                    );
+                    interrupted = Some(signal);
+                    stop.send_replace(true);
+                }
+                created = &mut create => break created,
+            }
+        }
+    };
+    let created = match interrupted {
+        Some(signal) => Err(Ended::Interrupted(signal)),
+        None => created.map_err(Ended::Failed),
+    };
+    let stack = match created {
+        Ok(stack) => stack,
+        Err(ended) => {
+            // What was made before the failure or the signal (the app
+            // secret among it) goes, --keep or not: a half-made deployment
+            // is of no use.
+            if let Err(d) = made.delete(&[]).await {
+                eprintln!("local-demo: taking the half-made deployment down: {d}");
+            }
+            return Err(ended);
+        }
+    };
     println!(
         "    bucket            {}{}",
         stack.bucket,
@@ -255,29 +376,94 @@ async fn run(args: Args) -> DemoResult<()> {
         stack.secrets_prefix, stack.secrets_prefix
     );
 
-    let mut written = Vec::new();
-    let result = with_stack(&args, &stack, &bin_dir, &pace, &endpoint, &mut written).await;
+    let mut left = Leftovers::default();
+    let result = tokio::select! {
+        biased;
+        signal = signals.recv() => Err(Ended::Interrupted(signal)),
+        result = with_stack(&args, &stack, &bin_dir, &pace, &endpoint, &mut left) => {
+            result.map_err(Ended::Failed)
+        }
+    };
+    // Ctrl-C in a terminal reaches the whole process group, so the function
+    // processes die of it too and the run may fail of that a moment before
+    // the signal is seen here: an error right after a signal is the signal.
+    let result = match result {
+        Err(Ended::Failed(e)) => {
+            match tokio::time::timeout(Duration::from_millis(300), signals.recv()).await {
+                Ok(signal) => Err(Ended::Interrupted(signal)),
+                Err(_) => Err(Ended::Failed(e)),
+            }
+        }
+        other => other,
+    };
+    if let Err(Ended::Interrupted(signal)) = &result {
+        eprintln!(
+            "local-demo: {}: cleaning up (send it again to stop at once)",
+            signal.name
+        );
+    }
+    let failures = tokio::select! {
+        biased;
+        signal = signals.recv() => {
+            eprintln!(
+                "local-demo: {} again: stopped cleaning up; what is named {}* may be left in AWS, and the account connected",
+                signal.name, stack.name
+            );
+            return Err(Ended::Interrupted(signal));
+        }
+        failures = clean_up(&args, &stack, &made, &mut left) => failures,
+    };
+    match result {
+        Ok(()) if failures.is_empty() => Ok(()),
+        Ok(()) => Err(Ended::Failed(failures.join("; "))),
+        Err(ended) => {
+            for failure in failures {
+                eprintln!("local-demo: {failure}");
+            }
+            Err(ended)
+        }
+    }
+}
+
+/// The end of every run, whether it succeeded, failed or was interrupted:
+/// disconnects the account (unless --keep), stops the simulator, and takes
+/// the deployment down (unless --keep). Returns what went wrong, having
+/// tried each.
+async fn clean_up(args: &Args, stack: &Stack, made: &Made, left: &mut Leftovers) -> Vec<String> {
+    println!("== clean up");
+    let mut failures = Vec::new();
+    // The revoke needs the account's token, so it comes before the
+    // secrets go, and the simulator, so before it stops.
+    if !args.keep
+        && let Some(tiktok) = &left.tiktok
+        && let Err(e) = disconnect(stack, tiktok).await
+    {
+        failures.push(format!("disconnecting the account: {e}"));
+    }
+    if let Some(sim) = left.sim.take() {
+        sim.shutdown().await;
+    }
     if args.keep {
         println!("== kept: everything above stays in AWS (--keep)");
     } else {
-        match stack.delete(&written).await {
+        match made.delete(&left.written).await {
             Ok(()) => println!("== taken down: bucket, queues, table and secrets deleted"),
-            Err(e) if result.is_ok() => return Err(format!("taking the deployment down: {e}")),
-            Err(e) => eprintln!("local-demo: taking the deployment down: {e}"),
+            Err(e) => failures.push(format!("taking the deployment down: {e}")),
         }
     }
-    result
+    failures
 }
 
-/// Everything after the deployment exists, so that it is taken down
-/// whatever happens here.
+/// Everything after the deployment exists. What needs undoing goes into
+/// `left` as soon as it exists: the caller cleans up after this ends or is
+/// dropped (on a signal).
 async fn with_stack(
     args: &Args,
     stack: &Stack,
     bin_dir: &Path,
     pace: &Pace,
     endpoint: &Option<String>,
-    written: &mut Vec<String>,
+    left: &mut Leftovers,
 ) -> DemoResult<()> {
     let real_tiktok = args.tiktok == TikTokChoice::Real;
     let port = args
@@ -291,7 +477,7 @@ async fn with_stack(
         .unwrap_or_else(|| local_url.clone());
     let redirect_uri = format!("{public_url}/auth/callback");
 
-    let (sim, tiktok, media) = if real_tiktok {
+    let (sim_base, tiktok, media) = if real_tiktok {
         let media = match (&args.media_base_url, &args.bucket) {
             (Some(base), Some(_)) => MediaAccess::BaseUrl(base.clone()),
             _ => MediaAccess::Unavailable,
@@ -328,16 +514,18 @@ async fn with_stack(
         .await
         .map_err(|e| format!("start the TikTok simulator: {e}"))?;
         let base = sim.base_url();
+        left.sim = Some(sim);
         let tiktok = TikTokTarget {
             api_base_url: base.clone(),
             auth_url: format!("{base}/v2/auth/authorize/"),
         };
-        (Some(sim), tiktok, MediaAccess::Presigned)
+        (Some(base), tiktok, MediaAccess::Presigned)
     };
-    match &sim {
-        Some(sim) => println!("    TikTok            {} (simulator)", sim.base_url()),
+    match &sim_base {
+        Some(base) => println!("    TikTok            {base} (simulator)"),
         None => println!("    TikTok            {} (your app)", tiktok.api_base_url),
     }
+    left.tiktok = Some(tiktok.clone());
 
     println!("== the functions (real binaries under cargo-lambda's Lambda Runtime API emulator)");
     let functions =
@@ -348,15 +536,15 @@ async fn with_stack(
         "    HTTP API          {} (GET /auth/start, GET /auth/callback, POST /webhooks/tiktok)",
         gateway.base_url
     );
-    let sim_control = sim.as_ref().map(|s| SimControl {
-        base: s.base_url(),
+    let sim_control = sim_base.map(|base| SimControl {
+        base,
         http: reqwest::Client::new(),
     });
 
     let result = async {
         let cli = Cli::new(bin_dir, stack, &tiktok);
         connect(&cli, stack, sim_control.as_ref(), &public_url, pace).await?;
-        let dropped = drop_media(args, stack, &media, written).await?;
+        let dropped = drop_media(args, stack, &media, &mut left.written).await?;
         println!("== S3 -> SQS -> s3-upload (as Lambda's event source mapping delivers)");
         let delivered = event_source::drain(stack, &functions, pace.upload).await?;
         println!(
@@ -370,12 +558,9 @@ async fn with_stack(
         } else {
             println!("== webhooks: TikTok sends them to your app's callback URL; with --public-url, set it to {public_url}/webhooks/tiktok");
         }
-        println!("== the jobs (tiktok-drafts jobs --account {ALIAS})");
-        println!("{}", cli.run(&["jobs", "--account", ALIAS]).await?);
+        println!("== the jobs (tiktok-drafts jobs --account {})", stack.alias);
+        println!("{}", cli.run(&["jobs", "--account", &stack.alias]).await?);
         dead_letters(stack).await?;
-        if !args.keep {
-            disconnect(stack, &tiktok).await?;
-        }
         println!("== done: every upload is in the creator's TikTok drafts");
         Ok::<(), String>(())
     }
@@ -383,10 +568,6 @@ async fn with_stack(
     gateway.stop();
     if result.is_err() {
         functions.print_logs().await;
-    }
-    drop(functions);
-    if let Some(sim) = sim {
-        sim.shutdown().await;
     }
     result
 }
@@ -418,6 +599,8 @@ impl Cli {
         let output = tokio::process::Command::new(&self.binary)
             .args(args)
             .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
+            // A run dropped on a signal leaves no CLI behind.
+            .kill_on_drop(true)
             .output()
             .await
             .map_err(|e| format!("run tiktok-drafts: {e}"))?;
@@ -462,12 +645,12 @@ impl SimControl {
         let res = request
             .send()
             .await
-            .map_err(|e| format!("simulator {path}: {e}"))?;
+            .map_err(|e| format!("simulator {path}: {}", e.without_url()))?;
         let status = res.status();
         let value: serde_json::Value = res
             .json()
             .await
-            .map_err(|e| format!("simulator {path}: {e}"))?;
+            .map_err(|e| format!("simulator {path}: {}", e.without_url()))?;
         if !status.is_success() {
             return Err(format!("simulator {path} answered {status}: {value}"));
         }
@@ -500,7 +683,7 @@ async fn connect(
         .json(&[
             "invite",
             "--account",
-            ALIAS,
+            &stack.alias,
             "--ttl",
             "1h",
             "--login-url",
@@ -512,7 +695,8 @@ async fn connect(
         .ok_or_else(|| format!("tiktok-drafts invite printed no link: {invite}"))?
         .to_owned();
     println!(
-        "    tiktok-drafts invite --account {ALIAS}: a signed link, single use, until {}",
+        "    tiktok-drafts invite --account {}: a signed link, single use, until {}",
+        stack.alias,
         invite["expires_at"].as_str().unwrap_or("?")
     );
     if sim.is_some() {
@@ -521,14 +705,16 @@ async fn connect(
         let browser = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| format!("browser: {e}"))?;
+            .map_err(|e| format!("browser: {}", e.without_url()))?;
         let mut url = link;
         for _ in 0..4 {
             let res = browser
                 .get(&url)
                 .send()
                 .await
-                .map_err(|e| format!("GET {}: {e}", without_query(&url)))?;
+                // reqwest's errors name the full URL, here with the
+                // invitation token or the OAuth code and state in it.
+                .map_err(|e| format!("GET {}: {}", without_query(&url), e.without_url()))?;
             let status = res.status();
             if status.is_redirection() {
                 let next = res
@@ -566,14 +752,17 @@ async fn connect(
     let until = Instant::now() + pace.login;
     let account = loop {
         if let Some(account) = accounts
-            .get_by_alias(ALIAS)
+            .get_by_alias(&stack.alias)
             .await
             .map_err(|e| format!("read the account: {e}"))?
         {
             break account;
         }
         if Instant::now() > until {
-            return Err(format!("no account was connected as {ALIAS:?} in time"));
+            return Err(format!(
+                "no account was connected as {:?} in time",
+                stack.alias
+            ));
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
@@ -612,7 +801,7 @@ async fn drop_media(
 ) -> DemoResult<Dropped> {
     println!("== drop media into S3");
     let video = media::video(args.video.as_deref())?;
-    let video_key = format!("uploads/{ALIAS}/{}", video.name);
+    let video_key = format!("uploads/{}/{}", stack.alias, video.name);
     let caption = "Holiday clip 🌴 from tiktok-drafts #demo";
     put(
         stack,
@@ -641,7 +830,7 @@ async fn drop_media(
         });
     }
     let images = media::images(&args.images)?;
-    let show = format!("uploads/{ALIAS}/trip");
+    let show = format!("uploads/{}/trip", stack.alias);
     let mut names = Vec::new();
     for image in images {
         let key = format!("{show}/{}", image.name);
@@ -739,6 +928,13 @@ async fn put(
     Ok(())
 }
 
+/// The first 12 characters of a job id, as the CLI shows it. The id comes
+/// from the CLI's output, so a shorter one (or one not in ASCII) must not
+/// panic.
+fn short_id(id: &str) -> &str {
+    id.char_indices().nth(12).map_or(id, |(end, _)| &id[..end])
+}
+
 /// One job as the CLI lists it.
 #[derive(Clone)]
 struct JobView {
@@ -764,8 +960,8 @@ impl JobView {
     }
 }
 
-async fn list_jobs(cli: &Cli) -> DemoResult<Vec<JobView>> {
-    let listed = cli.json(&["jobs", "--account", ALIAS]).await?;
+async fn list_jobs(cli: &Cli, alias: &str) -> DemoResult<Vec<JobView>> {
+    let listed = cli.json(&["jobs", "--account", alias]).await?;
     Ok(listed
         .as_array()
         .into_iter()
@@ -794,12 +990,12 @@ async fn follow_up(
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
     let until = Instant::now() + pace.follow_up;
     loop {
-        let jobs = list_jobs(cli).await?;
+        let jobs = list_jobs(cli, &stack.alias).await?;
         for job in &jobs {
             if seen.get(&job.id) != Some(&job.status) {
                 println!(
                     "    job {} {:<9} {:<10} TikTok {:<19} {}",
-                    &job.id[..job.id.len().min(12)],
+                    short_id(&job.id),
                     job.kind,
                     job.status,
                     job.tiktok_status.as_deref().unwrap_or("-"),
@@ -893,7 +1089,7 @@ async fn creator_posts_the_video(
         {
             println!(
                 "    job {} video     published  post id {}",
-                &video.id[..12],
+                short_id(&video.id),
                 job["job"]["post_ids"][0].as_str().unwrap_or("?")
             );
             return Ok(());
@@ -995,7 +1191,7 @@ async fn dead_letters(stack: &Stack) -> DemoResult<()> {
 async fn disconnect(stack: &Stack, tiktok: &TikTokTarget) -> DemoResult<()> {
     let accounts = Accounts::new(stack.aws.dynamodb.clone(), &stack.table);
     let Some(account) = accounts
-        .get_by_alias(ALIAS)
+        .get_by_alias(&stack.alias)
         .await
         .map_err(|e| format!("read the account: {e}"))?
     else {
@@ -1029,4 +1225,17 @@ async fn disconnect(stack: &Stack, tiktok: &TikTokTarget) -> DemoResult<()> {
         .map_err(|e| format!("revoke the authorization: {e}"))?;
     println!("    authorization     revoked (the demo's account is disconnected)");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short_id;
+
+    #[test]
+    fn short_ids_never_split_or_overrun() {
+        assert_eq!(short_id("7f72c2ae43c2aa11"), "7f72c2ae43c2");
+        assert_eq!(short_id("abc"), "abc");
+        assert_eq!(short_id(""), "");
+        assert_eq!(short_id("ééééééééééééé"), "éééééééééééé");
+    }
 }

@@ -7,6 +7,9 @@
 //! - the table (TTL, the unfinished-work index);
 //! - the app-credentials secret and the invitation key.
 
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::client::Waiters as _;
 use aws_sdk_s3::types::{
     BucketVersioningStatus, Event, FilterRule, FilterRuleName, NotificationConfiguration,
     NotificationConfigurationFilter, QueueConfiguration, S3KeyFilter, VersioningConfiguration,
@@ -14,6 +17,7 @@ use aws_sdk_s3::types::{
 use aws_sdk_sqs::types::QueueAttributeName;
 use shared::aws::{AwsClients, describe_sdk_error};
 use shared::invite::SigningKey;
+use tokio::sync::watch;
 
 use crate::DemoResult;
 
@@ -25,6 +29,9 @@ pub struct Stack {
     /// One name for the table, the queues, the bucket (unless given) and
     /// the secrets prefix.
     pub name: String,
+    /// The account alias the demo connects and uploads under
+    /// (`uploads/<alias>/`).
+    pub alias: String,
     pub bucket: String,
     /// Whether the demo made the bucket (and may change and delete it).
     pub owns_bucket: bool,
@@ -42,6 +49,8 @@ pub struct StackSettings {
     /// An existing bucket to use instead of a new one: its notification
     /// settings are left alone and it is not deleted.
     pub bucket: Option<String>,
+    /// Whether the alias is `demo-<run id>` rather than `demo`.
+    pub unique_alias: bool,
     pub client_key: String,
     pub client_secret: String,
 }
@@ -50,25 +59,146 @@ pub struct StackSettings {
 /// message the function asks to see again comes back within the demo.
 const VISIBILITY_TIMEOUT_SECS: &str = "20";
 
+/// How long S3 is given to see the queue policy (see [`notify_uploads`]).
+const NOTIFY_PATIENCE: Duration = Duration::from_secs(60);
+
 fn sdk<E: std::error::Error>(what: &'static str) -> impl Fn(E) -> String {
     move |e| format!("{what}: {}", describe_sdk_error(&e))
 }
 
+/// What one run made in AWS, recorded as each thing is made, so that a
+/// failure or an interruption part-way (in [`Stack::create`] or later)
+/// deletes exactly that and nothing else.
+pub struct Made {
+    aws: AwsClients,
+    sqs: aws_sdk_sqs::Client,
+    region: String,
+    queue_urls: Vec<String>,
+    /// A bucket the demo created (and so may empty and delete).
+    bucket: Option<String>,
+    /// A bucket of yours the demo writes into: only its keys are deleted.
+    foreign_bucket: Option<String>,
+    table: Option<String>,
+    secrets_prefix: Option<String>,
+}
+
+impl Made {
+    pub fn new(config: &aws_config::SdkConfig) -> Self {
+        Self {
+            aws: AwsClients::from_config(config),
+            sqs: aws_sdk_sqs::Client::new(config),
+            region: config
+                .region()
+                .map(|r| r.as_ref().to_owned())
+                .unwrap_or_else(|| "us-east-1".to_owned()),
+            queue_urls: Vec::new(),
+            bucket: None,
+            foreign_bucket: None,
+            table: None,
+            secrets_prefix: None,
+        }
+    }
+
+    /// Deletes what the demo made: the bucket it created (every version),
+    /// or in a bucket of yours the objects it wrote; the queues, the table
+    /// and every secret under its prefix (account tokens included), without
+    /// the recovery window. Goes on past a failure and reports them all.
+    pub async fn delete(&self, written_keys: &[String]) -> DemoResult<()> {
+        let mut failures = Vec::new();
+        if let Some(bucket) = &self.bucket {
+            if let Err(e) = empty_bucket(&self.aws.s3, bucket).await {
+                failures.push(e);
+            } else if let Err(e) = self.aws.s3.delete_bucket().bucket(bucket).send().await {
+                failures.push(format!("delete the bucket: {}", describe_sdk_error(&e)));
+            }
+        } else if let Some(bucket) = &self.foreign_bucket {
+            for key in written_keys {
+                if let Err(e) = self
+                    .aws
+                    .s3
+                    .delete_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .send()
+                    .await
+                {
+                    failures.push(format!("delete {key}: {}", describe_sdk_error(&e)));
+                }
+            }
+        }
+        for url in &self.queue_urls {
+            if let Err(e) = self.sqs.delete_queue().queue_url(url).send().await {
+                failures.push(format!("delete queue {url}: {}", describe_sdk_error(&e)));
+            }
+        }
+        if let Some(table) = &self.table
+            && let Err(e) = delete_table(&self.aws.dynamodb, table).await
+        {
+            failures.push(e);
+        }
+        if let Some(prefix) = &self.secrets_prefix {
+            match secret_names(&self.aws.secrets, prefix).await {
+                Ok(names) => {
+                    for name in names {
+                        if let Err(e) = self
+                            .aws
+                            .secrets
+                            .delete_secret()
+                            .secret_id(&name)
+                            .force_delete_without_recovery(true)
+                            .send()
+                            .await
+                        {
+                            failures
+                                .push(format!("delete secret {name}: {}", describe_sdk_error(&e)));
+                        }
+                    }
+                }
+                Err(e) => failures.push(e),
+            }
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(failures.join("; "))
+        }
+    }
+}
+
 impl Stack {
+    /// Makes the deployment, recording each part in `made` as soon as it
+    /// exists: on an error the caller deletes what `made` holds.
+    ///
+    /// `stop` turning true (a signal) ends it with an error at the next
+    /// step, not in the middle of one: a call dropped in flight may have
+    /// made something that `made` never heard of (a queue, a bucket). Only
+    /// the waits, where nothing is being made, end at once.
     pub async fn create(
-        config: &aws_config::SdkConfig,
+        made: &mut Made,
         settings: StackSettings,
+        stop: &watch::Receiver<bool>,
     ) -> DemoResult<Self> {
-        let aws = AwsClients::from_config(config);
-        let sqs = aws_sdk_sqs::Client::new(config);
-        let region = config
-            .region()
-            .map(|r| r.as_ref().to_owned())
-            .unwrap_or_else(|| "us-east-1".to_owned());
-        let name = format!("tiktok-drafts-demo-{:08x}", rand::random::<u32>());
+        let step = || {
+            if *stop.borrow() {
+                Err("interrupted".to_owned())
+            } else {
+                Ok(())
+            }
+        };
+        let aws = made.aws.clone();
+        let sqs = made.sqs.clone();
+        let region = made.region.clone();
+        let run_id = format!("{:08x}", rand::random::<u32>());
+        let name = format!("tiktok-drafts-demo-{run_id}");
+        let alias = if settings.unique_alias {
+            format!("{}-{run_id}", crate::ALIAS)
+        } else {
+            crate::ALIAS.to_owned()
+        };
         let table = name.clone();
         let secrets_prefix = name.clone();
 
+        step()?;
         let dead_letter_queue_url = sqs
             .create_queue()
             .queue_name(format!("{name}-dlq"))
@@ -77,7 +207,9 @@ impl Stack {
             .map_err(sdk("create the dead-letter queue"))?
             .queue_url
             .ok_or("the dead-letter queue has no URL")?;
+        made.queue_urls.push(dead_letter_queue_url.clone());
         let dead_letter_arn = queue_arn(&sqs, &dead_letter_queue_url).await?;
+        step()?;
         let queue_url = sqs
             .create_queue()
             .queue_name(format!("{name}-uploads"))
@@ -95,14 +227,22 @@ impl Stack {
             .map_err(sdk("create the upload queue"))?
             .queue_url
             .ok_or("the upload queue has no URL")?;
+        made.queue_urls.push(queue_url.clone());
         let queue_arn = queue_arn(&sqs, &queue_url).await?;
 
         let (bucket, owns_bucket) = match settings.bucket {
-            Some(bucket) => (bucket, false),
+            Some(bucket) => {
+                made.foreign_bucket = Some(bucket.clone());
+                (bucket, false)
+            }
             None => (name.clone(), true),
         };
         if owns_bucket {
+            step()?;
             create_bucket(&aws.s3, &bucket, &region).await?;
+            made.bucket = Some(bucket.clone());
+            step()?;
+            turn_on_versioning(&aws.s3, &bucket).await?;
             // S3 may send to the queue, for this bucket only (as the template
             // says); moto does not check, AWS does.
             let policy = serde_json::json!({
@@ -115,20 +255,34 @@ impl Stack {
                     "Condition": {"ArnEquals": {"aws:SourceArn": format!("arn:aws:s3:::{bucket}")}}
                 }]
             });
+            step()?;
             sqs.set_queue_attributes()
                 .queue_url(&queue_url)
                 .attributes(QueueAttributeName::Policy, policy.to_string())
                 .send()
                 .await
                 .map_err(sdk("let S3 send to the upload queue"))?;
-            notify_uploads(&aws.s3, &bucket, &queue_arn).await?;
+            notify_uploads(&aws.s3, &bucket, &queue_arn, stop).await?;
         }
 
-        shared::table::create_table(&aws.dynamodb, &table)
-            .await
-            .map_err(|e| format!("create the table: {e}"))?;
+        // Recorded before the call: a table made whose TTL step then fails
+        // must be deleted too (a table that was never made is skipped).
+        step()?;
+        made.table = Some(table.clone());
+        // Most of this is waiting for the table to become ACTIVE, which a
+        // signal may cut short: the table is recorded already, and deleting
+        // it waits for ACTIVE itself.
+        tokio::select! {
+            made = shared::table::create_table(&aws.dynamodb, &table) => {
+                made.map_err(|e| format!("create the table: {e}"))?;
+            }
+            () = stopped(stop) => return Err("interrupted".into()),
+        }
         let app_secret_id = format!("{secrets_prefix}/app");
         let invite_key_secret_id = format!("{secrets_prefix}/invite-key");
+        // The secrets are found by prefix when deleted, whichever exist.
+        step()?;
+        made.secrets_prefix = Some(secrets_prefix.clone());
         aws.secrets
             .create_secret()
             .name(&app_secret_id)
@@ -142,6 +296,7 @@ impl Stack {
             .send()
             .await
             .map_err(sdk("create the app secret"))?;
+        step()?;
         // The template generates this key at deploy time.
         SigningKey::create_if_missing(&aws.secrets, &invite_key_secret_id)
             .await
@@ -151,6 +306,7 @@ impl Stack {
             sqs,
             region,
             name,
+            alias,
             bucket,
             owns_bucket,
             table,
@@ -162,157 +318,120 @@ impl Stack {
             dead_letter_queue_url,
         })
     }
+}
 
-    /// Deletes what the demo made: the bucket it created (every version),
-    /// or in a bucket of yours the objects it wrote; the queues, the table
-    /// and every secret under its prefix (account tokens included), without
-    /// the recovery window. Goes on past a failure and reports them all.
-    pub async fn delete(&self, written_keys: &[String]) -> DemoResult<()> {
-        let mut failures = Vec::new();
-        if self.owns_bucket {
-            if let Err(e) = self.empty_bucket().await {
-                failures.push(e);
-            } else if let Err(e) = self
-                .aws
-                .s3
-                .delete_bucket()
-                .bucket(&self.bucket)
-                .send()
-                .await
-            {
-                failures.push(format!("delete the bucket: {}", describe_sdk_error(&e)));
-            }
-        } else {
-            for key in written_keys {
-                if let Err(e) = self
-                    .aws
-                    .s3
-                    .delete_object()
-                    .bucket(&self.bucket)
-                    .key(key)
-                    .send()
-                    .await
-                {
-                    failures.push(format!("delete {key}: {}", describe_sdk_error(&e)));
-                }
-            }
+/// Deletes the table, waiting for it to become ACTIVE when it is still
+/// being made (DynamoDB refuses to delete a CREATING table). Recorded
+/// before CreateTable was sent (a table whose TTL step failed must go
+/// too), it may never have been made: then there is nothing to do.
+async fn delete_table(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> DemoResult<()> {
+    for attempt in 0..2 {
+        let err = match dynamodb.delete_table().table_name(table).send().await {
+            Ok(_) => return Ok(()),
+            Err(err) => err,
+        };
+        let service = err.as_service_error();
+        if service.is_some_and(|e| e.is_resource_not_found_exception()) {
+            return Ok(());
         }
-        for url in [&self.queue_url, &self.dead_letter_queue_url] {
-            if let Err(e) = self.sqs.delete_queue().queue_url(url).send().await {
-                failures.push(format!("delete queue {url}: {}", describe_sdk_error(&e)));
-            }
+        if attempt > 0 || !service.is_some_and(|e| e.is_resource_in_use_exception()) {
+            return Err(format!("delete the table: {}", describe_sdk_error(&err)));
         }
-        if let Err(e) = self
-            .aws
-            .dynamodb
-            .delete_table()
-            .table_name(&self.table)
+        dynamodb
+            .wait_until_table_exists()
+            .table_name(table)
+            .wait(Duration::from_secs(300))
+            .await
+            .map_err(|e| {
+                format!(
+                    "delete the table: it did not become ACTIVE: {}",
+                    describe_sdk_error(&e)
+                )
+            })?;
+    }
+    Ok(())
+}
+
+/// The secrets under the demo's prefix (its own name is random, so nothing
+/// else matches).
+async fn secret_names(
+    secrets: &aws_sdk_secretsmanager::Client,
+    prefix: &str,
+) -> DemoResult<Vec<String>> {
+    let prefix = format!("{prefix}/");
+    let mut names = Vec::new();
+    let mut token = None;
+    loop {
+        let page = secrets
+            .list_secrets()
+            .set_next_token(token)
+            .filters(
+                aws_sdk_secretsmanager::types::Filter::builder()
+                    .key(aws_sdk_secretsmanager::types::FilterNameStringType::Name)
+                    .values(&prefix)
+                    .build(),
+            )
             .send()
             .await
-        {
-            failures.push(format!("delete the table: {}", describe_sdk_error(&e)));
-        }
-        match self.secret_names().await {
-            Ok(names) => {
-                for name in names {
-                    if let Err(e) = self
-                        .aws
-                        .secrets
-                        .delete_secret()
-                        .secret_id(&name)
-                        .force_delete_without_recovery(true)
-                        .send()
-                        .await
-                    {
-                        failures.push(format!("delete secret {name}: {}", describe_sdk_error(&e)));
-                    }
-                }
-            }
-            Err(e) => failures.push(e),
-        }
-        if failures.is_empty() {
-            Ok(())
-        } else {
-            Err(failures.join("; "))
-        }
-    }
-
-    /// The secrets under the demo's prefix (its own name is random, so
-    /// nothing else matches).
-    async fn secret_names(&self) -> DemoResult<Vec<String>> {
-        let prefix = format!("{}/", self.secrets_prefix);
-        let mut names = Vec::new();
-        let mut token = None;
-        loop {
-            let page = self
-                .aws
-                .secrets
-                .list_secrets()
-                .set_next_token(token)
-                .filters(
-                    aws_sdk_secretsmanager::types::Filter::builder()
-                        .key(aws_sdk_secretsmanager::types::FilterNameStringType::Name)
-                        .values(&prefix)
-                        .build(),
-                )
-                .send()
-                .await
-                .map_err(sdk("list the demo's secrets"))?;
-            names.extend(
-                page.secret_list()
-                    .iter()
-                    .filter_map(|s| s.name())
-                    .filter(|n| n.starts_with(&prefix))
-                    .map(str::to_owned),
-            );
-            token = page.next_token().map(str::to_owned);
-            if token.is_none() {
-                return Ok(names);
-            }
-        }
-    }
-
-    async fn empty_bucket(&self) -> DemoResult<()> {
-        let mut key_marker = None;
-        let mut version_marker = None;
-        loop {
-            let page = self
-                .aws
-                .s3
-                .list_object_versions()
-                .bucket(&self.bucket)
-                .set_key_marker(key_marker)
-                .set_version_id_marker(version_marker)
-                .send()
-                .await
-                .map_err(sdk("list the bucket's objects"))?;
-            let versions = page
-                .versions()
+            .map_err(sdk("list the demo's secrets"))?;
+        names.extend(
+            page.secret_list()
                 .iter()
-                .map(|v| (v.key(), v.version_id()))
-                .chain(
-                    page.delete_markers()
-                        .iter()
-                        .map(|m| (m.key(), m.version_id())),
-                );
-            for (key, version) in versions {
-                let Some(key) = key else { continue };
-                self.aws
-                    .s3
-                    .delete_object()
-                    .bucket(&self.bucket)
-                    .key(key)
-                    .set_version_id(version.map(str::to_owned))
-                    .send()
-                    .await
-                    .map_err(sdk("delete an object version"))?;
-            }
-            if page.is_truncated() != Some(true) {
-                return Ok(());
-            }
-            key_marker = page.next_key_marker().map(str::to_owned);
-            version_marker = page.next_version_id_marker().map(str::to_owned);
+                .filter_map(|s| s.name())
+                .filter(|n| n.starts_with(&prefix))
+                .map(str::to_owned),
+        );
+        token = page.next_token().map(str::to_owned);
+        if token.is_none() {
+            return Ok(names);
         }
+    }
+}
+
+async fn empty_bucket(s3: &aws_sdk_s3::Client, bucket: &str) -> DemoResult<()> {
+    let mut key_marker = None;
+    let mut version_marker = None;
+    loop {
+        let page = s3
+            .list_object_versions()
+            .bucket(bucket)
+            .set_key_marker(key_marker)
+            .set_version_id_marker(version_marker)
+            .send()
+            .await
+            .map_err(sdk("list the bucket's objects"))?;
+        let versions = page
+            .versions()
+            .iter()
+            .map(|v| (v.key(), v.version_id()))
+            .chain(
+                page.delete_markers()
+                    .iter()
+                    .map(|m| (m.key(), m.version_id())),
+            );
+        for (key, version) in versions {
+            let Some(key) = key else { continue };
+            s3.delete_object()
+                .bucket(bucket)
+                .key(key)
+                .set_version_id(version.map(str::to_owned))
+                .send()
+                .await
+                .map_err(sdk("delete an object version"))?;
+        }
+        if page.is_truncated() != Some(true) {
+            return Ok(());
+        }
+        key_marker = page.next_key_marker().map(str::to_owned);
+        version_marker = page.next_version_id_marker().map(str::to_owned);
+    }
+}
+
+/// Ends when `stop` is (or turns) true; never if its sender is gone.
+async fn stopped(stop: &watch::Receiver<bool>) {
+    let mut stop = stop.clone();
+    if stop.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 
@@ -339,8 +458,12 @@ async fn create_bucket(s3: &aws_sdk_s3::Client, bucket: &str, region: &str) -> D
         );
     }
     create.send().await.map_err(sdk("create the bucket"))?;
-    // Versioned, as in the template: a new upload to the same key is a new
-    // version and so a new job.
+    Ok(())
+}
+
+/// Versioned, as in the template: a new upload to the same key is a new
+/// version and so a new job.
+async fn turn_on_versioning(s3: &aws_sdk_s3::Client, bucket: &str) -> DemoResult<()> {
     s3.put_bucket_versioning()
         .bucket(bucket)
         .versioning_configuration(
@@ -355,7 +478,12 @@ async fn create_bucket(s3: &aws_sdk_s3::Client, bucket: &str, region: &str) -> D
 }
 
 /// Every object created under `uploads/` notifies the upload queue.
-async fn notify_uploads(s3: &aws_sdk_s3::Client, bucket: &str, queue_arn: &str) -> DemoResult<()> {
+async fn notify_uploads(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    queue_arn: &str,
+    stop: &watch::Receiver<bool>,
+) -> DemoResult<()> {
     let queue = QueueConfiguration::builder()
         .id("tiktok-drafts-uploads")
         .queue_arn(queue_arn)
@@ -376,15 +504,35 @@ async fn notify_uploads(s3: &aws_sdk_s3::Client, bucket: &str, queue_arn: &str) 
         )
         .build()
         .map_err(|e| format!("notification settings: {e}"))?;
-    s3.put_bucket_notification_configuration()
-        .bucket(bucket)
-        .notification_configuration(
-            NotificationConfiguration::builder()
-                .queue_configurations(queue)
-                .build(),
-        )
-        .send()
-        .await
-        .map_err(sdk("notify the upload queue of new uploads"))?;
-    Ok(())
+    let configuration = NotificationConfiguration::builder()
+        .queue_configurations(queue)
+        .build();
+    // S3 checks that it may send to the queue when the configuration is
+    // set, and a queue policy set a moment ago may not have reached it yet
+    // ("Unable to validate the following destination configurations"):
+    // that one error is tried again, with backoff, for about a minute.
+    let give_up = Instant::now() + NOTIFY_PATIENCE;
+    let mut pause = Duration::from_secs(1);
+    loop {
+        let sent = s3
+            .put_bucket_notification_configuration()
+            .bucket(bucket)
+            .notification_configuration(configuration.clone())
+            .send()
+            .await;
+        let err = match sent {
+            Ok(_) => return Ok(()),
+            Err(err) => describe_sdk_error(&err),
+        };
+        if !err.contains("Unable to validate the following destination configurations")
+            || Instant::now() + pause > give_up
+        {
+            return Err(format!("notify the upload queue of new uploads: {err}"));
+        }
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            () = stopped(stop) => return Err("interrupted".into()),
+        }
+        pause = (pause * 2).min(Duration::from_secs(10));
+    }
 }
