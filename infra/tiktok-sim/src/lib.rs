@@ -48,8 +48,25 @@ pub struct SimHandle {
     server: JoinHandle<()>,
     webhook_worker: JoinHandle<()>,
     app: Arc<App>,
-    /// The temporary state directory to remove at shutdown, when none was given.
-    temp_dir: Option<PathBuf>,
+    /// The temporary state directory, when none was given: removed at
+    /// shutdown, or when the handle is dropped without one (a test that
+    /// ends early), so runs leave nothing in the temp folder.
+    temp_dir: Option<TempStateDir>,
+}
+
+/// A directory the simulator made for itself, removed when dropped.
+struct TempStateDir(PathBuf);
+
+impl Drop for TempStateDir {
+    fn drop(&mut self) {
+        match std::fs::remove_dir_all(&self.0) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot remove the simulator's temporary directory");
+            }
+        }
+    }
 }
 
 impl SimHandle {
@@ -70,11 +87,8 @@ impl SimHandle {
         tracing::debug!("simulator server stopped");
         self.app.abort_all_pulls();
         self.webhook_worker.abort();
-        if let Some(dir) = &self.temp_dir
-            && let Err(e) = tokio::fs::remove_dir_all(dir).await
-        {
-            tracing::warn!(error = %e, "cannot remove the simulator's temporary directory");
-        }
+        // Removed once nothing writes into it any more.
+        drop(self.temp_dir);
     }
 }
 
@@ -88,7 +102,7 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
                 std::process::id(),
                 state::random_token(12)
             ));
-            (dir.clone(), None, Some(dir))
+            (dir.clone(), None, Some(TempStateDir(dir)))
         }
     };
     let spool_dir = dir.join("spool");
@@ -154,4 +168,33 @@ pub async fn start(config: SimConfig) -> Result<SimHandle, SimError> {
         app,
         temp_dir,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir_of(handle: &SimHandle) -> PathBuf {
+        match &handle.temp_dir {
+            Some(dir) => dir.0.clone(),
+            None => panic!("a simulator without a state_dir makes its own"),
+        }
+    }
+
+    /// Tests that end without a shutdown drop their handle: the temporary
+    /// state must go with it, or every test run leaves a folder behind.
+    #[tokio::test]
+    async fn the_temporary_state_goes_at_shutdown_and_on_drop() {
+        let shut = start(SimConfig::default()).await.expect("starts");
+        let dir = dir_of(&shut);
+        assert!(dir.join("spool").is_dir());
+        shut.shutdown().await;
+        assert!(!dir.exists(), "{} left after shutdown", dir.display());
+
+        let dropped = start(SimConfig::default()).await.expect("starts");
+        let dir = dir_of(&dropped);
+        assert!(dir.join("spool").is_dir());
+        drop(dropped);
+        assert!(!dir.exists(), "{} left after drop", dir.display());
+    }
 }
