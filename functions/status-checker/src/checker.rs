@@ -1202,25 +1202,35 @@ impl<P: UploadPath> Checker<P> {
             if !run.first_held_check(&open_id) {
                 continue;
             }
-            let then = match timeout_at(run.stop_at, self.held_to_release(&open_id, run)).await {
-                Ok(then) => then,
-                Err(_) => {
-                    run.bump(|r| r.stopped_early = true);
-                    return;
-                }
-            };
-            if let Then::Release(jobs) = then {
-                for (job, why) in jobs {
-                    // Each release is a few writes and a message: one that
-                    // started runs to its end, but none starts past the stop.
-                    if run.past_stop() {
-                        run.bump(|r| r.stopped_early = true);
-                        return;
-                    }
-                    self.release(&job, why, run).await;
-                }
+            if !self.release_held_of(&open_id, run).await {
+                return;
             }
         }
+    }
+
+    /// Releases what the account's free slots allow of its held uploads.
+    /// `false` when the run reached its stop instant meanwhile (recorded in
+    /// the report), so the caller stops too.
+    async fn release_held_of(&self, open_id: &str, run: &Run) -> bool {
+        let then = match timeout_at(run.stop_at, self.held_to_release(open_id, run)).await {
+            Ok(then) => then,
+            Err(_) => {
+                run.bump(|r| r.stopped_early = true);
+                return false;
+            }
+        };
+        if let Then::Release(jobs) = then {
+            for (job, why) in jobs {
+                // Each release is a few writes and a message: one that
+                // started runs to its end, but none starts past the stop.
+                if run.past_stop() {
+                    run.bump(|r| r.stopped_early = true);
+                    return false;
+                }
+                self.release(&job, why, run).await;
+            }
+        }
+        true
     }
 
     /// A second look at the held uploads of accounts whose drafts freed a
@@ -1236,23 +1246,8 @@ impl<P: UploadPath> Checker<P> {
                 run.bump(|r| r.stopped_early = true);
                 return;
             }
-            let then = match timeout_at(run.stop_at, self.held_to_release(&open_id, run)).await {
-                Ok(then) => then,
-                Err(_) => {
-                    run.bump(|r| r.stopped_early = true);
-                    return;
-                }
-            };
-            if let Then::Release(jobs) = then {
-                for (job, why) in jobs {
-                    // Each release is a few writes and a message: one that
-                    // started runs to its end, but none starts past the stop.
-                    if run.past_stop() {
-                        run.bump(|r| r.stopped_early = true);
-                        return;
-                    }
-                    self.release(&job, why, run).await;
-                }
+            if !self.release_held_of(&open_id, run).await {
+                return;
             }
         }
     }

@@ -517,12 +517,7 @@ impl Jobs {
                     .as_service_error()
                     .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
             {
-                let found = self.get(&job.id).await?.map(|j| j.status);
-                Err(JobError::Conflict {
-                    id: job.id.clone(),
-                    expected: job.status,
-                    found,
-                })
+                self.conflict(&job.id, job.status).await
             }
             Err(err) => Err(self.store_error(&err)),
         }
@@ -654,12 +649,7 @@ impl Jobs {
                     .as_service_error()
                     .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
             {
-                let found = self.get(&job.id).await?.map(|j| j.status);
-                Err(JobError::Conflict {
-                    id: job.id.clone(),
-                    expected: JobStatus::Published,
-                    found,
-                })
+                self.conflict(&job.id, JobStatus::Published).await
             }
             Err(err) => Err(self.store_error(&err)),
         }
@@ -726,12 +716,7 @@ impl Jobs {
                     .as_service_error()
                     .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
             {
-                let found = self.get(&job.id).await?.map(|j| j.status);
-                Err(JobError::Conflict {
-                    id: job.id.clone(),
-                    expected: job.status,
-                    found,
-                })
+                self.conflict(&job.id, job.status).await
             }
             Err(err) => Err(self.store_error(&err)),
         }
@@ -1179,12 +1164,7 @@ impl Jobs {
                 .map(|r| r.code().unwrap_or("None"))
                 .collect();
             if reasons.get(2) == Some(&"ConditionalCheckFailed") {
-                let found = self.get(&job.id).await?.map(|j| j.status);
-                return Err(JobError::Conflict {
-                    id: job.id.clone(),
-                    expected: JobStatus::Claimed,
-                    found,
-                });
+                return self.conflict(&job.id, JobStatus::Claimed).await;
             }
             let retryable = !reasons.is_empty()
                 && reasons.iter().all(|c| {
@@ -1673,6 +1653,18 @@ impl Jobs {
             table: self.table.clone(),
             detail: format!("cannot build the request: {err}"),
         }
+    }
+
+    /// The answer to a write whose condition failed: the job was not
+    /// `expected` any more, and this says what it is now (or why that could
+    /// not be read).
+    async fn conflict<T>(&self, id: &JobId, expected: JobStatus) -> Result<T, JobError> {
+        let found = self.get(id).await?.map(|j| j.status);
+        Err(JobError::Conflict {
+            id: id.clone(),
+            expected,
+            found,
+        })
     }
 
     fn store_error<E: std::error::Error>(&self, err: &E) -> JobError {
