@@ -617,28 +617,8 @@ impl Accounts {
     /// never with jobs. The scheduled token sweep uses it every run.
     pub async fn list(&self) -> Result<Vec<Account>, AccountError> {
         let mut accounts = Vec::new();
-        let mut start: Option<HashMap<String, AttributeValue>> = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(GSI1)
-                .key_condition_expression("#gsi1pk = :accounts")
-                .expression_attribute_names("#gsi1pk", GSI1_PK)
-                .expression_attribute_values(":accounts", s(ACCOUNTS_INDEX))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| self.store_error(&e))?;
-            for item in page.items() {
-                let key = opt_text(item, PK).unwrap_or_default();
-                accounts.push(account_from_item(&key, item)?);
-            }
-            match page.last_evaluated_key {
-                Some(next) if !next.is_empty() => start = Some(next),
-                _ => break,
-            }
+        for (key, item) in self.account_items().await? {
+            accounts.push(account_from_item(&key, &item)?);
         }
         accounts.sort_by(|a, b| (&a.alias, &a.open_id).cmp(&(&b.alias, &b.open_id)));
         Ok(accounts)
@@ -650,6 +630,26 @@ impl Accounts {
     /// because of one.
     pub async fn list_readable(&self) -> Result<AccountList, AccountError> {
         let mut list = AccountList::default();
+        for (key, item) in self.account_items().await? {
+            match account_from_item(&key, &item) {
+                Ok(account) => list.accounts.push(account),
+                Err(err) => {
+                    list.unreadable += 1;
+                    tracing::error!(table = %self.table, key = %key, error = %err, "unreadable account item; skipped");
+                }
+            }
+        }
+        list.accounts
+            .sort_by(|a, b| (&a.alias, &a.open_id).cmp(&(&b.alias, &b.open_id)));
+        Ok(list)
+    }
+
+    /// The raw account items with their keys, every page of the index
+    /// partition that holds accounts only.
+    async fn account_items(
+        &self,
+    ) -> Result<Vec<(String, HashMap<String, AttributeValue>)>, AccountError> {
+        let mut items = Vec::new();
         let mut start: Option<HashMap<String, AttributeValue>> = None;
         loop {
             let page = self
@@ -664,24 +664,16 @@ impl Accounts {
                 .send()
                 .await
                 .map_err(|e| self.store_error(&e))?;
-            for item in page.items() {
-                let key = opt_text(item, PK).unwrap_or_default();
-                match account_from_item(&key, item) {
-                    Ok(account) => list.accounts.push(account),
-                    Err(err) => {
-                        list.unreadable += 1;
-                        tracing::error!(table = %self.table, key = %key, error = %err, "unreadable account item; skipped");
-                    }
-                }
+            for item in page.items.unwrap_or_default() {
+                let key = opt_text(&item, PK).unwrap_or_default();
+                items.push((key, item));
             }
             match page.last_evaluated_key {
                 Some(next) if !next.is_empty() => start = Some(next),
                 _ => break,
             }
         }
-        list.accounts
-            .sort_by(|a, b| (&a.alias, &a.open_id).cmp(&(&b.alias, &b.open_id)));
-        Ok(list)
+        Ok(items)
     }
 
     /// Records the account's TikTok username (from `creator_info`). A name
