@@ -32,7 +32,7 @@ use chrono::{DateTime, Utc};
 
 use crate::aws::describe_sdk_error;
 use crate::invite::validate_alias;
-use crate::table::{GSI1, GSI1_PK, GSI1_SK, PK, SK, n, opt_text, s};
+use crate::table::{GSI1, GSI1_PK, GSI1_SK, PK, SK, n, opt_text, s, text_list};
 
 const ACCOUNT_PREFIX: &str = "ACCOUNT#";
 const ACCOUNT_SK: &str = "ACCOUNT";
@@ -921,17 +921,7 @@ fn account_from_item(
     let state_text = opt_text(item, "state").ok_or_else(|| corrupt("state is missing".into()))?;
     let state = AccountState::parse(&state_text)
         .ok_or_else(|| corrupt(format!("unknown state {state_text:?}")))?;
-    let scopes = match item.get("scopes") {
-        None => Vec::new(),
-        Some(AttributeValue::L(list)) => list
-            .iter()
-            .map(|v| match v {
-                AttributeValue::S(scope) => Ok(scope.clone()),
-                _ => Err(corrupt("scopes holds a non-string".into())),
-            })
-            .collect::<Result<_, _>>()?,
-        Some(_) => return Err(corrupt("scopes is not a list".into())),
-    };
+    let scopes = text_list(item, "scopes").map_err(corrupt)?;
     Ok(Account {
         open_id,
         alias: opt_text(item, "alias"),

@@ -56,6 +56,22 @@ pub(crate) fn opt_text(item: &Item, name: &str) -> Option<String> {
     }
 }
 
+/// A list-of-strings attribute's values; none when the item has no such
+/// attribute. `Err` says what is wrong with one that is there.
+pub(crate) fn text_list(item: &Item, name: &str) -> Result<Vec<String>, String> {
+    match item.get(name) {
+        None => Ok(Vec::new()),
+        Some(AttributeValue::L(list)) => list
+            .iter()
+            .map(|v| match v {
+                AttributeValue::S(text) => Ok(text.clone()),
+                _ => Err(format!("{name} holds a non-string")),
+            })
+            .collect(),
+        Some(_) => Err(format!("{name} is not a list")),
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("cannot create table {table}: {detail}")]
 pub struct CreateTableError {

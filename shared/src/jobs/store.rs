@@ -54,6 +54,7 @@ use crate::aws::describe_sdk_error;
 use crate::secret::Secret;
 use crate::table::{
     GSI1, GSI1_PK, GSI1_SK, Item, PK, SK, TTL, eventual_read_units, item_size, n, opt_text, s,
+    text_list,
 };
 use crate::tiktok::{ChunkPlan, FailReason, PrivacyLevel, PublishState, PublishStatus};
 
@@ -1938,17 +1939,7 @@ fn job_from_item(key: &str, item: &Item) -> Result<Job, JobError> {
             .collect::<Result<_, _>>()?,
         Some(_) => return Err(corrupt("post_ids is not a list".into())),
     };
-    let share_urls = match item.get("share_urls") {
-        None => Vec::new(),
-        Some(AttributeValue::L(list)) => list
-            .iter()
-            .map(|v| match v {
-                AttributeValue::S(url) => Ok(url.clone()),
-                _ => Err(corrupt("share_urls holds a non-string".into())),
-            })
-            .collect::<Result<_, _>>()?,
-        Some(_) => return Err(corrupt("share_urls is not a list".into())),
-    };
+    let share_urls = text_list(item, "share_urls").map_err(corrupt)?;
     Ok(Job {
         id,
         upload: Upload {
