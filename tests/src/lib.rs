@@ -2,6 +2,7 @@
 //! and generated media.
 
 pub mod lambda;
+pub mod template_stack;
 
 use aws_config::SdkConfig;
 
