@@ -258,16 +258,14 @@ def as_env_value(value):
 def session_for_account(endpoint, region, account):
     """Credentials in `account` (moto keeps each account apart, as AWS does:
     one stack per account, so stacks of parallel tests never share the
-    bucket name the template derives from the account id)."""
+    bucket name the template derives from the account id). "current": the
+    account of the credentials in the environment."""
     import boto3
 
-    sts = boto3.client(
-        "sts",
-        endpoint_url=endpoint,
-        region_name=region,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    # The environment's credentials (moto takes any).
+    sts = boto3.client("sts", endpoint_url=endpoint, region_name=region)
+    if account == "current":
+        account = sts.get_caller_identity()["Account"]
     creds = assume(sts, f"arn:aws:iam::{account}:role/tiktok-drafts-deployer")
     return boto3.session.Session(
         aws_access_key_id=creds["access_key_id"],
@@ -320,6 +318,7 @@ def create(args):
     endpoint, region = args.endpoint, args.region
     account = args.account or f"{random.randrange(10**11, 10**12):012d}"
     session, deployer = session_for_account(endpoint, region, account)
+    account = session.client("sts", endpoint_url=endpoint).get_caller_identity()["Account"]
     client = lambda name: session.client(name, endpoint_url=endpoint)  # noqa: E731
     s3, cfn, sm = client("s3"), client("cloudformation"), client("secretsmanager")
     lam, sqs, ddb, sts = client("lambda"), client("sqs"), client("dynamodb"), client("sts")
@@ -519,6 +518,8 @@ def delete(args):
     client = lambda name: session.client(name, endpoint_url=args.endpoint)  # noqa: E731
     cfn, s3, sm, ddb = client("cloudformation"), client("s3"), client("secretsmanager"), client("dynamodb")
     deleted = []
+    stack = cfn.describe_stacks(StackName=args.stack_name)["Stacks"][0]
+    parameters = {p["ParameterKey"]: p["ParameterValue"] for p in stack.get("Parameters", [])}
     summaries = cfn.list_stack_resources(StackName=args.stack_name)["StackResourceSummaries"]
     kinds = {r.get("LogicalResourceId"): (r["ResourceType"], r.get("PhysicalResourceId")) for r in summaries}
     # CloudFormation refuses to delete a bucket with objects in it.
@@ -541,11 +542,19 @@ def delete(args):
                 deleted.append(f"retained table {name}")
             except ddb.exceptions.ResourceNotFoundException:
                 pass
-    # ... and the secrets (moto's CloudFormation never made the stack's own,
-    # and the account token secrets are the login's).
+    # ... and the secrets: the stack's own (moto's CloudFormation never made
+    # them; this script did, tagged as CloudFormation tags) and the account
+    # token secrets under its SecretsPrefix (the login makes those). Only
+    # these: other stacks' and tests' secrets may share the account.
+    prefix = parameters.get("SecretsPrefix")
     for secret in list_all(sm.get_paginator("list_secrets"), "SecretList"):
-        sm.delete_secret(SecretId=secret["ARN"], ForceDeleteWithoutRecovery=True)
-        deleted.append(f"secret {secret['Name']}")
+        tags = {t["Key"]: t["Value"] for t in secret.get("Tags", [])}
+        ours = tags.get("aws:cloudformation:stack-name") == args.stack_name or (
+            prefix and secret["Name"].startswith(f"{prefix}/accounts/")
+        )
+        if ours:
+            sm.delete_secret(SecretId=secret["ARN"], ForceDeleteWithoutRecovery=True)
+            deleted.append(f"secret {secret['Name']}")
     code_bucket = code_bucket_name(args.account)
     empty_bucket(s3, code_bucket)
     try:
@@ -609,13 +618,13 @@ def resolve_env(args):
         if resource.get("Type") != "AWS::Lambda::Function":
             continue
         declared = resource["Properties"].get("Environment", {}).get("Variables", {})
-        env = {}
-        for name, value in declared.items():
-            try:
-                env[name] = as_env_value(resolve(value))
-            except Failure as e:
-                raise Failure(f"{logical_id} {name}: {e}") from e
-        out[logical_id] = {"binary": binaries.get(logical_id, {}).get("binary"), "environment": env}
+        entry = {"binary": binaries.get(logical_id, {}).get("binary")}
+        try:
+            entry["environment"] = {name: as_env_value(resolve(value)) for name, value in declared.items()}
+        except Failure as e:
+            # Only this function cannot run on these resources.
+            entry["error"] = f"{logical_id}: {e}"
+        out[logical_id] = entry
     print(json.dumps({"functions": out}, indent=1))
 
 
@@ -629,7 +638,7 @@ def main():
     c.add_argument("--endpoint", required=True)
     c.add_argument("--region", default=REGION_DEFAULT)
     c.add_argument("--stack-name", required=True)
-    c.add_argument("--account", help="12 digits; default: a new random one")
+    c.add_argument("--account", help='12 digits, or "current" (the environment\'s); default: a new random one')
     c.add_argument("--param", action="append")
     x = commands.add_parser("delete")
     x.add_argument("--endpoint", required=True)

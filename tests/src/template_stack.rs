@@ -139,6 +139,17 @@ pub async fn declared_functions(
     Ok(declared.functions)
 }
 
+/// One function's environment as the template declares it, resolved
+/// against resources made some other way.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ResolvedFunction {
+    pub binary: Option<String>,
+    /// The environment, when every reference in it resolved.
+    pub environment: Option<BTreeMap<String, String>>,
+    /// Else what did not resolve, by name.
+    pub error: Option<String>,
+}
+
 /// Each function's environment as `template` declares it, with its
 /// references resolved against resources made some other way
 /// (`resources`: logical id -> what `Ref` gives), by logical id.
@@ -147,15 +158,10 @@ pub async fn resolved_environments(
     region: &str,
     resources: &[(&str, &str)],
     parameters: &[(&str, &str)],
-) -> Result<BTreeMap<String, (Option<String>, BTreeMap<String, String>)>, String> {
+) -> Result<BTreeMap<String, ResolvedFunction>, String> {
     #[derive(Deserialize)]
     struct Resolved {
         functions: BTreeMap<String, ResolvedFunction>,
-    }
-    #[derive(Deserialize)]
-    struct ResolvedFunction {
-        binary: Option<String>,
-        environment: BTreeMap<String, String>,
     }
     let template = template.to_string_lossy();
     let mut args: Vec<String> = vec![
@@ -173,20 +179,18 @@ pub async fn resolved_environments(
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let resolved: Resolved = run_script(&args).await?;
-    Ok(resolved
-        .functions
-        .into_iter()
-        .map(|(id, f)| (id, (f.binary, f.environment)))
-        .collect())
+    Ok(resolved.functions)
 }
 
 impl TemplateStack {
     /// Creates `template` as stack `name` on the moto at `AWS_ENDPOINT_URL`,
-    /// in a new account, with `parameters`.
+    /// with `parameters`, in `account` ("current": the environment's) or,
+    /// by default, a new one.
     pub async fn create(
         template: &Path,
         name: &str,
         parameters: &[(&str, &str)],
+        account: Option<&str>,
     ) -> Result<Self, String> {
         let endpoint = local_endpoint()?;
         let region = region();
@@ -207,6 +211,9 @@ impl TemplateStack {
         .collect();
         for (name, value) in parameters {
             args.extend(["--param".into(), format!("{name}={value}")]);
+        }
+        if let Some(account) = account {
+            args.extend(["--account".into(), account.to_owned()]);
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let mut stack: Self = run_script(&args).await?;
@@ -272,6 +279,40 @@ pub struct LocalOverrides {
     pub add: Vec<(&'static str, String)>,
 }
 
+impl LocalOverrides {
+    /// `environment` with the overrides applied; every override that would
+    /// hide a name the template lacks (or gives already) is named.
+    pub fn apply(
+        &self,
+        logical_id: &str,
+        environment: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, String> {
+        let mut env = environment.clone();
+        let mut problems = Vec::new();
+        for (name, value) in &self.replace {
+            match env.get_mut(*name) {
+                Some(held) => *held = value.clone(),
+                None => problems.push(format!(
+                    "{logical_id}: the template gives no {name} (it gives {:?})",
+                    environment.keys().collect::<BTreeSet<_>>()
+                )),
+            }
+        }
+        for (name, value) in &self.add {
+            if env.insert((*name).to_owned(), value.clone()).is_some() {
+                problems.push(format!(
+                    "{logical_id}: the template gives {name} already; it is not added here"
+                ));
+            }
+        }
+        if problems.is_empty() {
+            Ok(env)
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+}
+
 impl StackFunction {
     /// The environment to start this function's binary with: exactly what
     /// moto's Lambda holds for it, `overrides` applied, plus what Lambda
@@ -281,27 +322,7 @@ impl StackFunction {
         logical_id: &str,
         overrides: &LocalOverrides,
     ) -> Result<Vec<(String, String)>, String> {
-        let mut env = self.environment.clone();
-        let mut problems = Vec::new();
-        for (name, value) in &overrides.replace {
-            match env.get_mut(*name) {
-                Some(held) => *held = value.clone(),
-                None => problems.push(format!(
-                    "{logical_id}: the template gives no {name} (held: {:?})",
-                    self.environment.keys().collect::<BTreeSet<_>>()
-                )),
-            }
-        }
-        for (name, value) in &overrides.add {
-            if env.insert((*name).to_owned(), value.clone()).is_some() {
-                problems.push(format!(
-                    "{logical_id}: the template gives {name} already; it is not added here"
-                ));
-            }
-        }
-        if !problems.is_empty() {
-            return Err(problems.join("; "));
-        }
+        let env = overrides.apply(logical_id, &self.environment)?;
         let mut env: Vec<(String, String)> = env.into_iter().collect();
         env.extend([
             (

@@ -29,6 +29,7 @@ async fn create(template: &Path) -> Result<TemplateStack, String> {
         template,
         &unique_name("stack"),
         &[("RedirectUri", REDIRECT_URI)],
+        None,
     )
     .await?;
     let secrets = aws_sdk_secretsmanager::Client::new(&stack.sdk_config().await);

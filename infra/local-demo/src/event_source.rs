@@ -55,7 +55,7 @@ async fn deliver_one_batch(stack: &Stack, functions: &Functions) -> DemoResult<D
         .sqs
         .receive_message()
         .queue_url(&stack.queue_url)
-        .max_number_of_messages(10)
+        .max_number_of_messages(stack.upload_batch_size)
         .wait_time_seconds(1)
         .message_system_attribute_names(MessageSystemAttributeName::All)
         .send()

@@ -5,9 +5,11 @@
 //! account and your TikTok app (see the README, "The demo on real AWS and
 //! TikTok").
 //!
-//! 1. makes the deployment: bucket (versioned, `uploads/` notifying the
-//!    upload queue), queue and dead-letter queue, table, app secret and
-//!    invitation key (`stack`, `steps::deployment`);
+//! 1. makes the deployment: on the local stack template.yaml itself, on
+//!    moto's CloudFormation; on real AWS by hand, what the functions use:
+//!    bucket (versioned, `uploads/` notifying the upload queue), queue and
+//!    dead-letter queue, table, app secret and invitation key (`stack`,
+//!    `steps::deployment`);
 //! 2. starts the four functions, each its real binary under cargo-lambda's
 //!    Lambda Runtime API emulator, and a local HTTP API in front of the
 //!    login and webhook functions (the template's routes) (`steps::tiktok`,
@@ -211,6 +213,7 @@ async fn run(args: Args) -> Result<(), Ended> {
     let config = shared::aws::load_config().await;
     deployment::announce(&endpoint, &config);
     let settings = StackSettings {
+        from_template: args.aws == AwsChoice::Local,
         bucket: args.bucket.clone(),
         // A bucket of yours may notify a deployed stack of uploads/ too, and
         // on real AWS or TikTok a run should not meet an account an earlier

@@ -21,6 +21,12 @@ pub fn announce(endpoint: &Option<String>, config: &aws_config::SdkConfig) {
 
 /// What was made.
 pub fn describe(stack: &Stack) {
+    if let Some(template) = &stack.template {
+        println!(
+            "    stack             {} (template.yaml, translated and created on CloudFormation; account {})",
+            template.stack_name, template.account_id
+        );
+    }
     println!(
         "    bucket            {}{}",
         stack.bucket,

@@ -24,10 +24,7 @@ pub async fn follow_up(
     println!(
         "== follow up: status-checker on its schedule (EventBridge, every 5 minutes; here back to back)"
     );
-    let rule = format!(
-        "arn:aws:events:{}:123456789012:rule/{}-check",
-        stack.region, stack.name
-    );
+    let rule = &stack.schedule_rule_arn;
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
     let until = Instant::now() + pace.follow_up;
     loop {
@@ -69,7 +66,7 @@ pub async fn follow_up(
         let report = invoke(
             "status-checker",
             &functions.checker,
-            &scheduled_event(&rule, &stack.region, chrono::Utc::now()),
+            &scheduled_event(rule, &stack.region, chrono::Utc::now()),
         )
         .await?
         .body;
