@@ -10,9 +10,9 @@ use aws_sdk_sqs::types::MessageSystemAttributeName;
 use shared::aws::describe_sdk_error;
 
 use crate::DemoResult;
-use crate::events::{SqsRecord, sqs_batch};
 use crate::functions::{Functions, invoke};
 use crate::stack::Stack;
+use tiktok_drafts_tests::events::{SqsRecord, sqs_batch};
 
 /// What one poll did.
 #[derive(Debug, Default)]

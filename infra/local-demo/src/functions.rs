@@ -42,12 +42,13 @@ pub struct Functions {
     pub webhook: Mutex<LambdaFunction>,
 }
 
-/// The binaries, as `cargo build` leaves them next to the demo's own.
+/// The binaries, as `cargo build` leaves them next to the demo's own (or
+/// in `TIKTOK_DRAFTS_BIN_DIR`).
 pub fn binary_dir() -> DemoResult<PathBuf> {
-    let me = std::env::current_exe().map_err(|e| format!("where the demo runs from: {e}"))?;
-    me.parent()
+    let demo = tiktok_drafts_tests::workspace_binary("tiktok-drafts")?;
+    demo.parent()
         .map(Path::to_path_buf)
-        .ok_or_else(|| format!("{} has no folder", me.display()))
+        .ok_or_else(|| format!("{} has no folder", demo.display()))
 }
 
 /// What running the functions here needs on top of the template's

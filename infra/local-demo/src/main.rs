@@ -37,7 +37,6 @@
 
 mod cli;
 mod event_source;
-mod events;
 mod functions;
 mod gateway;
 mod lifecycle;

@@ -5,10 +5,10 @@
 use aws_sdk_s3::primitives::ByteStream;
 use shared::aws::describe_sdk_error;
 
-use crate::events::{CreatedObject, s3_notification};
 use crate::functions::MediaAccess;
 use crate::stack::Stack;
 use crate::{Args, DemoResult, media};
+use tiktok_drafts_tests::events::{CreatedObject, s3_notification};
 
 /// What the demo put under `uploads/`.
 pub struct Dropped {

@@ -7,9 +7,9 @@ use std::time::Instant;
 use super::Pace;
 use crate::DemoResult;
 use crate::cli::{Cli, JobView, list_jobs, short_id};
-use crate::events::scheduled_event;
 use crate::functions::{Functions, invoke};
 use crate::stack::Stack;
+use tiktok_drafts_tests::events::scheduled_event;
 
 /// Runs the status checker as its schedule would until every job is in
 /// the creator's inbox, printing each job's moves. A job that fails or
