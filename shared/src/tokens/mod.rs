@@ -32,7 +32,7 @@ use crate::tiktok::oauth::TokenResponse;
 
 pub use lease::{LeaseError, LeaseTable};
 pub use manager::{FreshToken, RefreshOutcome, RefreshSettings, TokenManager};
-pub use store::SecretsManagerTokenStore;
+pub use store::{STACK_NAME_VAR, STACK_TAG, SecretsManagerTokenStore};
 
 /// The default first part of every secret name.
 pub const DEFAULT_SECRET_PREFIX: &str = "tiktok-drafts";
