@@ -21,11 +21,13 @@ Errors go to stderr with exit code 1, naming what failed.
 """
 
 import argparse
+import ast
 import io
 import json
 import random
 import sys
 import time
+import urllib.parse
 import zipfile
 
 REGION_DEFAULT = "us-east-1"
@@ -43,9 +45,12 @@ REGION_DEFAULT = "us-east-1"
 #    leases and invitations are removed by it).
 #  - AWS::S3::Bucket VersioningConfiguration (a new version of a key is a
 #    new upload) and NotificationConfiguration (uploads/ notifies the queue).
+#  - AWS::S3::Bucket LifecycleConfiguration: moto never runs the rules, but
+#    S3's API checks their shape, and a test reads them back from the bucket.
 # Left unapplied, because nothing a function does on moto depends on them:
-# bucket and queue policies and IAM (moto enforces none), the bucket's
-# lifecycle rules and public access block, point-in-time recovery, the HTTP
+# bucket and queue policies and IAM (moto enforces none; the roles' policies
+# are read back from moto's IAM for the tests), the bucket's public access
+# block, point-in-time recovery, the HTTP
 # API (the demo's local gateway plays it, with the template's routes),
 # alarms, metric filters, log retention, EventInvokeConfig, architectures.
 # The event source mappings moto creates are disabled: moto would run the
@@ -55,6 +60,7 @@ FILLED = [
     "AWS::DynamoDB::Table TimeToLiveSpecification",
     "AWS::S3::Bucket VersioningConfiguration",
     "AWS::S3::Bucket NotificationConfiguration",
+    "AWS::S3::Bucket LifecycleConfiguration",
 ]
 
 
@@ -322,6 +328,7 @@ def create(args):
     client = lambda name: session.client(name, endpoint_url=endpoint)  # noqa: E731
     s3, cfn, sm = client("s3"), client("cloudformation"), client("secretsmanager")
     lam, sqs, ddb, sts = client("lambda"), client("sqs"), client("dynamodb"), client("sts")
+    iam = client("iam")
 
     sam = load_sam(args.template)
     given = parse_pairs(args.param, "--param")
@@ -435,6 +442,9 @@ def create(args):
             "memory_size": held.get("MemorySize"),
             "timeout": held.get("Timeout"),
             "role_arn": role_arn,
+            # The statements its role holds in moto's IAM, as deployed
+            # (moto enforces none of them; a test checks requests against them).
+            "role_statements": role_statements(iam, role_arn),
             # The credentials Lambda would give it: its own role's.
             "credentials": assume(sts, role_arn),
             "environment": {k: as_env_value(v) for k, v in env.items()},
@@ -465,6 +475,36 @@ def create(args):
     )
 
 
+def role_statements(iam, role_arn):
+    """The statements of a role's inline policies and of the customer
+    managed policies attached to it, as IAM holds them."""
+    role = role_arn.rsplit("/", 1)[1]
+    documents = [
+        iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
+        for name in list_all(iam.get_paginator("list_role_policies"), "PolicyNames", RoleName=role)
+    ]
+    for attached in list_all(iam.get_paginator("list_attached_role_policies"), "AttachedPolicies", RoleName=role):
+        if attached["PolicyArn"].startswith("arn:aws:iam::aws:policy/"):
+            continue  # AWS's own (logs only); not modelled by moto
+        version = iam.get_policy(PolicyArn=attached["PolicyArn"])["Policy"]["DefaultVersionId"]
+        documents.append(
+            iam.get_policy_version(PolicyArn=attached["PolicyArn"], VersionId=version)["PolicyVersion"]["Document"]
+        )
+    statements = []
+    for document in documents:
+        if isinstance(document, str):
+            text = urllib.parse.unquote(document)
+            try:
+                document = json.loads(text)
+            except json.JSONDecodeError:
+                # moto keeps a policy CloudFormation gave it as Python's
+                # repr of the document.
+                document = ast.literal_eval(text)
+        found = document.get("Statement", [])
+        statements.extend(found if isinstance(found, list) else [found])
+    return statements
+
+
 def fill_secret(sm, stack_name, logical_id, props):
     name = props.get("Name") or f"{logical_id}-{random.randrange(16**12):012x}"
     if "SecretString" in props:
@@ -484,7 +524,35 @@ def fill_secret(sm, stack_name, logical_id, props):
     return sm.create_secret(**request)["ARN"]
 
 
+def lifecycle_rule(rule):
+    """A CloudFormation lifecycle rule in S3's API shape. A property not
+    mapped here fails, rather than being dropped unseen."""
+    api = {"ID": rule["Id"], "Status": rule["Status"], "Filter": {"Prefix": rule.get("Prefix", "")}}
+    expiration = {}
+    for key, value in rule.items():
+        if key in ("Id", "Status", "Prefix"):
+            continue
+        if key == "ExpirationInDays":
+            expiration["Days"] = int(value)
+        elif key == "ExpiredObjectDeleteMarker":
+            expiration["ExpiredObjectDeleteMarker"] = value in (True, "true", "True")
+        elif key == "NoncurrentVersionExpiration":
+            api["NoncurrentVersionExpiration"] = {"NoncurrentDays": int(value["NoncurrentDays"])}
+        elif key == "AbortIncompleteMultipartUpload":
+            api["AbortIncompleteMultipartUpload"] = {"DaysAfterInitiation": int(value["DaysAfterInitiation"])}
+        else:
+            raise Failure(f"lifecycle rule {rule['Id']}: {key} is not mapped to S3's API here")
+    if expiration:
+        api["Expiration"] = expiration
+    return api
+
+
 def fill_bucket(s3, bucket, props):
+    lifecycle = props.get("LifecycleConfiguration")
+    if lifecycle:
+        s3.put_bucket_lifecycle_configuration(
+            Bucket=bucket, LifecycleConfiguration={"Rules": [lifecycle_rule(r) for r in lifecycle["Rules"]]}
+        )
     if "VersioningConfiguration" in props:
         s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": props["VersioningConfiguration"]["Status"]})
     notification = props.get("NotificationConfiguration")
@@ -549,7 +617,7 @@ def delete(args):
     prefix = parameters.get("SecretsPrefix")
     for secret in list_all(sm.get_paginator("list_secrets"), "SecretList"):
         tags = {t["Key"]: t["Value"] for t in secret.get("Tags", [])}
-        ours = tags.get("aws:cloudformation:stack-name") == args.stack_name or (
+        ours = args.stack_name in (tags.get("aws:cloudformation:stack-name"), tags.get("tiktok-drafts:stack")) or (
             prefix and secret["Name"].startswith(f"{prefix}/accounts/")
         )
         if ours:

@@ -56,6 +56,10 @@ pub struct StackFunction {
     pub memory_size: Option<u32>,
     pub timeout: Option<u32>,
     pub role_arn: String,
+    /// The statements of its role's own policies, as moto's IAM holds
+    /// them (resolved: real ARNs, the stack's parameters).
+    #[serde(default)]
+    pub role_statements: Vec<serde_json::Value>,
     /// Its own role's credentials, as Lambda gives a function.
     pub credentials: Credentials,
     /// What moto's Lambda holds for it.

@@ -11,13 +11,19 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::TableDescription;
+use chrono::Utc;
+use serde_json::Value;
+use shared::invite::{Invitation, SigningKey};
+use shared::tokens::STACK_TAG;
+use tiktok_drafts_tests::events::api_gateway_request;
 use tiktok_drafts_tests::lambda::LambdaFunction;
 use tiktok_drafts_tests::template_stack::{
     LocalOverrides, StackFunction, TemplateStack, declared_functions, sdk_config_for, template_path,
 };
-use tiktok_drafts_tests::{SIM_CLIENT_KEY, SIM_CLIENT_SECRET, local_aws, unique_name};
+use tiktok_drafts_tests::{SIM_CLIENT_KEY, SIM_CLIENT_SECRET, TestSim, local_aws, unique_name};
 
 /// A callback URL that passes the template's own pattern (https, no query).
 const REDIRECT_URI: &str = "https://drafts.example.com/auth/callback";
@@ -58,21 +64,7 @@ fn scratch_template(from: &str, to: &str) -> (tempfile::TempDir, PathBuf) {
 
 /// A workspace binary, as `cargo test --workspace` (`make test`) leaves it.
 fn binary(name: &str) -> Result<PathBuf, String> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    // target/debug/deps/<this test> -> target/debug/<name>
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .ok_or("the target folder")?;
-    let path = dir.join(name);
-    if path.is_file() {
-        Ok(path)
-    } else {
-        Err(format!(
-            "{} is not built: run the tests with `make test` (cargo test --workspace builds every binary)",
-            path.display()
-        ))
-    }
+    tiktok_drafts_tests::workspace_binary(name)
 }
 
 /// What only this machine needs on top of the stack's environment: the
@@ -407,6 +399,92 @@ async fn every_function_of_the_template_starts_on_the_stack_it_makes() {
     );
 }
 
+/// Versioning keeps a deleted upload; the bucket the stack made lets it be
+/// restored for DeletedUploadRetentionDays and then removes it, while the
+/// current uploads never expire. (moto never runs the rules: what is
+/// proven is that S3's API takes them as the template writes them, with
+/// the stack's parameter.)
+#[tokio::test]
+async fn deleted_uploads_expire_after_the_stacks_retention_and_current_ones_stay() {
+    let _sdk = local_aws().await;
+    let stack = TemplateStack::create(
+        &template_path(),
+        &unique_name("stack"),
+        &[
+            ("RedirectUri", REDIRECT_URI),
+            ("DeletedUploadRetentionDays", "3"),
+        ],
+        None,
+    )
+    .await
+    .unwrap();
+    let s3 = shared::aws::s3_client(&stack.sdk_config().await);
+    let bucket = stack.output("UploadBucketName").unwrap();
+
+    let key = "uploads/lifecycle-check/clip.mp4";
+    s3.put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(b"not a video".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    s3.delete_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    let versions = s3
+        .list_object_versions()
+        .bucket(bucket)
+        .prefix(key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (versions.versions().len(), versions.delete_markers().len()),
+        (1, 1),
+        "a deleted upload stays as a noncurrent version behind a delete marker: {versions:?}"
+    );
+
+    let lifecycle = s3
+        .get_bucket_lifecycle_configuration()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap();
+    let prefix = |rule: &aws_sdk_s3::types::LifecycleRule| {
+        rule.filter()
+            .and_then(|f| f.prefix())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let enabled: Vec<_> = lifecycle
+        .rules()
+        .iter()
+        .filter(|r| r.status() == &aws_sdk_s3::types::ExpirationStatus::Enabled)
+        .collect();
+    let uploads: Vec<_> = enabled
+        .iter()
+        .filter(|r| "uploads/".starts_with(&prefix(r)))
+        .collect();
+    assert!(
+        uploads.iter().any(|r| prefix(r) == "uploads/"
+            && r.noncurrent_version_expiration()
+                .and_then(|e| e.noncurrent_days())
+                == Some(3)),
+        "noncurrent versions under uploads/ expire after the stack's 3 days: {lifecycle:?}"
+    );
+    assert!(
+        uploads.iter().all(|r| r
+            .expiration()
+            .is_none_or(|e| e.days().is_none() && e.date().is_none())),
+        "no rule expires a current upload: {lifecycle:?}"
+    );
+    stack.delete().await.unwrap();
+}
+
 /// The deliberate mismatch: the template calls the table's variable
 /// something else, so no function gets the TABLE_NAME its code needs.
 #[tokio::test]
@@ -474,4 +552,432 @@ async fn a_queue_the_code_cannot_reach_fails_by_name() {
         "{problems:?}"
     );
     stack.delete().await.unwrap();
+}
+
+// ---------------------------------------------------------------------------
+// The login within its role; a revoked account's tokens gone.
+// ---------------------------------------------------------------------------
+
+/// An HTTP proxy in front of moto's DynamoDB that keeps every request's
+/// target and body: the requests a function makes, to be checked against
+/// its role (moto enforces no IAM).
+struct DynamoDbRecorder {
+    url: String,
+    requests: Arc<std::sync::Mutex<Vec<(String, Value)>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl DynamoDbRecorder {
+    async fn start(upstream: String) -> Self {
+        let requests = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let recorded = requests.clone();
+        let http = reqwest::Client::new();
+        let app = axum::Router::new().fallback(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let (recorded, http, upstream) = (recorded.clone(), http.clone(), upstream.clone());
+                async move {
+                    let target = headers
+                        .get("x-amz-target")
+                        .and_then(|t| t.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned();
+                    let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                    recorded.lock().unwrap().push((target, json));
+                    let mut request = http.post(&upstream).body(body.to_vec());
+                    for (name, value) in &headers {
+                        if name != "host" && name != "content-length" {
+                            request = request.header(name.as_str(), value.as_bytes());
+                        }
+                    }
+                    let answer = request.send().await.expect("moto answers");
+                    let mut response =
+                        axum::http::Response::builder().status(answer.status().as_u16());
+                    for (name, value) in answer.headers() {
+                        if !["content-length", "transfer-encoding", "connection"]
+                            .contains(&name.as_str())
+                        {
+                            response = response.header(name.as_str(), value.as_bytes());
+                        }
+                    }
+                    let bytes = answer.bytes().await.expect("moto's answer");
+                    response
+                        .body(axum::body::Body::from(bytes))
+                        .expect("a response")
+                }
+            },
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Self {
+            url,
+            requests,
+            task,
+        }
+    }
+
+    fn requests(&self) -> Vec<(String, Value)> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+impl Drop for DynamoDbRecorder {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// What IAM authorises for one DynamoDB request: each item action with its
+/// partition key (a transaction is authorised item by item).
+fn item_actions(target: &str, body: &Value) -> Vec<(String, Option<String>)> {
+    let operation = target.rsplit('.').next().unwrap_or(target);
+    let pk = |item: &Value| item["pk"]["S"].as_str().map(str::to_owned);
+    match operation {
+        "GetItem" | "UpdateItem" | "DeleteItem" => {
+            vec![(format!("dynamodb:{operation}"), pk(&body["Key"]))]
+        }
+        "PutItem" => vec![("dynamodb:PutItem".into(), pk(&body["Item"]))],
+        "TransactWriteItems" | "TransactGetItems" => body["TransactItems"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|item| {
+                [
+                    ("Put", "dynamodb:PutItem", "Item"),
+                    ("Update", "dynamodb:UpdateItem", "Key"),
+                    ("Delete", "dynamodb:DeleteItem", "Key"),
+                    ("ConditionCheck", "dynamodb:ConditionCheckItem", "Key"),
+                    ("Get", "dynamodb:GetItem", "Key"),
+                ]
+                .into_iter()
+                .filter(|(kind, _, _)| !item[*kind].is_null())
+                .map(|(kind, action, key)| (action.to_owned(), pk(&item[kind][key])))
+                .collect::<Vec<_>>()
+            })
+            .collect(),
+        // Anything else (a Query, a Scan, DescribeTable): the action alone;
+        // with no key, a ForAllValues condition would not limit it.
+        other => vec![(format!("dynamodb:{other}"), None)],
+    }
+}
+
+/// `pattern` (IAM's `*` and `?`) matches `text`.
+fn like(pattern: &str, text: &str) -> bool {
+    match pattern.chars().next() {
+        None => text.is_empty(),
+        Some('*') => (0..=text.len())
+            .filter(|i| text.is_char_boundary(*i))
+            .any(|i| like(&pattern[1..], &text[i..])),
+        Some('?') => text
+            .chars()
+            .next()
+            .is_some_and(|c| like(&pattern[1..], &text[c.len_utf8()..])),
+        Some(p) => text.starts_with(p) && like(&pattern[p.len_utf8()..], &text[p.len_utf8()..]),
+    }
+}
+
+/// Whether an Allow statement of `statements` grants `action` on an item
+/// with partition key `pk` of the resource (table ARN) `resource`. A
+/// condition other than the LeadingKeys forms used here is not evaluated:
+/// it counts as not granting.
+fn grants(statements: &[Value], action: &str, resource: &str, pk: Option<&str>) -> bool {
+    let strings = |v: &Value| -> Vec<String> {
+        match v {
+            Value::String(s) => vec![s.clone()],
+            Value::Array(items) => items
+                .iter()
+                .filter_map(|i| i.as_str().map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    statements.iter().any(|s| {
+        s["Effect"] == "Allow"
+            && strings(&s["Action"]).iter().any(|a| a == action)
+            && strings(&s["Resource"]).iter().any(|r| like(r, resource))
+            && s["Condition"].as_object().is_none_or(|conditions| {
+                conditions.iter().all(|(operator, keys)| {
+                    keys.as_object().is_some_and(|keys| {
+                        keys.iter().all(|(key, values)| {
+                            let values = strings(values);
+                            match (operator.as_str(), key.as_str()) {
+                                ("ForAllValues:StringLike", "dynamodb:LeadingKeys") => {
+                                    pk.is_none_or(|pk| values.iter().any(|v| like(v, pk)))
+                                }
+                                ("ForAllValues:StringEquals", "dynamodb:LeadingKeys") => {
+                                    pk.is_none_or(|pk| values.iter().any(|v| v == pk))
+                                }
+                                _ => false,
+                            }
+                        })
+                    })
+                })
+            })
+    })
+}
+
+#[test]
+fn the_role_evaluation_reads_leading_keys_as_iam_does() {
+    const TABLE: &str = "arn:aws:dynamodb:us-east-1:123456789012:table/t";
+    let statements = vec![serde_json::json!({
+        "Effect": "Allow",
+        "Action": ["dynamodb:GetItem", "dynamodb:PutItem"],
+        "Resource": TABLE,
+        "Condition": {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["ACCOUNT#*", "LEASE#tokens#*"]}}
+    })];
+    let can = |action: &str, table: &str, pk: &str| grants(&statements, action, table, Some(pk));
+    assert!(can("dynamodb:GetItem", TABLE, "ACCOUNT#o1"));
+    assert!(can("dynamodb:PutItem", TABLE, "LEASE#tokens#o1"));
+    assert!(!can("dynamodb:PutItem", TABLE, "LEASE#other#o1"));
+    assert!(!can("dynamodb:PutItem", TABLE, "JOB#x"));
+    assert!(!can("dynamodb:DeleteItem", TABLE, "ACCOUNT#o1"));
+    assert!(!can("dynamodb:GetItem", &format!("{TABLE}2"), "ACCOUNT#o1"));
+    assert!(like("A?C*", "ABCdef") && !like("A?C*", "AC"));
+    let transaction = serde_json::json!({"TransactItems": [
+        {"Put": {"Item": {"pk": {"S": "INVITE#i"}}}},
+        {"ConditionCheck": {"Key": {"pk": {"S": "ALIAS#a"}}}}
+    ]});
+    assert_eq!(
+        item_actions("DynamoDB_20120810.TransactWriteItems", &transaction),
+        vec![
+            ("dynamodb:PutItem".to_owned(), Some("INVITE#i".to_owned())),
+            (
+                "dynamodb:ConditionCheckItem".to_owned(),
+                Some("ALIAS#a".to_owned())
+            ),
+        ]
+    );
+}
+
+/// The answer of an HTTP function: status, headers and the cookies it sets.
+fn http_answer(invocation: &tiktok_drafts_tests::lambda::Invocation) -> (u64, Value, Vec<String>) {
+    let body = &invocation.body;
+    let cookies = body["cookies"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.as_str())
+        // "name=value; Path=/; ..." -> "name=value"
+        .filter_map(|c| c.split(';').next().map(str::to_owned))
+        .collect();
+    (
+        body["statusCode"].as_u64().unwrap_or_default(),
+        body["headers"].clone(),
+        cookies,
+    )
+}
+
+#[tokio::test]
+async fn a_login_on_the_stack_stays_within_its_role_and_a_removal_deletes_its_tokens() {
+    const OPEN_ID: &str = "open-stack-creator";
+    let _sdk = local_aws().await;
+    let sim = TestSim::start(|_| {}).await;
+    sim.seed_user(OPEN_ID, serde_json::json!({})).await;
+    let stack = create(&template_path()).await.unwrap();
+    let recorder = DynamoDbRecorder::start(std::env::var("AWS_ENDPOINT_URL").unwrap()).await;
+    let sim_endpoints = || {
+        vec![
+            ("TIKTOK_API_BASE_URL", sim.base_url().to_owned()),
+            (
+                "TIKTOK_AUTH_URL",
+                format!("{}/v2/auth/authorize/", sim.base_url()),
+            ),
+        ]
+    };
+
+    // The login, as the browser drives it, with its DynamoDB requests
+    // recorded.
+    let (login_id, login) = stack.function_running("oauth-callback").unwrap();
+    let mut add = sim_endpoints();
+    add.push(("AWS_ENDPOINT_URL_DYNAMODB", recorder.url.clone()));
+    let env = login
+        .local_env(
+            login_id,
+            &LocalOverrides {
+                replace: Vec::new(),
+                add,
+            },
+        )
+        .unwrap();
+    let env: Vec<(&str, String)> = env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    let mut function = LambdaFunction::start(&binary("oauth-callback").unwrap(), &env).await;
+    let config = stack.sdk_config().await;
+    let secrets = aws_sdk_secretsmanager::Client::new(&config);
+    let key = SigningKey::load(&secrets, stack.output("InviteKeySecretArn").unwrap())
+        .await
+        .unwrap();
+    let invite = Invitation::new("stacked", std::time::Duration::from_secs(3600), false)
+        .unwrap()
+        .sign(&key);
+    let query: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("invite", &invite)
+        .finish();
+    let started = function
+        .invoke(&api_gateway_request(
+            "GET",
+            "/auth/start",
+            &query,
+            &[],
+            None,
+            Utc::now(),
+        ))
+        .await;
+    let (status, headers, cookies) = http_answer(&started);
+    assert_eq!(status, 302, "{:?}\n{}", started, function.logs().join("\n"));
+    let authorize = headers["location"].as_str().expect("to TikTok").to_owned();
+    // The creator approves at TikTok, which sends the browser back.
+    let approved = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(&authorize)
+        .send()
+        .await
+        .unwrap();
+    let back = url::Url::parse(
+        approved.headers()["location"]
+            .to_str()
+            .expect("back to the callback"),
+    )
+    .unwrap();
+    assert!(back.as_str().starts_with(REDIRECT_URI), "{back}");
+    let cookie_header: Vec<(String, String)> = if cookies.is_empty() {
+        Vec::new()
+    } else {
+        vec![("cookie".to_owned(), cookies.join("; "))]
+    };
+    let finished = function
+        .invoke(&api_gateway_request(
+            "GET",
+            "/auth/callback",
+            back.query().unwrap_or_default(),
+            &cookie_header,
+            None,
+            Utc::now(),
+        ))
+        .await;
+    let (status, _, _) = http_answer(&finished);
+    assert_eq!(
+        status,
+        200,
+        "{:?}\n{}",
+        finished,
+        function.logs().join("\n")
+    );
+
+    // Every item the login touched is one its role, as the stack made it,
+    // lets it touch.
+    let statements = &login.role_statements;
+    let table_arn = format!(
+        "arn:aws:dynamodb:{}:{}:table/{}",
+        stack.region, stack.account_id, login.environment["TABLE_NAME"]
+    );
+    assert!(
+        !statements.is_empty(),
+        "{login_id}'s role has statements in moto's IAM"
+    );
+    let requests = recorder.requests();
+    let touched: Vec<(String, Option<String>)> = requests
+        .iter()
+        .flat_map(|(target, body)| item_actions(target, body))
+        .collect();
+    for prefix in [
+        "OAUTHSTATE#",
+        "ACCOUNT#",
+        "ALIAS#",
+        "INVITE#",
+        "LEASE#tokens#",
+    ] {
+        assert!(
+            touched
+                .iter()
+                .any(|(_, pk)| pk.as_deref().is_some_and(|pk| pk.starts_with(prefix))),
+            "the recorder saw the login's {prefix} items: {touched:?}"
+        );
+    }
+    let refused: Vec<&(String, Option<String>)> = touched
+        .iter()
+        .filter(|(action, pk)| !grants(statements, action, &table_arn, pk.as_deref()))
+        .collect();
+    assert!(
+        refused.is_empty(),
+        "{login_id}'s role would refuse these requests of the login: {refused:?}"
+    );
+
+    // Its token secret carries the stack's name.
+    let prefix = &stack.parameters["SecretsPrefix"];
+    let secret_name = format!("{prefix}/accounts/{OPEN_ID}");
+    let described = secrets
+        .describe_secret()
+        .secret_id(&secret_name)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        described
+            .tags()
+            .iter()
+            .any(|t| t.key() == Some(STACK_TAG) && t.value() == Some(stack.stack_name.as_str())),
+        "{:?}",
+        described.tags()
+    );
+
+    // TikTok says the creator removed the app: the webhook revokes the
+    // account and its token secret goes.
+    let (webhook_id, webhook) = stack.function_running("tiktok-webhook").unwrap();
+    let env = webhook
+        .local_env(
+            webhook_id,
+            &LocalOverrides {
+                replace: Vec::new(),
+                add: sim_endpoints(),
+            },
+        )
+        .unwrap();
+    let env: Vec<(&str, String)> = env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    let mut function = LambdaFunction::start(&binary("tiktok-webhook").unwrap(), &env).await;
+    let now = Utc::now().timestamp();
+    let body = serde_json::json!({
+        "client_key": SIM_CLIENT_KEY,
+        "event": "authorization.removed",
+        "create_time": now + 1,
+        "user_openid": OPEN_ID,
+        "content": serde_json::json!({"reason": 1}).to_string(),
+    })
+    .to_string();
+    let signature = shared::webhook::signature_header(SIM_CLIENT_SECRET, now, body.as_bytes());
+    let delivered = function
+        .invoke(&api_gateway_request(
+            "POST",
+            "/webhooks/tiktok",
+            "",
+            &[(shared::webhook::SIGNATURE_HEADER.to_owned(), signature)],
+            Some(&body),
+            Utc::now(),
+        ))
+        .await;
+    let (status, _, _) = http_answer(&delivered);
+    assert_eq!(
+        status,
+        200,
+        "{:?}\n{}",
+        delivered,
+        function.logs().join("\n")
+    );
+    let gone = secrets
+        .describe_secret()
+        .secret_id(&secret_name)
+        .send()
+        .await;
+    assert!(
+        gone.as_ref()
+            .err()
+            .and_then(|e| e.as_service_error())
+            .is_some_and(|e| e.is_resource_not_found_exception()),
+        "the revoked account's token secret is gone: {gone:?}"
+    );
+    stack.delete().await.unwrap();
+    sim.shutdown().await;
 }
