@@ -5,7 +5,7 @@
 CARGO_TARGET_DIR ?= $(HOME)/.cache/tiktok-drafts/target
 export CARGO_TARGET_DIR
 
-.PHONY: test demo demo-real demo-bins lint fmt bench bench-forward bench-checker bench-slideshow sim
+.PHONY: test demo demo-real demo-bins lint fmt package bench bench-forward bench-checker bench-slideshow sim
 
 ## test: every test, against local AWS (moto, started and stopped here) and the TikTok simulator
 test:
@@ -33,6 +33,12 @@ lint:
 
 fmt:
 	cargo fmt --all
+
+## package: the functions as Lambda runs them (cargo lambda build --release --arm64), zipped,
+## each binary's and zip's size printed; then `sam build` on template.yaml, which must make the
+## same binaries (infra/package.sh --no-sam skips it). Slow: not part of CI
+package:
+	infra/package.sh
 
 ## bench: streamed-upload benchmark (prints peak RSS and throughput)
 bench:
