@@ -5,7 +5,7 @@
 CARGO_TARGET_DIR ?= $(HOME)/.cache/tiktok-drafts/target
 export CARGO_TARGET_DIR
 
-.PHONY: test demo demo-real demo-bins lint fmt package bench bench-forward bench-checker bench-slideshow sim
+.PHONY: test demo demo-real demo-bins lint fmt package bench bench-forward bench-checker bench-slideshow bench-cold-start sim
 
 ## test: every test, against local AWS (moto, started and stopped here) and the TikTok simulator
 test:
@@ -58,6 +58,11 @@ bench-slideshow:
 bench-checker:
 	cargo build --release --locked -p checker-bench
 	infra/with-local-stack.sh $(CARGO_TARGET_DIR)/release/checker-bench
+
+## bench-cold-start: each function's release binary under the Lambda emulator, on a stack made
+## from template.yaml, beside a bare lambda_runtime echo function: first-invocation, warm and init times
+bench-cold-start:
+	benches/cold-start/run.sh
 
 ## sim: run the TikTok simulator in the foreground on 127.0.0.1:9300
 sim:

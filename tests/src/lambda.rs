@@ -23,6 +23,8 @@ pub struct LambdaFunction {
     /// The tasks reading its stdout and stderr into `logs`: they end at
     /// the process's end, once all it printed is in.
     readers: Vec<tokio::task::JoinHandle<()>>,
+    /// When the function's process was started (its init began).
+    started_at: std::time::Instant,
     invoke_timeout: Duration,
 }
 
@@ -117,6 +119,7 @@ impl LambdaFunction {
         for (name, value) in env {
             command.env(name, value);
         }
+        let started_at = std::time::Instant::now();
         let mut function = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -155,8 +158,14 @@ impl LambdaFunction {
             http: reqwest::Client::new(),
             logs,
             readers,
+            started_at,
             invoke_timeout: Duration::from_secs(120),
         })
+    }
+
+    /// When the function's process was started: its init began then.
+    pub fn started_at(&self) -> std::time::Instant {
+        self.started_at
     }
 
     /// How long an invocation may take before it counts as hung (120 s
