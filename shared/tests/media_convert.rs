@@ -153,6 +153,64 @@ mod media {
         assert_eq!((photo.width, photo.height), (864, 1920));
     }
 
+    /// PSNR of `a` against `b` (same size), in dB.
+    fn psnr(a: &RgbImage, b: &RgbImage) -> f64 {
+        assert_eq!(a.dimensions(), b.dimensions());
+        let mse = a
+            .as_raw()
+            .iter()
+            .zip(b.as_raw())
+            .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+            .sum::<f64>()
+            / a.as_raw().len() as f64;
+        10.0 * (255.0f64 * 255.0 / mse).log10()
+    }
+
+    #[test]
+    fn a_large_jpeg_decoded_at_reduced_scale_looks_like_a_full_decode() {
+        // 2400 × 1800 for a 1080-wide slot: decoded at 1/2 (1200 × 900),
+        // never at 1/4 (600 × 450, less than the slot). A 12 MP photo is
+        // decoded at 1/2 the same way (see the slideshow bench).
+        let scene = test_media::picture::scene(2400, 1800, 5);
+        let jpeg = encode(&DynamicImage::ImageRgb8(scene.clone()), ImageFormat::Jpeg);
+        let photo = to_tiktok_jpeg(&jpeg, &PhotoLimits::default()).unwrap();
+        assert_eq!((photo.width, photo.height), (1080, 810));
+        assert_eq!((photo.source_width, photo.source_height), (2400, 1800));
+        assert!(photo.resized);
+        let expected =
+            image::imageops::resize(&scene, 1080, 810, image::imageops::FilterType::Lanczos3);
+        let quality = psnr(&decode(&photo.jpeg), &expected);
+        assert!(quality > 33.0, "{quality:.1} dB against the source");
+
+        // Turned by EXIF: the box turns too, the scale still covers it.
+        let turned =
+            to_tiktok_jpeg(&with_exif_orientation(&jpeg, 6), &PhotoLimits::default()).unwrap();
+        assert_eq!((turned.width, turned.height), (1080, 1440));
+        let expected = image::imageops::rotate90(&image::imageops::resize(
+            &test_media::picture::scene(2400, 1800, 5),
+            1440,
+            1080,
+            image::imageops::FilterType::Lanczos3,
+        ));
+        let quality = psnr(&decode(&turned.jpeg), &expected);
+        assert!(quality > 33.0, "{quality:.1} dB turned");
+
+        // Grey JPEGs too.
+        let grey = DynamicImage::ImageRgb8(scene).into_luma8();
+        let jpeg = encode(&DynamicImage::ImageLuma8(grey.clone()), ImageFormat::Jpeg);
+        let photo = to_tiktok_jpeg(&jpeg, &PhotoLimits::default()).unwrap();
+        assert_eq!((photo.width, photo.height), (1080, 810));
+        let expected = DynamicImage::ImageLuma8(image::imageops::resize(
+            &grey,
+            1080,
+            810,
+            image::imageops::FilterType::Lanczos3,
+        ))
+        .into_rgb8();
+        let quality = psnr(&decode(&photo.jpeg), &expected);
+        assert!(quality > 33.0, "{quality:.1} dB grey");
+    }
+
     #[test]
     fn exif_orientation_6_is_applied_after_fitting() {
         // Stored 1600 × 1200 landscape with a red block in the stored top-left

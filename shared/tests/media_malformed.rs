@@ -37,6 +37,30 @@ mod media {
         ]
     }
 
+    /// A JPEG, made once, large enough for [`SMALL`] to decode it at
+    /// reduced scale.
+    fn jpeg_input() -> Vec<u8> {
+        static JPEG: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+        JPEG.get_or_init(|| {
+            let mut out = std::io::Cursor::new(Vec::new());
+            test_media::picture::scene(640, 480, 3)
+                .write_to(&mut out, image::ImageFormat::Jpeg)
+                .expect("encodes");
+            out.into_inner()
+        })
+        .clone()
+    }
+
+    /// A small box, so that conversions of the inputs stay quick and JPEGs
+    /// take the reduced-scale path.
+    const SMALL: PhotoLimits = PhotoLimits {
+        max_width: 150,
+        max_height: 150,
+        max_bytes: 20_000_000,
+        quality: 90,
+        min_quality: 60,
+    };
+
     fn video_inputs() -> Vec<Vec<u8>> {
         vec![
             test_media::fixture("video/h264-30fps.mp4"),
@@ -132,7 +156,17 @@ mod media {
             // Small enough for any claimed size to be refused before decoding
             // a bomb; large enough for the real files.
             let _ = heic::decode(&input, 64 << 20);
-            let _ = to_tiktok_jpeg(&input, &PhotoLimits::default());
+            let _ = to_tiktok_jpeg(&input, &SMALL);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        #[test]
+        fn mutated_jpeg_never_panics(mutations in prop::collection::vec(mutation(), 1..4)) {
+            let input = apply(jpeg_input(), &mutations);
+            let _ = to_tiktok_jpeg(&input, &SMALL);
         }
     }
 

@@ -258,6 +258,7 @@ pub(super) fn convert_within<R: BufRead + Seek>(
     let kind = sniff(&mut reader)?;
     let decoded = match kind {
         ImageKind::Heic => decode::heic(reader, budget)?,
+        ImageKind::Jpeg => decode::jpeg(reader, limits, budget)?,
         _ => decode::with_image(reader, kind, budget)?,
     };
     finish(kind, decoded, limits)
@@ -307,18 +308,7 @@ fn finish(
 
     let (rgb, flattened) = flatten_onto_white(image);
 
-    let quarter_turn = matches!(
-        orientation,
-        Orientation::Rotate90
-            | Orientation::Rotate270
-            | Orientation::Rotate90FlipH
-            | Orientation::Rotate270FlipH
-    );
-    let (box_w, box_h) = if quarter_turn {
-        (limits.max_height, limits.max_width)
-    } else {
-        (limits.max_width, limits.max_height)
-    };
+    let (box_w, box_h) = display_box(orientation, limits);
     let (fit_w, fit_h) = fit_inside(width, height, box_w, box_h);
     // Compared by area: a HEIC comes out of its decoder already turned, and
     // a JPEG may have been decoded at a reduced scale.
@@ -408,6 +398,23 @@ fn check_limits(limits: &PhotoLimits) -> Result<(), ConvertError> {
         ));
     }
     Ok(())
+}
+
+/// The box the stored image must fit so that, once `orientation` is
+/// applied, it fits `limits`: turned for 90°/270° orientations.
+pub(super) fn display_box(orientation: Orientation, limits: &PhotoLimits) -> (u32, u32) {
+    let quarter_turn = matches!(
+        orientation,
+        Orientation::Rotate90
+            | Orientation::Rotate270
+            | Orientation::Rotate90FlipH
+            | Orientation::Rotate270FlipH
+    );
+    if quarter_turn {
+        (limits.max_height, limits.max_width)
+    } else {
+        (limits.max_width, limits.max_height)
+    }
 }
 
 /// The largest size with the same aspect ratio as `width` × `height` that
