@@ -153,19 +153,6 @@ mod media {
         assert_eq!((photo.width, photo.height), (864, 1920));
     }
 
-    /// PSNR of `a` against `b` (same size), in dB.
-    fn psnr(a: &RgbImage, b: &RgbImage) -> f64 {
-        assert_eq!(a.dimensions(), b.dimensions());
-        let mse = a
-            .as_raw()
-            .iter()
-            .zip(b.as_raw())
-            .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
-            .sum::<f64>()
-            / a.as_raw().len() as f64;
-        10.0 * (255.0f64 * 255.0 / mse).log10()
-    }
-
     #[test]
     fn a_large_jpeg_decoded_at_reduced_scale_looks_like_a_full_decode() {
         // 2400 × 1800 for a 1080-wide slot: decoded at 1/2 (1200 × 900),
@@ -179,7 +166,7 @@ mod media {
         assert!(photo.resized);
         let expected =
             image::imageops::resize(&scene, 1080, 810, image::imageops::FilterType::Lanczos3);
-        let quality = psnr(&decode(&photo.jpeg), &expected);
+        let quality = test_media::picture::psnr(&decode(&photo.jpeg), &expected);
         assert!(quality > 33.0, "{quality:.1} dB against the source");
 
         // Turned by EXIF: the box turns too, the scale still covers it.
@@ -192,7 +179,7 @@ mod media {
             1080,
             image::imageops::FilterType::Lanczos3,
         ));
-        let quality = psnr(&decode(&turned.jpeg), &expected);
+        let quality = test_media::picture::psnr(&decode(&turned.jpeg), &expected);
         assert!(quality > 33.0, "{quality:.1} dB turned");
 
         // Grey JPEGs too.
@@ -207,7 +194,7 @@ mod media {
             image::imageops::FilterType::Lanczos3,
         ))
         .into_rgb8();
-        let quality = psnr(&decode(&photo.jpeg), &expected);
+        let quality = test_media::picture::psnr(&decode(&photo.jpeg), &expected);
         assert!(quality > 33.0, "{quality:.1} dB grey");
     }
 

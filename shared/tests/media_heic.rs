@@ -18,18 +18,6 @@ mod media {
     use test_media::heif::{Coded, Heif, Primary, iphone_grid};
     use test_media::picture::{self, BOTTOM, MARK, TOP, p3_to_srgb};
 
-    fn psnr(a: &RgbImage, b: &RgbImage) -> f64 {
-        assert_eq!(a.dimensions(), b.dimensions());
-        let mse = a
-            .as_raw()
-            .iter()
-            .zip(b.as_raw())
-            .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
-            .sum::<f64>()
-            / a.as_raw().len() as f64;
-        10.0 * (255.0f64 * 255.0 / mse).log10()
-    }
-
     fn decode_jpeg(jpeg: &[u8]) -> RgbImage {
         image::load_from_memory_with_format(jpeg, ImageFormat::Jpeg)
             .unwrap()
@@ -51,7 +39,7 @@ mod media {
                 (1500, 2000),
                 "{depth}-bit: turned upright"
             );
-            let quality = psnr(&image, &picture::iphone_grid_upright());
+            let quality = test_media::picture::psnr(&image, &picture::iphone_grid_upright());
             assert!(
                 quality > 32.0,
                 "{depth}-bit grid: {quality:.1} dB against its source"

@@ -33,6 +33,7 @@ use image::codecs::png::{CompressionType, FilterType, PngEncoder};
 use image::{ExtendedColorType, ImageEncoder};
 use rayon::prelude::*;
 use shared::media::{PhotoFile, PhotoLimits, convert_all};
+use test_media::picture::XorShift;
 
 const WIDTH: u32 = 4000;
 const HEIGHT: u32 = 3000;
@@ -120,33 +121,19 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-/// Small deterministic PRNG: the images must be the same on every run.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-}
-
 /// A photo-like image: two gradients, a few soft discs, per-pixel noise;
 /// with `alpha`, a vignette that fades to fully transparent at the corners.
 fn photo_pixels(seed: u64, alpha: bool) -> Vec<u8> {
     let mut rng = XorShift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let discs: Vec<(f32, f32, f32, [f32; 3])> = (0..6)
         .map(|_| {
-            let x = (rng.next() % u64::from(WIDTH)) as f32;
-            let y = (rng.next() % u64::from(HEIGHT)) as f32;
-            let r = 200.0 + (rng.next() % 800) as f32;
+            let x = (rng.next_u64() % u64::from(WIDTH)) as f32;
+            let y = (rng.next_u64() % u64::from(HEIGHT)) as f32;
+            let r = 200.0 + (rng.next_u64() % 800) as f32;
             let c = [
-                (rng.next() % 256) as f32,
-                (rng.next() % 256) as f32,
-                (rng.next() % 256) as f32,
+                (rng.next_u64() % 256) as f32,
+                (rng.next_u64() % 256) as f32,
+                (rng.next_u64() % 256) as f32,
             ];
             (x, y, r, c)
         })
@@ -171,7 +158,7 @@ fn photo_pixels(seed: u64, alpha: bool) -> Vec<u8> {
                     }
                 }
             }
-            let noise = rng.next();
+            let noise = rng.next_u64();
             for (i, value) in c.iter().enumerate() {
                 let n = ((noise >> (i * 8)) & 0x1F) as f32 - 16.0;
                 pixels.push((value + n).clamp(0.0, 255.0) as u8);

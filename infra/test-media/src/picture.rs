@@ -16,11 +16,12 @@ pub const BOTTOM: [u8; 3] = [60, 90, 200];
 /// Colour of the square marking the left side, under the top band.
 pub const MARK: [u8; 3] = [40, 200, 60];
 
-/// Small deterministic PRNG.
-struct XorShift(u64);
+/// Small deterministic PRNG (xorshift64): generated media must be the same
+/// on every run.
+pub struct XorShift(pub u64);
 
 impl XorShift {
-    fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x << 13;
         x ^= x >> 7;
@@ -35,13 +36,13 @@ pub fn scene(width: u32, height: u32, seed: u64) -> RgbImage {
     let mut rng = XorShift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let discs: Vec<(f32, f32, f32, [f32; 3])> = (0..5)
         .map(|_| {
-            let x = (rng.next() % u64::from(width.max(1))) as f32;
-            let y = (rng.next() % u64::from(height.max(1))) as f32;
-            let r = (width.min(height) as f32) * (0.05 + (rng.next() % 100) as f32 / 500.0);
+            let x = (rng.next_u64() % u64::from(width.max(1))) as f32;
+            let y = (rng.next_u64() % u64::from(height.max(1))) as f32;
+            let r = (width.min(height) as f32) * (0.05 + (rng.next_u64() % 100) as f32 / 500.0);
             let c = [
-                (rng.next() % 200) as f32 + 30.0,
-                (rng.next() % 200) as f32 + 30.0,
-                (rng.next() % 200) as f32 + 30.0,
+                (rng.next_u64() % 200) as f32 + 30.0,
+                (rng.next_u64() % 200) as f32 + 30.0,
+                (rng.next_u64() % 200) as f32 + 30.0,
             ];
             (x, y, r, c)
         })
@@ -131,4 +132,17 @@ pub fn iphone_grid_upright() -> RgbImage {
     use image::imageops;
     let stored = imageops::rotate270(&scene(1536, 2048, 1));
     imageops::rotate90(&imageops::crop_imm(&stored, 0, 0, 2000, 1500).to_image())
+}
+
+/// PSNR of `a` against `b` (same size), in dB.
+pub fn psnr(a: &RgbImage, b: &RgbImage) -> f64 {
+    assert_eq!(a.dimensions(), b.dimensions(), "PSNR of images of one size");
+    let mse = a
+        .as_raw()
+        .iter()
+        .zip(b.as_raw())
+        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+        .sum::<f64>()
+        / a.as_raw().len() as f64;
+    10.0 * (255.0f64 * 255.0 / mse).log10()
 }
