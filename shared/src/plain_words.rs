@@ -279,15 +279,19 @@ pub fn account_trouble(account: &Account) -> Option<Failure> {
 
 fn lower_first(text: &str) -> String {
     let mut chars = text.chars();
-    match chars.next() {
-        // Only when the second letter is lower case: "TikTok", "MP4" and
-        // "S3" keep their capitals.
-        Some(first)
-            if first.is_uppercase() && chars.clone().next().is_some_and(char::is_lowercase) =>
-        {
-            first.to_lowercase().chain(chars).collect()
-        }
-        _ => text.to_owned(),
+    let Some(first) = chars.next() else {
+        return String::new();
+    };
+    // Only a plainly capitalised first word ("The"): "TikTok", "MP4" and
+    // "S3" keep their capitals.
+    let word_rest = chars.as_str().split(char::is_whitespace).next().unwrap_or("");
+    let plain = first.is_uppercase()
+        && !word_rest.is_empty()
+        && word_rest.chars().all(|c| c.is_lowercase() || !c.is_alphanumeric());
+    if plain {
+        first.to_lowercase().chain(chars).collect()
+    } else {
+        text.to_owned()
     }
 }
 

@@ -105,7 +105,9 @@ fn upload_item(index: usize, job: &Job) -> String {
     {
         item.push_str(&format!("<p class=\"hint\">{}</p>", escape(hint)));
     }
-    for link in &job.share_urls {
+    // Links are built from TikTok's post ids; only https ones are shown,
+    // whatever a stored record says.
+    for link in job.share_urls.iter().filter(|l| l.starts_with("https://")) {
         item.push_str(&format!(
             "<p><a href=\"{}\" rel=\"noopener noreferrer\">See the post on TikTok</a></p>",
             escape(link)

@@ -1,11 +1,10 @@
 //! The creator's page against local AWS: the service in process (links,
 //! revocation, pages of 50, the 30-day window, one account only, headers),
 //! then the real binary under the Lambda emulator behind a local HTTP API,
-//! with links made by the real CLI, in headless Chromium at a phone and a
-//! desktop viewport (functions/creator-page/tests/browser/creator_page.mjs).
+//! in headless Chromium at a phone and a desktop viewport
+//! (functions/creator-page/tests/browser/creator_page.mjs).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -362,39 +361,6 @@ async fn requests_get_the_pages_headers_and_only_get_and_head() {
     );
 }
 
-/// A binary of another package of the workspace, built next to this test's.
-fn sibling_binary(name: &str) -> PathBuf {
-    let me = std::env::current_exe().expect("the test binary's path");
-    let path = me
-        .parent()
-        .and_then(Path::parent)
-        .expect("the target folder")
-        .join(name);
-    assert!(
-        path.is_file(),
-        "{} is not built: run `cargo build -p tiktok-drafts-cli` first (make test builds it)",
-        path.display()
-    );
-    path
-}
-
-/// `tiktok-drafts --json <args>` against this test's table and key.
-fn cli(data: &Data, args: &[&str]) -> serde_json::Value {
-    let out = Command::new(sibling_binary("tiktok-drafts"))
-        .arg("--json")
-        .args(args)
-        .args(["--key-secret-id", &data.key_secret_id])
-        .env("TABLE_NAME", &data.table)
-        .output()
-        .expect("the CLI runs");
-    assert!(
-        out.status.success(),
-        "tiktok-drafts {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON")
-}
-
 /// Where the browser test's pieces are: Debian's Chromium and the Node
 /// package next to the script. A machine without them fails here, loudly,
 /// with what to install: this test never skips itself.
@@ -438,33 +404,17 @@ async fn the_page_in_a_real_browser_at_phone_and_desktop_sizes() {
         .unwrap();
     let page_url = format!("{}/creator/", api.base_url());
 
-    // Links as the operator makes them: one, then revoked, then a new one.
-    let first = cli(
-        &data,
-        &["link", "--account", "alice", "--page-url", &page_url],
-    );
-    let revoked = first["link"].as_str().unwrap().to_owned();
-    let revoke = cli(&data, &["link", "--account", "alice", "--revoke"]);
-    assert_eq!(revoke["revoked"], true);
-    let good = cli(
-        &data,
-        &["link", "--account", "alice", "--page-url", &page_url],
-    )["link"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert!(good.starts_with(&page_url) && good != revoked);
+    // Links as `tiktok-drafts link` makes them (cli/tests/link.rs runs the
+    // command itself): one, then revoked, then a new one.
+    let link = |token: String| format!("{page_url}{token}");
+    let revoked = link(data.token("open-alice", 0));
+    assert_eq!(data.accounts().revoke_links("open-alice").await.unwrap(), 1);
+    let good = link(data.token("open-alice", 1));
     // A link to bob's page with alice's signature: forged.
-    let bob = cli(
-        &data,
-        &["link", "--account", "bob", "--page-url", &page_url],
-    )["link"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let (bob_payload, _) = bob.rsplit_once('/').unwrap().1.split_once('.').unwrap();
+    let bob = data.token("open-bob", 0);
+    let (bob_payload, _) = bob.split_once('.').unwrap();
     let (_, alice_signature) = good.rsplit_once('.').unwrap();
-    let forged = format!("{page_url}{bob_payload}.{alice_signature}");
+    let forged = link(format!("{bob_payload}.{alice_signature}"));
 
     let screenshots = std::env::var_os("SCREENSHOTS_DIR")
         .map(PathBuf::from)

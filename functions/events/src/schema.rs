@@ -203,4 +203,42 @@ mod tests {
             ALL_KINDS.iter().map(|k| k.detail_type()).collect();
         assert_eq!(types.len(), ALL_KINDS.len(), "one detail-type per kind");
     }
+
+    /// docs/events.md is the reference people route by: it names every kind
+    /// and detail-type, describes every field, and its example is a valid
+    /// detail of this version.
+    #[test]
+    fn the_reference_document_matches_the_code() {
+        let doc = include_str!("../../../docs/events.md");
+        for kind in ALL_KINDS {
+            assert!(doc.contains(&format!("`{}`", kind.as_str())), "{kind:?}");
+            assert!(
+                doc.contains(&format!("`{}`", kind.detail_type())),
+                "{kind:?}"
+            );
+        }
+        let example = doc
+            .split("```json")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .expect("an example detail");
+        let detail: Detail = serde_json::from_str(example).expect("the example follows the schema");
+        assert_eq!(detail.schema_version, SCHEMA_VERSION);
+        let json = serde_json::to_value(&detail).unwrap();
+        let mut fields = Vec::new();
+        // Every leaf, and objects through their fields.
+        for (name, value) in json.as_object().unwrap() {
+            match value.as_object() {
+                Some(inner) => fields.extend(inner.keys().map(|k| format!("{name}.{k}"))),
+                None => fields.push(name.clone()),
+            }
+        }
+        for field in fields {
+            assert!(
+                doc.contains(&format!("| `{field}`")),
+                "docs/events.md does not describe {field}"
+            );
+        }
+        assert!(doc.contains(&format!("`source` | `{SOURCE}`")));
+    }
 }
