@@ -1791,8 +1791,7 @@ fn opt_u64(item: &Item, name: &str) -> Option<u64> {
 
 /// The job item as [`Jobs::claim`] writes it (without the index of
 /// unfinished work; with the account index once the job has an account).
-/// The one writer of job items: the events function and tests build items
-/// with it.
+/// The one writer of job items (tests build stream images with it too).
 pub fn job_to_item(job: &Job) -> Item {
     let mut item = Item::new();
     let mut put = |name: &str, value: AttributeValue| {
