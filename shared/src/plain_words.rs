@@ -193,11 +193,15 @@ pub fn job_words(job: &Job) -> JobWords {
         ),
         JobStatus::Inbox => {
             let hint = "Open TikTok, tap the inbox, finish and post.";
-            let detail = match (job.post, job.caption.is_some()) {
-                (PostTarget::Draft, true) => format!(
+            // Photo drafts keep their caption at TikTok; inbox videos lose it.
+            let loses_caption =
+                job.post == PostTarget::Draft && job.kind == JobKind::Video && job.caption.is_some();
+            let detail = if loses_caption {
+                format!(
                     "{hint} TikTok leaves the caption out of inbox videos: copy it from here and paste it in."
-                ),
-                _ => hint.to_owned(),
+                )
+            } else {
+                hint.to_owned()
             };
             words(
                 Standing::InInbox,
@@ -284,10 +288,16 @@ fn lower_first(text: &str) -> String {
     };
     // Only a plainly capitalised first word ("The"): "TikTok", "MP4" and
     // "S3" keep their capitals.
-    let word_rest = chars.as_str().split(char::is_whitespace).next().unwrap_or("");
+    let word_rest = chars
+        .as_str()
+        .split(char::is_whitespace)
+        .next()
+        .unwrap_or("");
     let plain = first.is_uppercase()
         && !word_rest.is_empty()
-        && word_rest.chars().all(|c| c.is_lowercase() || !c.is_alphanumeric());
+        && word_rest
+            .chars()
+            .all(|c| c.is_lowercase() || !c.is_alphanumeric());
     if plain {
         first.to_lowercase().chain(chars).collect()
     } else {
@@ -363,10 +373,16 @@ mod tests {
     }
 
     #[test]
-    fn inbox_without_a_caption_does_not_mention_copying() {
+    fn inbox_without_a_lost_caption_does_not_mention_copying() {
         let mut j = job(JobStatus::Inbox);
         j.caption = None;
         assert!(!job_words(&j).detail.contains("copy"));
+        let mut photos = job(JobStatus::Inbox);
+        photos.kind = JobKind::Slideshow;
+        assert!(
+            !job_words(&photos).detail.contains("copy"),
+            "photo drafts keep their caption"
+        );
     }
 
     #[test]

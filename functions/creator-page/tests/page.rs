@@ -443,12 +443,15 @@ async fn the_page_in_a_real_browser_at_phone_and_desktop_sizes() {
     });
     let plan_file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(plan_file.path(), plan.to_string()).unwrap();
-    let out = tokio::process::Command::new("node")
+    let run = tokio::process::Command::new("node")
         .arg(browser_dir.join("creator_page.mjs"))
         .arg(plan_file.path())
         .current_dir(&browser_dir)
-        .output()
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(240), run)
         .await
+        .expect("the browser test finishes within 240 s")
         .expect("node runs (the browser test needs Node.js 20 or newer)");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);

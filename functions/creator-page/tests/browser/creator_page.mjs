@@ -14,6 +14,12 @@ import { chromium } from "playwright-core";
 
 const plan = JSON.parse(readFileSync(process.argv[2], "utf8"));
 
+// Whatever hangs, the run ends with a failure well within the test's time.
+const watchdog = setTimeout(() => {
+  console.error("FAILED: the browser test did not finish within 150 s");
+  process.exit(2);
+}, 150_000);
+
 function check(ok, what, detail = "") {
   if (!ok) {
     throw new Error(`FAILED: ${what}${detail ? `\n  ${detail}` : ""}`);
@@ -48,6 +54,7 @@ async function listPage(browser, name, options) {
     { ...options, permissions: ["clipboard-read", "clipboard-write"] },
     async (context) => {
       const page = await context.newPage();
+      page.setDefaultTimeout(15_000);
       const problems = [];
       page.on("console", (m) => {
         if (m.type() === "error") problems.push(m.text());
@@ -133,6 +140,7 @@ async function listPage(browser, name, options) {
 async function refused(browser, name, url) {
   await withContext(browser, { viewport: { width: 390, height: 844 } }, async (context) => {
     const page = await context.newPage();
+    page.setDefaultTimeout(15_000);
     const response = await page.goto(url);
     check(response.status() === 403, `${name}: answered 403`, `status ${response.status()}`);
     const title = await page.locator("h1").textContent();
@@ -148,6 +156,7 @@ async function refused(browser, name, url) {
 async function withoutJavaScript(browser) {
   await withContext(browser, { javaScriptEnabled: false, viewport: { width: 390, height: 844 } }, async (context) => {
     const page = await context.newPage();
+    page.setDefaultTimeout(15_000);
     const response = await page.goto(plan.good);
     check(response.status() === 200, "no JavaScript: the page opens");
     check((await page.locator("li.upload").count()) === plan.order.length, "no JavaScript: every upload is listed");
@@ -156,10 +165,12 @@ async function withoutJavaScript(browser) {
   });
 }
 
+console.log("launching Chromium");
 const browser = await chromium.launch({
   executablePath: plan.chromium,
   headless: true,
   args,
+  timeout: 60_000,
 });
 let failed = false;
 try {
@@ -179,4 +190,5 @@ try {
 } finally {
   await browser.close();
 }
+clearTimeout(watchdog);
 process.exit(failed ? 1 : 0);
