@@ -53,6 +53,8 @@ REGION_DEFAULT = "us-east-1"
 # block, point-in-time recovery, the HTTP
 # API (the demo's local gateway plays it, with the template's routes),
 # alarms, metric filters, log retention, EventInvokeConfig, architectures.
+# Worked around before creating: a Ref to an AWS::Events::EventBus becomes
+# the bus's Name (what the Ref gives), as moto would put the bus object there.
 # The event source mappings moto creates are disabled: moto would run the
 # function in Docker on each message; the demo's event source plays them.
 FILLED = [
@@ -336,6 +338,7 @@ def create(args):
     s3.create_bucket(Bucket=code_bucket)
     s3.put_object(Bucket=code_bucket, Key="code.zip", Body=code_zip())
     template = translate(sam, given, f"s3://{code_bucket}/code.zip", region)
+    template = inline_event_bus_refs(template)
     cfn.create_stack(
         StackName=args.stack_name,
         TemplateBody=json.dumps(template),
@@ -473,6 +476,29 @@ def create(args):
             indent=1,
         )
     )
+
+
+def inline_event_bus_refs(template):
+    """Every `Ref` to an AWS::Events::EventBus replaced by the bus's `Name`,
+    which is what CloudFormation's Ref gives. moto 5.2's CloudFormation puts
+    the bus object itself where the Ref is (a function's environment then
+    breaks moto's own GetFunctionConfiguration with a 500)."""
+    buses = {
+        logical_id: resource["Properties"]["Name"]
+        for logical_id, resource in template.get("Resources", {}).items()
+        if resource.get("Type") == "AWS::Events::EventBus" and "Name" in resource.get("Properties", {})
+    }
+
+    def walk(value):
+        if isinstance(value, dict):
+            if set(value) == {"Ref"} and value["Ref"] in buses:
+                return buses[value["Ref"]]
+            return {k: walk(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        return value
+
+    return walk(template)
 
 
 def role_statements(iam, role_arn):
@@ -664,6 +690,13 @@ def describe(args):
             **function,
             "memory_size": props.get("MemorySize", defaults.get("MemorySize", 128)),
             "timeout": props.get("Timeout", defaults.get("Timeout", 3)),
+            # The variables it is given, its own and the Globals'.
+            "environment": sorted(
+                {
+                    **defaults.get("Environment", {}).get("Variables", {}),
+                    **props.get("Environment", {}).get("Variables", {}),
+                }
+            ),
         }
     print(json.dumps({"functions": out}, indent=1))
 

@@ -92,6 +92,9 @@ pub struct DeclaredFunction {
     pub binary: Option<String>,
     pub memory_size: Option<u32>,
     pub timeout: Option<u32>,
+    /// The names of the variables the template gives it (Globals too).
+    #[serde(default)]
+    pub environment: Vec<String>,
     #[serde(default)]
     pub events: Vec<FunctionEvent>,
 }
