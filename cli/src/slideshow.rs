@@ -17,14 +17,11 @@ use shared::jobs::{
 use shared::media::convert::{ConvertedPhoto, PhotoFile, PhotoLimits, convert_all, worker_count};
 use shared::media::detect::{ImageKind, MediaKind, detect};
 use shared::media::manifest::{MAX_IMAGES, Manifest};
+use shared::storage::media_folder::{photo_folder, photo_key};
 use shared::tiktok::PhotoPost;
 
 use crate::context::{CliResult, Ctx as _, Deployment, Fail, Output, hostname, parse_flag};
 use crate::upload::{Begun, Uploading, done_output, local_file, read_prefix, sha256_file};
-
-/// Where converted photos go, as the upload function puts them; the
-/// bucket's lifecycle rule expires them.
-const MEDIA_PREFIX: &str = "media/";
 
 /// How long a presigned photo URL lives: TikTok's pull times out within it.
 
@@ -213,7 +210,7 @@ pub async fn run(d: &Deployment, args: SlideshowArgs, json: bool) -> CliResult<O
         let mut keys = Vec::with_capacity(photos.len());
         let mut photo_urls = Vec::with_capacity(photos.len());
         for (index, photo) in photos.into_iter().enumerate() {
-            let key = format!("{MEDIA_PREFIX}{}/{index}.jpg", job.id);
+            let key = photo_key(&job.id, index);
             d.aws
                 .s3
                 .put_object()
@@ -261,9 +258,9 @@ pub async fn run(d: &Deployment, args: SlideshowArgs, json: bool) -> CliResult<O
         out.json["media_keys"] = json!(keys);
         out.json["title"] = json!(text.title);
         out.text.push_str(&format!(
-            "\n{} photos converted to JPEG under s3://{bucket}/{MEDIA_PREFIX}{}/",
+            "\n{} photos converted to JPEG under s3://{bucket}/{}",
             keys.len(),
-            job.id
+            photo_folder(&job.id)
         ));
         Ok(out)
     }

@@ -14,16 +14,20 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 use shared::accounts::Account;
 use shared::caption::{VIDEO_TITLE_MAX, trim_to_utf16};
+use shared::clock::Clock;
 use shared::jobs::{
-    Changes, Job, JobKind, JobStatus, Jobs, LOCAL_FILE_BUCKET, LastError, MAX_PENDING_DRAFTS,
-    NewJob, ObjectVersion, PostTarget, RetryPolicy as JobRetryPolicy, SlotDecision, Upload,
-    after_error,
+    Changes, Job, JobKind, JobRetryPolicy, JobStatus, Jobs, LOCAL_FILE_BUCKET, LastError,
+    MAX_PENDING_DRAFTS, NewJob, ObjectVersion, PostTarget, SlotDecision, Upload, after_error,
 };
-use shared::media::detect::{DETECT_PREFIX_LEN, VideoKind, check_video};
+use shared::lease::LeaseTable;
+use shared::media::detect::{DETECT_PREFIX_LEN, check_video};
+use shared::storage::FileSource;
 use shared::tiktok::chunk_plan::{DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
-use shared::tiktok::upload::{FileSource, RetryPolicy, UploadProgress, Uploader, VideoContentType};
+use shared::tiktok::upload::{
+    CHUNK_TIMEOUT, ChunkRetryPolicy, UploadProgress, Uploader, VideoContentType,
+};
 use shared::tiktok::{ChunkPlan, TikTokClient, TikTokError, VideoSource};
-use shared::tokens::{Clock, FreshToken, LeaseTable, SecretsManagerTokenStore, TokenManager};
+use shared::tokens::{FreshToken, SecretsManagerTokenStore, TokenManager};
 
 use crate::context::{
     CliResult, Ctx as _, Deployment, Fail, Output, hostname, progress_visible, reconnect_hint,
@@ -32,9 +36,6 @@ use crate::context::{
 /// How long this process may hold a job: as long as the upload function's
 /// lease, so the two never work on one job at once.
 const JOB_LEASE: Duration = Duration::from_secs(16 * 60);
-
-/// How long one chunk PUT may take.
-const CHUNK_TIMEOUT: Duration = Duration::from_secs(120);
 
 #[derive(clap::Args)]
 pub struct UploadArgs {
@@ -466,11 +467,7 @@ pub async fn run(d: &Deployment, args: UploadArgs, json: bool) -> CliResult<Outp
             args.video.display()
         ))
     })?;
-    let content_type = match kind {
-        VideoKind::Mov => VideoContentType::Mov,
-        VideoKind::WebM => VideoContentType::WebM,
-        VideoKind::Mp4 => VideoContentType::Mp4,
-    };
+    let content_type = VideoContentType::from(kind);
     let plan = ChunkPlan::new(size, args.chunk_size)
         .map_err(|e| Fail::new(format!("{} cannot go to TikTok: {e}", args.video.display())))?;
 
@@ -562,7 +559,8 @@ async fn send(
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .ctx("cannot build the HTTP client")?;
-    let uploader = Uploader::new(http, RetryPolicy::default()).with_chunk_timeout(CHUNK_TIMEOUT);
+    let uploader =
+        Uploader::new(http, ChunkRetryPolicy::default()).with_chunk_timeout(CHUNK_TIMEOUT);
     let bar = up.bar(plan.video_size, "uploading", true);
     bar.set_position(job.next_offset);
     let mut progress = SaveOffset {

@@ -9,9 +9,12 @@
 pub mod accounts;
 pub mod app_secret;
 pub mod aws;
+pub mod backoff;
 pub mod caption;
+pub mod clock;
 pub mod invite;
 pub mod jobs;
+pub mod lease;
 pub mod login;
 pub mod login_state;
 pub mod media;

@@ -27,8 +27,9 @@ use std::time::{Duration, Instant};
 use futures::stream::{self, StreamExt as _, TryStreamExt as _};
 use shared::accounts::Accounts;
 use shared::aws::AwsClients;
+use shared::clock::Clock;
 use shared::jobs::{Job, JobKind, JobStatus, Jobs, NewJob, ObjectVersion, PostTarget, Upload};
-use shared::tokens::{Clock, TokenManager};
+use shared::tokens::TokenManager;
 use status_checker::checker::RunReport;
 use status_checker::config::{CheckerConfig, STATUS_REQUESTS_PER_MINUTE};
 use tiktok_drafts_tests::{

@@ -11,15 +11,16 @@ use std::future::Future;
 use std::time::Duration;
 
 use shared::accounts::{Account, AccountState, Accounts};
+use shared::clock::Clock;
 use shared::jobs::{
-    Changes, Claim, Job, JobError, JobKind, JobStatus, Jobs, LastError, NewJob, ObjectVersion,
-    PostTarget, RetryPolicy as JobRetryPolicy, SlotDecision, Upload, after_error,
-    pending_share_wait,
+    Changes, Claim, Job, JobError, JobKind, JobRetryPolicy, JobStatus, Jobs, LastError, NewJob,
+    ObjectVersion, PostTarget, SlotDecision, Upload, after_error, pending_share_wait,
 };
+use shared::lease::LeaseTable;
 use shared::storage::{Pin, S3Object, StorageError};
 use shared::tiktok::upload::Uploader;
 use shared::tiktok::{ApiErrorCode, ChunkPlan, InitResponse, TikTokClient, TikTokError};
-use shared::tokens::{Clock, FreshToken, LeaseTable, SecretsManagerTokenStore, TokenManager};
+use shared::tokens::{FreshToken, SecretsManagerTokenStore, TokenManager};
 
 use crate::events::ObjectRef;
 
@@ -99,6 +100,10 @@ pub const JOB_LEASE: Duration = Duration::from_secs(16 * 60);
 /// How often saving a `publish_id` is tried before the invocation gives up
 /// (the id is in the log by then, and the job is marked as in doubt).
 const SAVE_INIT_TRIES: u32 = 4;
+
+/// The wait between those tries.
+const SAVE_INIT_BACKOFF: shared::backoff::Backoff =
+    shared::backoff::Backoff::new(Duration::from_millis(400), Duration::from_secs(4));
 
 /// Either the next thing to work with, or the outcome that ends the work.
 pub(crate) type Step<T> = Result<Result<T, Outcome>, Retry>;
@@ -573,7 +578,7 @@ impl Forwarder {
                 }
             }
             if attempt < SAVE_INIT_TRIES {
-                tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+                shared::backoff::sleep(SAVE_INIT_BACKOFF.jittered(attempt - 1)).await;
             }
         }
         tracing::error!(job_id = %job.id, publish_id = %answer.publish_id, error = last.as_deref(), "TikTok's publish_id could not be saved; the job is left marked as initialising");

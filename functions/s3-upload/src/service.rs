@@ -6,9 +6,12 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessa
 use shared::accounts::Accounts;
 use shared::app_secret::tiktok_client;
 use shared::aws::AwsClients;
-use shared::jobs::{Jobs, RetryPolicy as JobRetryPolicy};
-use shared::tiktok::upload::{RetryPolicy, Uploader};
-use shared::tokens::{Clock, LeaseTable, TokenManager};
+use shared::backoff::Backoff;
+use shared::clock::Clock;
+use shared::jobs::{JobRetryPolicy, Jobs};
+use shared::lease::LeaseTable;
+use shared::tiktok::upload::{CHUNK_TIMEOUT, ChunkRetryPolicy, Uploader};
+use shared::tokens::TokenManager;
 
 use crate::config::UploadConfig;
 use crate::events::{Incoming, ObjectRef, objects_in_message, objects_in_s3_event};
@@ -48,38 +51,29 @@ struct Redelivery {
 /// queue's five deliveries end within about eight minutes, well inside the
 /// upload URL's hour and the checker's 30-minute stuck mark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RedeliveryDelay {
-    pub base: Duration,
-    pub cap: Duration,
-}
+pub struct RedeliveryDelay(pub Backoff);
 
 impl Default for RedeliveryDelay {
     fn default() -> Self {
-        Self {
-            base: Duration::from_secs(30),
-            cap: Duration::from_secs(600),
-        }
+        Self(Backoff::new(
+            Duration::from_secs(30),
+            Duration::from_secs(600),
+        ))
     }
 }
 
 impl RedeliveryDelay {
     /// Back at once (tests that check the message returns).
     pub fn immediate() -> Self {
-        Self {
-            base: Duration::ZERO,
-            cap: Duration::ZERO,
-        }
+        Self(Backoff::none())
     }
 
+    /// The delay after the `receives`-th delivery (1 for the first). Not
+    /// jittered: SQS spreads deliveries already, and the delay is logged.
     pub fn after(&self, receives: u32) -> Duration {
-        let doublings = receives.saturating_sub(1).min(16);
-        self.base.saturating_mul(1 << doublings).min(self.cap)
+        self.0.step(receives.saturating_sub(1))
     }
 }
-
-/// How long one chunk PUT may take; a whole-request timeout would have to
-/// cover the largest chunk on the slowest link.
-const CHUNK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 impl UploadService {
     pub async fn new(
@@ -113,7 +107,7 @@ impl UploadService {
             )
             .with_clock(clock.clone()),
             tiktok,
-            uploader: Uploader::new(upload_http.clone(), RetryPolicy::default())
+            uploader: Uploader::new(upload_http.clone(), ChunkRetryPolicy::default())
                 .with_chunk_timeout(CHUNK_TIMEOUT),
             chunk_size: config.chunk_size,
             clock,
@@ -155,7 +149,7 @@ impl UploadService {
     }
 
     /// Another retry policy for chunk PUTs (tests use one without waits).
-    pub fn with_upload_retry(mut self, policy: RetryPolicy) -> Self {
+    pub fn with_upload_retry(mut self, policy: ChunkRetryPolicy) -> Self {
         self.forwarder.uploader =
             Uploader::new(self.upload_http.clone(), policy).with_chunk_timeout(CHUNK_TIMEOUT);
         self

@@ -13,17 +13,14 @@ use shared::jobs::{Job, JobKind, JobStatus, PostTarget};
 use shared::media::convert::{PhotoFile, PhotoLimits, convert_all};
 use shared::media::limits::{InputKind, TooLarge};
 use shared::media::manifest::Manifest;
+use shared::storage::ChunkSource as _;
 use shared::storage::S3Object;
+use shared::storage::media_folder::photo_key;
 use shared::tiktok::PhotoPost;
-use shared::tiktok::upload::ChunkSource as _;
 
 use crate::events::ObjectRef;
 use crate::forwarder::{Forwarder, JobSpec, Opened, Outcome, Retry, retry};
 use crate::keys::slideshow_folder;
-
-/// Where converted photos go: `media/<job id>/<index>.jpg`, short-lived
-/// (the bucket's lifecycle rule expires `media/`).
-pub const MEDIA_PREFIX: &str = "media/";
 
 impl Forwarder {
     pub async fn forward_slideshow(
@@ -183,7 +180,7 @@ impl Forwarder {
                 Ok(p) => p,
                 Err(err) => return self.fail(&job, "bad_image", err.to_string()).await,
             };
-            let key = format!("{MEDIA_PREFIX}{}/{index}.jpg", job.id);
+            let key = photo_key(&job.id, index);
             self.s3
                 .put_object()
                 .bucket(&object.bucket)

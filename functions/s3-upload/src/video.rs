@@ -4,14 +4,16 @@
 
 use aws_sdk_s3::error::ProvideErrorMetadata as _;
 use shared::caption::{VIDEO_TITLE_MAX, trim_to_utf16};
+use shared::clock::Clock;
 use shared::jobs::{Changes, Job, JobKind, JobStatus, Jobs, PostTarget};
 use shared::media::detect::{DETECT_PREFIX_LEN, VideoKind, check_video};
 use shared::media::limits::InputKind;
 use shared::s3_metadata;
+use shared::storage::ChunkSource as _;
 use shared::storage::S3Object;
-use shared::tiktok::upload::{ChunkSource as _, UploadError, UploadProgress, VideoContentType};
+use shared::storage::media_folder::video_copy_key;
+use shared::tiktok::upload::{UploadError, UploadProgress, VideoContentType};
 use shared::tiktok::{ChunkPlan, DirectPostInfo, PrivacyLevel, VideoSource};
-use shared::tokens::Clock;
 use tokio::io::AsyncReadExt as _;
 
 use crate::config::VideoTransfer;
@@ -249,7 +251,7 @@ impl Forwarder {
             ));
         };
         // The job id is a hash of the upload; the same name on a retry.
-        let key = format!("media/videos/{}.{}", job.id, extension(kind));
+        let key = video_copy_key(&job.id, VideoContentType::from(kind).extension());
         let mut copy_source = format!(
             "{}/{}",
             source.bucket(),
@@ -314,7 +316,7 @@ impl Forwarder {
             .upload(
                 url.expose(),
                 &plan,
-                content_type(kind),
+                VideoContentType::from(kind),
                 source,
                 job.next_offset,
                 &mut progress,
@@ -480,43 +482,5 @@ fn upload_error_code(err: &UploadError) -> &'static str {
         e if e.needs_new_upload() => "upload_url_expired",
         UploadError::Rejected { .. } | UploadError::Protocol { .. } => "upload_rejected",
         _ => "upload_failed",
-    }
-}
-
-/// The one mapping from what the bytes are to what TikTok is told.
-fn content_type(kind: VideoKind) -> VideoContentType {
-    match kind {
-        VideoKind::Mp4 => VideoContentType::Mp4,
-        VideoKind::Mov => VideoContentType::Mov,
-        VideoKind::WebM => VideoContentType::WebM,
-    }
-}
-
-/// The file extension of the copy under `media/`: the one
-/// [`VideoContentType::from_extension`] reads as the video's type.
-fn extension(kind: VideoKind) -> &'static str {
-    const EXTENSIONS: [&str; 3] = ["mp4", "mov", "webm"];
-    let wanted = content_type(kind);
-    EXTENSIONS
-        .into_iter()
-        .find(|ext| VideoContentType::from_extension(ext) == Some(wanted))
-        .unwrap_or("mp4")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn each_kind_has_one_content_type_and_a_matching_extension() {
-        for kind in [VideoKind::Mp4, VideoKind::Mov, VideoKind::WebM] {
-            assert_eq!(
-                VideoContentType::from_extension(extension(kind)),
-                Some(content_type(kind)),
-                "{kind}"
-            );
-        }
-        assert_eq!(content_type(VideoKind::Mov).as_str(), "video/quicktime");
-        assert_eq!(extension(VideoKind::WebM), "webm");
     }
 }

@@ -8,12 +8,13 @@ use s3_upload::forwarder::Outcome;
 use s3_upload::service::UploadService;
 use shared::accounts::Accounts;
 use shared::aws::AwsClients;
+use shared::clock::Clock;
 use shared::jobs::{
     Changes, JobId, JobKind, JobStatus, Jobs, LastError, NewJob, ObjectVersion, PostTarget, Upload,
 };
 use shared::tiktok::Endpoints;
-use shared::tiktok::upload::RetryPolicy;
-use shared::tokens::{Clock, TokenManager};
+use shared::tiktok::upload::ChunkRetryPolicy;
+use shared::tokens::TokenManager;
 use tiktok_drafts_tests::{
     DeploymentStores, TestSim, connect_account, deployment_stores, fake_mp4, local_aws, sha256_hex,
     test_image, unique_name,
@@ -118,7 +119,7 @@ async fn env_opts(options: Options) -> Env {
         } else {
             s3_upload::service::RedeliveryDelay::default()
         })
-        .with_upload_retry(RetryPolicy::immediate(2));
+        .with_upload_retry(ChunkRetryPolicy::immediate(2));
     Env {
         sim,
         aws,
@@ -1453,9 +1454,9 @@ async fn a_taken_job_lease_brings_the_message_back_after_it() {
         .put("uploads/alice/leased.mp4", fake_mp4(1000, 98), None)
         .await;
     let job = env.claimed_job(&object, JobKind::Video).await;
-    let leases = shared::tokens::LeaseTable::new(env.aws.dynamodb.clone(), &env.table);
+    let leases = shared::lease::LeaseTable::new(env.aws.dynamodb.clone(), &env.table);
     let name = format!("job#{}", job.id);
-    let holder = shared::tokens::LeaseTable::new_holder();
+    let holder = shared::lease::LeaseTable::new_holder();
     assert!(
         leases
             .try_acquire(

@@ -26,9 +26,10 @@ use chrono::{DateTime, TimeDelta, Utc};
 use futures::stream::{self, StreamExt as _};
 use serde::Serialize;
 use shared::accounts::{Account, AccountState, Accounts};
+use shared::clock::Clock;
 use shared::jobs::{
-    Changes, Decision, INBOX_FOLLOW_EVERY, INBOX_FOLLOW_FOR, Job, JobError, JobStatus, Jobs,
-    LastError, MAX_PENDING_DRAFTS, PageKey, RECONNECT_MESSAGE, RetryPolicy, STUCK_AFTER,
+    Changes, Decision, INBOX_FOLLOW_EVERY, INBOX_FOLLOW_FOR, Job, JobError, JobRetryPolicy,
+    JobStatus, Jobs, LastError, MAX_PENDING_DRAFTS, PageKey, RECONNECT_MESSAGE, STUCK_AFTER,
     UNFINISHED_SHARDS, after_job_status, after_status, is_stuck,
 };
 use shared::tiktok::posting::share_urls;
@@ -36,7 +37,7 @@ use shared::tiktok::{
     ApiErrorCode, ErrorClass, PublishState, PublishStatus, TikTokClient, TikTokError,
 };
 use shared::tokens::{
-    Clock, FreshToken, RefreshOutcome, SecretsManagerTokenStore, TokenError, TokenManager,
+    FreshToken, RefreshOutcome, SecretsManagerTokenStore, TokenError, TokenManager,
 };
 use tokio::time::{Instant, timeout_at};
 
@@ -137,7 +138,7 @@ pub struct Checker<P> {
     pub tiktok: TikTokClient,
     pub upload_path: P,
     pub clock: Clock,
-    pub policy: RetryPolicy,
+    pub policy: JobRetryPolicy,
     pub settings: CheckerSettings,
     /// Access tokens kept between warm runs, so a run does not open every
     /// account's secret again. Dropped when TikTok refuses one.
@@ -273,7 +274,7 @@ impl<P: UploadPath> Checker<P> {
         tiktok: TikTokClient,
         upload_path: P,
         clock: Clock,
-        policy: RetryPolicy,
+        policy: JobRetryPolicy,
         settings: CheckerSettings,
     ) -> Self {
         Self {

@@ -13,13 +13,14 @@ use s3_upload::forwarder::Outcome;
 use s3_upload::service::UploadService;
 use shared::accounts::{AccountState, Accounts};
 use shared::aws::AwsClients;
+use shared::clock::Clock;
 use shared::jobs::{
     Changes, Claim, Job, JobId, JobKind, JobStatus, Jobs, LastError, NewJob, ObjectVersion,
     PostTarget, Upload,
 };
 use shared::tiktok::Endpoints;
-use shared::tiktok::upload::RetryPolicy as UploadRetry;
-use shared::tokens::{Clock, TokenManager, TokenStore as _};
+use shared::tiktok::upload::ChunkRetryPolicy;
+use shared::tokens::{TokenManager, TokenStore as _};
 use status_checker::checker::{Checker, RunReport};
 use status_checker::upload_path::SqsUploadPath;
 use tiktok_drafts_tests::{
@@ -93,7 +94,7 @@ async fn env_with(direct_posts: bool) -> Env {
     )
     .await
     .unwrap()
-    .with_upload_retry(UploadRetry::immediate(2));
+    .with_upload_retry(ChunkRetryPolicy::immediate(2));
     let config = status_checker::config::CheckerConfig {
         table: table.clone(),
         secrets_prefix: prefix.clone(),

@@ -4,8 +4,9 @@
 
 use shared::accounts::Accounts;
 use shared::aws::AwsClients;
+use shared::clock::Clock;
 use shared::jobs::{Job, JobKind, JobStatus, Jobs, NewJob, ObjectVersion, PostTarget, Upload};
-use shared::tokens::{Clock, TokenManager};
+use shared::tokens::TokenManager;
 use tiktok_drafts_tests::lambda::LambdaFunction;
 use tiktok_drafts_tests::{
     DeploymentStores, TestSim, connect_account, deployment_stores, local_aws, unique_name,

@@ -31,12 +31,12 @@ use lambda_http::{Body, Request, Response};
 use shared::Secret;
 use shared::accounts::{AccountError, AccountState, Accounts};
 use shared::aws::AwsClients;
+use shared::clock::Clock;
 use shared::jobs::{
-    Changes, Decision, Job, JobError, JobId, JobStatus, Jobs, LastError, RetryPolicy,
+    Changes, Decision, Job, JobError, JobId, JobRetryPolicy, JobStatus, Jobs, LastError,
     UNFINISHED_SHARDS, after_job_status, check_transition,
 };
 use shared::tiktok::{PublishState, PublishStatus};
-use shared::tokens::Clock;
 use shared::webhook::{self, Event, SIGNATURE_HEADER, Webhook, WebhookError};
 
 pub use config::WebhookConfig;
@@ -169,7 +169,7 @@ pub enum Plan {
 /// The second is used. Two deliveries racing on the same reading are settled
 /// by the store's optimistic check: the loser gets a conflict, re-reads, and
 /// finds FAILED recorded.
-pub fn decide(job: &Job, event: &Event, now: DateTime<Utc>, policy: &RetryPolicy) -> Plan {
+pub fn decide(job: &Job, event: &Event, now: DateTime<Utc>, policy: &JobRetryPolicy) -> Plan {
     if job.status == JobStatus::Published
         && let Event::PubliclyAvailable { post_id, .. } = event
     {
@@ -247,7 +247,7 @@ pub struct WebhookService {
     jobs: Jobs,
     accounts: Accounts,
     clock: Clock,
-    policy: RetryPolicy,
+    policy: JobRetryPolicy,
     /// How long one `authorization.removed` delivery may spend failing jobs
     /// ([`REMOVAL_BUDGET`] unless a test shortens it).
     removal_budget: std::time::Duration,
@@ -273,7 +273,7 @@ impl WebhookService {
             jobs: Jobs::new(aws.dynamodb.clone(), &config.table),
             accounts: Accounts::new(aws.dynamodb.clone(), &config.table),
             clock,
-            policy: RetryPolicy::default(),
+            policy: JobRetryPolicy::default(),
             removal_budget: REMOVAL_BUDGET,
         })
     }
@@ -682,8 +682,8 @@ mod tests {
         }
     }
 
-    fn policy() -> RetryPolicy {
-        RetryPolicy::default()
+    fn policy() -> JobRetryPolicy {
+        JobRetryPolicy::default()
     }
 
     #[test]

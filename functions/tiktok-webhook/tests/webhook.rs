@@ -11,12 +11,12 @@ use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
 use shared::accounts::{AccountState, Accounts, ConnectedAccount};
 use shared::aws::AwsClients;
+use shared::clock::Clock;
 use shared::jobs::{
     Changes, Claim, Job, JobKind, JobStatus, Jobs, NewJob, ObjectVersion, PostTarget, SlotDecision,
     Upload,
 };
 use shared::tiktok::{FailReason, PublishState};
-use shared::tokens::Clock;
 use shared::webhook::signature_header;
 use tiktok_drafts_tests::{
     DeploymentStores, SIM_CLIENT_KEY, SIM_CLIENT_SECRET, TestSim, capture_logs, captured_logs,

@@ -21,9 +21,9 @@ pub use model::{
     UNFINISHED_SHARDS, Upload,
 };
 pub use state_machine::{
-    ALL_STATUSES, Decision, INBOX_FOLLOW_EVERY, INBOX_FOLLOW_FOR, IllegalTransition, JobStatus,
-    PENDING_SHARE_WAIT, RECONNECT_MESSAGE, RetryPolicy, STUCK_AFTER, Step, after_error,
-    after_job_status, after_status, check_transition, is_stuck, pending_share_wait,
+    ALL_STATUSES, Decision, INBOX_FOLLOW_EVERY, INBOX_FOLLOW_FOR, IllegalTransition,
+    JobRetryPolicy, JobStatus, PENDING_SHARE_WAIT, RECONNECT_MESSAGE, STUCK_AFTER, Step,
+    after_error, after_job_status, after_status, check_transition, is_stuck, pending_share_wait,
 };
 pub use store::{
     Changes, Claim, JobError, Jobs, MAX_PENDING_DRAFTS, PENDING_WINDOW, PageKey, SlotDecision,

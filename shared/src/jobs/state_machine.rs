@@ -19,6 +19,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::model::LastError;
+use crate::backoff::Backoff;
 use crate::tiktok::{
     ApiErrorCode, ErrorClass, FailReason, PublishState, PublishStatus, TikTokError,
 };
@@ -229,13 +230,14 @@ pub fn is_stuck(status: JobStatus, updated_at: DateTime<Utc>, now: DateTime<Utc>
     ) && now.signed_duration_since(updated_at) >= STUCK_AFTER
 }
 
-/// How failures are retried.
+/// How a job's failures are retried: when it is tried again (`not_before`)
+/// and how often before it fails for good.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// The first wait; doubled per failed attempt.
-    pub base: Duration,
-    /// The longest wait between attempts.
-    pub cap: Duration,
+pub struct JobRetryPolicy {
+    /// The wait after each failed attempt: from 1 minute, doubled per
+    /// attempt, at most an hour. Not jittered: it is recorded on the job
+    /// for people to read, and the checker's runs spread it anyway.
+    pub wait: Backoff,
     /// Attempts in all; the one that fails last makes the job `failed`.
     pub max_attempts: u32,
     /// How long to wait out TikTok's other 24-hour caps (posts per day,
@@ -243,22 +245,20 @@ pub struct RetryPolicy {
     pub cap_wait: Duration,
 }
 
-impl Default for RetryPolicy {
+impl Default for JobRetryPolicy {
     fn default() -> Self {
         Self {
-            base: Duration::from_secs(60),
-            cap: Duration::from_secs(3600),
+            wait: Backoff::new(Duration::from_secs(60), Duration::from_secs(3600)),
             max_attempts: 5,
             cap_wait: Duration::from_secs(24 * 3600),
         }
     }
 }
 
-impl RetryPolicy {
+impl JobRetryPolicy {
     /// The wait after `attempts` failed tries: `base * 2^attempts`, capped.
     pub fn backoff(&self, attempts: u32) -> Duration {
-        let factor = 2u32.checked_pow(attempts).unwrap_or(u32::MAX);
-        self.base.saturating_mul(factor).min(self.cap)
+        self.wait.step(attempts)
     }
 }
 
@@ -290,7 +290,7 @@ pub fn after_status(
     attempts: u32,
     status: &PublishStatus,
     now: DateTime<Utc>,
-    policy: &RetryPolicy,
+    policy: &JobRetryPolicy,
 ) -> Decision {
     let to = match &status.status {
         // Still going. A stuck job stays flagged: "still processing" is no
@@ -334,7 +334,7 @@ pub fn after_job_status(
     job: &super::model::Job,
     status: &PublishStatus,
     now: DateTime<Utc>,
-    policy: &RetryPolicy,
+    policy: &JobRetryPolicy,
 ) -> Decision {
     if !job.post.is_draft() && status.status == PublishState::SendToUserInbox {
         return Decision::Stay;
@@ -365,7 +365,7 @@ fn after_fail_reason(
     attempts: u32,
     reason: Option<&FailReason>,
     now: DateTime<Utc>,
-    policy: &RetryPolicy,
+    policy: &JobRetryPolicy,
 ) -> Step {
     let Some(reason) = reason else {
         // FAILED without a reason: nothing says a retry would help.
@@ -412,7 +412,7 @@ pub fn after_error(
     attempts: u32,
     err: &TikTokError,
     now: DateTime<Utc>,
-    policy: &RetryPolicy,
+    policy: &JobRetryPolicy,
 ) -> Step {
     let error = LastError {
         code: err.code_str().to_owned(),
@@ -478,7 +478,7 @@ fn retry_or_fail(
     error: LastError,
     wait: Duration,
     now: DateTime<Utc>,
-    policy: &RetryPolicy,
+    policy: &JobRetryPolicy,
 ) -> Step {
     let attempts = attempts.saturating_add(1);
     if attempts >= policy.max_attempts {
@@ -649,7 +649,7 @@ mod tests {
 
     #[test]
     fn backoff_doubles_and_is_capped() {
-        let p = RetryPolicy::default();
+        let p = JobRetryPolicy::default();
         assert_eq!(p.backoff(0), Duration::from_secs(60));
         assert_eq!(p.backoff(1), Duration::from_secs(120));
         assert_eq!(p.backoff(5), Duration::from_secs(1920));
@@ -676,7 +676,7 @@ mod tests {
 
     #[test]
     fn tiktok_statuses_map_to_job_statuses() {
-        let p = RetryPolicy::default();
+        let p = JobRetryPolicy::default();
         let s = |st| status(st, None);
         assert_eq!(
             after_status(Processing, 0, &s(PublishState::ProcessingUpload), now(), &p),
@@ -751,7 +751,7 @@ mod tests {
 
     #[test]
     fn fail_reasons_map_to_retry_fail_or_cancel() {
-        let p = RetryPolicy::default();
+        let p = JobRetryPolicy::default();
         let failed_with = |r: FailReason, attempts| {
             moved(after_status(
                 Processing,
@@ -832,7 +832,7 @@ mod tests {
 
     #[test]
     fn a_direct_post_succeeds_only_when_published() {
-        let p = RetryPolicy::default();
+        let p = JobRetryPolicy::default();
         let direct = job_of(
             crate::jobs::PostTarget::Direct {
                 privacy_level: crate::tiktok::PrivacyLevel::SelfOnly,
@@ -874,7 +874,7 @@ mod tests {
 
     #[test]
     fn a_delivered_draft_that_fails_is_not_retried() {
-        let p = RetryPolicy::default();
+        let p = JobRetryPolicy::default();
         let inbox = job_of(crate::jobs::PostTarget::Draft, Inbox);
         let step = moved(after_job_status(
             &inbox,
@@ -899,7 +899,7 @@ mod tests {
 
     #[test]
     fn errors_map_by_class() {
-        let p = RetryPolicy::default();
+        let p = JobRetryPolicy::default();
         let step = after_error(1, &api("rate_limit_exceeded", 429, None), now(), &p);
         assert_eq!(step.to, RetryWait);
         assert_eq!(step.attempts, 2);
@@ -978,7 +978,7 @@ mod tests {
 
     #[test]
     fn every_step_the_mappings_produce_is_a_legal_move() {
-        let p = RetryPolicy::default();
+        let p = JobRetryPolicy::default();
         let errors = [
             api("rate_limit_exceeded", 429, None),
             api("spam_risk_too_many_pending_share", 403, None),

@@ -17,12 +17,13 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
-use super::lease::LeaseTable;
 use super::{
-    ACCOUNT_SK, ACCOUNT_STATE_NEEDS_RECONNECT, Clock, StoredTokens, TokenError, TokenStore,
-    account_pk,
+    ACCOUNT_SK, ACCOUNT_STATE_NEEDS_RECONNECT, StoredTokens, TokenError, TokenStore, account_pk,
 };
 use crate::aws::describe_sdk_error;
+use crate::backoff::Backoff;
+use crate::clock::Clock;
+use crate::lease::LeaseTable;
 use crate::secret::Secret;
 use crate::table::{PK, SK};
 use crate::tiktok::oauth::TokenResponse;
@@ -44,10 +45,9 @@ pub struct RefreshSettings {
     pub poll_interval: Duration,
     /// Attempts at a refresh that fails for a passing reason.
     pub refresh_attempts: u32,
-    /// Backoff between those attempts: doubling from `retry_base_delay` up to
-    /// `retry_max_delay`, jittered.
-    pub retry_base_delay: Duration,
-    pub retry_max_delay: Duration,
+    /// The wait between those attempts ([`crate::backoff`]); a
+    /// `Retry-After` from TikTok is obeyed up to the backoff's cap.
+    pub retry: Backoff,
 }
 
 impl Default for RefreshSettings {
@@ -58,23 +58,15 @@ impl Default for RefreshSettings {
             wait_deadline: Duration::from_secs(40),
             poll_interval: Duration::from_millis(250),
             refresh_attempts: 4,
-            retry_base_delay: Duration::from_millis(300),
-            retry_max_delay: Duration::from_secs(5),
+            retry: Backoff::new(Duration::from_millis(300), Duration::from_secs(5)),
         }
     }
 }
 
 impl RefreshSettings {
     fn retry_delay(&self, attempt: u32, asked: Option<Duration>) -> Duration {
-        if let Some(asked) = asked {
-            return asked.min(self.retry_max_delay.max(self.retry_base_delay));
-        }
-        let exp = self
-            .retry_base_delay
-            .saturating_mul(1u32 << attempt.min(16))
-            .min(self.retry_max_delay);
-        // Half fixed, half random: spread out, but never no pause at all.
-        exp.mul_f64(0.5 + rand::random::<f64>() * 0.5)
+        let cap = self.retry.cap.max(self.retry.base);
+        self.retry.or_asked(attempt, asked, cap)
     }
 
     fn poll_delay(&self) -> Duration {
@@ -701,12 +693,12 @@ mod tests {
         let s = RefreshSettings::default();
         for attempt in 0..10 {
             let d = s.retry_delay(attempt, None);
-            assert!(d <= s.retry_max_delay, "{d:?}");
-            assert!(d >= s.retry_base_delay / 2, "{d:?}");
+            assert!(d <= s.retry.cap, "{d:?}");
+            assert!(d >= s.retry.base / 2, "{d:?}");
         }
         assert_eq!(
             s.retry_delay(0, Some(Duration::from_secs(600))),
-            s.retry_max_delay
+            s.retry.cap
         );
         let p = s.poll_delay();
         assert!(p >= s.poll_interval / 2 && p <= s.poll_interval * 3 / 2);

@@ -1,6 +1,7 @@
 //! Short leases on the shared DynamoDB table: at most one holder per name,
 //! taken over by anyone once it expires (a holder that died frees it by
-//! itself).
+//! itself). Token refreshes take one per account (`tokens#<open_id>`), an
+//! upload one per job (`job#<job id>`).
 //!
 //! Item: `pk = LEASE#<name>`, `sk = LEASE`, `holder` (random per attempt),
 //! `expires_at` (epoch seconds, also the table's TTL attribute; TTL deletion
