@@ -7,35 +7,42 @@
 //! `expires_at` (epoch seconds, also the table's TTL attribute; TTL deletion
 //! is lazy, so the condition checks it itself).
 
-use std::collections::HashMap;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 
-use crate::aws::describe_sdk_error;
-use crate::table::{PK, SK, TTL};
+use crate::table::{Checked, Cond, Item, Key, PK, SK, TTL, Table, TableError, n, s};
 
+/// The sort key of every lease item.
 pub const LEASE_SK: &str = "LEASE";
 
+/// The lease table could not be read or written.
 #[derive(Debug, thiserror::Error)]
 #[error("lease table error: {0}")]
 pub struct LeaseError(pub String);
 
+impl From<TableError> for LeaseError {
+    fn from(err: TableError) -> Self {
+        Self(err.to_string())
+    }
+}
+
 /// Leases in one table.
 #[derive(Debug, Clone)]
 pub struct LeaseTable {
-    client: Client,
-    table: String,
+    table: Table,
 }
 
 impl LeaseTable {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
+    /// The leases in table `table`.
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
         Self {
-            client,
-            table: table.into(),
+            table: Table::new(client, table),
         }
+    }
+
+    fn key(name: &str) -> Key {
+        Key::new(Self::lease_pk(name), LEASE_SK)
     }
 
     /// The partition key of the lease called `name`.
@@ -58,15 +65,9 @@ impl LeaseTable {
         ttl: Duration,
         now: DateTime<Utc>,
     ) -> Result<bool, LeaseError> {
-        self.conditional_put(
-            name,
-            holder,
-            ttl,
-            now,
-            "attribute_not_exists(#pk) OR #exp < :now",
-            false,
-        )
-        .await
+        // TTL deletion is lazy: an expired lease may still be there.
+        let free = Cond::no_item().or(Cond::lt(TTL, n(now.timestamp())));
+        self.put(name, holder, ttl, now, free).await
     }
 
     /// Extends a lease this holder still has. `Ok(false)` when it lost it.
@@ -77,35 +78,18 @@ impl LeaseTable {
         ttl: Duration,
         now: DateTime<Utc>,
     ) -> Result<bool, LeaseError> {
-        self.conditional_put(name, holder, ttl, now, "#holder = :holder", true)
+        self.put(name, holder, ttl, now, Cond::eq("holder", s(holder)))
             .await
     }
 
     /// Gives the lease back, if this holder still has it. `Ok(false)` when
     /// it had passed to someone else (or expired and vanished).
     pub async fn release(&self, name: &str, holder: &str) -> Result<bool, LeaseError> {
-        let result = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .key(PK, AttributeValue::S(Self::lease_pk(name)))
-            .key(SK, AttributeValue::S(LEASE_SK.into()))
-            .condition_expression("#holder = :holder")
-            .expression_attribute_names("#holder", "holder")
-            .expression_attribute_values(":holder", AttributeValue::S(holder.into()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(LeaseError(describe_sdk_error(&err))),
-        }
+        let held = Cond::eq("holder", s(holder));
+        Ok(matches!(
+            self.table.delete(&Self::key(name), Some(&held)).await?,
+            Checked::Done(_)
+        ))
     }
 
     /// When the lease called `name` ends, if someone holds it at `now`
@@ -117,73 +101,98 @@ impl LeaseTable {
         name: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<DateTime<Utc>>, LeaseError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(PK, AttributeValue::S(Self::lease_pk(name)))
-            .key(SK, AttributeValue::S(LEASE_SK.into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| LeaseError(describe_sdk_error(&e)))?;
-        let expires = out
-            .item
+        let item = self.table.get(&Self::key(name)).await?;
+        let expires = item
             .as_ref()
-            .and_then(|item| match item.get(TTL) {
-                Some(AttributeValue::N(secs)) => secs.parse::<i64>().ok(),
-                _ => None,
-            })
+            .and_then(|item| crate::table::opt_i64(item, TTL))
             .and_then(|secs| DateTime::from_timestamp(secs, 0));
         // `try_acquire` takes a lease only once `expires_at < now`.
         Ok(expires.filter(|at| at.timestamp() >= now.timestamp()))
     }
 
-    async fn conditional_put(
+    /// Puts the lease item for `holder`, ending `ttl` after `now`, if `when`
+    /// holds.
+    async fn put(
         &self,
         name: &str,
         holder: &str,
         ttl: Duration,
         now: DateTime<Utc>,
-        condition: &str,
-        needs_holder: bool,
+        when: Cond,
     ) -> Result<bool, LeaseError> {
-        let now_secs = now.timestamp();
         // Round up, so a lease never ends before its TTL.
         let ttl_secs = i64::try_from(ttl.as_millis().div_ceil(1000)).unwrap_or(i64::MAX);
-        let expires_at = now_secs.saturating_add(ttl_secs.max(1));
-        let mut item: HashMap<String, AttributeValue> = HashMap::new();
-        item.insert(PK.into(), AttributeValue::S(Self::lease_pk(name)));
-        item.insert(SK.into(), AttributeValue::S(LEASE_SK.into()));
-        item.insert("holder".into(), AttributeValue::S(holder.into()));
-        item.insert(TTL.into(), AttributeValue::N(expires_at.to_string()));
-        item.insert("acquired_at".into(), AttributeValue::S(now.to_rfc3339()));
-        let mut request = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression(condition);
-        if needs_holder {
-            request = request
-                .expression_attribute_names("#holder", "holder")
-                .expression_attribute_values(":holder", AttributeValue::S(holder.into()));
-        } else {
-            request = request
-                .expression_attribute_names("#pk", PK)
-                .expression_attribute_names("#exp", TTL)
-                .expression_attribute_values(":now", AttributeValue::N(now_secs.to_string()));
+        let expires_at = now.timestamp().saturating_add(ttl_secs.max(1));
+        let item = Item::from([
+            (PK.to_owned(), s(Self::lease_pk(name))),
+            (SK.to_owned(), s(LEASE_SK)),
+            ("holder".to_owned(), s(holder)),
+            (TTL.to_owned(), n(expires_at)),
+            ("acquired_at".to_owned(), s(now.to_rfc3339())),
+        ]);
+        Ok(matches!(
+            self.table.put(item, Some(&when)).await?,
+            Checked::Done(())
+        ))
+    }
+}
+
+/// A lease this process holds, given back by [`HeldLease::release`]. If the
+/// work ends any other way (a panic unwinding, a dropped future) it is given
+/// back when dropped, and a process that dies holds it only until its TTL.
+#[derive(Debug)]
+pub struct HeldLease {
+    leases: LeaseTable,
+    name: String,
+    holder: Option<String>,
+}
+
+impl LeaseTable {
+    /// Takes the lease `name` for `ttl` with a new holder id, if nobody
+    /// holds it (`Ok(None)` when someone does).
+    pub async fn hold(
+        &self,
+        name: &str,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Option<HeldLease>, LeaseError> {
+        let holder = Self::new_holder();
+        if !self.try_acquire(name, &holder, ttl, now).await? {
+            return Ok(None);
         }
-        match request.send().await {
-            Ok(_) => Ok(true),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(LeaseError(describe_sdk_error(&err))),
+        Ok(Some(HeldLease {
+            leases: self.clone(),
+            name: name.to_owned(),
+            holder: Some(holder),
+        }))
+    }
+}
+
+impl HeldLease {
+    /// Gives the lease back now.
+    pub async fn release(mut self) {
+        if let Some(holder) = self.holder.take() {
+            release_quietly(&self.leases, &self.name, &holder).await;
         }
+    }
+}
+
+impl Drop for HeldLease {
+    fn drop(&mut self) {
+        let Some(holder) = self.holder.take() else {
+            return;
+        };
+        let leases = self.leases.clone();
+        let name = std::mem::take(&mut self.name);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { release_quietly(&leases, &name, &holder).await });
+        }
+    }
+}
+
+/// Gives a lease back; one that cannot be given back expires by itself.
+async fn release_quietly(leases: &LeaseTable, name: &str, holder: &str) {
+    if let Err(err) = leases.release(name, holder).await {
+        tracing::warn!(lease = name, error = %err, "could not release the lease; it expires by itself");
     }
 }

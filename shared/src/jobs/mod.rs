@@ -4,6 +4,9 @@
 //!   redelivered event finds the same job);
 //! - [`state_machine`]: the statuses, the legal moves, and what TikTok's
 //!   answers and errors mean for a job; plain code, no I/O;
+//! - [`transition`]: what a move writes (fields set and cleared, conditions,
+//!   the account's slot and queue); plain code, no I/O;
+//! - [`codec`]: how a job and its companion items are laid out on the table;
 //! - [`store`]: the records on the shared DynamoDB table, with exactly-once
 //!   claims, "never init twice", optimistic concurrency, the index of
 //!   unfinished jobs and the per-account pending-draft slots and queue;
@@ -11,9 +14,11 @@
 //!   last run sent status requests).
 
 pub mod checker_state;
+pub mod codec;
 pub mod model;
 pub mod state_machine;
 pub mod store;
+pub mod transition;
 
 pub use checker_state::CheckerState;
 pub use model::{
@@ -26,6 +31,7 @@ pub use state_machine::{
     after_error, after_job_status, after_status, check_transition, is_stuck, pending_share_wait,
 };
 pub use store::{
-    Changes, Claim, JobError, Jobs, MAX_PENDING_DRAFTS, PENDING_WINDOW, PageKey, SlotDecision,
+    Claim, JobError, Jobs, MAX_PENDING_DRAFTS, PENDING_WINDOW, PageKey, SlotDecision,
     UnfinishedPage,
 };
+pub use transition::Changes;
