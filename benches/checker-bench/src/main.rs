@@ -267,8 +267,8 @@ async fn next_minute(sim: &TestSim, clock: &Clock) {
     sim.advance_clock(61).await;
 }
 
-async fn timed_run<P: status_checker::upload_path::UploadPath>(
-    checker: &status_checker::checker::Checker<P>,
+async fn timed_run(
+    checker: &status_checker::checker::Checker,
     deadline: Duration,
 ) -> (RunReport, f64) {
     let started = Instant::now();

@@ -27,7 +27,7 @@ pub async fn build(
     aws: &AwsClients,
     sqs: aws_sdk_sqs::Client,
     clock: Clock,
-) -> Result<Checker<SqsUploadPath>, StartupError> {
+) -> Result<Checker, StartupError> {
     // Status reads go out once each (`fetch_status_once`): a failed one is
     // asked again next run. Other reads (creator_info for a username) get
     // one quick retry, never a long wait inside a run that has a deadline.

@@ -22,7 +22,6 @@ use shared::tiktok::Endpoints;
 use shared::tiktok::upload::ChunkRetryPolicy;
 use shared::tokens::{TokenManager, TokenStore as _};
 use status_checker::checker::{Checker, RunReport};
-use status_checker::upload_path::SqsUploadPath;
 use tiktok_drafts_tests::{
     DeploymentStores, TestSim, capture_logs, captured_logs, connect_account, deployment_stores,
     fake_mp4, local_aws, unique_name,
@@ -42,7 +41,7 @@ struct Env {
     prefix: String,
     clock: Clock,
     service: UploadService,
-    checker: Checker<SqsUploadPath>,
+    checker: Checker,
     checker_config: status_checker::config::CheckerConfig,
 }
 
@@ -199,7 +198,7 @@ impl Env {
 
     /// A checker of the same deployment whose upload queue does not exist:
     /// every release it makes fails to send.
-    async fn checker_without_queue(&self) -> Checker<SqsUploadPath> {
+    async fn checker_without_queue(&self) -> Checker {
         let config = status_checker::config::CheckerConfig {
             upload_queue_url: format!("{}-gone", self.queue_url),
             ..self.checker_config.clone()

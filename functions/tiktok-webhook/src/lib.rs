@@ -34,7 +34,7 @@ use shared::aws::AwsClients;
 use shared::clock::Clock;
 use shared::jobs::{
     Changes, Decision, Job, JobError, JobId, JobRetryPolicy, JobStatus, Jobs, LastError,
-    UNFINISHED_SHARDS, after_job_status, check_transition,
+    RetryWaitNews, UNFINISHED_SHARDS, after_job_status, after_retry_wait_status, check_transition,
 };
 use shared::tiktok::{PublishState, PublishStatus};
 use shared::webhook::{self, Event, SIGNATURE_HEADER, Webhook, WebhookError};
@@ -197,12 +197,16 @@ pub fn decide(job: &Job, event: &Event, now: DateTime<Utc>, policy: &JobRetryPol
             if job.failure_recorded_for(&publish.publish_id) {
                 return Plan::Nothing("this failure is already recorded on the job");
             }
-            if job.status == JobStatus::RetryWait && reason.is_retryable() {
+            let status = publish_status(PublishState::Failed, Some(reason.clone()), vec![]);
+            if job.status == JobStatus::RetryWait
+                && after_retry_wait_status(job, &status, now, policy) == RetryWaitNews::Retry
+            {
                 // Waiting for a new attempt already (an earlier error of the
-                // same attempt): this is the same failure seen from TikTok.
+                // same attempt): this is the same failure seen from TikTok,
+                // which the state machine says is not counted again.
                 return Plan::Nothing("the job is already waiting to retry");
             }
-            publish_status(PublishState::Failed, Some(reason.clone()), vec![])
+            status
         }
         Event::NoLongerPubliclyAvailable { .. } => {
             return Plan::Nothing("a post taken down has no job status");

@@ -27,8 +27,9 @@ pub use model::{
 };
 pub use state_machine::{
     ALL_STATUSES, Decision, INBOX_FOLLOW_EVERY, INBOX_FOLLOW_FOR, IllegalTransition,
-    JobRetryPolicy, JobStatus, PENDING_SHARE_WAIT, RECONNECT_MESSAGE, STUCK_AFTER, Step,
-    after_error, after_job_status, after_status, check_transition, is_stuck, pending_share_wait,
+    JobRetryPolicy, JobStatus, PENDING_SHARE_WAIT, RECONNECT_MESSAGE, RetryWaitNews, STUCK_AFTER,
+    Step, after_error, after_job_status, after_retry_wait_status, after_status, check_transition,
+    is_stuck, pending_share_wait, upload_incomplete,
 };
 pub use store::{
     Claim, JobError, Jobs, MAX_PENDING_DRAFTS, PENDING_WINDOW, PageKey, SlotDecision,

@@ -360,6 +360,76 @@ pub fn after_job_status(
     }
 }
 
+/// What TikTok's status of a publish means for a job in `retry_wait` that
+/// still holds that publish's id (TikTok may have the upload after all: the
+/// last chunk's answer was lost, a timeout came after the bytes went).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RetryWaitNews {
+    /// TikTok does not have all of it, or failed it for the passing reason
+    /// the job is waiting out: the retry goes ahead (a new init), without
+    /// counting that failure again.
+    Retry,
+    /// TikTok has it: follow it in this status (attempts unchanged) instead
+    /// of initialising again, which would make a second draft.
+    Follow(JobStatus),
+    /// TikTok failed it for good: the job moves as the step says.
+    Move(Step),
+    /// A status this code does not know: ask again later.
+    AskAgain,
+}
+
+/// The table of [`RetryWaitNews`]: what `status` (TikTok's answer about the
+/// job's saved `publish_id`) means for `job`, waiting in `retry_wait`.
+pub fn after_retry_wait_status(
+    job: &super::model::Job,
+    status: &PublishStatus,
+    now: DateTime<Utc>,
+    policy: &JobRetryPolicy,
+) -> RetryWaitNews {
+    match &status.status {
+        // TikTok is still receiving bytes and has fewer than the file holds:
+        // that upload will not finish; a new one will.
+        PublishState::ProcessingUpload if upload_incomplete(job, status) => RetryWaitNews::Retry,
+        PublishState::ProcessingUpload | PublishState::ProcessingDownload => {
+            RetryWaitNews::Follow(JobStatus::Processing)
+        }
+        PublishState::SendToUserInbox if job.post.is_draft() => {
+            RetryWaitNews::Follow(JobStatus::Inbox)
+        }
+        // A direct post is not done in an inbox: keep following it.
+        PublishState::SendToUserInbox => RetryWaitNews::Follow(JobStatus::Processing),
+        PublishState::PublishComplete => RetryWaitNews::Follow(JobStatus::Published),
+        // A passing failure of this publish is the one the job is waiting
+        // out: its attempt was counted when it entered `retry_wait`.
+        PublishState::Failed
+            if status
+                .fail_reason
+                .as_ref()
+                .is_some_and(FailReason::is_retryable) =>
+        {
+            RetryWaitNews::Retry
+        }
+        // A failure that ends it.
+        PublishState::Failed => match after_status(job.status, job.attempts, status, now, policy) {
+            Decision::Move(step) if step.to != JobStatus::RetryWait => RetryWaitNews::Move(step),
+            _ => RetryWaitNews::Retry,
+        },
+        PublishState::Other(_) => RetryWaitNews::AskAgain,
+    }
+}
+
+/// Whether a `PROCESSING_UPLOAD` answer means bytes are missing. TikTok's
+/// `uploaded_bytes` says so when it is there; without it, a `FILE_UPLOAD`
+/// job's own offset (the first byte TikTok did not acknowledge) below its
+/// size means chunks were never sent, and that upload cannot finish by
+/// itself. (A pull has no offset of ours.)
+pub fn upload_incomplete(job: &super::model::Job, status: &PublishStatus) -> bool {
+    match status.uploaded_bytes {
+        Some(bytes) => bytes < job.upload.size,
+        None => job.chunk_plan.is_some() && job.next_offset < job.upload.size,
+    }
+}
+
 /// TikTok said `FAILED`.
 fn after_fail_reason(
     attempts: u32,
@@ -828,6 +898,115 @@ mod tests {
         job.status = status;
         job.publish_id = Some("p".into());
         job
+    }
+
+    fn retry_waiting(next_offset: u64, file_upload: bool) -> crate::jobs::Job {
+        let mut job = job_of(crate::jobs::PostTarget::Draft, RetryWait);
+        job.upload.size = 30_000_000;
+        job.next_offset = next_offset;
+        if file_upload {
+            job.chunk_plan =
+                Some(crate::tiktok::ChunkPlan::new(30_000_000, 10_000_000).expect("a plan"));
+        }
+        job
+    }
+
+    fn uploading_bytes(uploaded_bytes: Option<u64>) -> PublishStatus {
+        PublishStatus {
+            uploaded_bytes,
+            ..status(PublishState::ProcessingUpload, None)
+        }
+    }
+
+    #[test]
+    fn tiktoks_byte_count_decides_when_it_is_given() {
+        let size = 30_000_000;
+        assert!(upload_incomplete(
+            &retry_waiting(size, true),
+            &uploading_bytes(Some(size - 1))
+        ));
+        assert!(!upload_incomplete(
+            &retry_waiting(0, true),
+            &uploading_bytes(Some(size))
+        ));
+    }
+
+    /// Without `uploaded_bytes`, chunks the job never had acknowledged mean
+    /// the upload cannot finish: it is retried, not followed as complete.
+    #[test]
+    fn without_a_byte_count_the_jobs_own_offset_decides() {
+        let size = 30_000_000;
+        assert!(upload_incomplete(
+            &retry_waiting(10_000_000, true),
+            &uploading_bytes(None)
+        ));
+        assert!(upload_incomplete(
+            &retry_waiting(0, true),
+            &uploading_bytes(None)
+        ));
+        assert!(!upload_incomplete(
+            &retry_waiting(size, true),
+            &uploading_bytes(None)
+        ));
+        // A pull has no offset of ours to judge by.
+        assert!(!upload_incomplete(
+            &retry_waiting(0, false),
+            &uploading_bytes(None)
+        ));
+    }
+
+    #[test]
+    fn a_retry_tiktok_holds_is_followed_and_one_it_lacks_goes_ahead() {
+        let p = JobRetryPolicy::default();
+        let waiting = retry_waiting(30_000_000, true);
+        let news = |s: PublishStatus| after_retry_wait_status(&waiting, &s, now(), &p);
+        assert_eq!(
+            news(uploading_bytes(Some(10))),
+            RetryWaitNews::Retry,
+            "bytes are missing"
+        );
+        assert_eq!(
+            news(uploading_bytes(Some(30_000_000))),
+            RetryWaitNews::Follow(Processing)
+        );
+        assert_eq!(
+            news(status(PublishState::SendToUserInbox, None)),
+            RetryWaitNews::Follow(Inbox)
+        );
+        assert_eq!(
+            news(status(PublishState::PublishComplete, None)),
+            RetryWaitNews::Follow(Published)
+        );
+        assert_eq!(
+            news(status(PublishState::Failed, Some(FailReason::Internal))),
+            RetryWaitNews::Retry,
+            "the failure it is waiting out is not counted again"
+        );
+        match news(status(PublishState::Failed, Some(FailReason::SpamRiskText))) {
+            RetryWaitNews::Move(step) => assert_eq!(step.to, Failed),
+            other => panic!("expected a move, got {other:?}"),
+        }
+        assert_eq!(
+            news(status(PublishState::Other("NEW".into()), None)),
+            RetryWaitNews::AskAgain
+        );
+        let mut direct = waiting.clone();
+        direct.post = crate::jobs::PostTarget::Direct {
+            privacy_level: crate::tiktok::PrivacyLevel::SelfOnly,
+        };
+        assert_eq!(
+            after_retry_wait_status(
+                &direct,
+                &status(PublishState::SendToUserInbox, None),
+                now(),
+                &p
+            ),
+            RetryWaitNews::Follow(Processing)
+        );
+        // Every follow is a legal move for a job with a publish_id.
+        for to in [Processing, Inbox, Published] {
+            assert!(check_transition(RetryWait, to, true).is_ok());
+        }
     }
 
     #[test]
