@@ -10,6 +10,7 @@ mod accounts;
 mod connect;
 mod context;
 mod jobs;
+mod sending;
 mod slideshow;
 mod upload;
 

@@ -12,6 +12,7 @@ pub mod aws;
 pub mod backoff;
 pub mod caption;
 pub mod clock;
+pub mod forward;
 pub mod invite;
 pub mod jobs;
 pub mod lease;

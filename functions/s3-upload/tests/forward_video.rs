@@ -4,11 +4,11 @@
 use aws_sdk_s3::primitives::ByteStream;
 use s3_upload::config::UploadConfig;
 use s3_upload::events::ObjectRef;
-use s3_upload::forwarder::Outcome;
 use s3_upload::service::UploadService;
 use shared::accounts::Accounts;
 use shared::aws::AwsClients;
 use shared::clock::Clock;
+use shared::forward::Outcome;
 use shared::jobs::{
     Changes, JobId, JobKind, JobStatus, Jobs, LastError, NewJob, ObjectVersion, PostTarget, Upload,
 };
@@ -1462,7 +1462,7 @@ async fn a_taken_job_lease_brings_the_message_back_after_it() {
             .try_acquire(
                 &name,
                 &holder,
-                s3_upload::forwarder::JOB_LEASE,
+                shared::forward::JOB_LEASE,
                 Clock::system().now()
             )
             .await
@@ -1470,7 +1470,7 @@ async fn a_taken_job_lease_brings_the_message_back_after_it() {
     );
     let err = env.service.handle_object(&object).await.unwrap_err();
     let after = err.after.expect("back after the lease");
-    let lease = s3_upload::forwarder::JOB_LEASE;
+    let lease = shared::forward::JOB_LEASE;
     assert!(
         after > lease - std::time::Duration::from_secs(60)
             && after <= lease + std::time::Duration::from_secs(2),

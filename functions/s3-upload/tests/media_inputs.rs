@@ -7,11 +7,11 @@
 use aws_sdk_s3::primitives::ByteStream;
 use s3_upload::config::{MediaUrls, UploadConfig, VideoTransfer};
 use s3_upload::events::ObjectRef;
-use s3_upload::forwarder::Outcome;
 use s3_upload::service::UploadService;
 use shared::accounts::Accounts;
 use shared::aws::AwsClients;
 use shared::clock::Clock;
+use shared::forward::Outcome;
 use shared::jobs::{Job, JobId, JobStatus, Jobs, ObjectVersion};
 use shared::media::limits::{IMAGE_MAX_BYTES, MANIFEST_MAX_BYTES, SIDECAR_MAX_BYTES};
 use shared::tiktok::Endpoints;

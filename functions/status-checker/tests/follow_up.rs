@@ -9,11 +9,11 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_s3::primitives::ByteStream;
 use s3_upload::config::UploadConfig;
 use s3_upload::events::ObjectRef;
-use s3_upload::forwarder::Outcome;
 use s3_upload::service::UploadService;
 use shared::accounts::{AccountState, Accounts};
 use shared::aws::AwsClients;
 use shared::clock::Clock;
+use shared::forward::Outcome;
 use shared::jobs::{
     Changes, Claim, Job, JobId, JobKind, JobStatus, Jobs, LastError, NewJob, ObjectVersion,
     PostTarget, Upload,
