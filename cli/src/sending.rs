@@ -158,10 +158,10 @@ impl Sending {
         let Ok(Some(job)) = self.forwarder.jobs.get(id).await else {
             return Fail::new(format!("{retry}; run the same command again"));
         };
-        match (job.status, job.chunk_plan) {
-            (JobStatus::Uploading, Some(plan)) => Fail::new(format!(
+        match (job.status, job.attempt.transfer()) {
+            (JobStatus::Uploading, Some(transfer)) => Fail::new(format!(
                 "the upload stopped at byte {} of {}: {}; run the same command again (within the hour) to resume from there (job {})",
-                job.next_offset, plan.video_size, retry.detail, job.id
+                transfer.next_offset, transfer.plan.video_size, retry.detail, job.id
             )),
             _ => Fail::new(format!(
                 "{retry}; run the same command again (job {}, {})",
@@ -225,7 +225,7 @@ fn held(job: &Job, account: &Account) -> Fail {
 
 /// The output of a job whose media TikTok has.
 pub(crate) fn done_output(job: &Job, already: bool) -> Output {
-    let publish_id = job.publish_id.clone().unwrap_or_default();
+    let publish_id = job.publish_id().unwrap_or_default();
     let text = if already {
         format!(
             "Already sent: job {} ({}), publish_id {publish_id}. Nothing more to do; follow it with `tiktok-drafts status {}`.",
@@ -244,7 +244,7 @@ pub(crate) fn done_output(job: &Job, already: bool) -> Output {
         text,
         json!({
             "job_id": job.id.as_str(),
-            "publish_id": job.publish_id,
+            "publish_id": job.publish_id(),
             "status": job.status.as_str(),
             "account": job.alias,
             "already_sent": already,

@@ -28,7 +28,9 @@ use futures::stream::{self, StreamExt as _, TryStreamExt as _};
 use shared::accounts::Accounts;
 use shared::aws::AwsClients;
 use shared::clock::Clock;
-use shared::jobs::{Job, JobKind, JobStatus, Jobs, NewJob, ObjectVersion, PostTarget, Upload};
+use shared::jobs::{
+    Job, JobKind, JobStatus, Jobs, NewJob, ObjectVersion, PostTarget, Upload, UploadAttempt,
+};
 use shared::tokens::TokenManager;
 use status_checker::checker::RunReport;
 use status_checker::config::{CheckerConfig, STATUS_REQUESTS_PER_MINUTE};
@@ -419,6 +421,8 @@ fn job(open_id: &str, publish_id: Option<String>, status: JobStatus, clock: &Clo
         clock.now(),
     );
     job.status = status;
-    job.publish_id = publish_id;
+    if let Some(publish_id) = publish_id {
+        job.attempt = UploadAttempt::Pulled { publish_id };
+    }
     job
 }

@@ -204,8 +204,11 @@ async fn a_small_video_becomes_a_draft_with_its_caption_kept() {
     assert_eq!(record["total_chunk_count"], 1);
     let job = env.job(&object).await;
     assert_eq!(job.status, JobStatus::Processing);
-    assert_eq!(job.publish_id.as_deref(), Some(publish_id.as_str()));
-    let kept = job.caption.expect("the caption is kept with the job");
+    assert_eq!(job.publish_id(), Some(publish_id.as_str()));
+    let kept = job
+        .caption
+        .clone()
+        .expect("the caption is kept with the job");
     assert!(kept.starts_with("Summer 🌞"));
     assert_eq!(
         shared::caption::utf16_len(&kept),
@@ -213,7 +216,7 @@ async fn a_small_video_becomes_a_draft_with_its_caption_kept() {
         "trimmed to TikTok's limit"
     );
     assert!(
-        job.upload_url.is_none(),
+        job.upload_url().is_none(),
         "the upload URL is dropped once sent"
     );
 }
@@ -303,7 +306,7 @@ async fn a_crash_after_two_chunks_resumes_on_redelivery() {
     assert!(first.is_err(), "the message must come back: {first:?}");
     let job = env.job(&object).await;
     assert_eq!(job.status, JobStatus::Uploading);
-    assert_eq!(job.next_offset, 20_000_000);
+    assert_eq!(job.next_offset(), 20_000_000);
 
     let publish_id = uploaded(env.service.handle_object(&object).await.unwrap());
     assert_eq!(env.inits().await, 1, "resumed, not initialised again");
@@ -758,7 +761,7 @@ async fn with_a_verified_prefix_tiktok_pulls_a_copy_under_media() {
     assert_eq!(record["sha256"], sha256_hex(&video), "{record}");
     let job = env.job(&object).await;
     assert_eq!(job.status, JobStatus::Processing);
-    assert!(job.upload_url.is_none() && job.chunk_plan.is_none());
+    assert!(job.upload_url().is_none() && job.chunk_plan().is_none());
     // The copy sits under media/, the original is untouched.
     let listed = env
         .aws
@@ -877,7 +880,7 @@ async fn a_direct_post_needs_the_deployment_setting_and_an_offered_privacy_level
             privacy_level: shared::tiktok::PrivacyLevel::SelfOnly
         }
     );
-    assert_eq!(job.publish_id.as_deref(), Some(publish_id.as_str()));
+    assert_eq!(job.publish_id(), Some(publish_id.as_str()));
     // A direct post takes no pending-draft slot.
     assert_eq!(
         Jobs::new(env.aws.dynamodb.clone(), &env.table)
@@ -1118,7 +1121,7 @@ async fn a_redelivery_resumes_an_upload_flagged_stuck() {
     assert!(env.service.handle_object(&object).await.is_err());
     let job = env.job(&object).await;
     assert_eq!(
-        (job.status, job.next_offset),
+        (job.status, job.next_offset()),
         (JobStatus::Uploading, 20_000_000)
     );
     env.flag_stuck(&job).await;
@@ -1257,8 +1260,8 @@ async fn an_init_without_a_clear_answer_is_flagged_not_repeated() {
         assert_eq!(env.inits().await, sent, "{name}: no second init");
         let job = env.job(&object).await;
         assert_eq!(job.status, JobStatus::Stuck, "{name}");
-        assert_eq!(job.last_error.unwrap().code, "init_unconfirmed");
-        assert!(job.publish_id.is_none() && job.init_started_at.is_some());
+        assert_eq!(job.last_error.as_ref().unwrap().code, "init_unconfirmed");
+        assert!(job.publish_id().is_none() && job.init_started_at().is_some());
     }
 }
 
@@ -1305,7 +1308,7 @@ async fn a_clear_passing_refusal_is_a_scheduled_retry() {
     }
     let job = env.job(&object).await;
     assert_eq!(job.status, JobStatus::RetryWait);
-    assert!(job.not_before.is_some() && job.init_started_at.is_none());
+    assert!(job.not_before.is_some() && job.init_started_at().is_none());
 }
 
 /// TikTok's own pending-draft cap (it counts drafts we cannot see) holds
@@ -1440,7 +1443,7 @@ async fn a_gone_version_with_an_init_in_doubt_is_flagged_not_cancelled() {
     assert!(message.contains("inbox"), "{message}");
     let job = env.job_of(&old).await.unwrap();
     assert_eq!(job.status, JobStatus::Stuck);
-    assert!(job.init_started_at.is_some(), "the evidence is kept");
+    assert!(job.init_started_at().is_some(), "the evidence is kept");
     assert_eq!(env.inits().await, 0);
 }
 
@@ -1528,14 +1531,17 @@ async fn an_unusable_init_answer_is_flagged_with_what_it_named() {
         let job = env.job(&object).await;
         assert_eq!(job.status, JobStatus::Stuck, "{field}");
         if field == "upload_url" {
-            let publish_id = job.publish_id.expect("the named publish_id is saved");
+            let publish_id = job
+                .publish_id()
+                .expect("the named publish_id is saved")
+                .to_owned();
             assert_eq!(
                 env.sim.publish(&publish_id).await["publish_id"],
                 publish_id.as_str()
             );
             assert!(message.contains(&publish_id), "{message}");
         } else {
-            assert!(job.publish_id.is_none() && job.init_started_at.is_some());
+            assert!(job.publish_id().is_none() && job.init_started_at().is_some());
         }
     }
 }

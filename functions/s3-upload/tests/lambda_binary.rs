@@ -124,7 +124,7 @@ async fn the_binary_forwards_an_sqs_batch_under_the_lambda_emulator() {
         .unwrap()
         .expect("the binary recorded the job");
     assert_eq!(job.status, JobStatus::Processing);
-    let publish_id = job.publish_id.expect("a publish id");
+    let publish_id = job.publish_id().expect("a publish id").to_owned();
     let record = sim.publish(&publish_id).await;
     assert_eq!(record["sha256"], sha256_hex(&video));
     assert_eq!(

@@ -221,7 +221,7 @@ pub fn decide(job: &Job, event: &Event, now: DateTime<Utc>, policy: &JobRetryPol
         Decision::Stay => return Plan::Nothing("the job already has this status"),
         Decision::Move(step) => step,
     };
-    if check_transition(job.status, step.to, job.publish_id.is_some()).is_err() {
+    if check_transition(job.status, step.to, job.publish_id().is_some()).is_err() {
         return Plan::Nothing("not a move the job can make from its status");
     }
     Plan::Move {
@@ -587,7 +587,7 @@ impl WebhookService {
             return Ok(false);
         }
         // An init started without an answer may have reached TikTok.
-        let sent = job.publish_id.is_some() || job.init_started_at.is_some();
+        let sent = job.publish_id().is_some() || job.init_started_at().is_some();
         let error = LastError {
             code: AUTH_REMOVED.to_owned(),
             message: if sent {
@@ -635,7 +635,7 @@ fn answer(status: StatusCode, key: &str, text: &str) -> Response<Body> {
 mod tests {
     use super::*;
     use chrono::TimeDelta;
-    use shared::jobs::{JobKind, NewJob, ObjectVersion, PostTarget, Upload};
+    use shared::jobs::{JobKind, NewJob, ObjectVersion, PostTarget, Upload, UploadAttempt};
     use shared::tiktok::FailReason;
     use shared::webhook::PublishRef;
 
@@ -661,7 +661,9 @@ mod tests {
             now() - TimeDelta::minutes(5),
         );
         job.status = status;
-        job.publish_id = Some("p1".into());
+        job.attempt = UploadAttempt::Pulled {
+            publish_id: "p1".into(),
+        };
         job
     }
 

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use shared::accounts::{AccountState, Accounts, ConnectedAccount};
 use shared::aws::AwsClients;
 use shared::clock::Clock;
+use shared::jobs::UploadAttempt;
 use shared::jobs::{
     Changes, Claim, Job, JobKind, JobStatus, Jobs, NewJob, ObjectVersion, PostTarget, SlotDecision,
     Upload,
@@ -615,7 +616,9 @@ async fn a_large_removal_stops_within_its_budget_and_redeliveries_finish_it() {
             continue;
         }
         job.status = JobStatus::Processing;
-        job.publish_id = Some(format!("v_inbox_file~v2.{n}"));
+        job.attempt = UploadAttempt::Pulled {
+            publish_id: format!("v_inbox_file~v2.{n}"),
+        };
         jobs.push(job);
     }
     env.jobs.put_many(&jobs).await.unwrap();

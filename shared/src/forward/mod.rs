@@ -161,7 +161,7 @@ impl Forwarder {
         // An init went out and its answer was never recorded: TikTok may
         // hold the upload whatever became of the object, so the job stays
         // for the operator instead of ending as if nothing was sent.
-        if job.publish_id.is_none() && job.init_started_at.is_some() {
+        if job.publish_id().is_none() && job.init_started_at().is_some() {
             let detail = format!(
                 "an earlier invocation sent it and stopped; the object is gone since ({reason})"
             );
@@ -292,7 +292,7 @@ fn needs_source(job: &Job) -> bool {
     match job.status {
         JobStatus::Claimed | JobStatus::Queued | JobStatus::RetryWait => true,
         JobStatus::Uploading | JobStatus::Stuck => {
-            job.publish_id.is_none() || job.upload_url.is_some()
+            job.publish_id().is_none() || job.upload_url().is_some()
         }
         _ => false,
     }

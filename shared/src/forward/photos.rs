@@ -63,11 +63,11 @@ impl Forwarder {
     }
 
     async fn resume_photos<P: PhotoSet>(&self, job: Job, photos: &P) -> Flow<Outcome> {
-        if job.publish_id.is_some() {
+        if job.publish_id().is_some() {
             tracing::info!(job_id = %job.id, status = %job.status, "photos were offered already; handing over");
             return self.handed_over(job).await;
         }
-        if job.init_started_at.is_some() {
+        if job.init_started_at().is_some() {
             let detail = "an earlier invocation sent it and stopped".to_owned();
             return Err(self.flag_init_unconfirmed(&job, detail).await);
         }
@@ -99,7 +99,7 @@ impl Forwarder {
         let job = self
             .init_once(job, None, &token, &InitRequest::Photo(&post))
             .await?;
-        tracing::info!(job_id = %job.id, publish_id = job.publish_id.as_deref(), photos = count, "photo draft offered");
+        tracing::info!(job_id = %job.id, publish_id = job.publish_id(), photos = count, "photo draft offered");
         self.handed_over(job).await
     }
 }

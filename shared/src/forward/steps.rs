@@ -224,7 +224,7 @@ impl Forwarder {
     /// TikTok has the media (every byte sent, or the URLs to pull): the job
     /// is `processing` and the checker follows the rest.
     pub(super) async fn handed_over(&self, job: Job) -> Flow<Outcome> {
-        let publish_id = job.publish_id.clone().unwrap_or_default();
+        let publish_id = job.publish_id().unwrap_or_default().to_owned();
         self.jobs
             .transition(
                 &job,

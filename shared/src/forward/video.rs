@@ -8,7 +8,7 @@ use std::future::Future;
 use super::init::InitRequest;
 use super::outcome::{Flow, Hitch, finish, retry};
 use super::{Forwarder, Outcome};
-use crate::jobs::{Changes, Job, JobStatus, NewJob, PostTarget};
+use crate::jobs::{Changes, FileTransfer, Job, JobStatus, NewJob, PostTarget, UploadAttempt};
 use crate::media::detect::{DETECT_PREFIX_LEN, VideoKind, check_video};
 use crate::storage::ChunkSource;
 use crate::tiktok::oauth::SCOPE_VIDEO_PUBLISH;
@@ -76,41 +76,38 @@ impl Forwarder {
         file: &F,
         refused_post: Option<&str>,
     ) -> Flow<Outcome> {
-        if job.publish_id.is_none() && job.init_started_at.is_some() {
-            let detail = "an earlier invocation sent it and stopped".to_owned();
-            return Err(self.flag_init_unconfirmed(&job, detail).await);
-        }
-        let pulled = job.upload_url.is_none() && job.chunk_plan.is_none();
-        match (job.status, job.publish_id.is_some()) {
-            (JobStatus::Stuck, false) => {
-                let job = self.restart_stuck(job).await?;
-                self.start_video(job, file, refused_post).await
+        match (job.status, &job.attempt) {
+            (_, UploadAttempt::InitSent { .. }) => {
+                let detail = "an earlier invocation sent it and stopped".to_owned();
+                Err(self.flag_init_unconfirmed(&job, detail).await)
             }
             // Only where waiting jobs are released here (see `resumable`).
             (JobStatus::Queued | JobStatus::RetryWait, _) => {
                 let job = self.release_waiting(job).await?;
                 self.start_video(job, file, refused_post).await
             }
+            (JobStatus::Stuck, UploadAttempt::NotStarted) => {
+                let job = self.restart_stuck(job).await?;
+                self.start_video(job, file, refused_post).await
+            }
+            (_, UploadAttempt::NotStarted) => self.start_video(job, file, refused_post).await,
             // Pulled by TikTok: there is nothing of ours left to send.
-            (_, true) if pulled => self.handed_over(job).await,
+            (_, UploadAttempt::Pulled { .. }) => self.handed_over(job).await,
             // TikTok has the publish but there is no URL to send bytes to:
             // every byte went up (a job flagged while TikTok processed it),
             // or the init's answer had none. Never initialised again.
-            (_, true) if job.upload_url.is_none() => {
-                let all_sent = job
-                    .chunk_plan
-                    .is_some_and(|plan| job.next_offset >= plan.video_size);
-                if all_sent {
+            (_, UploadAttempt::Transfer(t)) if t.upload_url.is_none() => {
+                if t.next_offset >= t.plan.video_size {
                     return self.handed_over(job).await;
                 }
                 let detail = format!(
                     "TikTok holds publish_id {} but gave no upload URL for its bytes",
-                    job.publish_id.as_deref().unwrap_or_default()
+                    t.publish_id
                 );
                 Err(self.flag_init_unconfirmed(&job, detail).await)
             }
-            (JobStatus::Stuck, true) => {
-                tracing::info!(job_id = %job.id, next_offset = job.next_offset, "resuming a stuck upload");
+            (JobStatus::Stuck, UploadAttempt::Transfer(t)) => {
+                tracing::info!(job_id = %job.id, next_offset = t.next_offset, "resuming a stuck upload");
                 let job = self
                     .jobs
                     .transition(
@@ -123,8 +120,7 @@ impl Forwarder {
                     .map_err(|e| retry("resume the stuck upload", e))?;
                 self.send(job, file, None).await
             }
-            (_, true) => self.send(job, file, None).await,
-            (_, false) => self.start_video(job, file, refused_post).await,
+            (_, UploadAttempt::Transfer(_)) => self.send(job, file, None).await,
         }
     }
 
@@ -164,10 +160,10 @@ impl Forwarder {
             .init_once(job, file_upload.then_some(&plan), &token, &request)
             .await?;
         if !file_upload {
-            tracing::info!(job_id = %job.id, publish_id = job.publish_id.as_deref(), "TikTok is pulling the video");
+            tracing::info!(job_id = %job.id, publish_id = job.publish_id(), "TikTok is pulling the video");
             return self.handed_over(job).await;
         }
-        tracing::info!(job_id = %job.id, publish_id = job.publish_id.as_deref(), chunks = plan.total_chunk_count, "upload started");
+        tracing::info!(job_id = %job.id, publish_id = job.publish_id(), chunks = plan.total_chunk_count, "upload started");
         self.send(job, file, Some(kind)).await
     }
 
@@ -225,11 +221,13 @@ impl Forwarder {
         file: &F,
         kind: Option<VideoKind>,
     ) -> Flow<Outcome> {
-        let (Some(publish_id), Some(url), Some(plan)) = (
-            job.publish_id.clone(),
-            job.upload_url.clone(),
-            job.chunk_plan,
-        ) else {
+        let Some(FileTransfer {
+            publish_id,
+            upload_url: Some(url),
+            plan,
+            next_offset,
+        }) = job.attempt.transfer().cloned()
+        else {
             return Err(retry("resume the upload", "the job lacks its upload URL or plan").into());
         };
         if file.size() != plan.video_size {
@@ -260,7 +258,7 @@ impl Forwarder {
                 &plan,
                 VideoContentType::from(kind),
                 file,
-                job.next_offset,
+                next_offset,
                 &mut progress,
             )
             .await;

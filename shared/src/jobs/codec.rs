@@ -21,7 +21,9 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use super::model::{Job, JobId, JobKind, LastError, ObjectVersion, PostTarget, Upload};
+use super::model::{
+    FileTransfer, Job, JobId, JobKind, LastError, ObjectVersion, PostTarget, Upload, UploadAttempt,
+};
 use super::state_machine::{INBOX_FOLLOW_EVERY, JobStatus};
 use super::store::JobError;
 use crate::secret::Secret;
@@ -192,19 +194,7 @@ pub(crate) fn job_to_item(job: &Job) -> Item {
         put("caption", s(caption));
     }
     put("status", s(job.status.as_str()));
-    if let Some(publish_id) = &job.publish_id {
-        put("publish_id", s(publish_id));
-    }
-    if let Some(url) = &job.upload_url {
-        put("upload_url", s(url.expose()));
-    }
-    // Serialising three integers cannot fail; `save_init` reports it anyway.
-    if let Some(plan) = &job.chunk_plan
-        && let Ok(json) = serde_json::to_string(plan)
-    {
-        put("chunk_plan", s(json));
-    }
-    put("next_offset", n_u64(job.next_offset));
+    put_attempt(&mut put, &job.attempt);
     put("attempts", n(i64::from(job.attempts)));
     if let Some(error) = &job.last_error {
         put("error_code", s(&error.code));
@@ -230,10 +220,31 @@ pub(crate) fn job_to_item(job: &Job) -> Item {
     if let Some(at) = job.not_before {
         put("not_before", s(stamp(at)));
     }
-    if let Some(at) = job.init_started_at {
-        put("init_started_at", s(stamp(at)));
-    }
     item
+}
+
+/// The attempt's attributes: the init marker, or what init returned.
+fn put_attempt(put: &mut impl FnMut(&str, AttributeValue), attempt: &UploadAttempt) {
+    match attempt {
+        UploadAttempt::NotStarted => {}
+        UploadAttempt::InitSent { at } => put(attr::INIT_STARTED_AT, s(stamp(*at))),
+        UploadAttempt::Pulled { publish_id } => put(attr::PUBLISH_ID, s(publish_id)),
+        UploadAttempt::Transfer(t) => {
+            put(attr::PUBLISH_ID, s(&t.publish_id));
+            if let Some(url) = &t.upload_url {
+                put(attr::UPLOAD_URL, s(url.expose()));
+            }
+            // Serialising three integers cannot fail; `save_init` reports it
+            // anyway.
+            if let Ok(json) = serde_json::to_string(&t.plan) {
+                put(attr::CHUNK_PLAN, s(json));
+            }
+        }
+    }
+    put(
+        attr::NEXT_OFFSET,
+        n_u64(attempt.transfer().map_or(0, |t| t.next_offset)),
+    );
 }
 
 pub(crate) fn job_from_item(key: &str, item: &Item) -> Result<Job, JobError> {
@@ -285,13 +296,7 @@ pub(crate) fn job_from_item(key: &str, item: &Item) -> Result<Job, JobError> {
     let status_text = required("status")?;
     let status = JobStatus::parse(&status_text)
         .ok_or_else(|| corrupt(format!("unknown status {status_text:?}")))?;
-    let chunk_plan = match opt_text(item, "chunk_plan") {
-        None => None,
-        Some(json) => Some(
-            serde_json::from_str::<ChunkPlan>(&json)
-                .map_err(|e| corrupt(format!("chunk_plan: {e}")))?,
-        ),
-    };
+    let attempt = attempt_from_item(item, &corrupt)?;
     let last_error = match (
         opt_text(item, "error_code"),
         opt_text(item, "error_message"),
@@ -330,10 +335,7 @@ pub(crate) fn job_from_item(key: &str, item: &Item) -> Result<Job, JobError> {
         post,
         caption: opt_text(item, "caption"),
         status,
-        publish_id: opt_text(item, "publish_id"),
-        upload_url: opt_text(item, "upload_url").map(Secret::new),
-        chunk_plan,
-        next_offset: number("next_offset")?,
+        attempt,
         attempts: u32::try_from(number("attempts")?)
             .map_err(|_| corrupt("attempts is too large".into()))?,
         last_error,
@@ -345,7 +347,43 @@ pub(crate) fn job_from_item(key: &str, item: &Item) -> Result<Job, JobError> {
         created_at: required_time("created_at")?,
         updated_at: required_time("updated_at")?,
         not_before: time("not_before")?,
-        init_started_at: time("init_started_at")?,
+    })
+}
+
+/// The attempt an item records. A `publish_id` wins over a marker left
+/// beside it: TikTok knows the attempt, so nothing is in doubt.
+fn attempt_from_item(
+    item: &Item,
+    corrupt: &impl Fn(String) -> JobError,
+) -> Result<UploadAttempt, JobError> {
+    let plan = match opt_text(item, attr::CHUNK_PLAN) {
+        None => None,
+        Some(json) => Some(
+            serde_json::from_str::<ChunkPlan>(&json)
+                .map_err(|e| corrupt(format!("chunk_plan: {e}")))?,
+        ),
+    };
+    let next_offset = match item.get(attr::NEXT_OFFSET) {
+        None => 0,
+        Some(_) => opt_u64(item, attr::NEXT_OFFSET)
+            .ok_or_else(|| corrupt("next_offset is not a count".into()))?,
+    };
+    Ok(match (opt_text(item, attr::PUBLISH_ID), plan) {
+        (Some(publish_id), Some(plan)) => UploadAttempt::Transfer(FileTransfer {
+            publish_id,
+            upload_url: opt_text(item, attr::UPLOAD_URL).map(Secret::new),
+            plan,
+            next_offset,
+        }),
+        (Some(publish_id), None) => UploadAttempt::Pulled { publish_id },
+        (None, _) => match opt_text(item, attr::INIT_STARTED_AT) {
+            None => UploadAttempt::NotStarted,
+            Some(text) => UploadAttempt::InitSent {
+                at: DateTime::parse_from_rfc3339(&text)
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(|_| corrupt("init_started_at is not a time".into()))?,
+            },
+        },
     })
 }
 
@@ -377,12 +415,14 @@ mod tests {
             now,
         );
         job.status = JobStatus::Uploading;
-        job.publish_id = Some("v_inbox_file~v2.1".into());
-        job.upload_url = Some(Secret::new(
-            "https://upload.example.com/?token=SECRET-TOKEN",
-        ));
-        job.chunk_plan = Some(ChunkPlan::new(200_000_000, 10_000_000).unwrap());
-        job.next_offset = 20_000_000;
+        job.attempt = UploadAttempt::Transfer(FileTransfer {
+            publish_id: "v_inbox_file~v2.1".into(),
+            upload_url: Some(Secret::new(
+                "https://upload.example.com/?token=SECRET-TOKEN",
+            )),
+            plan: ChunkPlan::new(200_000_000, 10_000_000).unwrap(),
+            next_offset: 20_000_000,
+        });
         job.attempts = 2;
         job.last_error = Some(LastError {
             code: "internal".into(),
@@ -394,7 +434,6 @@ mod tests {
         job.post_ids = vec![7_459_287_841_546_292_488];
         job.share_urls = vec!["https://www.tiktok.com/@alice/video/7459287841546292488".into()];
         job.not_before = Some(now + TimeDelta::seconds(60));
-        job.init_started_at = Some(now);
         job
     }
 
@@ -406,10 +445,30 @@ mod tests {
         let mut draft = sample();
         draft.post = PostTarget::Draft;
         draft.upload.version = ObjectVersion::ETag("abc".into());
-        draft.upload_url = None;
-        draft.chunk_plan = None;
+        draft.attempt = UploadAttempt::Pulled {
+            publish_id: "p_pub_url~v2.1".into(),
+        };
         draft.post_ids.clear();
         assert_eq!(job_from_item("k", &job_to_item(&draft)).unwrap(), draft);
+        for attempt in [
+            UploadAttempt::NotStarted,
+            UploadAttempt::InitSent { at: job.created_at },
+        ] {
+            let mut claimed = sample();
+            claimed.status = JobStatus::Claimed;
+            claimed.attempt = attempt;
+            assert_eq!(job_from_item("k", &job_to_item(&claimed)).unwrap(), claimed);
+        }
+    }
+
+    #[test]
+    fn a_publish_id_beside_an_init_marker_is_the_attempt() {
+        let mut item = job_to_item(&sample());
+        item.insert("init_started_at".into(), s(stamp(sample().created_at)));
+        let job = job_from_item("k", &item).unwrap();
+        assert_eq!(job.publish_id(), Some("v_inbox_file~v2.1"));
+        assert_eq!(job.init_started_at(), None);
+        assert_eq!(job.next_offset(), 20_000_000);
     }
 
     #[test]

@@ -22,8 +22,8 @@ pub mod transition;
 
 pub use checker_state::CheckerState;
 pub use model::{
-    BadJobId, Job, JobId, JobKind, LOCAL_FILE_BUCKET, LastError, NewJob, ObjectVersion, PostTarget,
-    UNFINISHED_SHARDS, Upload,
+    BadJobId, FileTransfer, Job, JobId, JobKind, LOCAL_FILE_BUCKET, LastError, NewJob,
+    ObjectVersion, PostTarget, UNFINISHED_SHARDS, Upload, UploadAttempt,
 };
 pub use state_machine::{
     ALL_STATUSES, Decision, INBOX_FOLLOW_EVERY, INBOX_FOLLOW_FOR, IllegalTransition,

@@ -426,7 +426,10 @@ pub fn after_retry_wait_status(
 pub fn upload_incomplete(job: &super::model::Job, status: &PublishStatus) -> bool {
     match status.uploaded_bytes {
         Some(bytes) => bytes < job.upload.size,
-        None => job.chunk_plan.is_some() && job.next_offset < job.upload.size,
+        None => job
+            .attempt
+            .transfer()
+            .is_some_and(|t| t.next_offset < job.upload.size),
     }
 }
 
@@ -896,17 +899,22 @@ mod tests {
             now(),
         );
         job.status = status;
-        job.publish_id = Some("p".into());
+        job.attempt = crate::jobs::UploadAttempt::Pulled {
+            publish_id: "p".into(),
+        };
         job
     }
 
     fn retry_waiting(next_offset: u64, file_upload: bool) -> crate::jobs::Job {
         let mut job = job_of(crate::jobs::PostTarget::Draft, RetryWait);
         job.upload.size = 30_000_000;
-        job.next_offset = next_offset;
         if file_upload {
-            job.chunk_plan =
-                Some(crate::tiktok::ChunkPlan::new(30_000_000, 10_000_000).expect("a plan"));
+            job.attempt = crate::jobs::UploadAttempt::Transfer(crate::jobs::FileTransfer {
+                publish_id: "p".into(),
+                upload_url: None,
+                plan: crate::tiktok::ChunkPlan::new(30_000_000, 10_000_000).expect("a plan"),
+                next_offset,
+            });
         }
         job
     }

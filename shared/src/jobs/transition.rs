@@ -135,7 +135,7 @@ pub fn plan(
     now: DateTime<Utc>,
 ) -> Result<TransitionPlan, Refusal> {
     let from = job.status;
-    check_transition(from, to, job.publish_id.is_some()).map_err(Refusal::Illegal)?;
+    check_transition(from, to, job.publish_id().is_some()).map_err(Refusal::Illegal)?;
     let open_id = changes.open_id.clone().or_else(|| job.open_id.clone());
     if to == JobStatus::Queued && open_id.is_none() {
         return Err(Refusal::NoAccount);
@@ -198,7 +198,7 @@ fn recorded_changes(mut update: Update, job: &Job, to: JobStatus, changes: &Chan
         // Which attempt the status is about (see `Job::failure_recorded_for`).
         update = update
             .set(attr::TIKTOK_STATUS, s(status.as_str()))
-            .set_or_remove(attr::STATUS_PUBLISH_ID, job.publish_id.as_deref().map(s));
+            .set_or_remove(attr::STATUS_PUBLISH_ID, job.publish_id().map(s));
     }
     if let Some(reason) = changes.fail_reason.as_ref().filter(|_| !new_attempt) {
         update = update.set(attr::FAIL_REASON, s(reason.as_str()));
@@ -253,7 +253,7 @@ fn attempt_rules(mut update: Update, job: &Job, to: JobStatus) -> Update {
     if to != JobStatus::Stuck {
         update = update.remove(attr::INIT_STARTED_AT);
         if matches!(job.status, JobStatus::Claimed | JobStatus::Stuck) {
-            update = update.when(match job.init_started_at {
+            update = update.when(match job.init_started_at() {
                 Some(at) => Cond::eq(attr::INIT_STARTED_AT, s(stamp(at))),
                 None => Cond::absent(attr::INIT_STARTED_AT),
             });
@@ -274,7 +274,7 @@ fn slot_change(job: &Job, to: JobStatus) -> SlotChange {
     // Not on a release to `claimed`: that is a new attempt, which takes its
     // slot (or is held) like any other before its init.
     if from == JobStatus::RetryWait
-        && job.publish_id.is_some()
+        && job.publish_id().is_some()
         && matches!(to, JobStatus::Processing | JobStatus::Inbox)
     {
         return SlotChange::Retake;
@@ -288,7 +288,7 @@ mod tests {
 
     use super::JobStatus::*;
     use super::*;
-    use crate::jobs::{JobKind, NewJob, ObjectVersion, PostTarget, Upload};
+    use crate::jobs::{JobKind, NewJob, ObjectVersion, PostTarget, Upload, UploadAttempt};
     use crate::tiktok::PrivacyLevel;
 
     fn now() -> DateTime<Utc> {
@@ -317,7 +317,9 @@ mod tests {
     }
 
     fn with_publish(mut job: Job) -> Job {
-        job.publish_id = Some("p1".into());
+        job.attempt = UploadAttempt::Pulled {
+            publish_id: "p1".into(),
+        };
         job
     }
 
@@ -445,7 +447,7 @@ mod tests {
     #[test]
     fn the_init_marker_is_dropped_only_as_the_caller_saw_it() {
         let mut marked = job(Claimed);
-        marked.init_started_at = Some(now());
+        marked.attempt = UploadAttempt::InitSent { at: now() };
         let to_stuck = planned(&marked, Stuck, Changes::default());
         assert!(!to_stuck.job.removes("init_started_at"));
         let cancelled = planned(&marked, Cancelled, Changes::default());

@@ -109,8 +109,7 @@ impl Checker {
     /// Follows a job TikTok has (processing, stuck, in the inbox) and
     /// records what it says.
     pub(super) async fn follow(&self, job: &Job, run: &Run) {
-        let (Some(open_id), Some(publish_id)) = (job.open_id.as_deref(), job.publish_id.as_deref())
-        else {
+        let (Some(open_id), Some(publish_id)) = (job.open_id.as_deref(), job.publish_id()) else {
             return;
         };
         let status = match self.ask(job, open_id, publish_id, run).await {

@@ -154,7 +154,7 @@ impl Checker {
             }
             // A stuck job TikTok knows may still move; one it does not know
             // waits for an operator.
-            JobStatus::Stuck if job.publish_id.is_some() => {
+            JobStatus::Stuck if job.publish_id().is_some() => {
                 self.follow(job, run).await;
                 Then::Nothing
             }
@@ -210,12 +210,12 @@ impl Checker {
         // A job whose init was started without an answer may be a draft at
         // TikTok already: failing it with "upload it again" could make a
         // second one, so it stays flagged for the operator instead.
-        let init_in_doubt = job.init_started_at.is_some();
+        let init_in_doubt = job.init_started_at().is_some();
         let not_sent = match job.status {
             JobStatus::Queued => true,
             JobStatus::Claimed => !init_in_doubt,
             JobStatus::RetryWait => job.live_publish_id().is_none(),
-            JobStatus::Stuck => job.publish_id.is_none() && !init_in_doubt,
+            JobStatus::Stuck => job.publish_id().is_none() && !init_in_doubt,
             _ => false,
         };
         if not_sent {

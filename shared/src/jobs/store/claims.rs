@@ -10,7 +10,7 @@ use crate::jobs::codec::{
     attr, gsi_pk, gsi_sk, job_from_item, job_key, job_to_item, plan_json, publish_key,
     publish_pointer, stamp,
 };
-use crate::jobs::model::{Job, JobId, LastError, NewJob};
+use crate::jobs::model::{FileTransfer, Job, JobId, LastError, NewJob, UploadAttempt};
 use crate::jobs::state_machine::JobStatus;
 use crate::secret::Secret;
 use crate::table::{
@@ -119,21 +119,20 @@ impl Jobs {
         }
         match self.get(id).await? {
             None => Err(JobError::NotFound { id: id.clone() }),
-            Some(Job {
-                publish_id: Some(saved),
-                ..
-            }) => {
-                tracing::warn!(job_id = %id, publish_id = %saved, "second init refused");
-                Err(JobError::AlreadyInitialised {
+            Some(job) => match job.publish_id() {
+                Some(saved) => {
+                    tracing::warn!(job_id = %id, publish_id = %saved, "second init refused");
+                    Err(JobError::AlreadyInitialised {
+                        id: id.clone(),
+                        publish_id: saved.to_owned(),
+                    })
+                }
+                None => Err(JobError::Conflict {
                     id: id.clone(),
-                    publish_id: saved,
-                })
-            }
-            Some(job) => Err(JobError::Conflict {
-                id: id.clone(),
-                expected: JobStatus::Claimed,
-                found: Some(job.status),
-            }),
+                    expected: JobStatus::Claimed,
+                    found: Some(job.status),
+                }),
+            },
         }
     }
 
@@ -162,25 +161,24 @@ impl Jobs {
             }
             Checked::ConditionFailed => match self.get(&job.id).await? {
                 None => Err(JobError::NotFound { id: job.id.clone() }),
-                Some(Job {
-                    publish_id: Some(publish_id),
-                    ..
-                }) => Err(JobError::AlreadyInitialised {
-                    id: job.id.clone(),
-                    publish_id,
-                }),
-                Some(Job {
-                    init_started_at: Some(since),
-                    ..
-                }) => Err(JobError::InitInDoubt {
-                    id: job.id.clone(),
-                    since,
-                }),
-                Some(found) => Err(JobError::Conflict {
-                    id: job.id.clone(),
-                    expected: JobStatus::Claimed,
-                    found: Some(found.status),
-                }),
+                Some(found) => match found.attempt {
+                    UploadAttempt::Pulled { publish_id }
+                    | UploadAttempt::Transfer(FileTransfer { publish_id, .. }) => {
+                        Err(JobError::AlreadyInitialised {
+                            id: job.id.clone(),
+                            publish_id,
+                        })
+                    }
+                    UploadAttempt::InitSent { at } => Err(JobError::InitInDoubt {
+                        id: job.id.clone(),
+                        since: at,
+                    }),
+                    UploadAttempt::NotStarted => Err(JobError::Conflict {
+                        id: job.id.clone(),
+                        expected: JobStatus::Claimed,
+                        found: Some(found.status),
+                    }),
+                },
             },
         }
     }
@@ -276,7 +274,7 @@ impl Jobs {
         match self.get(&id).await? {
             // The pointer outlives a retry's new init; only the job's current
             // publish_id counts.
-            Some(job) if job.publish_id.as_deref() == Some(publish_id) => Ok(Some(job)),
+            Some(job) if job.publish_id() == Some(publish_id) => Ok(Some(job)),
             Some(_) => {
                 tracing::info!(job_id = %id, publish_id, "publish_id of an earlier attempt");
                 Ok(None)

@@ -251,7 +251,7 @@ impl Jobs {
                 item.insert(GSI1_SK.into(), s(gsi_sk(due, &job.id)));
             }
             items.push(item);
-            if let Some(publish_id) = &job.publish_id {
+            if let Some(publish_id) = job.publish_id() {
                 items.push(publish_pointer(&job.id, publish_id));
             }
         }
