@@ -173,3 +173,91 @@ async fn the_binary_forwards_an_sqs_batch_under_the_lambda_emulator() {
         );
     }
 }
+
+/// A failed invocation reaches the Runtime API with an `errorType` that
+/// says which kind of failure it is (not `alloc::string::String`): an event
+/// the function does not take, and a direct S3 event whose object should be
+/// tried again (a slideshow whose images are not all there yet).
+#[tokio::test]
+async fn a_failed_invocation_reports_its_kind_to_the_runtime_api() {
+    let aws = AwsClients::from_config(&local_aws().await);
+    let sim = TestSim::start(|_| {}).await;
+    let DeploymentStores {
+        table,
+        prefix,
+        app_secret_id,
+    } = deployment_stores(&aws).await;
+    let bucket = unique_name("uploads");
+    aws.s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    sim.seed_user("open-err", serde_json::json!({})).await;
+    connect_account(
+        &sim,
+        &TokenManager::for_deployment(&aws, sim.client(), &prefix, &table),
+        &Accounts::new(aws.dynamodb.clone(), &table),
+        "open-err",
+        "erra",
+        &["user.info.basic", "video.upload"],
+    )
+    .await;
+    let key = "uploads/erra/show/slideshow.json";
+    let manifest =
+        serde_json::to_vec(&serde_json::json!({"caption": "Late", "images": ["late.png"]}))
+            .unwrap();
+    let put = aws
+        .s3
+        .put_object()
+        .bucket(&bucket)
+        .key(key)
+        .body(ByteStream::from(manifest.clone()))
+        .send()
+        .await
+        .unwrap();
+    let etag = put.e_tag().unwrap().trim_matches('"').to_owned();
+
+    let mut function = LambdaFunction::start(
+        std::path::Path::new(env!("CARGO_BIN_EXE_s3-upload")),
+        &[
+            ("TABLE_NAME", table.clone()),
+            ("SECRETS_PREFIX", prefix.clone()),
+            ("TIKTOK_APP_SECRET_ID", app_secret_id),
+            ("TIKTOK_API_BASE_URL", sim.base_url().to_owned()),
+            ("MEDIA_PRESIGNED_URLS", "true".into()),
+        ],
+    )
+    .await;
+
+    let unreadable = function
+        .invoke(&serde_json::json!({"detail-type": "Scheduled Event"}))
+        .await;
+    assert_eq!(
+        unreadable.body["errorType"], "UnreadableEvent",
+        "{:?}",
+        unreadable.body
+    );
+    let message = unreadable.body["errorMessage"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("neither an SQS batch nor an S3 event"),
+        "{message}"
+    );
+
+    // The S3 notification itself, as a direct (asynchronous) invocation
+    // gets it: the object must come back, so the invocation fails.
+    let batch = sqs_batch(&bucket, key, manifest.len(), &etag);
+    let body = batch["Records"][0]["body"].as_str().unwrap();
+    let direct: serde_json::Value = serde_json::from_str(body).unwrap();
+    let waiting = function.invoke(&direct).await;
+    assert_eq!(
+        waiting.body["errorType"],
+        "RetryLater",
+        "{:?}\n{}",
+        waiting.body,
+        function.logs().join("\n")
+    );
+    let message = waiting.body["errorMessage"].as_str().unwrap_or_default();
+    assert!(message.contains("late.png"), "{message}");
+    assert_eq!(
+        sim.requests("/v2/post/publish/content/init/").await.len(),
+        0,
+        "nothing offered before every image is there"
+    );
+}
