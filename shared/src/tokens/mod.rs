@@ -35,16 +35,6 @@ pub const DEFAULT_SECRET_PREFIX: &str = "tiktok-drafts";
 /// The environment variable that overrides [`DEFAULT_SECRET_PREFIX`].
 pub const SECRET_PREFIX_VAR: &str = "SECRETS_PREFIX";
 
-/// The account item the other stores own; the token manager only flips its
-/// state to `needs_reconnect` when TikTok refuses the grant.
-pub const ACCOUNT_SK: &str = "ACCOUNT";
-pub const ACCOUNT_STATE_NEEDS_RECONNECT: &str = "needs_reconnect";
-
-/// The partition key of an account item.
-pub fn account_pk(open_id: &str) -> String {
-    format!("ACCOUNT#{open_id}")
-}
-
 /// The tokens of one account, as the secret holds them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredTokens {
