@@ -14,6 +14,9 @@
 //!   ([`lease`]);
 //! - connecting an account: invitations ([`invite`]), the login's single-use
 //!   states ([`login_state`]) and the login itself ([`login`]);
+//! - telling people: signed links to the creator's page ([`creator_link`]),
+//!   where an upload stands in plain words ([`plain_words`]), escaping for
+//!   server-rendered pages ([`html`]);
 //! - media: type detection, conversion and manifests ([`media`]); S3 and the
 //!   byte sources an upload reads from ([`storage`]), S3 metadata decoding
 //!   ([`s3_metadata`]);
@@ -27,13 +30,16 @@ pub mod aws;
 pub mod backoff;
 pub mod caption;
 pub mod clock;
+pub mod creator_link;
 pub mod forward;
+pub mod html;
 pub mod invite;
 pub mod jobs;
 pub mod lease;
 pub mod login;
 pub mod login_state;
 pub mod media;
+pub mod plain_words;
 pub mod s3_metadata;
 pub mod secret;
 pub mod storage;

@@ -189,10 +189,20 @@ async fn the_project_table_is_created_idempotently() {
         .await
         .unwrap();
     let t = described.table().unwrap();
-    assert_eq!(t.global_secondary_indexes().len(), 1);
+    // The index of unfinished work and each account's jobs (the creator's
+    // page), and the change stream the events function reads.
+    let mut indexes: Vec<&str> = t
+        .global_secondary_indexes()
+        .iter()
+        .filter_map(|i| i.index_name())
+        .collect();
+    indexes.sort_unstable();
+    assert_eq!(indexes, [shared::table::GSI1, shared::table::GSI2]);
+    let stream = t.stream_specification().expect("a change stream");
+    assert!(stream.stream_enabled());
     assert_eq!(
-        t.global_secondary_indexes()[0].index_name(),
-        Some(shared::table::GSI1)
+        stream.stream_view_type(),
+        Some(&aws_sdk_dynamodb::types::StreamViewType::NewAndOldImages)
     );
     let ttl = aws
         .dynamodb

@@ -4,7 +4,7 @@
 //!
 //! | item | `pk` / `sk` | attributes |
 //! |---|---|---|
-//! | job | `JOB#<id>` / `JOB` | `job_id`, `s3_bucket`, `s3_key`, `s3_version_id` or `s3_etag`, `object_size`, `alias`, `open_id`, `kind`, `post_mode` (`draft`/`direct`), `privacy_level`, `caption`, `status`, `publish_id`, `upload_url`, `chunk_plan` (JSON), `next_offset`, `attempts`, `error_code`, `error_message`, `tiktok_status`, `fail_reason`, `post_ids` (list of N), `created_at`, `updated_at`, `not_before`, `init_started_at`; while unfinished also `gsi1pk` = `UNFINISHED#<shard>`, `gsi1sk` = `<due>#<id>` |
+//! | job | `JOB#<id>` / `JOB` | `job_id`, `s3_bucket`, `s3_key`, `s3_version_id` or `s3_etag`, `object_size`, `alias`, `open_id`, `kind`, `post_mode` (`draft`/`direct`), `privacy_level`, `caption`, `status`, `publish_id`, `upload_url`, `chunk_plan` (JSON), `next_offset`, `attempts`, `error_code`, `error_message`, `tiktok_status`, `fail_reason`, `post_ids` (list of N), `created_at`, `updated_at`, `not_before`, `init_started_at`; while unfinished also `gsi1pk` = `UNFINISHED#<shard>`, `gsi1sk` = `<due>#<id>`; once it has an account `gsi2pk` = `JOBS#<open_id>`, `gsi2sk` = `<created_at>#<id>` (see [`super::by_account`]) |
 //! | pending-draft slot | `DRAFTS#<open_id>` / `SLOT#<job id>` | `job_id`, `taken_at`, `expires_at` (TTL) |
 //! | queue entry | `DRAFTS#<open_id>` / `QUEUED#<created_at>#<job id>` | `job_id`, `created_at`, `open_id`, `not_before` (when held until a time); `gsi1pk` = `HELD`, `gsi1sk` = the sort key |
 //! | slot guard | `DRAFTS#<open_id>` / `GUARD` | `open_id`, `version` |
@@ -160,8 +160,10 @@ pub(crate) fn post_ids(ids: &[u64]) -> AttributeValue {
     AttributeValue::L(ids.iter().map(|id| n_u64(*id)).collect())
 }
 
-/// The job item as [`Jobs::claim`] writes it (without the index keys).
-pub(crate) fn job_to_item(job: &Job) -> Item {
+/// The job item as [`Jobs::claim`] writes it (without the index of
+/// unfinished work; with the account index once the job has an account).
+/// The one writer of job items (tests build stream images with it too).
+pub fn job_to_item(job: &Job) -> Item {
     let mut item = Item::new();
     let mut put = |name: &str, value: AttributeValue| {
         item.insert(name.to_owned(), value);
@@ -181,6 +183,9 @@ pub(crate) fn job_to_item(job: &Job) -> Item {
     }
     if let Some(open_id) = &job.open_id {
         put("open_id", s(open_id));
+        for (name, value) in super::by_account::index_keys(open_id, job.created_at, &job.id) {
+            put(&name, value);
+        }
     }
     put("kind", s(job.kind.as_str()));
     match job.post {
@@ -247,7 +252,9 @@ fn put_attempt(put: &mut impl FnMut(&str, AttributeValue), attempt: &UploadAttem
     );
 }
 
-pub(crate) fn job_from_item(key: &str, item: &Item) -> Result<Job, JobError> {
+/// Reads a job item (as stored, or an image from the table's stream); `key`
+/// names it in errors. The one reader of job items.
+pub fn job_from_item(key: &str, item: &Item) -> Result<Job, JobError> {
     let corrupt = |detail: String| JobError::Corrupt {
         key: key.to_owned(),
         detail,

@@ -11,8 +11,10 @@
 //!   claims, "never init twice", optimistic concurrency, the index of
 //!   unfinished jobs and the per-account pending-draft slots and queue;
 //! - [`checker_state`]: the status checker's one state item (until when its
-//!   last run sent status requests).
+//!   last run sent status requests);
+//! - [`by_account`]: one account's jobs, newest first (the creator's page).
 
+pub mod by_account;
 pub mod checker_state;
 pub mod codec;
 pub mod model;
@@ -21,6 +23,7 @@ pub mod store;
 pub mod transition;
 
 pub use checker_state::CheckerState;
+pub use codec::{job_from_item, job_to_item};
 pub use model::{
     BadJobId, FileTransfer, Job, JobId, JobKind, LOCAL_FILE_BUCKET, LastError, NewJob,
     ObjectVersion, PostTarget, UNFINISHED_SHARDS, Upload, UploadAttempt,

@@ -25,6 +25,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::by_account::index_keys;
 use super::codec::{attr, gsi_pk, gsi_sk, index_due, post_ids, stamp, time, to_millis};
 use super::model::{Job, LastError};
 use super::state_machine::{IllegalTransition, JobStatus, Step, check_transition};
@@ -214,6 +215,10 @@ fn recorded_changes(mut update: Update, job: &Job, to: JobStatus, changes: &Chan
         update = update
             .set(attr::OPEN_ID, s(open_id))
             .when(Cond::absent(attr::OPEN_ID).or(Cond::eq(attr::OPEN_ID, s(open_id))));
+        // With its account the job joins the account's list.
+        for (name, value) in index_keys(open_id, job.created_at, &job.id) {
+            update = update.set(&name, value);
+        }
     }
     update
 }
@@ -366,6 +371,19 @@ mod tests {
             &p,
             Cond::absent("open_id").or(Cond::eq("open_id", s("open-b")))
         ));
+        // With its account the job joins the account's list (gsi2).
+        assert_eq!(p.job.sets("gsi2pk"), Some(&s("JOBS#open-b")));
+        let sort_key = p.job.sets("gsi2sk").and_then(|v| v.as_s().ok());
+        assert!(
+            sort_key.is_some_and(|k| k.ends_with(&format!("#{}", nobody.id.as_str()))),
+            "{sort_key:?}"
+        );
+        let moved_on = planned(&job(Claimed), Uploading, Changes::default());
+        assert_eq!(
+            moved_on.job.sets("gsi2pk"),
+            None,
+            "written once, with the account"
+        );
     }
 
     #[test]

@@ -4,10 +4,11 @@
 use aws_sdk_dynamodb::client::Waiters as _;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TimeToLiveSpecification,
 };
 
-use super::{GSI1, GSI1_PK, GSI1_SK, PK, SK, TTL};
+use super::{GSI1, GSI1_PK, GSI1_SK, GSI2, GSI2_PK, GSI2_SK, PK, SK, TTL};
 use crate::aws::describe_sdk_error;
 
 /// How long [`create_table`] waits for a new table to become ACTIVE.
@@ -47,15 +48,23 @@ pub async fn create_table(
             .build()
             .map_err(|e| fail(e.to_string()))
     };
-    let gsi = GlobalSecondaryIndex::builder()
-        .index_name(GSI1)
-        .key_schema(key(GSI1_PK, KeyType::Hash)?)
-        .key_schema(key(GSI1_SK, KeyType::Range)?)
-        .projection(
-            Projection::builder()
-                .projection_type(ProjectionType::All)
-                .build(),
-        )
+    let index = |name: &str, pk: &str, sk: &str| {
+        GlobalSecondaryIndex::builder()
+            .index_name(name)
+            .key_schema(key(pk, KeyType::Hash)?)
+            .key_schema(key(sk, KeyType::Range)?)
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::All)
+                    .build(),
+            )
+            .build()
+            .map_err(|e| fail(e.to_string()))
+    };
+    // What the events function reads: every change with both images.
+    let stream = StreamSpecification::builder()
+        .stream_enabled(true)
+        .stream_view_type(StreamViewType::NewAndOldImages)
         .build()
         .map_err(|e| fail(e.to_string()))?;
     let created = client
@@ -68,7 +77,11 @@ pub async fn create_table(
         .attribute_definitions(attr(SK)?)
         .attribute_definitions(attr(GSI1_PK)?)
         .attribute_definitions(attr(GSI1_SK)?)
-        .global_secondary_indexes(gsi)
+        .attribute_definitions(attr(GSI2_PK)?)
+        .attribute_definitions(attr(GSI2_SK)?)
+        .global_secondary_indexes(index(GSI1, GSI1_PK, GSI1_SK)?)
+        .global_secondary_indexes(index(GSI2, GSI2_PK, GSI2_SK)?)
+        .stream_specification(stream)
         .send()
         .await;
     match created {

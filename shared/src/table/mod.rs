@@ -1,11 +1,14 @@
 //! The one DynamoDB table every store shares, and its layout.
 //!
 //! Items are told apart by their key prefixes (`ACCOUNT#…`, `ALIAS#…`,
-//! `INVITE#…`, `OAUTHSTATE#…`, `LEASE#…`, `JOB#…`, `DRAFTS#…`); each store
-//! owns its prefixes. The table has a TTL attribute for short-lived items
-//! (login states, leases, pending-draft slots) and one GSI for "what is not
-//! finished yet", sharded by job id and sorted by due time, so the status
-//! checker never scans.
+//! `INVITE#…`, `OAUTHSTATE#…`, `LEASE#…`, `JOB#…`, `DRAFTS#…`, `EVENT#…`);
+//! each store owns its prefixes. The table has a TTL attribute for
+//! short-lived items (login states, leases, pending-draft slots) and one GSI
+//! for "what is not finished yet", sharded by job id and sorted by due time,
+//! so the status checker never scans. A second, sparse GSI holds each
+//! account's jobs by creation time (the creator's page reads it; see
+//! [`crate::jobs::by_account`]). The table's change stream (new and old
+//! images) feeds the events function.
 //!
 //! Stores reach it through [`Table`] ([`client`]'s reads, queries and
 //! conditional writes) and describe their writes as data ([`expr`]'s
@@ -37,6 +40,12 @@ pub const GSI1: &str = "gsi1";
 pub const GSI1_PK: &str = "gsi1pk";
 /// The GSI's sort key.
 pub const GSI1_SK: &str = "gsi1sk";
+/// The sparse GSI of each account's jobs, newest last.
+pub const GSI2: &str = "gsi2";
+/// Its partition key (`JOBS#<open_id>`).
+pub const GSI2_PK: &str = "gsi2pk";
+/// Its sort key (`<created_at>#<job id>`).
+pub const GSI2_SK: &str = "gsi2sk";
 
 /// The environment variable that names the table.
 pub const TABLE_NAME_VAR: &str = "TABLE_NAME";

@@ -11,7 +11,7 @@ use shared::jobs::{
 use shared::tiktok::oauth::SCOPE_VIDEO_PUBLISH;
 use shared::tiktok::posting::share_urls;
 use shared::tiktok::{ApiErrorCode, ErrorClass, PublishStatus, TikTokError};
-use tokio::time::Instant;
+use tokio::time::{Instant, timeout_at};
 
 use super::release::{Released, Then};
 use super::{Checker, Run};
@@ -25,6 +25,9 @@ enum Asked {
     Refused(TikTokError),
     /// No usable token (an account that must reconnect is marked lost).
     NoToken,
+    /// The stop instant came while the request was out: nothing is known,
+    /// the job is left exactly as it was for the next run.
+    CutOff,
 }
 
 /// A TikTok answer that says the publish id is not this account's to ask
@@ -74,11 +77,21 @@ impl Checker {
         };
         run.bump(|r| r.status_requests += 1);
         let _sending = run.gate.sending();
-        let answer = self
-            .tiktok
-            .fetch_status_once(&token.access_token, publish_id)
-            .await;
+        let answer = timeout_at(
+            run.stop_at,
+            self.tiktok
+                .fetch_status_once(&token.access_token, publish_id),
+        )
+        .await;
         slot.finish(Instant::now());
+        let Ok(answer) = answer else {
+            tracing::info!(job_id = %job.id, "status check cut off at the stop instant; next run");
+            run.bump(|r| {
+                r.cut_off += 1;
+                r.stopped_early = true;
+            });
+            return Asked::CutOff;
+        };
         match answer {
             Ok(status) => Asked::Answer(status),
             Err(err) => {
@@ -138,6 +151,7 @@ impl Checker {
                 self.not_answered(job, run, false).await;
                 return;
             }
+            Asked::CutOff => return,
         };
         let now = self.clock.now();
         match after_job_status(job, &status, now, &self.policy) {
@@ -200,7 +214,7 @@ impl Checker {
                 self.reschedule(job, self.clock.now(), run).await;
                 return Then::Nothing;
             }
-            Asked::NotNow => return Then::Nothing,
+            Asked::NotNow | Asked::CutOff => return Then::Nothing,
         };
         let now = self.clock.now();
         let to = match after_retry_wait_status(job, &status, now, &self.policy) {

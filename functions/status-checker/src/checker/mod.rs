@@ -128,6 +128,11 @@ struct Run {
     due_by: DateTime<Utc>,
     started: Instant,
     stop_at: Instant,
+    /// Work that has TikTok's answer in hand writes it down until this
+    /// instant (between the stop instant and the deadline): an answer cut
+    /// off between the request and its write would land in the table but
+    /// not in the report, and the next run would ask again for nothing.
+    finish_by: Instant,
 }
 
 impl Run {
@@ -196,6 +201,7 @@ impl Checker {
         let left = deadline.saturating_duration_since(started);
         let margin = self.settings.stop_margin.min(left / 4);
         let stop_at = deadline.checked_sub(margin).unwrap_or(deadline);
+        let finish_by = deadline.checked_sub(margin / 2).unwrap_or(deadline);
         let (accounts, unreadable_accounts) = match self.accounts.list_readable().await {
             Ok(list) => (list.accounts, list.unreadable),
             Err(err) => {
@@ -227,6 +233,7 @@ impl Checker {
             due_by: self.clock.now(),
             started,
             stop_at,
+            finish_by,
         };
 
         // Held uploads first: releasing them is a few small reads and writes,
@@ -240,8 +247,7 @@ impl Checker {
         // own; the function is frozen once this returns, and a refresh
         // frozen between TikTok's answer and the save would lose the
         // rotated refresh token. Half the margin is enough for one call.
-        let settle_by = deadline.checked_sub(margin / 2).unwrap_or(deadline);
-        if !self.tokens.refreshes_settled(settle_by).await {
+        if !self.tokens.refreshes_settled(finish_by).await {
             tracing::warn!("a token refresh is still running at the end of the run");
             run.bump(|r| r.errors += 1);
         }

@@ -6,6 +6,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{Claim, JobError, Jobs, at};
+use crate::jobs::by_account::index_keys;
 use crate::jobs::codec::{
     attr, gsi_pk, gsi_sk, job_from_item, job_key, job_to_item, plan_json, publish_key,
     publish_pointer, stamp,
@@ -217,11 +218,15 @@ impl Jobs {
         open_id: &str,
         now: DateTime<Utc>,
     ) -> Result<Job, JobError> {
-        let update = Update::new()
+        let mut update = Update::new()
             .set(attr::OPEN_ID, s(open_id))
             .set(attr::UPDATED_AT, s(stamp(at(now))))
             .when(Cond::eq(attr::STATUS, s(job.status.as_str())))
             .when(Cond::absent(attr::OPEN_ID).or(Cond::eq(attr::OPEN_ID, s(open_id))));
+        // The job joins its account's list (the creator's page).
+        for (name, value) in index_keys(open_id, job.created_at, &job.id) {
+            update = update.set(&name, value);
+        }
         let key = job_key(&job.id);
         match self.table.update(&key, &update).await? {
             Checked::Done(item) => {
