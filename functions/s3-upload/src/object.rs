@@ -1,14 +1,15 @@
 //! The object an event names: opened at the version the event named, and
 //! the job a new upload of it makes.
 
-use shared::forward::{Retry, retry};
+use shared::forward::{Outcome, Retry, retry};
 use shared::jobs::{JobKind, NewJob, ObjectVersion, PostTarget, Upload};
 use shared::storage::{Pin, S3Object, StorageError};
 
 use crate::events::ObjectRef;
+use crate::service::UploadService;
 
 /// What opening the event's object found.
-pub(crate) enum Opened {
+enum Opened {
     Found(S3Object),
     /// The version the event named is no longer there; says why.
     Gone(String),
@@ -17,7 +18,7 @@ pub(crate) enum Opened {
 /// HEADs the version the event named (its version id, else `If-Match` on
 /// its ETag), so the claim and every later read are of that version and
 /// not of whatever replaced it.
-pub(crate) async fn open(s3: &aws_sdk_s3::Client, object: &ObjectRef) -> Result<Opened, Retry> {
+async fn open(s3: &aws_sdk_s3::Client, object: &ObjectRef) -> Result<Opened, Retry> {
     let pin = match (&object.version_id, &object.e_tag) {
         (Some(version), _) => Pin::VersionId(version),
         (None, Some(tag)) => Pin::ETag(tag),
@@ -31,6 +32,35 @@ pub(crate) async fn open(s3: &aws_sdk_s3::Client, object: &ObjectRef) -> Result<
             Ok(Opened::Gone(err.to_string()))
         }
         Err(err) => Err(retry("read the object", err)),
+    }
+}
+
+impl UploadService {
+    /// Opens the event's object for a job of `kind`; a version gone since
+    /// is handed to the forwarder (which cancels its job, or flags it when
+    /// an init may have reached TikTok) and comes back as `Err(outcome)`.
+    pub(crate) async fn open_or_gone(
+        &self,
+        object: &ObjectRef,
+        alias: &str,
+        kind: JobKind,
+    ) -> Result<Result<S3Object, Outcome>, Retry> {
+        match open(&self.s3, object).await? {
+            Opened::Found(source) => Ok(Ok(source)),
+            Opened::Gone(reason) => {
+                let spec = JobSpec {
+                    alias,
+                    kind,
+                    post: PostTarget::Draft,
+                    caption: None,
+                };
+                let outcome = self
+                    .forwarder
+                    .source_gone(spec.of_event(object), reason)
+                    .await?;
+                Ok(Err(outcome))
+            }
+        }
     }
 }
 

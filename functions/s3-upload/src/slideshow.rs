@@ -18,7 +18,7 @@ use shared::storage::{ChunkSource as _, S3Object};
 
 use crate::events::ObjectRef;
 use crate::keys::slideshow_folder;
-use crate::object::{JobSpec, Opened, open};
+use crate::object::JobSpec;
 use crate::service::UploadService;
 
 impl UploadService {
@@ -29,20 +29,9 @@ impl UploadService {
         object: &ObjectRef,
         alias: &str,
     ) -> Result<Outcome, Retry> {
-        let source = match open(&self.s3, object).await? {
-            Opened::Found(source) => source,
-            Opened::Gone(reason) => {
-                let spec = JobSpec {
-                    alias,
-                    kind: JobKind::Slideshow,
-                    post: PostTarget::Draft,
-                    caption: None,
-                };
-                return self
-                    .forwarder
-                    .source_gone(spec.of_event(object), reason)
-                    .await;
-            }
+        let source = match self.open_or_gone(object, alias, JobKind::Slideshow).await? {
+            Ok(source) => source,
+            Err(outcome) => return Ok(outcome),
         };
         let manifest = self.read_manifest(&source).await?;
         let spec = JobSpec {

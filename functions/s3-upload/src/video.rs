@@ -19,7 +19,7 @@ use tokio::io::AsyncReadExt as _;
 
 use crate::config::VideoTransfer;
 use crate::events::ObjectRef;
-use crate::object::{JobSpec, Opened, open};
+use crate::object::JobSpec;
 use crate::service::UploadService;
 
 impl UploadService {
@@ -29,20 +29,9 @@ impl UploadService {
         object: &ObjectRef,
         alias: &str,
     ) -> Result<Outcome, Retry> {
-        let source = match open(&self.s3, object).await? {
-            Opened::Found(source) => source,
-            Opened::Gone(reason) => {
-                let spec = JobSpec {
-                    alias,
-                    kind: JobKind::Video,
-                    post: PostTarget::Draft,
-                    caption: None,
-                };
-                return self
-                    .forwarder
-                    .source_gone(spec.of_event(object), reason)
-                    .await;
-            }
+        let source = match self.open_or_gone(object, alias, JobKind::Video).await? {
+            Ok(source) => source,
+            Err(outcome) => return Ok(outcome),
         };
         let caption = self.caption(&source).await;
         // A refused request still gets a job (as a draft) so that the
