@@ -189,8 +189,6 @@ async fn the_project_table_is_created_idempotently() {
         .await
         .unwrap();
     let t = described.table().unwrap();
-    // The index of unfinished work and each account's jobs (the creator's
-    // page), and the change stream the events function reads.
     let mut indexes: Vec<&str> = t
         .global_secondary_indexes()
         .iter()
@@ -198,7 +196,8 @@ async fn the_project_table_is_created_idempotently() {
         .collect();
     indexes.sort_unstable();
     assert_eq!(indexes, [shared::table::GSI1, shared::table::GSI2]);
-    let stream = t.stream_specification().expect("a change stream");
+    // The events function reads the change stream with both images.
+    let stream = t.stream_specification().expect("the table has a stream");
     assert!(stream.stream_enabled());
     assert_eq!(
         stream.stream_view_type(),
