@@ -55,8 +55,19 @@ fn sqs_batch(bucket: &str, key: &str, size: usize, etag: &str) -> serde_json::Va
     }]})
 }
 
-#[tokio::test]
-async fn the_binary_forwards_an_sqs_batch_under_the_lambda_emulator() {
+/// Local AWS with the deployment's stores and an upload bucket, the
+/// simulator, and one connected account.
+struct Deployment {
+    aws: AwsClients,
+    sim: TestSim,
+    table: String,
+    prefix: String,
+    app_secret_id: String,
+    bucket: String,
+    stored: shared::tokens::StoredTokens,
+}
+
+async fn deployment(open_id: &str, alias: &str) -> Deployment {
     let aws = AwsClients::from_config(&local_aws().await);
     let sim = TestSim::start(|_| {}).await;
     let DeploymentStores {
@@ -66,16 +77,38 @@ async fn the_binary_forwards_an_sqs_batch_under_the_lambda_emulator() {
     } = deployment_stores(&aws).await;
     let bucket = unique_name("uploads");
     aws.s3.create_bucket().bucket(&bucket).send().await.unwrap();
-    sim.seed_user("open-bin", serde_json::json!({})).await;
+    sim.seed_user(open_id, serde_json::json!({})).await;
     let stored = connect_account(
         &sim,
         &TokenManager::for_deployment(&aws, sim.client(), &prefix, &table),
         &Accounts::new(aws.dynamodb.clone(), &table),
-        "open-bin",
-        "bina",
+        open_id,
+        alias,
         &["user.info.basic", "video.upload"],
     )
     .await;
+    Deployment {
+        aws,
+        sim,
+        table,
+        prefix,
+        app_secret_id,
+        bucket,
+        stored,
+    }
+}
+
+#[tokio::test]
+async fn the_binary_forwards_an_sqs_batch_under_the_lambda_emulator() {
+    let Deployment {
+        aws,
+        sim,
+        table,
+        prefix,
+        app_secret_id,
+        bucket,
+        stored,
+    } = deployment("open-bin", "bina").await;
 
     let key = "uploads/bina/from the runtime é.mp4";
     let video = fake_mp4(25_000_000, 7);
@@ -180,25 +213,15 @@ async fn the_binary_forwards_an_sqs_batch_under_the_lambda_emulator() {
 /// tried again (a slideshow whose images are not all there yet).
 #[tokio::test]
 async fn a_failed_invocation_reports_its_kind_to_the_runtime_api() {
-    let aws = AwsClients::from_config(&local_aws().await);
-    let sim = TestSim::start(|_| {}).await;
-    let DeploymentStores {
+    let Deployment {
+        aws,
+        sim,
         table,
         prefix,
         app_secret_id,
-    } = deployment_stores(&aws).await;
-    let bucket = unique_name("uploads");
-    aws.s3.create_bucket().bucket(&bucket).send().await.unwrap();
-    sim.seed_user("open-err", serde_json::json!({})).await;
-    connect_account(
-        &sim,
-        &TokenManager::for_deployment(&aws, sim.client(), &prefix, &table),
-        &Accounts::new(aws.dynamodb.clone(), &table),
-        "open-err",
-        "erra",
-        &["user.info.basic", "video.upload"],
-    )
-    .await;
+        bucket,
+        ..
+    } = deployment("open-err", "erra").await;
     let key = "uploads/erra/show/slideshow.json";
     let manifest =
         serde_json::to_vec(&serde_json::json!({"caption": "Late", "images": ["late.png"]}))
