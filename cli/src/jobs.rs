@@ -21,8 +21,8 @@ pub fn job_json(job: &Job) -> Value {
         "size": job.upload.size,
         "local_file": job.upload.is_local_file(),
         "caption": job.caption,
-        "publish_id": job.publish_id,
-        "next_offset": job.next_offset,
+        "publish_id": job.publish_id(),
+        "next_offset": job.next_offset(),
         "attempts": job.attempts,
         "error": job.last_error.as_ref().map(|e| json!({"code": e.code, "message": e.message})),
         "tiktok_status": job.tiktok_status.as_ref().map(|s| s.as_str().to_owned()),
@@ -58,7 +58,7 @@ pub async fn status(d: &Deployment, id: &str) -> CliResult<Output> {
     let mut text = describe(&job);
     let mut tiktok_json = Value::Null;
     let mut tiktok_error = None;
-    match (&job.publish_id, &job.open_id) {
+    match (job.publish_id(), &job.open_id) {
         (Some(publish_id), Some(open_id)) => {
             let tiktok = d.tiktok().await?;
             let tokens = d.tokens(tiktok.clone())?;
@@ -121,7 +121,7 @@ fn describe(job: &Job) -> String {
             }
         ),
         format!("size:       {} bytes", job.upload.size),
-        format!("publish_id: {}", job.publish_id.as_deref().unwrap_or("-")),
+        format!("publish_id: {}", job.publish_id().unwrap_or("-")),
         format!("created:    {}", when(Some(job.created_at))),
         format!("updated:    {}", when(Some(job.updated_at))),
     ];
@@ -178,7 +178,9 @@ pub async fn list(d: &Deployment, args: JobsArgs) -> CliResult<Output> {
                 j.kind.as_str().to_owned(),
                 j.status.to_string(),
                 j.alias.clone().unwrap_or_else(|| "-".into()),
-                j.publish_id.clone().unwrap_or_else(|| "-".into()),
+                j.publish_id()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| "-".into()),
                 when(Some(j.created_at)),
                 source_name(j),
             ]

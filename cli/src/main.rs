@@ -11,6 +11,7 @@ mod connect;
 mod context;
 mod jobs;
 mod link;
+mod sending;
 mod slideshow;
 mod upload;
 

@@ -1,32 +1,27 @@
-//! `slideshow`: local images to a TikTok photo draft, as the S3 path does it
-//! (functions/s3-upload/src/slideshow.rs): each image becomes a TikTok-ready
-//! JPEG (shared conversion), the JPEGs go under `media/<job id>/` in the
-//! upload bucket, and TikTok pulls them (`content/init`, `PULL_FROM_URL`,
-//! `MEDIA_UPLOAD`, `PHOTO`) from MEDIA_BASE_URL or presigned URLs.
+//! `slideshow`: local images to a TikTok photo draft, through the same use
+//! case as the S3 path ([`shared::forward`]): each image becomes a
+//! TikTok-ready JPEG (shared conversion), the JPEGs go under
+//! `media/<job id>/` in the upload bucket, and TikTok pulls them
+//! (`content/init`, `PULL_FROM_URL`, `MEDIA_UPLOAD`, `PHOTO`) from
+//! MEDIA_BASE_URL or presigned URLs; the init is marked, made once and its
+//! answer saved first, as for a video.
 
-use shared::media::MediaUrls;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use aws_sdk_s3::primitives::ByteStream;
 use serde_json::json;
-use shared::jobs::{
-    Changes, JobKind, JobStatus, LOCAL_FILE_BUCKET, NewJob, ObjectVersion, PostTarget, Upload,
-};
+use shared::forward::{Hitch, PhotoSet, PhotoText, retry};
+use shared::jobs::{Job, JobKind, LOCAL_FILE_BUCKET, NewJob, ObjectVersion, PostTarget, Upload};
+use shared::media::MediaUrls;
 use shared::media::convert::{ConvertedPhoto, PhotoFile, PhotoLimits, convert_all, worker_count};
 use shared::media::detect::{ImageKind, MediaKind, detect};
 use shared::media::manifest::{MAX_IMAGES, Manifest};
-use shared::tiktok::PhotoPost;
+use shared::storage::media_folder::{photo_folder, photo_key, put_jpeg};
+use shared::tiktok::chunk_plan::DEFAULT_CHUNK_SIZE;
 
 use crate::context::{CliResult, Ctx as _, Deployment, Fail, Output, hostname, parse_flag};
-use crate::upload::{Begun, Uploading, done_output, local_file, read_prefix, sha256_file};
-
-/// Where converted photos go, as the upload function puts them; the
-/// bucket's lifecycle rule expires them.
-const MEDIA_PREFIX: &str = "media/";
-
-/// How long a presigned photo URL lives: TikTok's pull times out within it.
+use crate::sending::{Sending, local_file, read_prefix, sha256_file};
 
 #[derive(clap::Args)]
 pub struct SlideshowArgs {
@@ -81,6 +76,57 @@ pub async fn run(d: &Deployment, args: SlideshowArgs, json: bool) -> CliResult<O
             Fail::new("no bucket for the converted photos: set UPLOAD_BUCKET or pass --bucket")
         })?;
     let urls = media_urls(&args)?;
+    let (files, total) = checked_images(&args)?;
+    let text = Manifest {
+        caption: args.caption.clone(),
+        title: args.title.clone(),
+        images: files.iter().map(|f| f.name.clone()).collect(),
+        cover_index: args.cover,
+    }
+    .post_text();
+
+    let account = d.upload_account(args.account.as_deref()).await?;
+    let sending = Sending::new(d, json, DEFAULT_CHUNK_SIZE).await?;
+    sending.check_token(&account).await?;
+
+    let new = photo_job(&files, total, &args, &account).await?;
+    sending.before_claim(&new, &account).await?;
+    let count = files.len();
+    let photos = LocalPhotos {
+        files,
+        images: &args.images,
+        bucket: bucket.clone(),
+        urls,
+        s3: d.aws.s3.clone(),
+        threads: worker_count(
+            args.threads
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        ),
+        sending: &sending,
+        text: PhotoText {
+            title: text.title.clone(),
+            description: text.description.clone(),
+            cover: u32::try_from(args.cover).unwrap_or(0),
+        },
+    };
+    let id = new.upload.job_id();
+    let sent = sending.forwarder.forward_photos(new, &photos).await;
+    let (job, mut out) = sending.report(&id, sent, &account).await?;
+    if out.json["already_sent"] == false {
+        let keys: Vec<String> = (0..count).map(|i| photo_key(&job.id, i)).collect();
+        out.json["media_keys"] = json!(keys);
+        out.json["title"] = json!(text.title);
+        out.text.push_str(&format!(
+            "\n{count} photos converted to JPEG under s3://{bucket}/{}",
+            photo_folder(&job.id)
+        ));
+    }
+    Ok(out)
+}
+
+/// The images, checked before anything is recorded or sent: their count,
+/// the cover, and that each is an image this can convert. Their total size.
+fn checked_images(args: &SlideshowArgs) -> CliResult<(Vec<PhotoFile>, u64)> {
     if args.images.len() > MAX_IMAGES {
         return Err(Fail::new(format!(
             "a photo post has at most {MAX_IMAGES} images, not {}",
@@ -129,21 +175,19 @@ pub async fn run(d: &Deployment, args: SlideshowArgs, json: bool) -> CliResult<O
             path,
         });
     }
-    let text = Manifest {
-        caption: args.caption.clone(),
-        title: args.title.clone(),
-        images: files.iter().map(|f| f.name.clone()).collect(),
-        cover_index: args.cover,
-    }
-    .post_text();
+    Ok((files, total))
+}
 
-    let account = d.upload_account(args.account.as_deref()).await?;
-    let up = Uploading::new(d, json).await?;
-    let token = up.token(&account).await?;
-
-    // The job's identity: this host, the images' paths and their contents.
+/// The job of these images: its identity is this host, the images' paths
+/// and their contents.
+async fn photo_job(
+    files: &[PhotoFile],
+    total: u64,
+    args: &SlideshowArgs,
+    account: &shared::accounts::Account,
+) -> CliResult<NewJob> {
     let mut hashes = Vec::with_capacity(files.len());
-    for f in &files {
+    for f in files {
         hashes.push(sha256_file(f.path.clone(), indicatif::ProgressBar::hidden()).await?);
     }
     let version = {
@@ -152,7 +196,7 @@ pub async fn run(d: &Deployment, args: SlideshowArgs, json: bool) -> CliResult<O
     };
     let paths: Vec<String> = files.iter().map(|f| f.path.display().to_string()).collect();
     let caption = Some(args.caption.trim().to_owned()).filter(|c| !c.is_empty());
-    let new = NewJob {
+    Ok(NewJob {
         upload: Upload {
             bucket: LOCAL_FILE_BUCKET.to_owned(),
             key: format!("{}:{}", hostname(), paths.join("|")),
@@ -164,112 +208,70 @@ pub async fn run(d: &Deployment, args: SlideshowArgs, json: bool) -> CliResult<O
         kind: JobKind::Slideshow,
         post: PostTarget::Draft,
         caption,
-    };
-    let (job, lease) = match up.begin(new, &account).await? {
-        Begun::Done(out) => return Ok(out),
-        Begun::Work(job, lease) => (*job, lease),
-    };
-    let result = async {
-        // Initialised before a crash, not yet recorded as offered.
-        if job.status == JobStatus::Uploading && job.publish_id.is_some() {
-            let job = up
-                .jobs
-                .transition(
-                    &job,
-                    JobStatus::Processing,
-                    Changes::default(),
-                    up.clock.now(),
-                )
-                .await
-                .ctx("cannot record the offered photos")?;
-            return Ok(done_output(&job, false));
-        }
-        // The slot before the work, as the upload function does.
-        up.slot(&job, &account).await?;
+    })
+}
 
-        let threads = worker_count(
-            args.threads
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
-        );
-        let bar = up.bar(files.len() as u64, "converting", false);
-        let converted = convert(files.clone(), threads, bar.clone()).await?;
+/// The local images as the use case reads them: converted here with a
+/// progress bar, stored under `media/` in the upload bucket, offered by the
+/// URLs TikTok pulls.
+struct LocalPhotos<'a> {
+    files: Vec<PhotoFile>,
+    images: &'a [PathBuf],
+    bucket: String,
+    urls: MediaUrls,
+    s3: aws_sdk_s3::Client,
+    threads: usize,
+    sending: &'a Sending,
+    text: PhotoText,
+}
+
+impl PhotoSet for LocalPhotos<'_> {
+    /// Everything was checked before the upload was claimed.
+    fn refusal(&self) -> Option<Hitch> {
+        None
+    }
+
+    async fn ready(&self, _job: &Job) -> Result<(), Hitch> {
+        Ok(())
+    }
+
+    async fn offer(&self, job: &Job) -> Result<Vec<String>, Hitch> {
+        let bar = self
+            .sending
+            .bar(self.files.len() as u64, "converting", false);
+        let converted = convert(self.files.clone(), self.threads, bar.clone())
+            .await
+            .map_err(|fail| retry("convert the images", fail.message))?;
         bar.finish_and_clear();
         let mut photos = Vec::with_capacity(converted.len());
         for (index, result) in converted.into_iter().enumerate() {
-            match result {
-                Ok(p) => photos.push(p),
-                Err(message) => {
-                    return Err(up
-                        .fail(
-                            &job,
-                            "bad_image",
-                            format!("{}: {message}", args.images[index].display()),
-                        )
-                        .await);
-                }
-            }
+            photos.push(result.map_err(|message| Hitch::Refused {
+                code: "bad_image",
+                message: format!("{}: {message}", self.images[index].display()),
+            })?);
         }
-        let bar = up.bar(photos.len() as u64, "storing", false);
-        let mut keys = Vec::with_capacity(photos.len());
-        let mut photo_urls = Vec::with_capacity(photos.len());
+        let bar = self.sending.bar(photos.len() as u64, "storing", false);
+        let mut urls = Vec::with_capacity(photos.len());
         for (index, photo) in photos.into_iter().enumerate() {
-            let key = format!("{MEDIA_PREFIX}{}/{index}.jpg", job.id);
-            d.aws
-                .s3
-                .put_object()
-                .bucket(&bucket)
-                .key(&key)
-                .content_type("image/jpeg")
-                .body(ByteStream::from(photo.jpeg))
-                .send()
+            let key = photo_key(&job.id, index);
+            put_jpeg(&self.s3, &self.bucket, &key, photo.jpeg)
                 .await
-                .map_err(|e| {
-                    Fail::new(format!(
-                        "cannot write s3://{bucket}/{key}: {}",
-                        shared::aws::describe_sdk_error(&e)
-                    ))
-                })?;
-            photo_urls.push(media_url(d, &urls, &bucket, &key).await?);
-            keys.push(key);
+                .map_err(|e| retry("store a converted photo", e))?;
+            let url = self
+                .urls
+                .url_for(&self.s3, &self.bucket, &key)
+                .await
+                .map_err(|e| retry("make a media URL", e))?;
+            urls.push(url);
             bar.inc(1);
         }
         bar.finish_and_clear();
-
-        let mut post = PhotoPost::draft(photo_urls, u32::try_from(args.cover).unwrap_or(0));
-        post.title = Some(text.title.clone()).filter(|t| !t.is_empty());
-        post.description = Some(text.description.clone()).filter(|t| !t.is_empty());
-        let init = match up.tiktok.init_photo(&token.access_token, &post).await {
-            Ok(init) => init,
-            Err(err) => return Err(up.init_refused(&job, &err).await),
-        };
-        let job = up
-            .jobs
-            .save_init(&job.id, &init.publish_id, None, None, up.clock.now())
-            .await
-            .ctx("TikTok accepted the photos but the publish_id could not be saved")?;
-        let job = up
-            .jobs
-            .transition(
-                &job,
-                JobStatus::Processing,
-                Changes::default(),
-                up.clock.now(),
-            )
-            .await
-            .ctx("cannot record the offered photos")?;
-        let mut out = done_output(&job, false);
-        out.json["media_keys"] = json!(keys);
-        out.json["title"] = json!(text.title);
-        out.text.push_str(&format!(
-            "\n{} photos converted to JPEG under s3://{bucket}/{MEDIA_PREFIX}{}/",
-            keys.len(),
-            job.id
-        ));
-        Ok(out)
+        Ok(urls)
     }
-    .await;
-    up.release(lease).await;
-    result
+
+    fn text(&self) -> PhotoText {
+        self.text.clone()
+    }
 }
 
 /// Converts every file with the shared conversion, `threads` at a time,
@@ -314,10 +316,4 @@ async fn convert(
     })
     .await
     .ctx("the conversion failed")
-}
-
-async fn media_url(d: &Deployment, urls: &MediaUrls, bucket: &str, key: &str) -> CliResult<String> {
-    urls.url_for(&d.aws.s3, bucket, key)
-        .await
-        .map_err(|e| Fail::new(e.to_string()))
 }

@@ -145,3 +145,59 @@ async fn bad_slideshows_fail_clearly_and_send_nothing() {
     assert_eq!(jobs.as_array().unwrap().len(), 0);
     stack.sim.shutdown().await;
 }
+
+/// A photo post's init reaches TikTok and its answer is lost: as for a
+/// video, the job is flagged, and the same command again converts nothing
+/// and offers nothing a second time.
+#[tokio::test]
+async fn a_photo_init_whose_answer_is_lost_is_flagged_and_never_sent_twice() {
+    const INIT: &str = "/v2/post/publish/content/init/";
+    let stack = Stack::start().await;
+    stack
+        .connect(
+            "open-lost-show",
+            "nora",
+            &["user.info.basic", "video.upload"],
+        )
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.png");
+    std::fs::write(&a, test_image(64, 48, image::ImageFormat::Png)).unwrap();
+    let b = dir.path().join("b.jpg");
+    std::fs::write(&b, test_image(48, 64, image::ImageFormat::Jpeg)).unwrap();
+    let args = [
+        "slideshow",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--account",
+        "nora",
+        "--caption",
+        "Lost and found",
+    ];
+    stack
+        .sim
+        .fault(serde_json::json!({
+            "method": "POST", "path_prefix": INIT, "times": 1,
+            "action": {"type": "drop_answer"}
+        }))
+        .await;
+
+    let out = stack.run(&args).await;
+    assert_fails(&out, "look in the creator's TikTok inbox");
+    assert_fails(&out, "init_unconfirmed");
+    assert_eq!(stack.requests(INIT).await, 1);
+    assert_eq!(stack.publishes().await.len(), 1, "TikTok took the photos");
+    let jobs = stack.json(&["jobs", "--account", "nora"]).await;
+    assert_eq!(jobs.as_array().unwrap().len(), 1, "{jobs}");
+    assert_eq!(jobs[0]["kind"], "slideshow");
+    assert_eq!(jobs[0]["status"], "stuck");
+    assert_eq!(jobs[0]["error"]["code"], "init_unconfirmed");
+
+    for _ in 0..2 {
+        let again = stack.run(&args).await;
+        assert_fails(&again, "init_unconfirmed");
+    }
+    assert_eq!(stack.requests(INIT).await, 1, "no second init");
+    assert_eq!(stack.publishes().await.len(), 1, "no second draft");
+    stack.sim.shutdown().await;
+}

@@ -267,3 +267,50 @@ async fn a_sixth_pending_draft_is_refused_before_anything_is_recorded() {
     assert_eq!(jobs.as_array().unwrap().len(), 5, "the sixth left no job");
     stack.sim.shutdown().await;
 }
+
+/// The init reaches TikTok, which makes the draft, and its answer is lost
+/// on the way back. The CLI runs the upload function's use case, so the job
+/// is flagged for the operator (`stuck`, `init_unconfirmed`) instead of
+/// waiting to retry, and running the same command again, twice, never
+/// inits a second time: one draft, however often it is run.
+#[tokio::test]
+async fn an_init_whose_answer_is_lost_is_flagged_and_never_sent_twice() {
+    const INIT: &str = "/v2/post/publish/inbox/video/init/";
+    let stack = Stack::start().await;
+    stack
+        .connect("open-lost", "gina", &["user.info.basic", "video.upload"])
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let video = dir.path().join("lost.mp4");
+    std::fs::write(&video, fake_mp4(4096, 21)).unwrap();
+    let path = video.to_str().unwrap();
+    stack
+        .sim
+        .fault(serde_json::json!({
+            "method": "POST", "path_prefix": INIT, "times": 1,
+            "action": {"type": "drop_answer"}
+        }))
+        .await;
+
+    let out = stack.run(&["upload", path, "--account", "gina"]).await;
+    assert_fails(&out, "look in the creator's TikTok inbox");
+    assert_fails(&out, "init_unconfirmed");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stack.requests(INIT).await, 1);
+    assert_eq!(stack.publishes().await.len(), 1, "TikTok made the draft");
+    let jobs = stack.json(&["jobs", "--account", "gina"]).await;
+    assert_eq!(jobs.as_array().unwrap().len(), 1, "{jobs}");
+    assert_eq!(jobs[0]["status"], "stuck");
+    assert_eq!(jobs[0]["error"]["code"], "init_unconfirmed");
+    assert_eq!(jobs[0]["publish_id"], serde_json::Value::Null);
+
+    for _ in 0..2 {
+        let again = stack.run(&["upload", path, "--account", "gina"]).await;
+        assert_fails(&again, "init_unconfirmed");
+    }
+    assert_eq!(stack.requests(INIT).await, 1, "no second init");
+    assert_eq!(stack.publishes().await.len(), 1, "no second draft");
+    let jobs = stack.json(&["jobs", "--account", "gina"]).await;
+    assert_eq!(jobs[0]["status"], "stuck");
+    stack.sim.shutdown().await;
+}

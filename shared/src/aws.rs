@@ -10,8 +10,11 @@ use aws_config::{BehaviorVersion, SdkConfig};
 /// The three clients every function may need. Build once per cold start.
 #[derive(Debug, Clone)]
 pub struct AwsClients {
+    /// S3, with path-style addressing where an endpoint is set (moto).
     pub s3: aws_sdk_s3::Client,
+    /// DynamoDB: the one table of jobs, accounts, states and leases.
     pub dynamodb: aws_sdk_dynamodb::Client,
+    /// Secrets Manager: one secret of tokens per account, the app secret.
     pub secrets: aws_sdk_secretsmanager::Client,
 }
 
@@ -23,6 +26,8 @@ impl AwsClients {
         Self::from_config(&config)
     }
 
+    /// The clients of an SDK configuration loaded already (one load serves
+    /// these and any other client the function needs).
     pub fn from_config(config: &SdkConfig) -> Self {
         Self {
             s3: s3_client(config),

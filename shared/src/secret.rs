@@ -12,6 +12,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps a value that must never be logged or shown.
     pub fn new(value: impl Into<String>) -> Self {
         Self(value.into())
     }
@@ -21,6 +22,7 @@ impl Secret {
         &self.0
     }
 
+    /// Whether the value is empty (a missing token), without exposing it.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

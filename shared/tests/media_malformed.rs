@@ -10,7 +10,7 @@ mod media {
     use shared::media::heic;
     use shared::media::probe;
     use shared::media::{PhotoLimits, to_tiktok_jpeg};
-    use shared::tiktok::upload::BytesSource;
+    use shared::storage::BytesSource;
     use test_media::heif::{Heif, Primary, tile};
     use test_media::video::{Codec, VideoSpec};
     use test_media::webm::WebmSpec;

@@ -10,7 +10,7 @@ mod media {
     use shared::media::probe::{
         self, HdrTransfer, Note, ProbeError, RefusalKind, VideoCodec, VideoLimits, VideoProbe,
     };
-    use shared::tiktok::upload::{BytesSource, ChunkSource, FileSource, SourceError};
+    use shared::storage::{BytesSource, ChunkSource, FileSource, SourceError};
     use test_media::video::{Codec, Container, Hdr, VideoSpec};
     use test_media::webm::WebmSpec;
 

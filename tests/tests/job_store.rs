@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 use aws_sdk_dynamodb::types::AttributeValue;
 use shared::Secret;
 use shared::aws::AwsClients;
+use shared::jobs::UploadAttempt;
 use shared::jobs::{
     Changes, Claim, Job, JobError, JobKind, JobStatus, Jobs, LastError, MAX_PENDING_DRAFTS, NewJob,
     ObjectVersion, PostTarget, SlotDecision, UNFINISHED_SHARDS, Upload,
@@ -192,8 +193,8 @@ async fn a_second_init_is_refused_and_the_first_is_kept_for_resuming() {
         .await
         .unwrap();
     assert_eq!(saved.status, JobStatus::Uploading);
-    assert_eq!(saved.chunk_plan, Some(plan));
-    assert_eq!(saved.next_offset, 0);
+    assert_eq!(saved.chunk_plan(), Some(plan));
+    assert_eq!(saved.next_offset(), 0);
 
     let second = f
         .jobs
@@ -221,13 +222,10 @@ async fn a_second_init_is_refused_and_the_first_is_kept_for_resuming() {
 
     // What a resume needs is all there.
     let resumed = f.jobs.get(&job.id).await.unwrap().unwrap();
-    assert_eq!(resumed.publish_id.as_deref(), Some("v_inbox_file~v2.first"));
-    assert_eq!(
-        resumed.upload_url.as_ref().map(Secret::expose),
-        Some(UPLOAD_URL)
-    );
-    assert_eq!(resumed.chunk_plan, Some(plan));
-    assert_eq!(resumed.next_offset, 20_000_000);
+    assert_eq!(resumed.publish_id(), Some("v_inbox_file~v2.first"));
+    assert_eq!(resumed.upload_url().map(Secret::expose), Some(UPLOAD_URL));
+    assert_eq!(resumed.chunk_plan(), Some(plan));
+    assert_eq!(resumed.next_offset(), 20_000_000);
 
     // Webhooks find the job by its publish_id; the refused init left no
     // pointer behind.
@@ -777,7 +775,7 @@ async fn the_upload_url_never_shows_in_debug_output_or_errors() {
         )
         .await
         .unwrap();
-    assert!(processing.upload_url.is_none());
+    assert!(processing.upload_url().is_none());
     assert!(!raw_job(&f, &processing).await.contains_key("upload_url"));
 }
 
@@ -792,7 +790,9 @@ async fn paging_the_unfinished_index_returns_every_job_once_in_due_order() {
                 (start + Duration::from_secs(n)).into(),
             );
             job.status = JobStatus::Processing;
-            job.publish_id = Some(format!("v_inbox_file~v2.{n}"));
+            job.attempt = UploadAttempt::Pulled {
+                publish_id: format!("v_inbox_file~v2.{n}"),
+            };
             job
         })
         .collect();
@@ -898,7 +898,7 @@ async fn the_init_marker_is_set_once_and_cleared_by_an_answer() {
     let open_id = unique_name("open");
     let job = claim_new(&f, "uploads/alice/marked.mp4", Some(&open_id), now()).await;
     let marked = f.jobs.mark_init_started(&job, now().into()).await.unwrap();
-    assert!(marked.init_started_at.is_some());
+    assert!(marked.init_started_at().is_some());
     assert!(raw_job(&f, &job).await.contains_key("init_started_at"));
     assert!(matches!(
         f.jobs.mark_init_started(&marked, now().into()).await,
@@ -910,7 +910,7 @@ async fn the_init_marker_is_set_once_and_cleared_by_an_answer() {
         .transition(&marked, JobStatus::Stuck, Changes::default(), now().into())
         .await
         .unwrap();
-    assert!(stuck.init_started_at.is_some());
+    assert!(stuck.init_started_at().is_some());
     let note = LastError {
         code: "init_unconfirmed".into(),
         message: "look in the inbox".into(),
@@ -934,7 +934,7 @@ async fn the_init_marker_is_set_once_and_cleared_by_an_answer() {
         .transition(&noted, JobStatus::Claimed, Changes::default(), now().into())
         .await
         .unwrap();
-    assert!(restarted.init_started_at.is_none());
+    assert!(restarted.init_started_at().is_none());
     let marked = f
         .jobs
         .mark_init_started(&restarted, now().into())
@@ -946,7 +946,7 @@ async fn the_init_marker_is_set_once_and_cleared_by_an_answer() {
         .save_init(&marked.id, "v_inbox_file~v2.m", None, None, now().into())
         .await
         .unwrap();
-    assert!(saved.init_started_at.is_none());
+    assert!(saved.init_started_at().is_none());
     assert!(!raw_job(&f, &saved).await.contains_key("init_started_at"));
     assert!(matches!(
         f.jobs.mark_init_started(&marked, now().into()).await,
@@ -969,7 +969,7 @@ async fn the_init_marker_is_set_once_and_cleared_by_an_answer() {
         )
         .await
         .unwrap();
-    assert!(waiting.init_started_at.is_none());
+    assert!(waiting.init_started_at().is_none());
 }
 
 /// A stuck upload TikTok knows goes back to `uploading` with its URL and
@@ -1012,13 +1012,10 @@ async fn a_stuck_upload_resumes_with_its_saved_url_and_offset() {
         .await
         .unwrap();
     assert_eq!(resumed.status, JobStatus::Uploading);
-    assert_eq!(
-        resumed.upload_url.as_ref().map(Secret::expose),
-        Some(UPLOAD_URL)
-    );
-    assert_eq!(resumed.next_offset, uploading.next_offset);
+    assert_eq!(resumed.upload_url().map(Secret::expose), Some(UPLOAD_URL));
+    assert_eq!(resumed.next_offset(), uploading.next_offset());
     f.jobs
-        .save_progress(&resumed.id, resumed.next_offset + 1, now().into())
+        .save_progress(&resumed.id, resumed.next_offset() + 1, now().into())
         .await
         .unwrap();
     let fresh = claim_new(&f, "uploads/alice/never.mp4", Some(&open_id), now()).await;
@@ -1045,7 +1042,7 @@ async fn a_retry_forgets_what_tiktok_said_about_the_old_attempt() {
     let f = fixture().await;
     let job = claim_new(&f, "uploads/alice/retry.mp4", Some("open-r"), now()).await;
     let processing = init_and_send(&f, &job).await;
-    let first = processing.publish_id.clone().unwrap();
+    let first = processing.publish_id().unwrap().to_owned();
     let failed = PublishStatus {
         status: PublishState::Failed,
         fail_reason: Some(shared::tiktok::FailReason::Internal),
@@ -1120,7 +1117,9 @@ async fn due_reads_stop_at_now_and_a_rescheduled_job_waits_its_turn() {
                 (past + Duration::from_secs(n)).into(),
             );
             job.status = JobStatus::Processing;
-            job.publish_id = Some(format!("v_inbox_file~v2.d{n}"));
+            job.attempt = UploadAttempt::Pulled {
+                publish_id: format!("v_inbox_file~v2.d{n}"),
+            };
             if n >= 10 {
                 // Not due for an hour.
                 job.status = JobStatus::RetryWait;
@@ -1350,7 +1349,7 @@ async fn a_copy_read_before_the_init_marker_cannot_drop_it() {
         .transition(&job, JobStatus::Stuck, Changes::default(), now().into())
         .await
         .unwrap();
-    assert_eq!(stuck.init_started_at, marked.init_started_at);
+    assert_eq!(stuck.init_started_at(), marked.init_started_at());
     let cancelled = f
         .jobs
         .transition(
@@ -1361,5 +1360,5 @@ async fn a_copy_read_before_the_init_marker_cannot_drop_it() {
         )
         .await
         .unwrap();
-    assert!(cancelled.init_started_at.is_none());
+    assert!(cancelled.init_started_at().is_none());
 }

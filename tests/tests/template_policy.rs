@@ -987,7 +987,7 @@ fn upload_retries_come_back_in_time() {
         .expect("VisibilityTimeout");
     let function = &resources(&template)["S3UploadFunction"]["Properties"];
     let timeout = function["Timeout"].as_i64().expect("Timeout");
-    let job_lease = i64::try_from(s3_upload::forwarder::JOB_LEASE.as_secs()).expect("lease in s");
+    let job_lease = i64::try_from(shared::forward::JOB_LEASE.as_secs()).expect("lease in s");
     assert!(
         visibility > timeout && visibility > job_lease,
         "visibility {visibility} s must outlast the timeout {timeout} s and the lease"

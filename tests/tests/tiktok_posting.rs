@@ -1,8 +1,9 @@
 //! The Content Posting client against the simulator: every endpoint, its
 //! success and each documented class of error.
 
+use shared::storage::BytesSource;
 use shared::tiktok::chunk_plan::DEFAULT_CHUNK_SIZE;
-use shared::tiktok::upload::{BytesSource, RetryPolicy, Uploader, VideoContentType};
+use shared::tiktok::upload::{ChunkRetryPolicy, Uploader, VideoContentType};
 use shared::tiktok::{
     ApiErrorCode, ChunkPlan, DirectPostInfo, ErrorClass, FailReason, PhotoPost, PrivacyLevel,
     PublishState, TikTokError, VideoSource,
@@ -23,7 +24,7 @@ async fn upload_small(sim: &TestSim, token: &shared::Secret, bytes: Vec<u8>) -> 
         .init_inbox_video(token, &VideoSource::FileUpload(plan))
         .await
         .unwrap();
-    let uploader = Uploader::new(reqwest::Client::new(), RetryPolicy::immediate(3));
+    let uploader = Uploader::new(reqwest::Client::new(), ChunkRetryPolicy::immediate(3));
     uploader
         .upload(
             init.upload_url.as_ref().unwrap().expose(),

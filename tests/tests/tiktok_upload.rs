@@ -7,9 +7,10 @@ use std::time::Duration;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use shared::aws::AwsClients;
+use shared::storage::BytesSource;
 use shared::storage::S3Object;
 use shared::tiktok::chunk_plan::DEFAULT_CHUNK_SIZE;
-use shared::tiktok::upload::{BytesSource, RetryPolicy, UploadError, Uploader, VideoContentType};
+use shared::tiktok::upload::{ChunkRetryPolicy, UploadError, Uploader, VideoContentType};
 use shared::tiktok::{ChunkPlan, FailReason, PhotoPost, PublishState, VideoSource};
 use tiktok_drafts_tests::{TestSim, fake_mp4, local_aws, sha256_hex, test_image, unique_name};
 
@@ -85,7 +86,7 @@ async fn multi_chunk_upload_from_s3_survives_a_5xx_and_a_reset() {
         }
     }
     let mut offsets = Offsets(Vec::new());
-    let report = Uploader::new(reqwest::Client::new(), RetryPolicy::immediate(4))
+    let report = Uploader::new(reqwest::Client::new(), ChunkRetryPolicy::immediate(4))
         .upload(
             init.upload_url.as_ref().unwrap().expose(),
             &plan,
@@ -166,7 +167,7 @@ async fn an_interrupted_upload_resumes_from_the_saved_offset() {
         }
     }
     let mut saved = Saved(0);
-    let err = Uploader::new(reqwest::Client::new(), RetryPolicy::immediate(2))
+    let err = Uploader::new(reqwest::Client::new(), ChunkRetryPolicy::immediate(2))
         .upload(&url, &plan, VideoContentType::Mp4, &source, 0, &mut saved)
         .await
         .unwrap_err();
@@ -179,7 +180,7 @@ async fn an_interrupted_upload_resumes_from_the_saved_offset() {
     assert_eq!(saved.0, 2 * plan.chunk_size);
 
     // The next "invocation" resumes from the saved offset.
-    let report = Uploader::new(reqwest::Client::new(), RetryPolicy::immediate(2))
+    let report = Uploader::new(reqwest::Client::new(), ChunkRetryPolicy::immediate(2))
         .upload(
             &url,
             &plan,
@@ -214,12 +215,12 @@ async fn a_stale_offset_resyncs_from_the_416() {
         "action": {"type": "status", "status": 500}}),
     )
     .await;
-    let _ = Uploader::new(reqwest::Client::new(), RetryPolicy::immediate(1))
+    let _ = Uploader::new(reqwest::Client::new(), ChunkRetryPolicy::immediate(1))
         .upload(&url, &plan, VideoContentType::Mp4, &source, 0, &mut ())
         .await
         .unwrap_err();
     // TikTok holds 3 chunks; we claim to start at 0.
-    let report = Uploader::new(reqwest::Client::new(), RetryPolicy::immediate(3))
+    let report = Uploader::new(reqwest::Client::new(), ChunkRetryPolicy::immediate(3))
         .upload(&url, &plan, VideoContentType::Mp4, &source, 0, &mut ())
         .await
         .unwrap();
@@ -327,7 +328,7 @@ async fn rule_breaking_uploads_fail() {
     assert_eq!(res.status(), 400);
     // After an hour the URL is dead.
     sim.advance_clock(3601).await;
-    let err = Uploader::new(http.clone(), RetryPolicy::immediate(1))
+    let err = Uploader::new(http.clone(), ChunkRetryPolicy::immediate(1))
         .upload(
             &url,
             &plan,

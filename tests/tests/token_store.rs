@@ -11,9 +11,10 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::json;
 use shared::Secret;
 use shared::aws::AwsClients;
+use shared::clock::Clock;
 use shared::tiktok::{OAuthErrorCode, TikTokClient};
 use shared::tokens::{
-    Clock, RefreshOutcome, RefreshSettings, SecretsManagerTokenStore, TokenErrorKind, TokenManager,
+    RefreshOutcome, RefreshSettings, SecretsManagerTokenStore, TokenErrorKind, TokenManager,
     TokenStore,
 };
 use tiktok_drafts_tests::{TestSim, local_aws, unique_name};
@@ -70,8 +71,7 @@ fn fast_settings() -> RefreshSettings {
         wait_deadline: Duration::from_secs(20),
         poll_interval: Duration::from_millis(50),
         refresh_attempts: 4,
-        retry_base_delay: Duration::from_millis(20),
-        retry_max_delay: Duration::from_millis(200),
+        retry: shared::backoff::Backoff::new(Duration::from_millis(20), Duration::from_millis(200)),
     }
 }
 

@@ -27,8 +27,11 @@ use std::time::{Duration, Instant};
 use futures::stream::{self, StreamExt as _, TryStreamExt as _};
 use shared::accounts::Accounts;
 use shared::aws::AwsClients;
-use shared::jobs::{Job, JobKind, JobStatus, Jobs, NewJob, ObjectVersion, PostTarget, Upload};
-use shared::tokens::{Clock, TokenManager};
+use shared::clock::Clock;
+use shared::jobs::{
+    Job, JobKind, JobStatus, Jobs, NewJob, ObjectVersion, PostTarget, Upload, UploadAttempt,
+};
+use shared::tokens::TokenManager;
 use status_checker::checker::RunReport;
 use status_checker::config::{CheckerConfig, STATUS_REQUESTS_PER_MINUTE};
 use tiktok_drafts_tests::{
@@ -266,8 +269,8 @@ async fn next_minute(sim: &TestSim, clock: &Clock) {
     sim.advance_clock(61).await;
 }
 
-async fn timed_run<P: status_checker::upload_path::UploadPath>(
-    checker: &status_checker::checker::Checker<P>,
+async fn timed_run(
+    checker: &status_checker::checker::Checker,
     deadline: Duration,
 ) -> (RunReport, f64) {
     let started = Instant::now();
@@ -418,6 +421,8 @@ fn job(open_id: &str, publish_id: Option<String>, status: JobStatus, clock: &Clo
         clock.now(),
     );
     job.status = status;
-    job.publish_id = publish_id;
+    if let Some(publish_id) = publish_id {
+        job.attempt = UploadAttempt::Pulled { publish_id };
+    }
     job
 }

@@ -386,8 +386,8 @@ mod tests {
     use chrono::TimeDelta;
     use shared::accounts::Account;
     use shared::jobs::{
-        ALL_STATUSES, JobId, JobKind, LastError, NewJob, ObjectVersion, PostTarget, Upload,
-        job_to_item,
+        ALL_STATUSES, FileTransfer, JobId, JobKind, LastError, NewJob, ObjectVersion, PostTarget,
+        Upload, UploadAttempt, job_to_item,
     };
     use shared::tiktok::{FailReason, PrivacyLevel};
 
@@ -491,8 +491,17 @@ mod tests {
         }
         // Progress, a resolved account, a reschedule: same status, nothing.
         let mut uploading = job(JobStatus::Uploading);
+        let transfer = |next_offset| {
+            UploadAttempt::Transfer(FileTransfer {
+                publish_id: "v_inbox_file~v2.1".into(),
+                upload_url: None,
+                plan: shared::tiktok::ChunkPlan::new(30_000_000, 10_000_000).unwrap(),
+                next_offset,
+            })
+        };
+        uploading.attempt = transfer(0);
         let mut later = moved(&uploading, JobStatus::Uploading);
-        later.next_offset = 10_000_000;
+        later.attempt = transfer(10_000_000);
         assert!(job_kinds(Some(&uploading), &later).is_empty());
         uploading.status = JobStatus::RetryWait;
         let claimed_again = moved(&uploading, JobStatus::Claimed);

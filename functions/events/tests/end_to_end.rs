@@ -195,7 +195,7 @@ impl Stack {
     }
 
     async fn set_publish(&self, job: &Job, status: Value) {
-        let publish_id = job.publish_id.as_deref().expect("a publish_id");
+        let publish_id = job.publish_id().expect("a publish_id");
         let encoded: String = url::form_urlencoded::byte_serialize(publish_id.as_bytes()).collect();
         self.sim
             .post(&format!("/_sim/publishes/{encoded}/status"), status)

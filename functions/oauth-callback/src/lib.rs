@@ -15,12 +15,13 @@ use lambda_http::{Body, Request, RequestExt as _, Response};
 use shared::accounts::{AccountError, Accounts};
 use shared::app_secret::tiktok_client;
 use shared::aws::AwsClients;
+use shared::clock::Clock;
 use shared::invite::{Invitation, SigningKey};
 use shared::login::{Callback, LoginError};
 use shared::login_state::{DEFAULT_TTL, LoginStates, PendingLogin, StateError};
 use shared::tiktok::oauth::scopes_for;
 use shared::tiktok::{OAuthErrorCode, TikTokClient};
-use shared::tokens::{Clock, SecretsManagerTokenStore, TokenManager};
+use shared::tokens::{SecretsManagerTokenStore, TokenManager};
 
 pub use config::LoginConfig;
 

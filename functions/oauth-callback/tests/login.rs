@@ -8,9 +8,10 @@ use lambda_http::{Body, Request, Response};
 use oauth_callback::{LoginConfig, LoginService};
 use shared::accounts::{AccountState, Accounts};
 use shared::aws::AwsClients;
+use shared::clock::Clock;
 use shared::invite::{Invitation, SigningKey};
 use shared::tiktok::{Endpoints, PkceEncoding};
-use shared::tokens::{Clock, SecretsManagerTokenStore, TokenStore as _};
+use shared::tokens::{SecretsManagerTokenStore, TokenStore as _};
 use tiktok_drafts_tests::{
     DeploymentStores, SIM_CLIENT_SECRET, SIM_REDIRECT_URI, TestSim, deployment_stores, local_aws,
 };

@@ -25,26 +25,26 @@ pub struct S3EventRecord {
     #[serde(default)]
     pub event_name: Option<String>,
     #[serde(default)]
-    pub s3: S3Entity,
+    pub s3: S3EventEntity,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct S3Entity {
+pub struct S3EventEntity {
     #[serde(default)]
-    pub bucket: S3Bucket,
+    pub bucket: S3EventBucket,
     #[serde(default)]
-    pub object: S3Object,
+    pub object: S3EventObject,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct S3Bucket {
+pub struct S3EventBucket {
     #[serde(default)]
     pub name: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct S3Object {
+pub struct S3EventObject {
     #[serde(default)]
     pub key: Option<String>,
     #[serde(default)]

@@ -22,12 +22,12 @@ const VIDEO_EXTENSIONS: [&str; 3] = ["mp4", "mov", "webm"];
 
 /// What an uploaded key asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Upload {
+pub enum UploadKey {
     Video { account: String, name: String },
     Slideshow { account: String, show: String },
 }
 
-impl Upload {
+impl UploadKey {
     pub fn account(&self) -> &str {
         match self {
             Self::Video { account, .. } | Self::Slideshow { account, .. } => account,
@@ -39,7 +39,7 @@ impl Upload {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     /// Start (or resume) a job.
-    Job(Upload),
+    Job(UploadKey),
     /// Nothing to do for this key by itself (a sidecar, a slideshow image,
     /// something outside `uploads/`); the reason is for the log.
     Ignore(&'static str),
@@ -98,7 +98,7 @@ pub fn route(key: &str, default_account: Option<&str>) -> Route {
         ));
     }
     if is_manifest {
-        return Route::Job(Upload::Slideshow {
+        return Route::Job(UploadKey::Slideshow {
             account: account.to_owned(),
             show: folders[0].to_owned(),
         });
@@ -107,7 +107,7 @@ pub fn route(key: &str, default_account: Option<&str>) -> Route {
         .rsplit_once('.')
         .map(|(_, ext)| ext.to_ascii_lowercase());
     match extension.as_deref() {
-        Some(ext) if VIDEO_EXTENSIONS.contains(&ext) => Route::Job(Upload::Video {
+        Some(ext) if VIDEO_EXTENSIONS.contains(&ext) => Route::Job(UploadKey::Video {
             account: account.to_owned(),
             name: file.to_owned(),
         }),
@@ -137,7 +137,7 @@ mod tests {
     use super::*;
 
     fn video(account: &str, name: &str) -> Route {
-        Route::Job(Upload::Video {
+        Route::Job(UploadKey::Video {
             account: account.into(),
             name: name.into(),
         })
@@ -159,7 +159,7 @@ mod tests {
         );
         assert_eq!(
             route("uploads/alice/trip/slideshow.json", None),
-            Route::Job(Upload::Slideshow {
+            Route::Job(UploadKey::Slideshow {
                 account: "alice".into(),
                 show: "trip".into()
             })
@@ -174,7 +174,7 @@ mod tests {
         );
         assert_eq!(
             route("uploads/trip/slideshow.json", Some("solo")),
-            Route::Job(Upload::Slideshow {
+            Route::Job(UploadKey::Slideshow {
                 account: "solo".into(),
                 show: "trip".into()
             })

@@ -5,7 +5,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 use s3_upload::config::UploadConfig;
 use s3_upload::service::UploadService;
 use shared::aws::{AwsClients, load_config};
-use shared::tokens::Clock;
+use shared::clock::Clock;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

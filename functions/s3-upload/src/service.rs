@@ -3,32 +3,60 @@
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
-use shared::accounts::Accounts;
 use shared::app_secret::tiktok_client;
 use shared::aws::AwsClients;
-use shared::jobs::{Jobs, RetryPolicy as JobRetryPolicy};
-use shared::tiktok::upload::{RetryPolicy, Uploader};
-use shared::tokens::{Clock, LeaseTable, TokenManager};
+use shared::backoff::Backoff;
+use shared::clock::Clock;
+use shared::forward::{Forwarder, Outcome, Retry};
+use shared::tiktok::upload::ChunkRetryPolicy;
 
 use crate::config::UploadConfig;
-use crate::events::{Incoming, ObjectRef, objects_in_message, objects_in_s3_event};
-use crate::forwarder::{Forwarder, Outcome, Retry};
-use crate::keys::{Route, Upload, route};
+use crate::events::{EventError, Incoming, ObjectRef, objects_in_message, objects_in_s3_event};
+use crate::keys::{Route, UploadKey, route};
 
+/// Why the function could not start; each names what to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error("configuration: {0}")]
     Config(#[from] shared::tiktok::config::ConfigError),
     #[error(transparent)]
     Client(#[from] shared::app_secret::ClientSetupError),
-    #[error("cannot build the upload HTTP client: {0}")]
-    Http(String),
+    #[error(transparent)]
+    Forwarder(#[from] shared::forward::BuildError),
 }
 
+/// Why an invocation failed as a whole, as Lambda reports it (`errorType`
+/// says which kind; the message says what). An SQS batch never fails as a
+/// whole: its messages to retry are reported one by one.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// The event is not one this function takes; delivering it again will
+    /// not help.
+    #[error(transparent)]
+    Event(#[from] EventError),
+    /// An object of a direct S3 event should be tried again.
+    #[error(transparent)]
+    Retry(#[from] Retry),
+}
+
+impl From<HandlerError> for lambda_runtime::Diagnostic {
+    fn from(err: HandlerError) -> Self {
+        let error_type = match &err {
+            HandlerError::Event(_) => "UnreadableEvent",
+            HandlerError::Retry(_) => "RetryLater",
+        };
+        Self {
+            error_type: error_type.into(),
+            error_message: err.to_string(),
+        }
+    }
+}
+
+/// Everything an invocation needs, built once per cold start.
 pub struct UploadService {
-    config: UploadConfig,
-    forwarder: Forwarder,
-    upload_http: reqwest::Client,
+    pub(crate) config: UploadConfig,
+    pub(crate) forwarder: Forwarder,
+    pub(crate) s3: aws_sdk_s3::Client,
     /// Where messages to retry get a short visibility; see
     /// [`UploadService::with_redelivery`].
     redelivery: Option<Redelivery>,
@@ -48,40 +76,33 @@ struct Redelivery {
 /// queue's five deliveries end within about eight minutes, well inside the
 /// upload URL's hour and the checker's 30-minute stuck mark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RedeliveryDelay {
-    pub base: Duration,
-    pub cap: Duration,
-}
+pub struct RedeliveryDelay(pub Backoff);
 
 impl Default for RedeliveryDelay {
     fn default() -> Self {
-        Self {
-            base: Duration::from_secs(30),
-            cap: Duration::from_secs(600),
-        }
+        Self(Backoff::new(
+            Duration::from_secs(30),
+            Duration::from_secs(600),
+        ))
     }
 }
 
 impl RedeliveryDelay {
     /// Back at once (tests that check the message returns).
     pub fn immediate() -> Self {
-        Self {
-            base: Duration::ZERO,
-            cap: Duration::ZERO,
-        }
+        Self(Backoff::none())
     }
 
+    /// The delay after the `receives`-th delivery (1 for the first). Not
+    /// jittered: SQS spreads deliveries already, and the delay is logged.
     pub fn after(&self, receives: u32) -> Duration {
-        let doublings = receives.saturating_sub(1).min(16);
-        self.base.saturating_mul(1 << doublings).min(self.cap)
+        self.0.step(receives.saturating_sub(1))
     }
 }
 
-/// How long one chunk PUT may take; a whole-request timeout would have to
-/// cover the largest chunk on the slowest link.
-const CHUNK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
-
 impl UploadService {
+    /// Builds the service for `config`: the TikTok app's credentials are
+    /// read once, here.
     pub async fn new(
         config: UploadConfig,
         aws: &AwsClients,
@@ -93,41 +114,13 @@ impl UploadService {
             config.endpoints.clone(),
         )
         .await?;
-        // Chunk PUTs carry megabytes: no whole-request timeout, a generous
-        // one per chunk instead.
-        let upload_http = reqwest::Client::builder()
-            .connect_timeout(std::time::Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| StartupError::Http(e.to_string()))?;
-        let forwarder = Forwarder {
-            s3: aws.s3.clone(),
-            jobs: Jobs::new(aws.dynamodb.clone(), &config.table),
-            accounts: Accounts::new(aws.dynamodb.clone(), &config.table),
-            leases: LeaseTable::new(aws.dynamodb.clone(), &config.table),
-            tokens: TokenManager::for_deployment(
-                aws,
-                tiktok.clone(),
-                &config.secrets_prefix,
-                &config.table,
-            )
-            .with_clock(clock.clone()),
-            tiktok,
-            uploader: Uploader::new(upload_http.clone(), RetryPolicy::default())
-                .with_chunk_timeout(CHUNK_TIMEOUT),
-            chunk_size: config.chunk_size,
-            clock,
-            job_retry: JobRetryPolicy::default(),
-            media_urls: config.media_urls.clone(),
-            image_grace: config.image_grace,
-            convert_threads: config.convert_threads,
-            video_transfer: config.video_transfer,
-            direct_post_enabled: config.direct_post_enabled,
-        };
+        let mut forwarder =
+            Forwarder::for_deployment(aws, tiktok, &config.table, &config.secrets_prefix, clock)?;
+        forwarder.chunk_size = config.chunk_size;
         Ok(Self {
             config,
             forwarder,
-            upload_http,
+            s3: aws.s3.clone(),
             redelivery: None,
         })
     }
@@ -155,9 +148,12 @@ impl UploadService {
     }
 
     /// Another retry policy for chunk PUTs (tests use one without waits).
-    pub fn with_upload_retry(mut self, policy: RetryPolicy) -> Self {
-        self.forwarder.uploader =
-            Uploader::new(self.upload_http.clone(), policy).with_chunk_timeout(CHUNK_TIMEOUT);
+    pub fn with_upload_retry(mut self, policy: ChunkRetryPolicy) -> Self {
+        // Building the same client again cannot fail where the first one
+        // did not; should it, the default policy stays.
+        if let Ok(forwarder) = self.forwarder.clone().with_upload_retry(policy) {
+            self.forwarder = forwarder;
+        }
         self
     }
 
@@ -173,23 +169,22 @@ impl UploadService {
                 tracing::warn!(key = %object.key, message = %message, "upload key refused");
                 Ok(None)
             }
-            Route::Job(Upload::Video { account, .. }) => self
-                .forwarder
-                .forward_video(object, &account)
-                .await
-                .map(Some),
-            Route::Job(Upload::Slideshow { account, .. }) => self
-                .forwarder
-                .forward_slideshow(object, &account)
-                .await
-                .map(Some),
+            Route::Job(UploadKey::Video { account, .. }) => {
+                self.forward_video(object, &account).await.map(Some)
+            }
+            Route::Job(UploadKey::Slideshow { account, .. }) => {
+                self.forward_slideshow(object, &account).await.map(Some)
+            }
         }
     }
 
     /// Handles an SQS batch (reporting the messages to retry) or a direct
     /// S3 event (failing the invocation if any object should be retried).
-    pub async fn handle_event(&self, event: serde_json::Value) -> Result<SqsBatchResponse, String> {
-        let incoming = Incoming::parse(event).map_err(|e| e.to_string())?;
+    pub async fn handle_event(
+        &self,
+        event: serde_json::Value,
+    ) -> Result<SqsBatchResponse, HandlerError> {
+        let incoming = Incoming::parse(event)?;
         let mut response = SqsBatchResponse::default();
         match incoming {
             Incoming::Sqs(batch) => {
@@ -217,11 +212,9 @@ impl UploadService {
                 }
             }
             Incoming::S3(event) => {
-                let objects = objects_in_s3_event(&event).map_err(|e| e.to_string())?;
+                let objects = objects_in_s3_event(&event)?;
                 for object in &objects {
-                    self.handle_object(object)
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    self.handle_object(object).await?;
                 }
             }
         }

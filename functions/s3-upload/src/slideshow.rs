@@ -1,60 +1,53 @@
-//! A slideshow folder to a TikTok photo draft.
+//! A slideshow folder to a TikTok photo draft: what is S3-specific about it.
 //!
 //! The manifest starts the job once all the images it names exist (a
 //! missing one is waited for, then fails the job by name after a grace
 //! period). Each image becomes a TikTok-ready JPEG under `media/`, which
-//! TikTok pulls from the verified URL prefix in front of the bucket:
-//! `content/init` with `PULL_FROM_URL`, `MEDIA_UPLOAD`, `PHOTO`.
+//! TikTok pulls from the verified URL prefix in front of the bucket; the
+//! post itself is the shared use case's ([`shared::forward`]).
 
 use std::time::Duration;
 
-use aws_sdk_s3::primitives::ByteStream;
-use shared::jobs::{Job, JobKind, JobStatus, PostTarget};
+use shared::forward::{Hitch, Outcome, PhotoSet, PhotoText, Retry, retry};
+use shared::jobs::{Job, JobKind, PostTarget};
 use shared::media::convert::{PhotoFile, PhotoLimits, convert_all};
 use shared::media::limits::{InputKind, TooLarge};
 use shared::media::manifest::Manifest;
-use shared::storage::S3Object;
-use shared::tiktok::PhotoPost;
-use shared::tiktok::upload::ChunkSource as _;
+use shared::storage::media_folder::{photo_key, put_jpeg};
+use shared::storage::{ChunkSource as _, S3Object};
 
 use crate::events::ObjectRef;
-use crate::forwarder::{Forwarder, JobSpec, Opened, Outcome, Retry, retry};
 use crate::keys::slideshow_folder;
+use crate::object::JobSpec;
+use crate::service::UploadService;
 
-/// Where converted photos go: `media/<job id>/<index>.jpg`, short-lived
-/// (the bucket's lifecycle rule expires `media/`).
-pub const MEDIA_PREFIX: &str = "media/";
-
-impl Forwarder {
-    pub async fn forward_slideshow(
+impl UploadService {
+    /// Forwards the slideshow whose manifest the event names, for the
+    /// account `alias`.
+    pub(crate) async fn forward_slideshow(
         &self,
         object: &ObjectRef,
         alias: &str,
     ) -> Result<Outcome, Retry> {
-        let source = match self.open(object).await? {
-            Opened::Found(source) => source,
-            Opened::Gone(reason) => {
-                let spec = JobSpec {
-                    alias,
-                    kind: JobKind::Slideshow,
-                    post: PostTarget::Draft,
-                    caption: None,
-                };
-                return self.source_gone(object, spec, reason).await;
-            }
+        let source = match self.open_or_gone(object, alias, JobKind::Slideshow).await? {
+            Ok(source) => source,
+            Err(outcome) => return Ok(outcome),
         };
         let manifest = self.read_manifest(&source).await?;
-        let caption = manifest.as_ref().ok().map(|m| m.caption.clone());
         let spec = JobSpec {
             alias,
             kind: JobKind::Slideshow,
             post: PostTarget::Draft,
-            caption,
+            caption: manifest.as_ref().ok().map(|m| m.caption.clone()),
         };
-        self.forward(&source, spec, |job| {
-            self.slideshow_job(job, object, manifest)
-        })
-        .await
+        let show = EventSlideshow {
+            service: self,
+            object,
+            manifest,
+        };
+        self.forwarder
+            .forward_photos(spec.of_object(&source), &show)
+            .await
     }
 
     /// The manifest of exactly the version the event named (a ranged GET
@@ -73,152 +66,6 @@ impl Forwarder {
             Err(err) => return Ok(Err(format!("{}: {err}", source.key()))),
         };
         Ok(Manifest::parse(&bytes).map_err(|err| format!("{}: {err}", source.key())))
-    }
-
-    /// Picks up the job from what it saved. A job with a `publish_id` was
-    /// offered to TikTok already: it is handed over, never initialised again.
-    async fn slideshow_job(
-        &self,
-        job: Job,
-        object: &ObjectRef,
-        manifest: Result<Manifest, String>,
-    ) -> Result<Outcome, Retry> {
-        if job.publish_id.is_some() {
-            tracing::info!(job_id = %job.id, status = %job.status, "photos were offered already; handing over");
-            return self.handed_over(job).await;
-        }
-        if job.init_started_at.is_some() {
-            return self
-                .flag_init_unconfirmed(&job, "an earlier invocation sent it and stopped".into())
-                .await;
-        }
-        let job = if job.status == JobStatus::Stuck {
-            self.restart_stuck(job).await?
-        } else {
-            job
-        };
-        let manifest = match manifest {
-            Ok(m) => m,
-            Err(message) => return self.fail(&job, "bad_manifest", message).await,
-        };
-        let Some(media_urls) = self.media_urls.clone() else {
-            return self
-                .fail(
-                    &job,
-                    "no_media_url",
-                    "photo drafts need MEDIA_BASE_URL: a URL prefix verified with TikTok in front of the bucket".into(),
-                )
-                .await;
-        };
-        let (job, account) = match self.account(job).await? {
-            Ok(found) => found,
-            Err(outcome) => return Ok(outcome),
-        };
-
-        // Every image must be there; a late one is waited for a while.
-        let keys = manifest.image_keys(&object.key);
-        for (index, key) in keys.iter().enumerate() {
-            if !self.exists(&object.bucket, key).await? {
-                let waited = self
-                    .clock
-                    .now()
-                    .signed_duration_since(job.created_at)
-                    .to_std()
-                    .unwrap_or_default();
-                if waited < self.image_grace {
-                    return Err(retry(
-                        "wait for the slideshow's images",
-                        format!("images[{index}] {key:?} is not there yet"),
-                    )
-                    .after(image_wait(self.image_grace, waited)));
-                }
-                return self
-                    .fail(
-                        &job,
-                        "missing_image",
-                        format!(
-                            "images[{index}] \u{201c}{}\u{201d} is not in {}",
-                            manifest.images[index],
-                            slideshow_folder(&object.key)
-                        ),
-                    )
-                    .await;
-            }
-        }
-
-        // The slot before the work: a held slideshow converts when released.
-        if let Err(outcome) = self.slot(&job).await? {
-            return Ok(outcome);
-        }
-
-        // Convert on local disk, so memory holds only what the workers
-        // decode, never all the images at once.
-        let dir = tempfile::tempdir().map_err(|e| retry("make a work folder", e))?;
-        let mut files = Vec::with_capacity(keys.len());
-        for (index, key) in keys.iter().enumerate() {
-            let path = dir.path().join(format!("{index}"));
-            let name = &manifest.images[index];
-            let downloaded = self
-                .download_capped(&object.bucket, key, name, &path)
-                .await?;
-            if let Err(too_large) = downloaded {
-                return self
-                    .fail(&job, "bad_image", format!("images[{index}] {too_large}"))
-                    .await;
-            }
-            files.push(PhotoFile {
-                name: manifest.images[index].clone(),
-                path,
-            });
-        }
-        let threads = self.convert_threads;
-        let converted = tokio::task::spawn_blocking(move || {
-            convert_all(&files, &PhotoLimits::default(), threads)
-        })
-        .await
-        .map_err(|e| retry("convert the images", e))?;
-        let mut urls = Vec::with_capacity(converted.len());
-        for (index, result) in converted.into_iter().enumerate() {
-            let photo = match result {
-                Ok(p) => p,
-                Err(err) => return self.fail(&job, "bad_image", err.to_string()).await,
-            };
-            let key = format!("{MEDIA_PREFIX}{}/{index}.jpg", job.id);
-            self.s3
-                .put_object()
-                .bucket(&object.bucket)
-                .key(&key)
-                .content_type("image/jpeg")
-                .body(ByteStream::from(photo.jpeg))
-                .send()
-                .await
-                .map_err(|e| {
-                    retry(
-                        "write a converted photo",
-                        shared::aws::describe_sdk_error(&e),
-                    )
-                })?;
-            urls.push(self.media_url(&media_urls, &object.bucket, &key).await?);
-        }
-
-        let token = match self.token(&job, &account.open_id).await? {
-            Ok(t) => t,
-            Err(outcome) => return Ok(outcome),
-        };
-        let text = manifest.post_text();
-        // The manifest allows at most 35 images, so the index fits.
-        let cover = u32::try_from(manifest.cover_index).unwrap_or(0);
-        let mut post = PhotoPost::draft(urls, cover);
-        post.title = Some(text.title).filter(|t| !t.is_empty());
-        post.description = Some(text.description).filter(|d| !d.is_empty());
-        let photos = post.photo_images.len();
-        let init = || self.tiktok.init_photo(&token.access_token, &post);
-        let job = match self.init_once(job, None, init).await? {
-            Ok((job, _)) => job,
-            Err(outcome) => return Ok(outcome),
-        };
-        tracing::info!(job_id = %job.id, publish_id = job.publish_id.as_deref(), photos, "photo draft offered");
-        self.handed_over(job).await
     }
 
     pub(crate) async fn media_url(
@@ -306,6 +153,148 @@ impl Forwarder {
                 shared::aws::describe_sdk_error(&err),
             )),
         }
+    }
+}
+
+/// The slideshow an event's manifest names, as the use case reads it.
+struct EventSlideshow<'a> {
+    service: &'a UploadService,
+    object: &'a ObjectRef,
+    /// The manifest, or why it is refused.
+    manifest: Result<Manifest, String>,
+}
+
+impl PhotoSet for EventSlideshow<'_> {
+    fn refusal(&self) -> Option<Hitch> {
+        if let Err(message) = &self.manifest {
+            return Some(Hitch::Refused {
+                code: "bad_manifest",
+                message: message.clone(),
+            });
+        }
+        if self.service.config.media_urls.is_none() {
+            return Some(Hitch::Refused {
+                code: "no_media_url",
+                message: "photo drafts need MEDIA_BASE_URL: a URL prefix verified with TikTok in front of the bucket".into(),
+            });
+        }
+        None
+    }
+
+    /// Every image must be there; a late one is waited for a while.
+    async fn ready(&self, job: &Job) -> Result<(), Hitch> {
+        let manifest = self.manifest()?;
+        let keys = manifest.image_keys(&self.object.key);
+        for (index, key) in keys.iter().enumerate() {
+            if self.service.exists(&self.object.bucket, key).await? {
+                continue;
+            }
+            let waited = self
+                .service
+                .forwarder
+                .clock
+                .now()
+                .signed_duration_since(job.created_at)
+                .to_std()
+                .unwrap_or_default();
+            let grace = self.service.config.image_grace;
+            if waited < grace {
+                return Err(retry(
+                    "wait for the slideshow's images",
+                    format!("images[{index}] {key:?} is not there yet"),
+                )
+                .after(image_wait(grace, waited))
+                .into());
+            }
+            return Err(Hitch::Refused {
+                code: "missing_image",
+                message: format!(
+                    "images[{index}] \u{201c}{}\u{201d} is not in {}",
+                    manifest.images[index],
+                    slideshow_folder(&self.object.key)
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Converts on local disk, so memory holds only what the workers
+    /// decode, never all the images at once; the JPEGs go under `media/`.
+    async fn offer(&self, job: &Job) -> Result<Vec<String>, Hitch> {
+        let manifest = self.manifest()?;
+        let bucket = &self.object.bucket;
+        let dir = tempfile::tempdir().map_err(|e| retry("make a work folder", e))?;
+        let mut files = Vec::with_capacity(manifest.images.len());
+        for (index, key) in manifest.image_keys(&self.object.key).iter().enumerate() {
+            let path = dir.path().join(format!("{index}"));
+            let name = &manifest.images[index];
+            if let Err(too_large) = self
+                .service
+                .download_capped(bucket, key, name, &path)
+                .await?
+            {
+                return Err(Hitch::Refused {
+                    code: "bad_image",
+                    message: format!("images[{index}] {too_large}"),
+                });
+            }
+            files.push(PhotoFile {
+                name: name.clone(),
+                path,
+            });
+        }
+        let threads = self.service.config.convert_threads;
+        let converted = tokio::task::spawn_blocking(move || {
+            convert_all(&files, &PhotoLimits::default(), threads)
+        })
+        .await
+        .map_err(|e| retry("convert the images", e))?;
+        let Some(media_urls) = &self.service.config.media_urls else {
+            return Err(retry("offer the photos", "no MEDIA_BASE_URL").into());
+        };
+        let mut urls = Vec::with_capacity(converted.len());
+        for (index, result) in converted.into_iter().enumerate() {
+            let photo = result.map_err(|err| Hitch::Refused {
+                code: "bad_image",
+                message: err.to_string(),
+            })?;
+            let key = photo_key(&job.id, index);
+            put_jpeg(&self.service.s3, bucket, &key, photo.jpeg)
+                .await
+                .map_err(|e| retry("write a converted photo", e))?;
+            urls.push(self.service.media_url(media_urls, bucket, &key).await?);
+        }
+        Ok(urls)
+    }
+
+    fn text(&self) -> PhotoText {
+        match &self.manifest {
+            Ok(manifest) => {
+                let text = manifest.post_text();
+                PhotoText {
+                    title: text.title,
+                    description: text.description,
+                    // The manifest allows at most 35 images, so the index fits.
+                    cover: u32::try_from(manifest.cover_index).unwrap_or(0),
+                }
+            }
+            Err(_) => PhotoText {
+                title: String::new(),
+                description: String::new(),
+                cover: 0,
+            },
+        }
+    }
+}
+
+impl EventSlideshow<'_> {
+    /// The manifest; one that was refused never gets this far (see
+    /// [`PhotoSet::refusal`]).
+    fn manifest(&self) -> Result<&Manifest, Hitch> {
+        self.manifest.as_ref().map_err(|message| Hitch::Refused {
+            code: "bad_manifest",
+            message: message.clone(),
+        })
     }
 }
 

@@ -1,7 +1,7 @@
 //! Real event shapes (committed fixtures) to the objects the function handles.
 
 use s3_upload::events::{EventError, Incoming, objects_in_message, objects_in_s3_event};
-use s3_upload::keys::{Route, Upload, route};
+use s3_upload::keys::{Route, UploadKey, route};
 
 fn fixture(name: &str) -> serde_json::Value {
     let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -22,7 +22,7 @@ fn a_direct_s3_event_names_its_created_objects_with_decoded_keys() {
     assert!(o.version_id.is_some());
     assert_eq!(
         route(&o.key, None),
-        Route::Job(Upload::Video {
+        Route::Job(UploadKey::Video {
             account: "alice".into(),
             name: "holiday clip été.mp4".into()
         })

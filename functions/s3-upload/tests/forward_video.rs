@@ -4,16 +4,17 @@
 use aws_sdk_s3::primitives::ByteStream;
 use s3_upload::config::UploadConfig;
 use s3_upload::events::ObjectRef;
-use s3_upload::forwarder::Outcome;
 use s3_upload::service::UploadService;
 use shared::accounts::Accounts;
 use shared::aws::AwsClients;
+use shared::clock::Clock;
+use shared::forward::Outcome;
 use shared::jobs::{
     Changes, JobId, JobKind, JobStatus, Jobs, LastError, NewJob, ObjectVersion, PostTarget, Upload,
 };
 use shared::tiktok::Endpoints;
-use shared::tiktok::upload::RetryPolicy;
-use shared::tokens::{Clock, TokenManager};
+use shared::tiktok::upload::ChunkRetryPolicy;
+use shared::tokens::TokenManager;
 use tiktok_drafts_tests::{
     DeploymentStores, TestSim, connect_account, deployment_stores, fake_mp4, local_aws, sha256_hex,
     test_image, unique_name,
@@ -118,7 +119,7 @@ async fn env_opts(options: Options) -> Env {
         } else {
             s3_upload::service::RedeliveryDelay::default()
         })
-        .with_upload_retry(RetryPolicy::immediate(2));
+        .with_upload_retry(ChunkRetryPolicy::immediate(2));
     Env {
         sim,
         aws,
@@ -203,8 +204,11 @@ async fn a_small_video_becomes_a_draft_with_its_caption_kept() {
     assert_eq!(record["total_chunk_count"], 1);
     let job = env.job(&object).await;
     assert_eq!(job.status, JobStatus::Processing);
-    assert_eq!(job.publish_id.as_deref(), Some(publish_id.as_str()));
-    let kept = job.caption.expect("the caption is kept with the job");
+    assert_eq!(job.publish_id(), Some(publish_id.as_str()));
+    let kept = job
+        .caption
+        .clone()
+        .expect("the caption is kept with the job");
     assert!(kept.starts_with("Summer 🌞"));
     assert_eq!(
         shared::caption::utf16_len(&kept),
@@ -212,7 +216,7 @@ async fn a_small_video_becomes_a_draft_with_its_caption_kept() {
         "trimmed to TikTok's limit"
     );
     assert!(
-        job.upload_url.is_none(),
+        job.upload_url().is_none(),
         "the upload URL is dropped once sent"
     );
 }
@@ -299,7 +303,7 @@ async fn a_crash_after_two_chunks_resumes_on_redelivery() {
     assert!(first.is_err(), "the message must come back: {first:?}");
     let job = env.job(&object).await;
     assert_eq!(job.status, JobStatus::Uploading);
-    assert_eq!(job.next_offset, 20_000_000);
+    assert_eq!(job.next_offset(), 20_000_000);
 
     let publish_id = uploaded(env.service.handle_object(&object).await.unwrap());
     assert_eq!(env.inits().await, 1, "resumed, not initialised again");
@@ -754,7 +758,7 @@ async fn with_a_verified_prefix_tiktok_pulls_a_copy_under_media() {
     assert_eq!(record["sha256"], sha256_hex(&video), "{record}");
     let job = env.job(&object).await;
     assert_eq!(job.status, JobStatus::Processing);
-    assert!(job.upload_url.is_none() && job.chunk_plan.is_none());
+    assert!(job.upload_url().is_none() && job.chunk_plan().is_none());
     // The copy sits under media/, the original is untouched.
     let listed = env
         .aws
@@ -873,7 +877,7 @@ async fn a_direct_post_needs_the_deployment_setting_and_an_offered_privacy_level
             privacy_level: shared::tiktok::PrivacyLevel::SelfOnly
         }
     );
-    assert_eq!(job.publish_id.as_deref(), Some(publish_id.as_str()));
+    assert_eq!(job.publish_id(), Some(publish_id.as_str()));
     // A direct post takes no pending-draft slot.
     assert_eq!(
         Jobs::new(env.aws.dynamodb.clone(), &env.table)
@@ -1114,7 +1118,7 @@ async fn a_redelivery_resumes_an_upload_flagged_stuck() {
     assert!(env.service.handle_object(&object).await.is_err());
     let job = env.job(&object).await;
     assert_eq!(
-        (job.status, job.next_offset),
+        (job.status, job.next_offset()),
         (JobStatus::Uploading, 20_000_000)
     );
     env.flag_stuck(&job).await;
@@ -1253,8 +1257,8 @@ async fn an_init_without_a_clear_answer_is_flagged_not_repeated() {
         assert_eq!(env.inits().await, sent, "{name}: no second init");
         let job = env.job(&object).await;
         assert_eq!(job.status, JobStatus::Stuck, "{name}");
-        assert_eq!(job.last_error.unwrap().code, "init_unconfirmed");
-        assert!(job.publish_id.is_none() && job.init_started_at.is_some());
+        assert_eq!(job.last_error.as_ref().unwrap().code, "init_unconfirmed");
+        assert!(job.publish_id().is_none() && job.init_started_at().is_some());
     }
 }
 
@@ -1301,7 +1305,7 @@ async fn a_clear_passing_refusal_is_a_scheduled_retry() {
     }
     let job = env.job(&object).await;
     assert_eq!(job.status, JobStatus::RetryWait);
-    assert!(job.not_before.is_some() && job.init_started_at.is_none());
+    assert!(job.not_before.is_some() && job.init_started_at().is_none());
 }
 
 /// TikTok's own pending-draft cap (it counts drafts we cannot see) holds
@@ -1436,7 +1440,7 @@ async fn a_gone_version_with_an_init_in_doubt_is_flagged_not_cancelled() {
     assert!(message.contains("inbox"), "{message}");
     let job = env.job_of(&old).await.unwrap();
     assert_eq!(job.status, JobStatus::Stuck);
-    assert!(job.init_started_at.is_some(), "the evidence is kept");
+    assert!(job.init_started_at().is_some(), "the evidence is kept");
     assert_eq!(env.inits().await, 0);
 }
 
@@ -1450,15 +1454,15 @@ async fn a_taken_job_lease_brings_the_message_back_after_it() {
         .put("uploads/alice/leased.mp4", fake_mp4(1000, 98), None)
         .await;
     let job = env.claimed_job(&object, JobKind::Video).await;
-    let leases = shared::tokens::LeaseTable::new(env.aws.dynamodb.clone(), &env.table);
+    let leases = shared::lease::LeaseTable::new(env.aws.dynamodb.clone(), &env.table);
     let name = format!("job#{}", job.id);
-    let holder = shared::tokens::LeaseTable::new_holder();
+    let holder = shared::lease::LeaseTable::new_holder();
     assert!(
         leases
             .try_acquire(
                 &name,
                 &holder,
-                s3_upload::forwarder::JOB_LEASE,
+                shared::forward::JOB_LEASE,
                 Clock::system().now()
             )
             .await
@@ -1466,7 +1470,7 @@ async fn a_taken_job_lease_brings_the_message_back_after_it() {
     );
     let err = env.service.handle_object(&object).await.unwrap_err();
     let after = err.after.expect("back after the lease");
-    let lease = s3_upload::forwarder::JOB_LEASE;
+    let lease = shared::forward::JOB_LEASE;
     assert!(
         after > lease - std::time::Duration::from_secs(60)
             && after <= lease + std::time::Duration::from_secs(2),
@@ -1524,14 +1528,17 @@ async fn an_unusable_init_answer_is_flagged_with_what_it_named() {
         let job = env.job(&object).await;
         assert_eq!(job.status, JobStatus::Stuck, "{field}");
         if field == "upload_url" {
-            let publish_id = job.publish_id.expect("the named publish_id is saved");
+            let publish_id = job
+                .publish_id()
+                .expect("the named publish_id is saved")
+                .to_owned();
             assert_eq!(
                 env.sim.publish(&publish_id).await["publish_id"],
                 publish_id.as_str()
             );
             assert!(message.contains(&publish_id), "{message}");
         } else {
-            assert!(job.publish_id.is_none() && job.init_started_at.is_some());
+            assert!(job.publish_id().is_none() && job.init_started_at().is_some());
         }
     }
 }

@@ -5,13 +5,14 @@
 use aws_sdk_s3::primitives::ByteStream;
 use s3_upload::config::{MediaUrls, UploadConfig, VideoTransfer};
 use s3_upload::events::ObjectRef;
-use s3_upload::forwarder::Outcome;
 use s3_upload::service::UploadService;
 use shared::accounts::Accounts;
 use shared::aws::AwsClients;
+use shared::clock::Clock;
+use shared::forward::Outcome;
 use shared::tiktok::Endpoints;
-use shared::tiktok::upload::RetryPolicy;
-use shared::tokens::{Clock, TokenManager};
+use shared::tiktok::upload::ChunkRetryPolicy;
+use shared::tokens::TokenManager;
 use test_media::heif::{Heif, iphone_grid};
 use test_media::picture::{self, BOTTOM, MARK, TOP, p3_to_srgb};
 use tiktok_drafts_tests::{
@@ -67,7 +68,7 @@ async fn env() -> Env {
     let service = UploadService::new(config, &aws, Clock::system())
         .await
         .unwrap()
-        .with_upload_retry(RetryPolicy::immediate(2));
+        .with_upload_retry(ChunkRetryPolicy::immediate(2));
     Env {
         sim,
         aws,

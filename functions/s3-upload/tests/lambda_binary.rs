@@ -55,8 +55,19 @@ fn sqs_batch(bucket: &str, key: &str, size: usize, etag: &str) -> serde_json::Va
     }]})
 }
 
-#[tokio::test]
-async fn the_binary_forwards_an_sqs_batch_under_the_lambda_emulator() {
+/// Local AWS with the deployment's stores and an upload bucket, the
+/// simulator, and one connected account.
+struct Deployment {
+    aws: AwsClients,
+    sim: TestSim,
+    table: String,
+    prefix: String,
+    app_secret_id: String,
+    bucket: String,
+    stored: shared::tokens::StoredTokens,
+}
+
+async fn deployment(open_id: &str, alias: &str) -> Deployment {
     let aws = AwsClients::from_config(&local_aws().await);
     let sim = TestSim::start(|_| {}).await;
     let DeploymentStores {
@@ -66,16 +77,38 @@ async fn the_binary_forwards_an_sqs_batch_under_the_lambda_emulator() {
     } = deployment_stores(&aws).await;
     let bucket = unique_name("uploads");
     aws.s3.create_bucket().bucket(&bucket).send().await.unwrap();
-    sim.seed_user("open-bin", serde_json::json!({})).await;
+    sim.seed_user(open_id, serde_json::json!({})).await;
     let stored = connect_account(
         &sim,
         &TokenManager::for_deployment(&aws, sim.client(), &prefix, &table),
         &Accounts::new(aws.dynamodb.clone(), &table),
-        "open-bin",
-        "bina",
+        open_id,
+        alias,
         &["user.info.basic", "video.upload"],
     )
     .await;
+    Deployment {
+        aws,
+        sim,
+        table,
+        prefix,
+        app_secret_id,
+        bucket,
+        stored,
+    }
+}
+
+#[tokio::test]
+async fn the_binary_forwards_an_sqs_batch_under_the_lambda_emulator() {
+    let Deployment {
+        aws,
+        sim,
+        table,
+        prefix,
+        app_secret_id,
+        bucket,
+        stored,
+    } = deployment("open-bin", "bina").await;
 
     let key = "uploads/bina/from the runtime é.mp4";
     let video = fake_mp4(25_000_000, 7);
@@ -124,7 +157,7 @@ async fn the_binary_forwards_an_sqs_batch_under_the_lambda_emulator() {
         .unwrap()
         .expect("the binary recorded the job");
     assert_eq!(job.status, JobStatus::Processing);
-    let publish_id = job.publish_id.expect("a publish id");
+    let publish_id = job.publish_id().expect("a publish id").to_owned();
     let record = sim.publish(&publish_id).await;
     assert_eq!(record["sha256"], sha256_hex(&video));
     assert_eq!(
@@ -172,4 +205,82 @@ async fn the_binary_forwards_an_sqs_batch_under_the_lambda_emulator() {
             logs.join("\n")
         );
     }
+}
+
+/// A failed invocation reaches the Runtime API with an `errorType` that
+/// says which kind of failure it is (not `alloc::string::String`): an event
+/// the function does not take, and a direct S3 event whose object should be
+/// tried again (a slideshow whose images are not all there yet).
+#[tokio::test]
+async fn a_failed_invocation_reports_its_kind_to_the_runtime_api() {
+    let Deployment {
+        aws,
+        sim,
+        table,
+        prefix,
+        app_secret_id,
+        bucket,
+        ..
+    } = deployment("open-err", "erra").await;
+    let key = "uploads/erra/show/slideshow.json";
+    let manifest =
+        serde_json::to_vec(&serde_json::json!({"caption": "Late", "images": ["late.png"]}))
+            .unwrap();
+    let put = aws
+        .s3
+        .put_object()
+        .bucket(&bucket)
+        .key(key)
+        .body(ByteStream::from(manifest.clone()))
+        .send()
+        .await
+        .unwrap();
+    let etag = put.e_tag().unwrap().trim_matches('"').to_owned();
+
+    let mut function = LambdaFunction::start(
+        std::path::Path::new(env!("CARGO_BIN_EXE_s3-upload")),
+        &[
+            ("TABLE_NAME", table.clone()),
+            ("SECRETS_PREFIX", prefix.clone()),
+            ("TIKTOK_APP_SECRET_ID", app_secret_id),
+            ("TIKTOK_API_BASE_URL", sim.base_url().to_owned()),
+            ("MEDIA_PRESIGNED_URLS", "true".into()),
+        ],
+    )
+    .await;
+
+    let unreadable = function
+        .invoke(&serde_json::json!({"detail-type": "Scheduled Event"}))
+        .await;
+    assert_eq!(
+        unreadable.body["errorType"], "UnreadableEvent",
+        "{:?}",
+        unreadable.body
+    );
+    let message = unreadable.body["errorMessage"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("neither an SQS batch nor an S3 event"),
+        "{message}"
+    );
+
+    // The S3 notification itself, as a direct (asynchronous) invocation
+    // gets it: the object must come back, so the invocation fails.
+    let batch = sqs_batch(&bucket, key, manifest.len(), &etag);
+    let body = batch["Records"][0]["body"].as_str().unwrap();
+    let direct: serde_json::Value = serde_json::from_str(body).unwrap();
+    let waiting = function.invoke(&direct).await;
+    assert_eq!(
+        waiting.body["errorType"],
+        "RetryLater",
+        "{:?}\n{}",
+        waiting.body,
+        function.logs().join("\n")
+    );
+    let message = waiting.body["errorMessage"].as_str().unwrap_or_default();
+    assert!(message.contains("late.png"), "{message}");
+    assert_eq!(
+        sim.requests("/v2/post/publish/content/init/").await.len(),
+        0,
+        "nothing offered before every image is there"
+    );
 }

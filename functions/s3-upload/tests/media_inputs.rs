@@ -7,15 +7,16 @@
 use aws_sdk_s3::primitives::ByteStream;
 use s3_upload::config::{MediaUrls, UploadConfig, VideoTransfer};
 use s3_upload::events::ObjectRef;
-use s3_upload::forwarder::Outcome;
 use s3_upload::service::UploadService;
 use shared::accounts::Accounts;
 use shared::aws::AwsClients;
+use shared::clock::Clock;
+use shared::forward::Outcome;
 use shared::jobs::{Job, JobId, JobStatus, Jobs, ObjectVersion};
 use shared::media::limits::{IMAGE_MAX_BYTES, MANIFEST_MAX_BYTES, SIDECAR_MAX_BYTES};
 use shared::tiktok::Endpoints;
-use shared::tiktok::upload::RetryPolicy;
-use shared::tokens::{Clock, TokenManager};
+use shared::tiktok::upload::ChunkRetryPolicy;
+use shared::tokens::TokenManager;
 use tiktok_drafts_tests::{
     DeploymentStores, TestSim, connect_account, deployment_stores, fake_mp4, local_aws, noise,
     test_image, unique_name,
@@ -77,7 +78,7 @@ async fn env() -> Env {
     let service = UploadService::new(config, &aws, Clock::system())
         .await
         .unwrap()
-        .with_upload_retry(RetryPolicy::immediate(2));
+        .with_upload_retry(ChunkRetryPolicy::immediate(2));
     Env {
         sim,
         aws,

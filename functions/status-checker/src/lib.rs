@@ -3,7 +3,8 @@
 //! as pending-draft slots free up, refreshes tokens before they expire and
 //! flags what is stuck.
 //!
-//! Modules: `config` (environment), `checker` (one run), `rate_limit`
+//! Modules: `config` (environment), `checker` (one run, a file a part of
+//! it), `rate_limit`
 //! (TikTok's 30 status requests per minute per token, within a run),
 //! `status_gate` (the same limit across runs), `upload_path` (sending a job
 //! back through the upload queue) and `service` (building it all once per

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use shared::aws::{AwsClients, load_config};
-use shared::tokens::Clock;
+use shared::clock::Clock;
 use status_checker::checker::RunReport;
 use status_checker::config::CheckerConfig;
 use status_checker::service::build;

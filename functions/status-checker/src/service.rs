@@ -3,9 +3,10 @@
 use shared::accounts::Accounts;
 use shared::app_secret::tiktok_client;
 use shared::aws::AwsClients;
-use shared::jobs::{Jobs, RetryPolicy};
+use shared::clock::Clock;
+use shared::jobs::{JobRetryPolicy, Jobs};
 use shared::tiktok::client::ReadRetry;
-use shared::tokens::{Clock, TokenManager};
+use shared::tokens::TokenManager;
 
 use crate::checker::{Checker, CheckerSettings};
 use crate::config::CheckerConfig;
@@ -26,7 +27,7 @@ pub async fn build(
     aws: &AwsClients,
     sqs: aws_sdk_sqs::Client,
     clock: Clock,
-) -> Result<Checker<SqsUploadPath>, StartupError> {
+) -> Result<Checker, StartupError> {
     // Status reads go out once each (`fetch_status_once`): a failed one is
     // asked again next run. Other reads (creator_info for a username) get
     // one quick retry, never a long wait inside a run that has a deadline.
@@ -38,8 +39,10 @@ pub async fn build(
     .await?
     .with_read_retry(ReadRetry {
         attempts: 2,
-        base_delay: std::time::Duration::from_millis(200),
-        max_delay: std::time::Duration::from_secs(1),
+        backoff: shared::backoff::Backoff::new(
+            std::time::Duration::from_millis(200),
+            std::time::Duration::from_secs(1),
+        ),
     });
     let tokens =
         TokenManager::for_deployment(aws, tiktok.clone(), &config.secrets_prefix, &config.table)
@@ -51,7 +54,7 @@ pub async fn build(
         tiktok,
         SqsUploadPath::new(sqs, &config.upload_queue_url),
         clock,
-        RetryPolicy::default(),
+        JobRetryPolicy::default(),
         CheckerSettings::new(config.interval, config.concurrency),
     ))
 }

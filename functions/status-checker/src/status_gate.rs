@@ -20,8 +20,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use shared::clock::Clock;
 use shared::jobs::CheckerState;
-use shared::tokens::Clock;
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 

@@ -6,12 +6,6 @@
 use aws_sdk_sqs::error::ProvideErrorMetadata as _;
 use shared::jobs::{Job, ObjectVersion};
 
-/// Where released jobs go. A small trait so the checker does not care
-/// whether it is a queue (in AWS) or something else.
-pub trait UploadPath: Send + Sync {
-    fn resend(&self, job: &Job) -> impl Future<Output = Result<(), ResendError>> + Send;
-}
-
 #[derive(Debug, thiserror::Error)]
 #[error("cannot send job {job_id} back to the upload queue: {detail}")]
 pub struct ResendError {
@@ -19,7 +13,7 @@ pub struct ResendError {
     pub detail: String,
 }
 
-/// The upload queue in SQS.
+/// Where released jobs go: the upload queue in SQS.
 #[derive(Debug, Clone)]
 pub struct SqsUploadPath {
     sqs: aws_sdk_sqs::Client,
@@ -33,10 +27,9 @@ impl SqsUploadPath {
             queue_url: queue_url.into(),
         }
     }
-}
 
-impl UploadPath for SqsUploadPath {
-    async fn resend(&self, job: &Job) -> Result<(), ResendError> {
+    /// Sends `job` back through the upload path.
+    pub async fn resend(&self, job: &Job) -> Result<(), ResendError> {
         let body = s3_event_for(job).to_string();
         self.sqs
             .send_message()

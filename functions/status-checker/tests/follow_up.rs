@@ -9,19 +9,20 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_s3::primitives::ByteStream;
 use s3_upload::config::UploadConfig;
 use s3_upload::events::ObjectRef;
-use s3_upload::forwarder::Outcome;
 use s3_upload::service::UploadService;
 use shared::accounts::{AccountState, Accounts};
 use shared::aws::AwsClients;
+use shared::clock::Clock;
+use shared::forward::Outcome;
+use shared::jobs::UploadAttempt;
 use shared::jobs::{
     Changes, Claim, Job, JobId, JobKind, JobStatus, Jobs, LastError, NewJob, ObjectVersion,
     PostTarget, Upload,
 };
 use shared::tiktok::Endpoints;
-use shared::tiktok::upload::RetryPolicy as UploadRetry;
-use shared::tokens::{Clock, TokenManager, TokenStore as _};
+use shared::tiktok::upload::ChunkRetryPolicy;
+use shared::tokens::{TokenManager, TokenStore as _};
 use status_checker::checker::{Checker, RunReport};
-use status_checker::upload_path::SqsUploadPath;
 use tiktok_drafts_tests::{
     DeploymentStores, TestSim, capture_logs, captured_logs, connect_account, deployment_stores,
     fake_mp4, local_aws, unique_name,
@@ -41,7 +42,7 @@ struct Env {
     prefix: String,
     clock: Clock,
     service: UploadService,
-    checker: Checker<SqsUploadPath>,
+    checker: Checker,
     checker_config: status_checker::config::CheckerConfig,
 }
 
@@ -93,7 +94,7 @@ async fn env_with(direct_posts: bool) -> Env {
     )
     .await
     .unwrap()
-    .with_upload_retry(UploadRetry::immediate(2));
+    .with_upload_retry(ChunkRetryPolicy::immediate(2));
     let config = status_checker::config::CheckerConfig {
         table: table.clone(),
         secrets_prefix: prefix.clone(),
@@ -198,7 +199,7 @@ impl Env {
 
     /// A checker of the same deployment whose upload queue does not exist:
     /// every release it makes fails to send.
-    async fn checker_without_queue(&self) -> Checker<SqsUploadPath> {
+    async fn checker_without_queue(&self) -> Checker {
         let config = status_checker::config::CheckerConfig {
             upload_queue_url: format!("{}-gone", self.queue_url),
             ..self.checker_config.clone()
@@ -324,7 +325,9 @@ impl Env {
                     now - chrono::TimeDelta::milliseconds(i64::try_from(count - n).unwrap()),
                 );
                 job.status = JobStatus::Processing;
-                job.publish_id = Some(id.as_str().unwrap().to_owned());
+                job.attempt = UploadAttempt::Pulled {
+                    publish_id: id.as_str().unwrap().to_owned(),
+                };
                 job
             })
             .collect();
@@ -497,7 +500,7 @@ async fn a_passing_failure_is_retried_and_then_succeeds() {
     assert_eq!(env.deliver_queue().await, 1);
     let again = env.job(&job.id).await;
     assert_eq!(again.status, JobStatus::Processing);
-    let second = again.publish_id.clone().expect("a new publish_id");
+    let second = again.publish_id().expect("a new publish_id").to_owned();
     assert_ne!(second, first);
     assert_eq!(again.attempts, 1);
 
@@ -555,7 +558,7 @@ async fn held_uploads_are_released_oldest_first_as_slots_free_up() {
     assert_eq!(env.deliver_queue().await, 1);
     let released = env.job(&held_1.id).await;
     assert_eq!(released.status, JobStatus::Processing);
-    assert!(released.publish_id.is_some());
+    assert!(released.publish_id().is_some());
     assert_eq!(
         env.jobs()
             .pending_drafts("open-q", env.clock.now())
@@ -612,7 +615,7 @@ async fn a_held_upload_whose_release_cannot_be_sent_stays_held_in_its_place() {
     assert!(report.errors >= 1, "{report:?}");
     let back = env.job(&held_1.id).await;
     assert_eq!(back.status, JobStatus::Queued, "held again, not retry_wait");
-    assert!(back.publish_id.is_none());
+    assert!(back.publish_id().is_none());
     assert_eq!(env.job(&held_2.id).await.status, JobStatus::Queued);
     let queued: Vec<JobId> = env
         .jobs()
@@ -668,7 +671,7 @@ async fn a_pending_share_refusal_is_released_only_after_its_hold() {
     assert_eq!(env.deliver_queue().await, 1);
     let released = env.job(&held.id).await;
     assert_eq!(released.status, JobStatus::Processing);
-    assert!(released.publish_id.is_some());
+    assert!(released.publish_id().is_some());
 }
 
 #[tokio::test]
@@ -890,7 +893,7 @@ async fn thirty_status_requests_per_token_in_any_sliding_minute_across_runs() {
     let asked_then: std::collections::HashSet<String> =
         log[30..].iter().map(|(_, _, id, _)| id.clone()).collect();
     for job in &jobs {
-        let id = job.publish_id.clone().unwrap();
+        let id = job.publish_id().unwrap().to_owned();
         if !asked_first.contains(&id) {
             assert!(asked_then.contains(&id), "{id} waited two runs");
         }
@@ -1015,7 +1018,7 @@ async fn retries_that_run_out_end_failed_with_the_last_reason() {
         assert_eq!(env.deliver_queue().await, 1);
         let again = env.job(&job.id).await;
         assert_eq!(again.status, JobStatus::Processing);
-        publish = again.publish_id.unwrap();
+        publish = again.publish_id().unwrap().to_owned();
     }
     // Nothing more goes back to the upload queue.
     env.clock.advance_secs(7200);
@@ -1071,13 +1074,15 @@ async fn a_job_whose_status_cannot_be_read_is_flagged_or_failed() {
     // A publish TikTok does not know, and one of another account.
     let mut unknown = env.claimed("open-e", "eve", "unknown.mp4").await;
     unknown.status = JobStatus::Processing;
-    unknown.publish_id = Some("v_inbox_file~v2.404404".into());
+    unknown.attempt = UploadAttempt::Pulled {
+        publish_id: "v_inbox_file~v2.404404".into(),
+    };
     let theirs = env
         .seed_jobs("open-o", "otto", 1, "PROCESSING_UPLOAD")
         .await;
     let mut foreign = env.claimed("open-e", "eve", "foreign.mp4").await;
     foreign.status = JobStatus::Processing;
-    foreign.publish_id = theirs[0].publish_id.clone();
+    foreign.attempt = theirs[0].attempt.clone();
     env.jobs()
         .put_many(&[unknown.clone(), foreign.clone()])
         .await
@@ -1293,7 +1298,7 @@ async fn a_retry_that_tiktok_has_is_followed_not_initialised_again() {
     assert_eq!(env.deliver_queue().await, 0, "nothing initialised again");
     let delivered = env.job(&job.id).await;
     assert_eq!(delivered.status, JobStatus::Inbox);
-    assert_eq!(delivered.publish_id.as_deref(), Some(publish.as_str()));
+    assert_eq!(delivered.publish_id(), Some(publish.as_str()));
     assert_eq!(env.job(&other.id).await.status, JobStatus::Processing);
     // Both count against TikTok's 5 pending drafts again.
     assert_eq!(
@@ -1351,7 +1356,7 @@ async fn a_failure_seen_while_waiting_to_retry_is_not_counted_twice() {
     assert_eq!(env.deliver_queue().await, 1);
     let again = env.job(&job.id).await;
     assert_eq!(again.status, JobStatus::Processing);
-    assert_ne!(again.publish_id.as_deref(), Some(first.as_str()));
+    assert_ne!(again.publish_id(), Some(first.as_str()));
     assert_eq!(again.attempts, 4);
 }
 

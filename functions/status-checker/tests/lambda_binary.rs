@@ -4,8 +4,10 @@
 
 use shared::accounts::Accounts;
 use shared::aws::AwsClients;
+use shared::clock::Clock;
+use shared::jobs::UploadAttempt;
 use shared::jobs::{Job, JobKind, JobStatus, Jobs, NewJob, ObjectVersion, PostTarget, Upload};
-use shared::tokens::{Clock, TokenManager};
+use shared::tokens::TokenManager;
 use tiktok_drafts_tests::lambda::LambdaFunction;
 use tiktok_drafts_tests::{
     DeploymentStores, TestSim, connect_account, deployment_stores, local_aws, unique_name,
@@ -64,7 +66,7 @@ async fn the_binary_runs_on_a_scheduled_event_under_the_lambda_emulator() {
         Clock::system().now(),
     );
     job.status = JobStatus::Processing;
-    job.publish_id = Some(publish_id);
+    job.attempt = UploadAttempt::Pulled { publish_id };
     let jobs = Jobs::new(aws.dynamodb.clone(), &table);
     jobs.put_many(std::slice::from_ref(&job)).await.unwrap();
 

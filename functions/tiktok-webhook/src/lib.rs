@@ -31,12 +31,13 @@ use lambda_http::{Body, Request, Response};
 use shared::Secret;
 use shared::accounts::{AccountError, AccountState, Accounts};
 use shared::aws::AwsClients;
+use shared::clock::Clock;
 use shared::jobs::{
-    Changes, Decision, Job, JobError, JobId, JobStatus, Jobs, LastError, RetryPolicy,
-    UNFINISHED_SHARDS, after_job_status, check_transition,
+    Changes, Decision, Job, JobError, JobId, JobRetryPolicy, JobStatus, Jobs, LastError,
+    RetryWaitNews, UNFINISHED_SHARDS, after_job_status, after_retry_wait_status, check_transition,
 };
 use shared::tiktok::{PublishState, PublishStatus};
-use shared::tokens::{Clock, SecretsManagerTokenStore, TokenError, TokenStore as _};
+use shared::tokens::{SecretsManagerTokenStore, TokenError, TokenStore as _};
 use shared::webhook::{self, Event, SIGNATURE_HEADER, Webhook, WebhookError};
 
 pub use config::WebhookConfig;
@@ -171,7 +172,7 @@ pub enum Plan {
 /// The second is used. Two deliveries racing on the same reading are settled
 /// by the store's optimistic check: the loser gets a conflict, re-reads, and
 /// finds FAILED recorded.
-pub fn decide(job: &Job, event: &Event, now: DateTime<Utc>, policy: &RetryPolicy) -> Plan {
+pub fn decide(job: &Job, event: &Event, now: DateTime<Utc>, policy: &JobRetryPolicy) -> Plan {
     if job.status == JobStatus::Published
         && let Event::PubliclyAvailable { post_id, .. } = event
     {
@@ -199,12 +200,16 @@ pub fn decide(job: &Job, event: &Event, now: DateTime<Utc>, policy: &RetryPolicy
             if job.failure_recorded_for(&publish.publish_id) {
                 return Plan::Nothing("this failure is already recorded on the job");
             }
-            if job.status == JobStatus::RetryWait && reason.is_retryable() {
+            let status = publish_status(PublishState::Failed, Some(reason.clone()), vec![]);
+            if job.status == JobStatus::RetryWait
+                && after_retry_wait_status(job, &status, now, policy) == RetryWaitNews::Retry
+            {
                 // Waiting for a new attempt already (an earlier error of the
-                // same attempt): this is the same failure seen from TikTok.
+                // same attempt): this is the same failure seen from TikTok,
+                // which the state machine says is not counted again.
                 return Plan::Nothing("the job is already waiting to retry");
             }
-            publish_status(PublishState::Failed, Some(reason.clone()), vec![])
+            status
         }
         Event::NoLongerPubliclyAvailable { .. } => {
             return Plan::Nothing("a post taken down has no job status");
@@ -219,7 +224,7 @@ pub fn decide(job: &Job, event: &Event, now: DateTime<Utc>, policy: &RetryPolicy
         Decision::Stay => return Plan::Nothing("the job already has this status"),
         Decision::Move(step) => step,
     };
-    if check_transition(job.status, step.to, job.publish_id.is_some()).is_err() {
+    if check_transition(job.status, step.to, job.publish_id().is_some()).is_err() {
         return Plan::Nothing("not a move the job can make from its status");
     }
     Plan::Move {
@@ -251,7 +256,7 @@ pub struct WebhookService {
     /// The account token secrets: a revoked account's is deleted.
     tokens: SecretsManagerTokenStore,
     clock: Clock,
-    policy: RetryPolicy,
+    policy: JobRetryPolicy,
     /// How long one `authorization.removed` delivery may spend failing jobs
     /// ([`REMOVAL_BUDGET`] unless a test shortens it).
     removal_budget: std::time::Duration,
@@ -278,7 +283,7 @@ impl WebhookService {
             accounts: Accounts::new(aws.dynamodb.clone(), &config.table),
             tokens: SecretsManagerTokenStore::new(aws.secrets.clone(), &config.secrets_prefix),
             clock,
-            policy: RetryPolicy::default(),
+            policy: JobRetryPolicy::default(),
             removal_budget: REMOVAL_BUDGET,
         })
     }
@@ -595,7 +600,7 @@ impl WebhookService {
             return Ok(false);
         }
         // An init started without an answer may have reached TikTok.
-        let sent = job.publish_id.is_some() || job.init_started_at.is_some();
+        let sent = job.publish_id().is_some() || job.init_started_at().is_some();
         let error = LastError {
             code: AUTH_REMOVED.to_owned(),
             message: if sent {
@@ -643,7 +648,7 @@ fn answer(status: StatusCode, key: &str, text: &str) -> Response<Body> {
 mod tests {
     use super::*;
     use chrono::TimeDelta;
-    use shared::jobs::{JobKind, NewJob, ObjectVersion, PostTarget, Upload};
+    use shared::jobs::{JobKind, NewJob, ObjectVersion, PostTarget, Upload, UploadAttempt};
     use shared::tiktok::FailReason;
     use shared::webhook::PublishRef;
 
@@ -669,7 +674,9 @@ mod tests {
             now() - TimeDelta::minutes(5),
         );
         job.status = status;
-        job.publish_id = Some("p1".into());
+        job.attempt = UploadAttempt::Pulled {
+            publish_id: "p1".into(),
+        };
         job
     }
 
@@ -694,8 +701,8 @@ mod tests {
         }
     }
 
-    fn policy() -> RetryPolicy {
-        RetryPolicy::default()
+    fn policy() -> JobRetryPolicy {
+        JobRetryPolicy::default()
     }
 
     #[test]

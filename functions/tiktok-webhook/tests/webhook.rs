@@ -11,12 +11,13 @@ use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
 use shared::accounts::{AccountState, Accounts, ConnectedAccount};
 use shared::aws::AwsClients;
+use shared::clock::Clock;
+use shared::jobs::UploadAttempt;
 use shared::jobs::{
     Changes, Claim, Job, JobKind, JobStatus, Jobs, NewJob, ObjectVersion, PostTarget, SlotDecision,
     Upload,
 };
 use shared::tiktok::{FailReason, PublishState};
-use shared::tokens::Clock;
 use shared::webhook::signature_header;
 use tiktok_drafts_tests::{
     DeploymentStores, SIM_CLIENT_KEY, SIM_CLIENT_SECRET, TestSim, capture_logs, captured_logs,
@@ -616,7 +617,9 @@ async fn a_large_removal_stops_within_its_budget_and_redeliveries_finish_it() {
             continue;
         }
         job.status = JobStatus::Processing;
-        job.publish_id = Some(format!("v_inbox_file~v2.{n}"));
+        job.attempt = UploadAttempt::Pulled {
+            publish_id: format!("v_inbox_file~v2.{n}"),
+        };
         jobs.push(job);
     }
     env.jobs.put_many(&jobs).await.unwrap();

@@ -19,6 +19,9 @@ pub enum FaultAction {
     /// Handle the request normally (its state changes as usual), then leave `field` out
     /// of a success answer's `data`: a malformed answer to a request TikTok acted on.
     OmitField { field: String },
+    /// Handle the request normally (its state changes as usual), then drop the connection
+    /// without sending the answer: TikTok acted, and the client never hears of it.
+    DropAnswer,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -187,6 +187,7 @@ async fn handle(
         Some(FaultAction::OmitField { field }) => Some(field.clone()),
         _ => None,
     };
+    let drop_answer = matches!(fault, Some(FaultAction::DropAnswer));
     match fault {
         Some(FaultAction::Status { status, error_code }) => {
             entry.fault = Some(format!("status {status}"));
@@ -216,6 +217,9 @@ async fn handle(
         }
         Some(FaultAction::OmitField { field }) => {
             entry.fault = Some(format!("omit_field {field}"));
+        }
+        Some(FaultAction::DropAnswer) => {
+            entry.fault = Some("drop_answer".to_owned());
         }
         None => {}
     }
@@ -262,6 +266,11 @@ async fn handle(
         None => response,
     };
     finish_log(&app, entry, &response);
+    if drop_answer {
+        // Acted on and logged with the status it would have had; the line
+        // drops before the client reads a byte of it.
+        return Err(ResetFault);
+    }
     Ok(response)
 }
 

@@ -644,3 +644,51 @@ async fn cancel_refuses_file_uploads_and_unknown_ids() {
     );
     sim.handle.shutdown().await;
 }
+
+/// `drop_answer`: the init is made (the publish exists, the request is in
+/// the log with its status) and the connection drops before the answer.
+#[tokio::test]
+async fn a_dropped_answer_still_makes_the_publish() {
+    let sim = sim().await;
+    let token = sim.token("alice", &["video.upload"]).await;
+    sim.post_control(
+        "/_sim/faults",
+        json!({"path_prefix": INBOX, "action": {"type": "drop_answer"}}),
+    )
+    .await;
+    let sent = sim
+        .http
+        .post(sim.url(INBOX))
+        .bearer_auth(&token)
+        .json(&small_file())
+        .send()
+        .await;
+    assert!(sent.is_err(), "no answer reaches the client: {sent:?}");
+    let publishes = sim
+        .control(reqwest::Method::GET, "/_sim/publishes", None)
+        .await;
+    let publishes = publishes
+        .as_array()
+        .or_else(|| publishes["publishes"].as_array())
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(publishes.len(), 1, "{publishes:?}");
+    let log = sim
+        .control(
+            reqwest::Method::GET,
+            &format!("/_sim/requests?path_prefix={INBOX}"),
+            None,
+        )
+        .await;
+    let log = log
+        .as_array()
+        .or_else(|| log["requests"].as_array())
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0]["fault"], "drop_answer");
+    assert_eq!(log[0]["status"], 200);
+    // The next one is answered as usual.
+    let (status, body) = sim.api(INBOX, &token, small_file()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}

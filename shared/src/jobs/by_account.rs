@@ -17,8 +17,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 
+use super::codec::{job_from_item, stamp};
 use super::model::{Job, JobId};
-use super::store::{JobError, job_from_item, stamp};
+use super::store::JobError;
 use crate::aws::describe_sdk_error;
 use crate::table::{GSI2, GSI2_PK, GSI2_SK, Item, PK, SK, opt_text, s};
 

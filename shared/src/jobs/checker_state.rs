@@ -18,8 +18,7 @@
 use chrono::{DateTime, Utc};
 
 use super::store::JobError;
-use crate::aws::describe_sdk_error;
-use crate::table::{PK, SK, n};
+use crate::table::{Key, Table, Update, n, opt_i64};
 
 const STATE_PK: &str = "CHECKER#STATE";
 const STATE_SK: &str = "STATUS_REQUESTS";
@@ -28,48 +27,35 @@ const UNTIL: &str = "until_ms";
 /// The checker's state item.
 #[derive(Debug, Clone)]
 pub struct CheckerState {
-    client: aws_sdk_dynamodb::Client,
-    table: String,
+    table: Table,
 }
 
 impl CheckerState {
-    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
-        Self {
-            client,
-            table: table.into(),
-        }
+    /// The state item in `table`.
+    pub fn new(table: Table) -> Self {
+        Self { table }
+    }
+
+    fn key() -> Key {
+        Key::new(STATE_PK, STATE_SK)
     }
 
     /// Until when the previous run may have sent status requests, if any
     /// run ever recorded it (strongly consistent).
     pub async fn status_requests_until(&self) -> Result<Option<DateTime<Utc>>, JobError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(PK, crate::table::s(STATE_PK))
-            .key(SK, crate::table::s(STATE_SK))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| self.store_error(&e))?;
-        let Some(item) = out.item else {
+        let Some(item) = self.table.get(&Self::key()).await? else {
             return Ok(None);
         };
+        let corrupt = |detail: String| JobError::Corrupt {
+            key: STATE_PK.into(),
+            detail,
+        };
         match item.get(UNTIL) {
-            Some(aws_sdk_dynamodb::types::AttributeValue::N(text)) => text
-                .parse::<i64>()
-                .ok()
+            Some(_) => opt_i64(&item, UNTIL)
                 .and_then(DateTime::from_timestamp_millis)
                 .map(Some)
-                .ok_or_else(|| JobError::Corrupt {
-                    key: STATE_PK.into(),
-                    detail: format!("{UNTIL} is not a time"),
-                }),
-            _ => Err(JobError::Corrupt {
-                key: STATE_PK.into(),
-                detail: format!("{UNTIL} is missing or not a number"),
-            }),
+                .ok_or_else(|| corrupt(format!("{UNTIL} is not a time"))),
+            None => Err(corrupt(format!("{UNTIL} is missing or not a number"))),
         }
     }
 
@@ -77,27 +63,10 @@ impl CheckerState {
     /// its first request with the run's deadline (a run that is killed
     /// leaves that bound behind), at its end with the time of its last one.
     pub async fn record_status_requests_until(&self, at: DateTime<Utc>) -> Result<(), JobError> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key(PK, crate::table::s(STATE_PK))
-            .key(SK, crate::table::s(STATE_SK))
-            .update_expression("SET #until = :until")
-            .expression_attribute_names("#until", UNTIL)
-            .expression_attribute_values(":until", n(at.timestamp_millis()))
-            .send()
-            .await
-            .map_err(|e| self.store_error(&e))?;
+        let update = Update::new().set(UNTIL, n(at.timestamp_millis()));
+        // Unconditional: runs never overlap, so there is nothing to guard.
+        self.table.update(&Self::key(), &update).await?;
         tracing::debug!(until = %at, "checker status-request bound recorded");
         Ok(())
-    }
-
-    fn store_error<E: std::error::Error>(&self, err: &E) -> JobError {
-        let detail = describe_sdk_error(err);
-        tracing::error!(table = %self.table, error = %detail, "checker state store failed");
-        JobError::Store {
-            table: self.table.clone(),
-            detail,
-        }
     }
 }

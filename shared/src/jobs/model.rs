@@ -209,15 +209,11 @@ pub struct Job {
     pub kind: JobKind,
     pub post: PostTarget,
     pub caption: Option<String>,
+    /// Where the job stands.
     pub status: JobStatus,
-    /// Saved before anything else is done with it: never init twice.
-    pub publish_id: Option<String>,
-    /// FILE_UPLOAD only, valid for an hour; kept so that an interrupted
-    /// upload resumes instead of initialising again. Carries a token.
-    pub upload_url: Option<Secret>,
-    pub chunk_plan: Option<ChunkPlan>,
-    /// The first byte TikTok has not acknowledged yet.
-    pub next_offset: u64,
+    /// What the current attempt at TikTok has come to (the failed ones
+    /// are counted in `attempts`).
+    pub attempt: UploadAttempt,
     /// Failed tries so far (what the backoff grows with).
     pub attempts: u32,
     pub last_error: Option<LastError>,
@@ -236,11 +232,73 @@ pub struct Job {
     pub updated_at: DateTime<Utc>,
     /// Not to be picked up before this (backoff, held jobs).
     pub not_before: Option<DateTime<Utc>>,
-    /// Set right before an init request goes to TikTok and cleared when its
-    /// answer is recorded. Found set on a job without a `publish_id`, it
-    /// means an init may have reached TikTok unseen (a crash, a timeout, a
-    /// lost connection): the job must not be initialised again blindly.
-    pub init_started_at: Option<DateTime<Utc>>,
+}
+
+/// What a job's current attempt at TikTok has come to. Resuming matches on
+/// it; the combinations that cannot happen (an upload URL without a
+/// `publish_id`, an init in doubt that TikTok answered) cannot be written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UploadAttempt {
+    /// Nothing was sent to TikTok.
+    NotStarted,
+    /// An init was sent at `at` and its answer never recorded (a crash, a
+    /// timeout, a lost connection): TikTok may hold the upload, so the job
+    /// must not be initialised again blindly.
+    InitSent {
+        /// When the init was marked as started, right before it was sent.
+        at: DateTime<Utc>,
+    },
+    /// TikTok accepted the init and pulls the media itself (PULL_FROM_URL:
+    /// a video copy, or photos).
+    Pulled {
+        /// Saved before anything else was done with it: never init twice.
+        publish_id: String,
+    },
+    /// TikTok accepted the init and we send the bytes (FILE_UPLOAD).
+    Transfer(FileTransfer),
+}
+
+/// A FILE_UPLOAD under way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileTransfer {
+    /// Saved before anything else was done with it: never init twice.
+    pub publish_id: String,
+    /// Valid for an hour; kept while the job is `uploading` or `stuck` so
+    /// that an interrupted upload resumes instead of initialising again.
+    /// Carries a token. `None` once the job moved on, or when TikTok's
+    /// answer gave none.
+    pub upload_url: Option<Secret>,
+    /// The chunks, as init announced them.
+    pub plan: ChunkPlan,
+    /// The first byte TikTok has not acknowledged yet.
+    pub next_offset: u64,
+}
+
+impl UploadAttempt {
+    /// TikTok's id of the attempt, once init was answered.
+    pub fn publish_id(&self) -> Option<&str> {
+        match self {
+            Self::Pulled { publish_id } => Some(publish_id),
+            Self::Transfer(t) => Some(&t.publish_id),
+            Self::NotStarted | Self::InitSent { .. } => None,
+        }
+    }
+
+    /// When an init whose answer was never recorded was sent.
+    pub fn init_sent_at(&self) -> Option<DateTime<Utc>> {
+        match self {
+            Self::InitSent { at } => Some(*at),
+            _ => None,
+        }
+    }
+
+    /// The FILE_UPLOAD under way, if any.
+    pub fn transfer(&self) -> Option<&FileTransfer> {
+        match self {
+            Self::Transfer(t) => Some(t),
+            _ => None,
+        }
+    }
 }
 
 impl Job {
@@ -255,10 +313,7 @@ impl Job {
             post: new.post,
             caption: new.caption,
             status: JobStatus::Claimed,
-            publish_id: None,
-            upload_url: None,
-            chunk_plan: None,
-            next_offset: 0,
+            attempt: UploadAttempt::NotStarted,
             attempts: 0,
             last_error: None,
             tiktok_status: None,
@@ -269,7 +324,6 @@ impl Job {
             created_at: now,
             updated_at: now,
             not_before: None,
-            init_started_at: None,
         }
     }
 
@@ -292,9 +346,34 @@ impl Job {
     /// may have reached TikTok after all (the last chunk's answer was lost),
     /// so it is asked about before a new init.
     pub fn live_publish_id(&self) -> Option<&str> {
-        self.publish_id
-            .as_deref()
+        self.publish_id()
             .filter(|id| !self.failure_recorded_for(id))
+    }
+
+    /// TikTok's id of the current attempt, once init was answered.
+    pub fn publish_id(&self) -> Option<&str> {
+        self.attempt.publish_id()
+    }
+
+    /// When an init whose answer was never recorded was sent.
+    pub fn init_started_at(&self) -> Option<DateTime<Utc>> {
+        self.attempt.init_sent_at()
+    }
+
+    /// The upload URL of a FILE_UPLOAD under way.
+    pub fn upload_url(&self) -> Option<&Secret> {
+        self.attempt.transfer().and_then(|t| t.upload_url.as_ref())
+    }
+
+    /// The chunk plan of a FILE_UPLOAD.
+    pub fn chunk_plan(&self) -> Option<ChunkPlan> {
+        self.attempt.transfer().map(|t| t.plan)
+    }
+
+    /// The first byte TikTok has not acknowledged yet (0 but for a
+    /// FILE_UPLOAD under way).
+    pub fn next_offset(&self) -> u64 {
+        self.attempt.transfer().map_or(0, |t| t.next_offset)
     }
 }
 

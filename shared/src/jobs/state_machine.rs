@@ -19,6 +19,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::model::LastError;
+use crate::backoff::Backoff;
 use crate::tiktok::{
     ApiErrorCode, ErrorClass, FailReason, PublishState, PublishStatus, TikTokError,
 };
@@ -229,13 +230,14 @@ pub fn is_stuck(status: JobStatus, updated_at: DateTime<Utc>, now: DateTime<Utc>
     ) && now.signed_duration_since(updated_at) >= STUCK_AFTER
 }
 
-/// How failures are retried.
+/// How a job's failures are retried: when it is tried again (`not_before`)
+/// and how often before it fails for good.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// The first wait; doubled per failed attempt.
-    pub base: Duration,
-    /// The longest wait between attempts.
-    pub cap: Duration,
+pub struct JobRetryPolicy {
+    /// The wait after each failed attempt: from 1 minute, doubled per
+    /// attempt, at most an hour. Not jittered: it is recorded on the job
+    /// for people to read, and the checker's runs spread it anyway.
+    pub wait: Backoff,
     /// Attempts in all; the one that fails last makes the job `failed`.
     pub max_attempts: u32,
     /// How long to wait out TikTok's other 24-hour caps (posts per day,
@@ -243,22 +245,20 @@ pub struct RetryPolicy {
     pub cap_wait: Duration,
 }
 
-impl Default for RetryPolicy {
+impl Default for JobRetryPolicy {
     fn default() -> Self {
         Self {
-            base: Duration::from_secs(60),
-            cap: Duration::from_secs(3600),
+            wait: Backoff::new(Duration::from_secs(60), Duration::from_secs(3600)),
             max_attempts: 5,
             cap_wait: Duration::from_secs(24 * 3600),
         }
     }
 }
 
-impl RetryPolicy {
+impl JobRetryPolicy {
     /// The wait after `attempts` failed tries: `base * 2^attempts`, capped.
     pub fn backoff(&self, attempts: u32) -> Duration {
-        let factor = 2u32.checked_pow(attempts).unwrap_or(u32::MAX);
-        self.base.saturating_mul(factor).min(self.cap)
+        self.wait.step(attempts)
     }
 }
 
@@ -290,7 +290,7 @@ pub fn after_status(
     attempts: u32,
     status: &PublishStatus,
     now: DateTime<Utc>,
-    policy: &RetryPolicy,
+    policy: &JobRetryPolicy,
 ) -> Decision {
     let to = match &status.status {
         // Still going. A stuck job stays flagged: "still processing" is no
@@ -334,7 +334,7 @@ pub fn after_job_status(
     job: &super::model::Job,
     status: &PublishStatus,
     now: DateTime<Utc>,
-    policy: &RetryPolicy,
+    policy: &JobRetryPolicy,
 ) -> Decision {
     if !job.post.is_draft() && status.status == PublishState::SendToUserInbox {
         return Decision::Stay;
@@ -360,12 +360,85 @@ pub fn after_job_status(
     }
 }
 
+/// What TikTok's status of a publish means for a job in `retry_wait` that
+/// still holds that publish's id (TikTok may have the upload after all: the
+/// last chunk's answer was lost, a timeout came after the bytes went).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RetryWaitNews {
+    /// TikTok does not have all of it, or failed it for the passing reason
+    /// the job is waiting out: the retry goes ahead (a new init), without
+    /// counting that failure again.
+    Retry,
+    /// TikTok has it: follow it in this status (attempts unchanged) instead
+    /// of initialising again, which would make a second draft.
+    Follow(JobStatus),
+    /// TikTok failed it for good: the job moves as the step says.
+    Move(Step),
+    /// A status this code does not know: ask again later.
+    AskAgain,
+}
+
+/// The table of [`RetryWaitNews`]: what `status` (TikTok's answer about the
+/// job's saved `publish_id`) means for `job`, waiting in `retry_wait`.
+pub fn after_retry_wait_status(
+    job: &super::model::Job,
+    status: &PublishStatus,
+    now: DateTime<Utc>,
+    policy: &JobRetryPolicy,
+) -> RetryWaitNews {
+    match &status.status {
+        // TikTok is still receiving bytes and has fewer than the file holds:
+        // that upload will not finish; a new one will.
+        PublishState::ProcessingUpload if upload_incomplete(job, status) => RetryWaitNews::Retry,
+        PublishState::ProcessingUpload | PublishState::ProcessingDownload => {
+            RetryWaitNews::Follow(JobStatus::Processing)
+        }
+        PublishState::SendToUserInbox if job.post.is_draft() => {
+            RetryWaitNews::Follow(JobStatus::Inbox)
+        }
+        // A direct post is not done in an inbox: keep following it.
+        PublishState::SendToUserInbox => RetryWaitNews::Follow(JobStatus::Processing),
+        PublishState::PublishComplete => RetryWaitNews::Follow(JobStatus::Published),
+        // A passing failure of this publish is the one the job is waiting
+        // out: its attempt was counted when it entered `retry_wait`.
+        PublishState::Failed
+            if status
+                .fail_reason
+                .as_ref()
+                .is_some_and(FailReason::is_retryable) =>
+        {
+            RetryWaitNews::Retry
+        }
+        // A failure that ends it.
+        PublishState::Failed => match after_status(job.status, job.attempts, status, now, policy) {
+            Decision::Move(step) if step.to != JobStatus::RetryWait => RetryWaitNews::Move(step),
+            _ => RetryWaitNews::Retry,
+        },
+        PublishState::Other(_) => RetryWaitNews::AskAgain,
+    }
+}
+
+/// Whether a `PROCESSING_UPLOAD` answer means bytes are missing. TikTok's
+/// `uploaded_bytes` says so when it is there; without it, a `FILE_UPLOAD`
+/// job's own offset (the first byte TikTok did not acknowledge) below its
+/// size means chunks were never sent, and that upload cannot finish by
+/// itself. (A pull has no offset of ours.)
+pub fn upload_incomplete(job: &super::model::Job, status: &PublishStatus) -> bool {
+    match status.uploaded_bytes {
+        Some(bytes) => bytes < job.upload.size,
+        None => job
+            .attempt
+            .transfer()
+            .is_some_and(|t| t.next_offset < job.upload.size),
+    }
+}
+
 /// TikTok said `FAILED`.
 fn after_fail_reason(
     attempts: u32,
     reason: Option<&FailReason>,
     now: DateTime<Utc>,
-    policy: &RetryPolicy,
+    policy: &JobRetryPolicy,
 ) -> Step {
     let Some(reason) = reason else {
         // FAILED without a reason: nothing says a retry would help.
@@ -412,7 +485,7 @@ pub fn after_error(
     attempts: u32,
     err: &TikTokError,
     now: DateTime<Utc>,
-    policy: &RetryPolicy,
+    policy: &JobRetryPolicy,
 ) -> Step {
     let error = LastError {
         code: err.code_str().to_owned(),
@@ -478,7 +551,7 @@ fn retry_or_fail(
     error: LastError,
     wait: Duration,
     now: DateTime<Utc>,
-    policy: &RetryPolicy,
+    policy: &JobRetryPolicy,
 ) -> Step {
     let attempts = attempts.saturating_add(1);
     if attempts >= policy.max_attempts {
@@ -649,7 +722,7 @@ mod tests {
 
     #[test]
     fn backoff_doubles_and_is_capped() {
-        let p = RetryPolicy::default();
+        let p = JobRetryPolicy::default();
         assert_eq!(p.backoff(0), Duration::from_secs(60));
         assert_eq!(p.backoff(1), Duration::from_secs(120));
         assert_eq!(p.backoff(5), Duration::from_secs(1920));
@@ -676,7 +749,7 @@ mod tests {
 
     #[test]
     fn tiktok_statuses_map_to_job_statuses() {
-        let p = RetryPolicy::default();
+        let p = JobRetryPolicy::default();
         let s = |st| status(st, None);
         assert_eq!(
             after_status(Processing, 0, &s(PublishState::ProcessingUpload), now(), &p),
@@ -751,7 +824,7 @@ mod tests {
 
     #[test]
     fn fail_reasons_map_to_retry_fail_or_cancel() {
-        let p = RetryPolicy::default();
+        let p = JobRetryPolicy::default();
         let failed_with = |r: FailReason, attempts| {
             moved(after_status(
                 Processing,
@@ -826,13 +899,127 @@ mod tests {
             now(),
         );
         job.status = status;
-        job.publish_id = Some("p".into());
+        job.attempt = crate::jobs::UploadAttempt::Pulled {
+            publish_id: "p".into(),
+        };
         job
+    }
+
+    fn retry_waiting(next_offset: u64, file_upload: bool) -> crate::jobs::Job {
+        let mut job = job_of(crate::jobs::PostTarget::Draft, RetryWait);
+        job.upload.size = 30_000_000;
+        if file_upload {
+            job.attempt = crate::jobs::UploadAttempt::Transfer(crate::jobs::FileTransfer {
+                publish_id: "p".into(),
+                upload_url: None,
+                plan: crate::tiktok::ChunkPlan::new(30_000_000, 10_000_000).expect("a plan"),
+                next_offset,
+            });
+        }
+        job
+    }
+
+    fn uploading_bytes(uploaded_bytes: Option<u64>) -> PublishStatus {
+        PublishStatus {
+            uploaded_bytes,
+            ..status(PublishState::ProcessingUpload, None)
+        }
+    }
+
+    #[test]
+    fn tiktoks_byte_count_decides_when_it_is_given() {
+        let size = 30_000_000;
+        assert!(upload_incomplete(
+            &retry_waiting(size, true),
+            &uploading_bytes(Some(size - 1))
+        ));
+        assert!(!upload_incomplete(
+            &retry_waiting(0, true),
+            &uploading_bytes(Some(size))
+        ));
+    }
+
+    /// Without `uploaded_bytes`, chunks the job never had acknowledged mean
+    /// the upload cannot finish: it is retried, not followed as complete.
+    #[test]
+    fn without_a_byte_count_the_jobs_own_offset_decides() {
+        let size = 30_000_000;
+        assert!(upload_incomplete(
+            &retry_waiting(10_000_000, true),
+            &uploading_bytes(None)
+        ));
+        assert!(upload_incomplete(
+            &retry_waiting(0, true),
+            &uploading_bytes(None)
+        ));
+        assert!(!upload_incomplete(
+            &retry_waiting(size, true),
+            &uploading_bytes(None)
+        ));
+        // A pull has no offset of ours to judge by.
+        assert!(!upload_incomplete(
+            &retry_waiting(0, false),
+            &uploading_bytes(None)
+        ));
+    }
+
+    #[test]
+    fn a_retry_tiktok_holds_is_followed_and_one_it_lacks_goes_ahead() {
+        let p = JobRetryPolicy::default();
+        let waiting = retry_waiting(30_000_000, true);
+        let news = |s: PublishStatus| after_retry_wait_status(&waiting, &s, now(), &p);
+        assert_eq!(
+            news(uploading_bytes(Some(10))),
+            RetryWaitNews::Retry,
+            "bytes are missing"
+        );
+        assert_eq!(
+            news(uploading_bytes(Some(30_000_000))),
+            RetryWaitNews::Follow(Processing)
+        );
+        assert_eq!(
+            news(status(PublishState::SendToUserInbox, None)),
+            RetryWaitNews::Follow(Inbox)
+        );
+        assert_eq!(
+            news(status(PublishState::PublishComplete, None)),
+            RetryWaitNews::Follow(Published)
+        );
+        assert_eq!(
+            news(status(PublishState::Failed, Some(FailReason::Internal))),
+            RetryWaitNews::Retry,
+            "the failure it is waiting out is not counted again"
+        );
+        match news(status(PublishState::Failed, Some(FailReason::SpamRiskText))) {
+            RetryWaitNews::Move(step) => assert_eq!(step.to, Failed),
+            other => panic!("expected a move, got {other:?}"),
+        }
+        assert_eq!(
+            news(status(PublishState::Other("NEW".into()), None)),
+            RetryWaitNews::AskAgain
+        );
+        let mut direct = waiting.clone();
+        direct.post = crate::jobs::PostTarget::Direct {
+            privacy_level: crate::tiktok::PrivacyLevel::SelfOnly,
+        };
+        assert_eq!(
+            after_retry_wait_status(
+                &direct,
+                &status(PublishState::SendToUserInbox, None),
+                now(),
+                &p
+            ),
+            RetryWaitNews::Follow(Processing)
+        );
+        // Every follow is a legal move for a job with a publish_id.
+        for to in [Processing, Inbox, Published] {
+            assert!(check_transition(RetryWait, to, true).is_ok());
+        }
     }
 
     #[test]
     fn a_direct_post_succeeds_only_when_published() {
-        let p = RetryPolicy::default();
+        let p = JobRetryPolicy::default();
         let direct = job_of(
             crate::jobs::PostTarget::Direct {
                 privacy_level: crate::tiktok::PrivacyLevel::SelfOnly,
@@ -874,7 +1061,7 @@ mod tests {
 
     #[test]
     fn a_delivered_draft_that_fails_is_not_retried() {
-        let p = RetryPolicy::default();
+        let p = JobRetryPolicy::default();
         let inbox = job_of(crate::jobs::PostTarget::Draft, Inbox);
         let step = moved(after_job_status(
             &inbox,
@@ -899,7 +1086,7 @@ mod tests {
 
     #[test]
     fn errors_map_by_class() {
-        let p = RetryPolicy::default();
+        let p = JobRetryPolicy::default();
         let step = after_error(1, &api("rate_limit_exceeded", 429, None), now(), &p);
         assert_eq!(step.to, RetryWait);
         assert_eq!(step.attempts, 2);
@@ -978,7 +1165,7 @@ mod tests {
 
     #[test]
     fn every_step_the_mappings_produce_is_a_legal_move() {
-        let p = RetryPolicy::default();
+        let p = JobRetryPolicy::default();
         let errors = [
             api("rate_limit_exceeded", 429, None),
             api("spam_risk_too_many_pending_share", 403, None),

@@ -14,6 +14,7 @@ use super::posting::{
     CreatorInfo, DirectPostInfo, InitResponse, PhotoPost, PhotoPostBody, PublishStatus, SourceInfo,
     VideoSource,
 };
+use crate::backoff::Backoff;
 use crate::caption;
 use crate::secret::Secret;
 
@@ -35,17 +36,17 @@ pub const MAX_PHOTOS: usize = 35;
 /// a second draft; the job layer decides with the saved `publish_id` in hand.
 #[derive(Debug, Clone, Copy)]
 pub struct ReadRetry {
+    /// Tries in all, the first one included.
     pub attempts: u32,
-    pub base_delay: Duration,
-    pub max_delay: Duration,
+    /// The wait before each retry ([`crate::backoff`]).
+    pub backoff: Backoff,
 }
 
 impl Default for ReadRetry {
     fn default() -> Self {
         Self {
             attempts: 3,
-            base_delay: Duration::from_millis(250),
-            max_delay: Duration::from_secs(5),
+            backoff: Backoff::new(Duration::from_millis(250), Duration::from_secs(5)),
         }
     }
 }
@@ -55,25 +56,20 @@ impl ReadRetry {
     pub fn immediate(attempts: u32) -> Self {
         Self {
             attempts,
-            base_delay: Duration::ZERO,
-            max_delay: Duration::ZERO,
+            backoff: Backoff::none(),
         }
     }
 
+    /// The wait before retry `attempt` (0 for the first). TikTok may ask for
+    /// a pause: it is honoured, but a read is not worth holding a Lambda
+    /// invocation for longer than [`MAX_READ_RETRY_AFTER`].
     fn delay(&self, attempt: u32, asked: Option<Duration>) -> Duration {
-        if let Some(asked) = asked {
-            // TikTok asked for a pause: honour it, but a read is not worth
-            // holding a Lambda invocation for longer than this.
-            return asked.min(Duration::from_secs(30));
-        }
-        let exp = self
-            .base_delay
-            .saturating_mul(1u32 << attempt.min(16))
-            .min(self.max_delay);
-        // Full jitter, so that many invocations hitting one fault spread out.
-        exp.mul_f64(rand::random::<f64>())
+        self.backoff.or_asked(attempt, asked, MAX_READ_RETRY_AFTER)
     }
 }
+
+/// The longest `Retry-After` a read waits for.
+const MAX_READ_RETRY_AFTER: Duration = Duration::from_secs(30);
 
 /// A client for one TikTok app. Cheap to clone; build one per cold start.
 #[derive(Debug, Clone)]
@@ -472,7 +468,7 @@ impl TikTokClient {
                 Err(e) if e.class() == ErrorClass::Retryable && attempt + 1 < attempts => {
                     let delay = self.read_retry.delay(attempt, e.retry_after());
                     tracing::warn!(error = %e, attempt, delay_ms = delay.as_millis() as u64, "retrying a TikTok read");
-                    tokio::time::sleep(delay).await;
+                    crate::backoff::sleep(delay).await;
                     attempt += 1;
                 }
                 Err(e) => return Err(e),

@@ -13,18 +13,15 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
-use super::lease::LeaseTable;
-use super::{
-    ACCOUNT_SK, ACCOUNT_STATE_NEEDS_RECONNECT, Clock, StoredTokens, TokenError, TokenStore,
-    account_pk,
-};
-use crate::aws::describe_sdk_error;
+use super::{StoredTokens, TokenError, TokenStore};
+use crate::accounts::{AccountError, AccountState};
+use crate::backoff::Backoff;
+use crate::clock::Clock;
+use crate::lease::LeaseTable;
 use crate::secret::Secret;
-use crate::table::{PK, SK};
 use crate::tiktok::oauth::TokenResponse;
 use crate::tiktok::{ErrorClass, TikTokClient, TikTokError};
 
@@ -44,10 +41,9 @@ pub struct RefreshSettings {
     pub poll_interval: Duration,
     /// Attempts at a refresh that fails for a passing reason.
     pub refresh_attempts: u32,
-    /// Backoff between those attempts: doubling from `retry_base_delay` up to
-    /// `retry_max_delay`, jittered.
-    pub retry_base_delay: Duration,
-    pub retry_max_delay: Duration,
+    /// The wait between those attempts ([`crate::backoff`]); a
+    /// `Retry-After` from TikTok is obeyed up to the backoff's cap.
+    pub retry: Backoff,
 }
 
 impl Default for RefreshSettings {
@@ -58,23 +54,15 @@ impl Default for RefreshSettings {
             wait_deadline: Duration::from_secs(40),
             poll_interval: Duration::from_millis(250),
             refresh_attempts: 4,
-            retry_base_delay: Duration::from_millis(300),
-            retry_max_delay: Duration::from_secs(5),
+            retry: Backoff::new(Duration::from_millis(300), Duration::from_secs(5)),
         }
     }
 }
 
 impl RefreshSettings {
     fn retry_delay(&self, attempt: u32, asked: Option<Duration>) -> Duration {
-        if let Some(asked) = asked {
-            return asked.min(self.retry_max_delay.max(self.retry_base_delay));
-        }
-        let exp = self
-            .retry_base_delay
-            .saturating_mul(1u32 << attempt.min(16))
-            .min(self.retry_max_delay);
-        // Half fixed, half random: spread out, but never no pause at all.
-        exp.mul_f64(0.5 + rand::random::<f64>() * 0.5)
+        let cap = self.retry.cap.max(self.retry.base);
+        self.retry.or_asked(attempt, asked, cap)
     }
 
     fn poll_delay(&self) -> Duration {
@@ -279,15 +267,15 @@ impl<S: TokenStore + Clone + 'static> TokenManager<S> {
         let mut waited = false;
         loop {
             let last_blip = match self.attempt(open_id, window, &lease, waited).await {
-                Step::Done(result) => return result,
-                Step::Held => None,
+                Look::Done(result) => return result,
+                Look::Held => None,
                 // Only while waiting: a first look that fails (a missing
                 // permission, say) is reported at once.
-                Step::StoreBlip(err) if waited => {
+                Look::StoreBlip(err) if waited => {
                     tracing::warn!(open_id, error = %err, "token store unavailable while waiting; looking again");
                     Some(err)
                 }
-                Step::StoreBlip(err) => return Err(err),
+                Look::StoreBlip(err) => return Err(err),
             };
             let elapsed = started.elapsed();
             if elapsed >= self.settings.wait_deadline {
@@ -318,14 +306,14 @@ impl<S: TokenStore + Clone + 'static> TokenManager<S> {
     }
 
     /// One look: fresh enough, or refresh under the lease if it is free.
-    async fn attempt(&self, open_id: &str, window: Duration, lease: &str, waited: bool) -> Step {
+    async fn attempt(&self, open_id: &str, window: Duration, lease: &str, waited: bool) -> Look {
         let current = match self.load_required(open_id).await {
             Ok(tokens) => tokens,
-            Err(err) if err.is_retryable() => return Step::StoreBlip(err),
-            Err(err) => return Step::Done(Err(err)),
+            Err(err) if err.is_retryable() => return Look::StoreBlip(err),
+            Err(err) => return Look::Done(Err(err)),
         };
         if let Err(err) = check_not_marked(&current) {
-            return Step::Done(Err(err));
+            return Look::Done(Err(err));
         }
         let now = self.clock.now();
         if !current.needs_refresh(now, window) {
@@ -335,7 +323,7 @@ impl<S: TokenStore + Clone + 'static> TokenManager<S> {
             } else {
                 RefreshOutcome::StillFresh { access_expires_at }
             };
-            return Step::Done(Ok((current, outcome)));
+            return Look::Done(Ok((current, outcome)));
         }
         let holder = LeaseTable::new_holder();
         match self
@@ -345,10 +333,10 @@ impl<S: TokenStore + Clone + 'static> TokenManager<S> {
         {
             Ok(true) => {
                 tracing::debug!(open_id, holder = %holder, "token lease acquired");
-                Step::Done(self.refresh_detached(open_id, window, lease, holder).await)
+                Look::Done(self.refresh_detached(open_id, window, lease, holder).await)
             }
-            Ok(false) => Step::Held,
-            Err(err) => Step::StoreBlip(store_error(open_id, err.to_string())),
+            Ok(false) => Look::Held,
+            Err(err) => Look::StoreBlip(store_error(open_id, err.to_string())),
         }
     }
 
@@ -571,36 +559,19 @@ impl<S: TokenStore + Clone + 'static> TokenManager<S> {
         if let Err(err) = self.store.save(&tokens).await {
             tracing::warn!(open_id = %open_id, error = %err, "could not mark the token secret");
         }
-        let result = self
-            .dynamodb
-            .update_item()
-            .table_name(&self.table)
-            .key(PK, AttributeValue::S(account_pk(&open_id)))
-            .key(SK, AttributeValue::S(ACCOUNT_SK.into()))
-            .update_expression("SET #state = :state, state_reason = :reason, updated_at = :now")
-            .condition_expression("attribute_exists(#pk)")
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_values(
-                ":state",
-                AttributeValue::S(ACCOUNT_STATE_NEEDS_RECONNECT.into()),
-            )
-            .expression_attribute_values(":reason", AttributeValue::S(reason.to_owned()))
-            // Epoch seconds, as the accounts module writes it.
-            .expression_attribute_values(":now", AttributeValue::N(now.timestamp().to_string()))
-            .send()
-            .await;
-        match result {
+        // The account item has one writer, `Accounts`; the sweep and the
+        // CLI read its state from there.
+        let accounts = crate::accounts::Accounts::new(self.dynamodb.clone(), &self.table);
+        match accounts
+            .set_state(&open_id, AccountState::NeedsReconnect, Some(reason))
+            .await
+        {
             Ok(_) => tracing::info!(open_id = %open_id, reason, "account marked needs_reconnect"),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
+            Err(AccountError::NotFound { .. }) => {
                 tracing::debug!(open_id = %open_id, "no account item to mark");
             }
             Err(err) => {
-                tracing::error!(open_id = %open_id, error = %describe_sdk_error(&err), "could not mark the account needs_reconnect");
+                tracing::error!(open_id = %open_id, error = %err, "could not mark the account needs_reconnect");
             }
         }
         TokenError::NeedsReconnect {
@@ -659,7 +630,7 @@ impl<S: TokenStore + Clone + 'static> TokenManager<S> {
 }
 
 /// The result of one look in [`TokenManager::ensure_fresh`].
-enum Step {
+enum Look {
     Done(Result<(StoredTokens, RefreshOutcome), TokenError>),
     /// Someone else holds the lease.
     Held,
@@ -701,12 +672,12 @@ mod tests {
         let s = RefreshSettings::default();
         for attempt in 0..10 {
             let d = s.retry_delay(attempt, None);
-            assert!(d <= s.retry_max_delay, "{d:?}");
-            assert!(d >= s.retry_base_delay / 2, "{d:?}");
+            assert!(d <= s.retry.cap, "{d:?}");
+            assert!(d >= s.retry.base / 2, "{d:?}");
         }
         assert_eq!(
             s.retry_delay(0, Some(Duration::from_secs(600))),
-            s.retry_max_delay
+            s.retry.cap
         );
         let p = s.poll_delay();
         assert!(p >= s.poll_interval / 2 && p <= s.poll_interval * 3 / 2);

@@ -7,7 +7,7 @@
 //! - [`TokenStore`] loads, saves and deletes it; [`SecretsManagerTokenStore`]
 //!   is the implementation on AWS.
 //! - [`TokenManager`] hands out access tokens ([`TokenManager::get_fresh_token`])
-//!   and refreshes them under a DynamoDB lease ([`LeaseTable`]), so that one
+//!   and refreshes them under a DynamoDB lease ([`crate::lease`]), so that one
 //!   invocation at most spends the (rotating) refresh token; the others wait
 //!   for its result and use it.
 //!
@@ -15,12 +15,9 @@
 //! `Debug`/`Display` print a placeholder, so no log line or error message of
 //! this module can carry them.
 
-mod lease;
 mod manager;
 mod store;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -30,7 +27,6 @@ use crate::secret::Secret;
 use crate::tiktok::TikTokError;
 use crate::tiktok::oauth::TokenResponse;
 
-pub use lease::{LeaseError, LeaseTable};
 pub use manager::{FreshToken, RefreshOutcome, RefreshSettings, TokenManager};
 pub use store::{STACK_NAME_VAR, STACK_TAG, SecretsManagerTokenStore};
 
@@ -38,16 +34,6 @@ pub use store::{STACK_NAME_VAR, STACK_TAG, SecretsManagerTokenStore};
 pub const DEFAULT_SECRET_PREFIX: &str = "tiktok-drafts";
 /// The environment variable that overrides [`DEFAULT_SECRET_PREFIX`].
 pub const SECRET_PREFIX_VAR: &str = "SECRETS_PREFIX";
-
-/// The account item the other stores own; the token manager only flips its
-/// state to `needs_reconnect` when TikTok refuses the grant.
-pub const ACCOUNT_SK: &str = "ACCOUNT";
-pub const ACCOUNT_STATE_NEEDS_RECONNECT: &str = "needs_reconnect";
-
-/// The partition key of an account item.
-pub fn account_pk(open_id: &str) -> String {
-    format!("ACCOUNT#{open_id}")
-}
 
 /// The tokens of one account, as the secret holds them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -180,32 +166,6 @@ pub trait TokenStore: Send + Sync {
 
     /// Forgets the account's tokens; nothing stored is fine.
     fn delete(&self, open_id: &str) -> impl Future<Output = Result<(), TokenError>> + Send;
-}
-
-/// The clock the token manager judges expiry and leases by. The system clock
-/// in production; tests move it forward to make tokens expire without
-/// waiting. Clones share one offset.
-#[derive(Debug, Clone, Default)]
-pub struct Clock {
-    offset_ms: Arc<AtomicI64>,
-}
-
-impl Clock {
-    pub fn system() -> Self {
-        Self::default()
-    }
-
-    pub fn now(&self) -> DateTime<Utc> {
-        let offset = chrono::TimeDelta::milliseconds(self.offset_ms.load(Ordering::SeqCst));
-        Utc::now() + offset
-    }
-
-    /// Moves this clock (and its clones) forward by `seconds` (back when
-    /// negative).
-    pub fn advance_secs(&self, seconds: i64) {
-        self.offset_ms
-            .fetch_add(seconds.saturating_mul(1000), Ordering::SeqCst);
-    }
 }
 
 /// What a caller should do about a [`TokenError`].
@@ -518,14 +478,5 @@ mod tests {
             TokenError::InvalidOpenId("x".into()).kind(),
             TokenErrorKind::Permanent
         );
-    }
-
-    #[test]
-    fn clock_clones_share_the_offset() {
-        let a = Clock::system();
-        let b = a.clone();
-        let before = b.now();
-        a.advance_secs(3600);
-        assert!(b.now() - before >= chrono::TimeDelta::seconds(3600));
     }
 }

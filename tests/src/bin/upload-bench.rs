@@ -41,11 +41,11 @@ use bytes::Bytes;
 use sha2::{Digest as _, Sha256};
 use shared::aws::describe_sdk_error;
 use shared::secret::Secret;
+use shared::storage::ChunkSource;
+use shared::storage::FileSource;
 use shared::storage::S3Object;
 use shared::tiktok::chunk_plan::DEFAULT_CHUNK_SIZE;
-use shared::tiktok::upload::{
-    ChunkSource, FileSource, RetryPolicy, UploadReport, Uploader, VideoContentType,
-};
+use shared::tiktok::upload::{ChunkRetryPolicy, UploadReport, Uploader, VideoContentType};
 use shared::tiktok::{AppCredentials, ChunkPlan, Endpoints, TikTokClient, VideoSource};
 use tokio::io::AsyncReadExt as _;
 
@@ -406,7 +406,7 @@ async fn upload<S: ChunkSource>(
     plan: &ChunkPlan,
     source: &S,
 ) -> Result<UploadReport, String> {
-    Uploader::new(reqwest::Client::new(), RetryPolicy::default())
+    Uploader::new(reqwest::Client::new(), ChunkRetryPolicy::default())
         .upload(
             upload_url.expose(),
             plan,

@@ -23,7 +23,7 @@ pub use check::{Note, Refusal, RefusalKind, VideoLimits, check};
 pub use reader::{PROBE_WINDOW, RangeReader};
 
 use super::detect::{MediaError, VideoKind, check_video};
-use crate::tiktok::upload::{ChunkSource, SourceError};
+use crate::storage::{ChunkSource, SourceError};
 
 /// A video codec as the sample entry or `CodecID` names it.
 #[derive(Debug, Clone, PartialEq, Eq)]

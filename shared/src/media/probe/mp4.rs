@@ -7,7 +7,7 @@ use mp4_atom::{Atom, Codec, Colr, Decode, Moov, StszSamples, Trak};
 use super::reader::RangeReader;
 use super::{FrameRate, HdrTransfer, ProbeError, VideoCodec, VideoProbe, VideoTrack};
 use crate::media::detect::VideoKind;
-use crate::tiktok::upload::ChunkSource;
+use crate::storage::ChunkSource;
 
 /// Top-level boxes looked at before giving up on finding a `moov`: a plain
 /// file has a handful (`ftyp`, `free`, `mdat`, `moov`, `udta`); a

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 
 use super::ProbeError;
-use crate::tiktok::upload::ChunkSource;
+use crate::storage::ChunkSource;
 
 /// How much of the start of the object the first read takes: a `ftyp` and,
 /// in a file written for streaming, its whole `moov`; or a WebM file's

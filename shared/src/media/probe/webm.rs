@@ -7,7 +7,7 @@ use super::reader::RangeReader;
 use super::{FrameRate, HdrTransfer, ProbeError, VideoCodec, VideoProbe, VideoTrack};
 use crate::media::detect::VideoKind;
 use crate::media::ebml::{self, EBML_MAGIC, UNKNOWN_SIZE};
-use crate::tiktok::upload::ChunkSource;
+use crate::storage::ChunkSource;
 
 const SEGMENT: u64 = 0x1853_8067;
 const SEEK_HEAD: u64 = 0x114D_9B74;

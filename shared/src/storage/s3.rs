@@ -1,10 +1,11 @@
-//! S3 access: an object as a source of byte ranges for the chunked upload.
+//! One S3 object, pinned to the version an event named, as a source of
+//! byte ranges for the chunked upload.
 
 use aws_sdk_s3::error::ProvideErrorMetadata as _;
 use bytes::Bytes;
 
+use super::source::{ChunkSource, SourceError};
 use crate::aws::describe_sdk_error;
-use crate::tiktok::upload::{ChunkSource, SourceError};
 
 /// Why an S3 object could not be opened.
 #[derive(Debug, thiserror::Error)]
