@@ -12,6 +12,7 @@ pub mod aws;
 pub mod caption;
 pub mod invite;
 pub mod jobs;
+pub mod logging;
 pub mod login;
 pub mod login_state;
 pub mod media;
