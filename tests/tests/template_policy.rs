@@ -848,6 +848,21 @@ fn upload_retries_come_back_in_time() {
     assert!(is_ref_to(&env["UPLOAD_QUEUE_URL"], "UploadQueue"), "{env}");
 }
 
+/// API Gateway waits 29 s for the login; the login function gets all of it
+/// (its default 15 s would cut off a login waiting on a slow TikTok), and
+/// the login's own deadlines assume exactly that.
+#[test]
+fn the_login_function_has_the_time_api_gateway_gives_it() {
+    let template = load_template();
+    let function = &resources(&template)["OAuthCallbackFunction"]["Properties"];
+    let timeout = function["Timeout"].as_i64().expect("Timeout");
+    assert_eq!(timeout, 29);
+    assert_eq!(
+        u64::try_from(timeout).ok(),
+        Some(oauth_callback::FUNCTION_TIMEOUT.as_secs())
+    );
+}
+
 #[test]
 fn the_upload_function_may_set_visibility_only_on_its_queue() {
     let mut template = load_template();
