@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Slideshow conversion benchmark: our convert_all against Pillow and
-# vipsthumbnail on 35 generated 12 MP PNGs. Prints figures and PASS/FAIL per
-# target; exits non-zero on a FAIL. Not part of the test suite.
+# vipsthumbnail on 35 generated 12 MP PNGs, JPEGs and HEICs. Prints figures
+# and PASS/FAIL per target; exits non-zero on a FAIL. Not part of the test
+# suite.
 #
-# Setup (idempotent): Pillow in a venv under ~/.cache/tiktok-drafts/, and
-# Debian's libvips-tools when vipsthumbnail is missing (needs root).
+# Setup (idempotent): Pillow and pillow-heif in a venv under
+# ~/.cache/tiktok-drafts/, and Debian's libvips-tools when vipsthumbnail is
+# missing (needs root).
 #
 #   benches/slideshow-bench/run.sh            # set up, build (release), run
 #   SETUP_ONLY=1 benches/slideshow-bench/run.sh
@@ -16,13 +18,13 @@ root="$(cd "$here/../.." && pwd)"
 cache="${HOME}/.cache/tiktok-drafts"
 venv="${cache}/venv-pillow"
 
-if [ ! -x "${venv}/bin/python3" ] || ! "${venv}/bin/python3" -c 'import PIL' 2>/dev/null; then
+if [ ! -x "${venv}/bin/python3" ] || ! "${venv}/bin/python3" -c 'import PIL, pillow_heif' 2>/dev/null; then
     echo "setting up Pillow in ${venv}" >&2
     mkdir -p "${cache}"
     "${root}/infra/python-venv.sh"
     python3 -m venv "${venv}"
     "${venv}/bin/python3" -m pip install --quiet --upgrade pip
-    "${venv}/bin/python3" -m pip install --quiet Pillow
+    "${venv}/bin/python3" -m pip install --quiet Pillow pillow-heif
 fi
 
 if ! command -v vipsthumbnail >/dev/null 2>&1; then

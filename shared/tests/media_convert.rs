@@ -154,6 +154,51 @@ mod media {
     }
 
     #[test]
+    fn a_large_jpeg_decoded_at_reduced_scale_looks_like_a_full_decode() {
+        // 2400 × 1800 for a 1080-wide slot: decoded at 1/2 (1200 × 900),
+        // never at 1/4 (600 × 450, less than the slot). A 12 MP photo is
+        // decoded at 1/2 the same way (see the slideshow bench).
+        let scene = test_media::picture::scene(2400, 1800, 5);
+        let jpeg = encode(&DynamicImage::ImageRgb8(scene.clone()), ImageFormat::Jpeg);
+        let photo = to_tiktok_jpeg(&jpeg, &PhotoLimits::default()).unwrap();
+        assert_eq!((photo.width, photo.height), (1080, 810));
+        assert_eq!((photo.source_width, photo.source_height), (2400, 1800));
+        assert!(photo.resized);
+        let expected =
+            image::imageops::resize(&scene, 1080, 810, image::imageops::FilterType::Lanczos3);
+        let quality = test_media::picture::psnr(&decode(&photo.jpeg), &expected);
+        assert!(quality > 33.0, "{quality:.1} dB against the source");
+
+        // Turned by EXIF: the box turns too, the scale still covers it.
+        let turned =
+            to_tiktok_jpeg(&with_exif_orientation(&jpeg, 6), &PhotoLimits::default()).unwrap();
+        assert_eq!((turned.width, turned.height), (1080, 1440));
+        let expected = image::imageops::rotate90(&image::imageops::resize(
+            &test_media::picture::scene(2400, 1800, 5),
+            1440,
+            1080,
+            image::imageops::FilterType::Lanczos3,
+        ));
+        let quality = test_media::picture::psnr(&decode(&turned.jpeg), &expected);
+        assert!(quality > 33.0, "{quality:.1} dB turned");
+
+        // Grey JPEGs too.
+        let grey = DynamicImage::ImageRgb8(scene).into_luma8();
+        let jpeg = encode(&DynamicImage::ImageLuma8(grey.clone()), ImageFormat::Jpeg);
+        let photo = to_tiktok_jpeg(&jpeg, &PhotoLimits::default()).unwrap();
+        assert_eq!((photo.width, photo.height), (1080, 810));
+        let expected = DynamicImage::ImageLuma8(image::imageops::resize(
+            &grey,
+            1080,
+            810,
+            image::imageops::FilterType::Lanczos3,
+        ))
+        .into_rgb8();
+        let quality = test_media::picture::psnr(&decode(&photo.jpeg), &expected);
+        assert!(quality > 33.0, "{quality:.1} dB grey");
+    }
+
+    #[test]
     fn exif_orientation_6_is_applied_after_fitting() {
         // Stored 1600 × 1200 landscape with a red block in the stored top-left
         // corner; orientation 6 means "rotate 90° clockwise to display", so
@@ -346,9 +391,10 @@ mod media {
             to_tiktok_jpeg(b"", &limits),
             Err(ConvertError::Empty)
         ));
+        // A HEIC header and nothing after it (see media_heic.rs for real ones).
         let heic = b"\0\0\0\x18ftypheic\0\0\0\0mif1heic";
         let err = to_tiktok_jpeg(heic, &limits).unwrap_err();
-        assert!(matches!(err, ConvertError::Heic));
+        assert!(matches!(err, ConvertError::Heic(_)));
         assert!(err.to_string().contains("HEIC"), "{err}");
         let mp4 = b"\0\0\0\x18ftypisom\0\0\0\0isomavc1";
         assert!(matches!(
@@ -376,7 +422,7 @@ mod media {
     }
 
     #[test]
-    fn heic_heif_avif_and_cr3_are_refused_with_what_to_do() {
+    fn header_only_heic_and_any_avif_or_cr3_are_refused_with_what_to_do() {
         let limits = PhotoLimits::default();
         /// Major brand, compatible brands, what the message must say.
         type Case = (&'static [u8; 4], &'static [&'static [u8; 4]], &'static str);
@@ -384,22 +430,22 @@ mod media {
             (
                 b"heic",
                 &[b"mif1", b"heic"],
-                "HEIC/HEIF images are not supported",
+                "HEIC image is damaged or incomplete",
             ),
             (
                 b"heix",
                 &[b"mif1", b"heix"],
-                "HEIC/HEIF images are not supported",
+                "HEIC image is damaged or incomplete",
             ),
             (
                 b"mif1",
                 &[b"mif1", b"heic"],
-                "HEIC/HEIF images are not supported",
+                "HEIC image is damaged or incomplete",
             ),
             (
                 b"msf1",
                 &[b"msf1", b"hevc"],
-                "HEIC/HEIF images are not supported",
+                "HEIC image is damaged or incomplete",
             ),
             (
                 b"avif",
@@ -426,10 +472,10 @@ mod media {
         }];
         let results = convert_all(&inputs, &limits, 1);
         let err = results[0].as_ref().unwrap_err();
-        assert!(matches!(err.source, ConvertError::Heic), "{err:?}");
+        assert!(matches!(err.source, ConvertError::Heic(_)), "{err:?}");
         let text = err.to_string();
         assert!(text.contains("images[0] \"IMG_0001.HEIC\""), "{text}");
-        assert!(text.contains("JPEG or PNG"), "{text}");
+        assert!(text.contains("export it as JPEG"), "{text}");
     }
 
     #[test]

@@ -29,31 +29,21 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(bytes))
 }
 
-/// Bytes that start like an MP4 (`ftyp` box) followed by pseudo-random
-/// content, so format checks pass and hashes differ between seeds.
+/// A `len`-byte MP4 TikTok takes: a real `moov` describing a 1080 × 1920
+/// H.264 track at 30 fps (10 s, or fewer frames when `len` is small) and
+/// samples of noise from `seed`, so format checks pass and hashes differ
+/// between seeds. See `test_media::video` for other codecs, rates and
+/// sizes.
 pub fn fake_mp4(len: usize, seed: u64) -> Vec<u8> {
-    const HEADER: [u8; 12] = [
-        0, 0, 0, 0x18, b'f', b't', b'y', b'p', b'i', b's', b'o', b'm',
-    ];
-    let mut out = noise(len, seed);
-    let n = HEADER.len().min(len);
-    out[..n].copy_from_slice(&HEADER[..n]);
-    out
+    test_media::video::VideoSpec::default()
+        .fitting(len as u64)
+        .bytes(len, seed)
 }
 
 /// `len` deterministic pseudo-random bytes (xorshift64: fast, and
 /// incompressible enough that nothing on the way can shortcut them).
 pub fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(len + 8);
-    let mut x = seed | 1;
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
+    test_media::noise(len, seed)
 }
 
 /// The TikTok simulator started in-process for one test, plus the control-API

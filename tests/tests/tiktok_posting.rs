@@ -156,7 +156,7 @@ async fn status_errors_for_unknown_and_foreign_publish_ids() {
     let d = sim.tokens("open-d", DRAFT_SCOPES).await;
     let e = sim.tokens("open-e", DRAFT_SCOPES).await;
     let client = sim.client();
-    let publish_id = upload_small(&sim, &d.access_token, fake_mp4(500, 4)).await;
+    let publish_id = upload_small(&sim, &d.access_token, fake_mp4(2_000, 4)).await;
 
     let err = client
         .fetch_status(&d.access_token, "v_inbox_file~v2.999999")
@@ -180,7 +180,7 @@ async fn status_reads_are_retried_through_a_passing_5xx() {
     let sim = TestSim::start(|_| {}).await;
     sim.seed_user("open-f", serde_json::json!({})).await;
     let t = sim.tokens("open-f", DRAFT_SCOPES).await;
-    let publish_id = upload_small(&sim, &t.access_token, fake_mp4(500, 5)).await;
+    let publish_id = upload_small(&sim, &t.access_token, fake_mp4(2_000, 5)).await;
     sim.fault(serde_json::json!({
         "path_prefix": "/v2/post/publish/status/fetch/",
         "times": 2,

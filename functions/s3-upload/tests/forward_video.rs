@@ -234,15 +234,12 @@ async fn a_150_mb_video_goes_up_in_chunks_with_the_same_bytes() {
 #[tokio::test]
 async fn mov_and_webm_and_a_key_with_spaces_and_accents() {
     let env = env().await;
-    let mut mov = fake_mp4(200_000, 3);
-    mov[8..12].copy_from_slice(b"qt  ");
-    let mut webm = tiktok_drafts_tests::noise(200_000, 4);
-    webm[..4].copy_from_slice(&[0x1A, 0x45, 0xDF, 0xA3]);
-    webm[4..40].copy_from_slice(&[
-        0x9F, 0x42, 0x86, 0x81, 0x01, 0x42, 0xF7, 0x81, 0x01, 0x42, 0xF2, 0x81, 0x04, 0x42, 0xF3,
-        0x81, 0x08, 0x42, 0x82, 0x84, b'w', b'e', b'b', b'm', 0x42, 0x87, 0x81, 0x04, 0x42, 0x85,
-        0x81, 0x02, 0x18, 0x53, 0x80, 0x67,
-    ]);
+    let mov = test_media::video::VideoSpec {
+        container: test_media::video::Container::Mov,
+        ..Default::default()
+    }
+    .bytes(200_000, 3);
+    let webm = test_media::webm::WebmSpec::default().bytes(200_000, 4);
     for (key, body, content_type) in [
         ("uploads/alice/été à la plage.mov", mov, "video/quicktime"),
         ("uploads/alice/clip.webm", webm, "video/webm"),

@@ -22,6 +22,7 @@ mod seed;
 mod server;
 mod state;
 mod upload;
+mod video_check;
 mod webhooks;
 
 use std::path::PathBuf;

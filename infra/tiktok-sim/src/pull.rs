@@ -5,10 +5,12 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
 
 use crate::app::{App, lock};
 use crate::media_check::{self, MAGIC_LEN, PhotoLimits};
 use crate::state::{ImageRecord, PublishKind, PublishStatus, url_without_query};
+use crate::video_check;
 
 /// What a finished pull found.
 enum PullOutcome {
@@ -63,16 +65,27 @@ async fn run(app: Arc<App>, publish_id: String) {
                     max_bytes: state.settings.max_photo_bytes,
                 },
                 state.settings.max_video_bytes,
+                crate::upload::max_duration_secs(state, p),
             )
         })
     });
-    let Some((kind, urls, limits, max_video_bytes)) = job else {
+    let Some((kind, urls, limits, max_video_bytes, max_duration)) = job else {
         return;
     };
     let outcome = match kind {
         PublishKind::Photo => pull_photos(&app.http, &urls, limits).await,
         PublishKind::InboxVideo | PublishKind::DirectVideo => match urls.first() {
-            Some(url) => pull_video(&app.http, url, max_video_bytes).await,
+            Some(url) => {
+                let spool = app.spool_path(&format!("pull-{publish_id}"));
+                let outcome =
+                    pull_video(&app.http, url, max_video_bytes, &spool, max_duration).await;
+                if let Err(e) = tokio::fs::remove_file(&spool).await
+                    && e.kind() != std::io::ErrorKind::NotFound
+                {
+                    tracing::warn!(error = %e, "cannot delete pull spool");
+                }
+                outcome
+            }
             None => PullOutcome::Failed {
                 bytes: 0,
                 reason: "video_pull_failed",
@@ -135,8 +148,15 @@ async fn get(http: &reqwest::Client, url: &str) -> Option<reqwest::Response> {
     }
 }
 
-/// Streams a video through SHA-256 without keeping it.
-async fn pull_video(http: &reqwest::Client, url: &str, max_bytes: u64) -> PullOutcome {
+/// Streams a video to a spool file through SHA-256, then checks it as
+/// TikTok does (container, codec, frame rate, size, duration).
+async fn pull_video(
+    http: &reqwest::Client,
+    url: &str,
+    max_bytes: u64,
+    spool: &std::path::Path,
+    max_duration_secs: u64,
+) -> PullOutcome {
     const FAILED: &str = "video_pull_failed";
     let Some(response) = get(http, url).await else {
         return PullOutcome::Failed {
@@ -144,9 +164,18 @@ async fn pull_video(http: &reqwest::Client, url: &str, max_bytes: u64) -> PullOu
             reason: FAILED,
         };
     };
+    let mut file = match tokio::fs::File::create(spool).await {
+        Ok(file) => tokio::io::BufWriter::with_capacity(1 << 20, file),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot open pull spool");
+            return PullOutcome::Failed {
+                bytes: 0,
+                reason: "internal",
+            };
+        }
+    };
     let mut stream = response.bytes_stream();
     let mut hasher = Sha256::new();
-    let mut head = Vec::with_capacity(MAGIC_LEN);
     let mut bytes: u64 = 0;
     while let Some(chunk) = stream.next().await {
         let Ok(chunk) = chunk else {
@@ -162,21 +191,38 @@ async fn pull_video(http: &reqwest::Client, url: &str, max_bytes: u64) -> PullOu
                 reason: FAILED,
             };
         }
-        if head.len() < MAGIC_LEN {
-            let take = (MAGIC_LEN - head.len()).min(chunk.len());
-            head.extend_from_slice(&chunk[..take]);
-        }
         hasher.update(&chunk);
+        if file.write_all(&chunk).await.is_err() {
+            return PullOutcome::Failed {
+                bytes,
+                reason: "internal",
+            };
+        }
     }
-    match media_check::video_format(&head) {
-        Some(format) => PullOutcome::Video {
+    if file.flush().await.is_err() {
+        return PullOutcome::Failed {
+            bytes,
+            reason: "internal",
+        };
+    }
+    drop(file);
+    let path = spool.to_path_buf();
+    let verdict = tokio::task::spawn_blocking(move || {
+        let facts = video_check::measure(&path)?;
+        facts.check(max_duration_secs)?;
+        Ok(facts.format)
+    })
+    .await
+    .unwrap_or(Err(video_check::VideoRejection::Format));
+    match verdict {
+        Ok(format) => PullOutcome::Video {
             bytes,
             sha256: hex::encode(hasher.finalize()),
             format,
         },
-        None => PullOutcome::Failed {
+        Err(rejection) => PullOutcome::Failed {
             bytes,
-            reason: "file_format_check_failed",
+            reason: rejection.fail_reason(),
         },
     }
 }

@@ -17,8 +17,8 @@ use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 use crate::api::LoggedErrorCode;
 use crate::app::App;
 use crate::chunks::ChunkPlan;
-use crate::media_check::{self, MAGIC_LEN};
 use crate::state::{PublishStatus, Upload, sha256_hex};
+use crate::video_check;
 
 const ACCEPTED_TYPES: &[&str] = &["video/mp4", "video/quicktime", "video/webm"];
 
@@ -336,10 +336,27 @@ async fn truncate_spool(path: &PathBuf, offset: u64) {
 
 /// Hashes and checks a completed upload, deletes the spool and moves the publish on.
 async fn finish_upload(app: &Arc<App>, upload_id: &str, spool: PathBuf) {
+    let max_duration = app.read(|state| {
+        state
+            .uploads
+            .get(upload_id)
+            .and_then(|u| state.publishes.get(&u.publish_id))
+            .map_or(video_check::MAX_DURATION_SECS, |p| {
+                max_duration_secs(state, p)
+            })
+    });
     let path = spool.clone();
-    let checked = tokio::task::spawn_blocking(move || hash_file(&path)).await;
+    let checked = tokio::task::spawn_blocking(move || {
+        let sha256 = hash_file(&path)?;
+        let verdict = video_check::measure(&path).and_then(|facts| {
+            facts.check(max_duration)?;
+            Ok(facts.format)
+        });
+        Ok::<_, std::io::Error>((sha256, verdict))
+    })
+    .await;
     let result = match checked {
-        Ok(Ok((sha256, head))) => Ok((sha256, media_check::video_format(&head))),
+        Ok(Ok(done)) => Ok(done),
         Ok(Err(e)) => Err(e.to_string()),
         Err(e) => Err(e.to_string()),
     };
@@ -356,7 +373,7 @@ async fn finish_upload(app: &Arc<App>, upload_id: &str, spool: PathBuf) {
             return;
         };
         match result {
-            Ok((sha256, Some(format))) => {
+            Ok((sha256, Ok(format))) => {
                 publish.sha256 = Some(sha256);
                 publish.media_format = Some(format.to_owned());
                 publish.media_ready = true;
@@ -365,11 +382,11 @@ async fn finish_upload(app: &Arc<App>, upload_id: &str, spool: PathBuf) {
                     publish.set_status(next, None, now);
                 }
             }
-            Ok((sha256, None)) => {
+            Ok((sha256, Err(rejection))) => {
                 publish.sha256 = Some(sha256);
                 publish.set_status(
                     PublishStatus::Failed,
-                    Some("file_format_check_failed".to_owned()),
+                    Some(rejection.fail_reason().to_owned()),
                     now,
                 );
             }
@@ -381,25 +398,35 @@ async fn finish_upload(app: &Arc<App>, upload_id: &str, spool: PathBuf) {
     });
 }
 
-/// SHA-256 (hex) and the first bytes of a file, read in blocks.
-fn hash_file(path: &std::path::Path) -> std::io::Result<(String, Vec<u8>)> {
+/// The longest video `publish` may be: 10 minutes at init, and for a direct
+/// post no longer than its creator may post.
+pub fn max_duration_secs(state: &crate::state::State, publish: &crate::state::Publish) -> u64 {
+    let creator = if publish.is_direct_post() {
+        state
+            .user(&publish.open_id)
+            .map(|u| u64::try_from(u.max_video_post_duration_sec).unwrap_or(0))
+    } else {
+        None
+    };
+    creator.map_or(video_check::MAX_DURATION_SECS, |c| {
+        c.min(video_check::MAX_DURATION_SECS)
+    })
+}
+
+/// SHA-256 (hex) of a file, read in blocks.
+fn hash_file(path: &std::path::Path) -> std::io::Result<String> {
     use std::io::Read;
     let mut file = std::fs::File::open(path)?;
     let mut hasher = Sha256::new();
-    let mut head = Vec::with_capacity(MAGIC_LEN);
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = file.read(&mut buf)?;
         if n == 0 {
             break;
         }
-        if head.len() < MAGIC_LEN {
-            let take = (MAGIC_LEN - head.len()).min(n);
-            head.extend_from_slice(&buf[..take]);
-        }
         hasher.update(&buf[..n]);
     }
-    Ok((hex::encode(hasher.finalize()), head))
+    Ok(hex::encode(hasher.finalize()))
 }
 
 #[cfg(test)]

@@ -25,8 +25,9 @@
 use std::sync::Arc;
 
 use moxcms::{
-    ColorProfile, DataColorSpace, Layout, ParsingOptions, ProfileText, RenderingIntent,
-    Transform8BitExecutor, TransformOptions,
+    CicpColorPrimaries, CicpProfile, ColorProfile, DataColorSpace, Layout, MatrixCoefficients,
+    ParsingOptions, ProfileText, RenderingIntent, TransferCharacteristics, Transform8BitExecutor,
+    TransformOptions,
 };
 
 /// What was done about the input's colour space.
@@ -112,6 +113,47 @@ pub fn plan(icc: Option<&[u8]>, channels: SourceChannels) -> ColourPlan {
         Ok(profile) => profile,
         Err(error) => return ignored(format!("the embedded ICC profile is unreadable: {error}")),
     };
+    plan_profile(&source, channels)
+}
+
+/// Decides what to do with pixels described by H.273 code points (a HEIF
+/// `nclx` box) rather than an ICC profile: the profile they stand for is
+/// built and planned like an embedded one. HDR transfers (PQ, HLG) are not
+/// tone-mapped here: the photo keeps its stored values, and says so.
+pub fn plan_cicp(primaries: u16, transfer: u16) -> ColourPlan {
+    let ignored = |reason: String| ColourPlan::Keep(Colour::ProfileIgnored { reason });
+    if matches!(transfer, 16 | 18) {
+        return ignored(format!(
+            "HDR transfer characteristics {transfer} (PQ or HLG) are not tone-mapped; \
+             the photo keeps its stored values"
+        ));
+    }
+    let code = |v: u16| u8::try_from(v).unwrap_or(u8::MAX);
+    let (Ok(color_primaries), Ok(transfer_characteristics)) = (
+        CicpColorPrimaries::try_from(code(primaries)),
+        TransferCharacteristics::try_from(code(transfer)),
+    ) else {
+        return ignored(format!(
+            "colour code points {primaries}/{transfer} are not known here"
+        ));
+    };
+    let source = ColorProfile::new_from_cicp(CicpProfile {
+        color_primaries,
+        transfer_characteristics,
+        matrix_coefficients: MatrixCoefficients::Identity,
+        full_range: true,
+    });
+    if source.red_trc.is_none() {
+        return ignored(format!(
+            "colour code points {primaries}/{transfer} describe no RGB space"
+        ));
+    }
+    plan_profile(&source, SourceChannels::Rgb)
+}
+
+/// Plans the transform of `channels` pixels from `source` to sRGB.
+fn plan_profile(source: &ColorProfile, channels: SourceChannels) -> ColourPlan {
+    let ignored = |reason: String| ColourPlan::Keep(Colour::ProfileIgnored { reason });
     let layout = match (source.color_space, channels) {
         (DataColorSpace::Rgb, SourceChannels::Rgb) => Layout::Rgb,
         (DataColorSpace::Gray, SourceChannels::Grey) => Layout::Gray,
@@ -140,7 +182,7 @@ pub fn plan(icc: Option<&[u8]>, channels: SourceChannels) -> ColourPlan {
     let to_srgb = ToSrgb {
         executor,
         channels,
-        profile: description(&source),
+        profile: description(source),
     };
     match to_srgb.is_identity() {
         Ok(true) => ColourPlan::Keep(Colour::Srgb),

@@ -14,6 +14,8 @@ use std::fmt;
 
 use thiserror::Error;
 
+use super::ebml::{EBML_MAGIC, read_vint};
+
 /// How many leading bytes detection wants to see.
 ///
 /// ISO BMFF needs 12 (box header and major brand) and a few more for the
@@ -413,7 +415,6 @@ fn compatible_brands(b: &[u8]) -> Vec<&[u8]> {
     b[16..end].chunks_exact(4).collect()
 }
 
-const EBML_MAGIC: [u8; 4] = [0x1A, 0x45, 0xDF, 0xA3];
 const EBML_DOCTYPE_ID: u32 = 0x4282;
 
 /// Reads the EBML header's DocType: `webm` is WebM, anything else is
@@ -460,27 +461,6 @@ fn detect_ebml(b: &[u8]) -> MediaKind {
     } else {
         MediaKind::Matroska
     }
-}
-
-/// Reads an EBML variable-length integer. With `strip_marker` the length
-/// marker bit is removed (sizes); without it the raw value is kept (IDs are
-/// written with their marker). Returns the value and its length in bytes.
-fn read_vint(b: &[u8], strip_marker: bool) -> Option<(u64, usize)> {
-    let first = *b.first()?;
-    if first == 0 {
-        return None;
-    }
-    let len = first.leading_zeros() as usize + 1;
-    let bytes = b.get(0..len)?;
-    let mut value: u64 = if strip_marker {
-        u64::from(first) & ((1u64 << (8 - len)) - 1)
-    } else {
-        u64::from(first)
-    };
-    for &byte in &bytes[1..] {
-        value = (value << 8) | u64::from(byte);
-    }
-    Some((value, len))
 }
 
 #[cfg(test)]
@@ -779,14 +759,5 @@ mod tests {
             check_video(&header[..20], 20),
             Err(MediaError::TruncatedHeader(_))
         ));
-    }
-
-    #[test]
-    fn vint_reading() {
-        assert_eq!(read_vint(&[0x81], true), Some((1, 1)));
-        assert_eq!(read_vint(&[0x40, 0x02], true), Some((2, 2)));
-        assert_eq!(read_vint(&[0x42, 0x82], false), Some((0x4282, 2)));
-        assert_eq!(read_vint(&[0x00], true), None);
-        assert_eq!(read_vint(&[0x40], true), None);
     }
 }

@@ -5,7 +5,13 @@
 //!   object must pass before it is sent as a video.
 //! - [`colour`]: an embedded ICC profile (Display P3, AdobeRGB, ...) to sRGB.
 //! - [`convert`]: any supported photo to a baseline 4:2:0 JPEG that fits
-//!   1080 × 1920 and 20 MB, one at a time or in a capped parallel batch.
+//!   1080 × 1920 and 20 MB, one at a time or in a capped parallel batch
+//!   (decoding in `decode`, the batch's workers and memory in `batch`).
+//! - [`heic`]: HEIC/HEIF photos (iPhone grids, 10-bit, Display P3, `irot`)
+//!   decoded in pure Rust.
+//! - [`probe`]: what a video is (container, codec, size, frame rate,
+//!   duration, HDR) from a few ranged reads of its headers, and whether
+//!   TikTok takes it.
 //! - [`limits`]: how large each input object (image, manifest, sidecar) may be.
 //! - [`manifest`]: `slideshow.json` parsing and validation.
 //! - [`urls`]: the URLs TikTok pulls media from (a verified prefix, or
@@ -15,11 +21,16 @@
 //! pure functions of bytes, and conversion works on bytes in memory, so the
 //! handlers stay thin and the rules are tested without a network.
 
+mod batch;
 pub mod colour;
 pub mod convert;
+mod decode;
 pub mod detect;
+mod ebml;
+pub mod heic;
 pub mod limits;
 pub mod manifest;
+pub mod probe;
 pub mod urls;
 
 pub use convert::{

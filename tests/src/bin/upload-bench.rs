@@ -203,28 +203,34 @@ fn start_sim(state_dir: &Path) -> Result<(SimProcess, String), String> {
     Ok((sim, url))
 }
 
-/// Writes `size` bytes that start like an MP4, in 1 MiB blocks, and returns
-/// their SHA-256; memory stays at one block.
+/// Writes a `size`-byte MP4 (a real `moov`, samples of noise) through a
+/// 1 MiB buffer and returns its SHA-256; memory stays at one block.
 fn generate_video(path: &Path, size: u64) -> Result<String, String> {
-    let mut file = std::io::BufWriter::new(std::fs::File::create(path).map_err(|e| e.to_string())?);
-    let mut hasher = Sha256::new();
-    let mut written = 0u64;
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-    while written < size {
-        let len = (size - written).min(MIB) as usize;
-        // Only the first block carries the `ftyp` header.
-        let block = if written == 0 {
-            tiktok_drafts_tests::fake_mp4(len, seed)
-        } else {
-            tiktok_drafts_tests::noise(len, seed)
-        };
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-        hasher.update(&block);
-        file.write_all(&block).map_err(|e| e.to_string())?;
-        written += len as u64;
+    struct Hashing<W> {
+        inner: W,
+        hasher: Sha256,
     }
-    file.flush().map_err(|e| e.to_string())?;
-    Ok(hex::encode(hasher.finalize()))
+    impl<W: std::io::Write> std::io::Write for Hashing<W> {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let n = self.inner.write(buf)?;
+            self.hasher.update(&buf[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            self.inner.flush()
+        }
+    }
+    let file = std::fs::File::create(path).map_err(|e| e.to_string())?;
+    let mut out = Hashing {
+        inner: std::io::BufWriter::with_capacity(MIB as usize, file),
+        hasher: Sha256::new(),
+    };
+    test_media::video::VideoSpec::default()
+        .fitting(size)
+        .write(&mut out, size, 0x9e37_79b9_7f4a_7c15)
+        .map_err(|e| e.to_string())?;
+    out.flush().map_err(|e| e.to_string())?;
+    Ok(hex::encode(out.hasher.finalize()))
 }
 
 /// One `kB` field of /proc/self/status, in bytes.

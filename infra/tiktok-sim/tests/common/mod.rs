@@ -158,19 +158,12 @@ pub fn error_code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or_default()
 }
 
-/// Bytes that pass the MP4 magic check: a `ftyp` box, then a deterministic pattern.
+/// A `len`-byte MP4 that TikTok's checks pass: a real `moov` (1080 × 1920
+/// H.264 at 30 fps) around samples of noise.
 pub fn fake_mp4(len: usize) -> Vec<u8> {
-    let mut data = Vec::with_capacity(len);
-    data.extend_from_slice(b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2avc1mp41");
-    let mut x: u32 = 0x1234_5678;
-    while data.len() < len {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        data.push((x & 0xFF) as u8);
-    }
-    data.truncate(len);
-    data
+    test_media::video::VideoSpec::default()
+        .fitting(len as u64)
+        .bytes(len, 0x1234_5678)
 }
 
 pub fn file_upload_source(size: u64, chunk: u64) -> Value {

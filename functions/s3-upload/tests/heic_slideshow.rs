@@ -1,0 +1,266 @@
+//! iPhone photos in a slideshow, end to end: HEIC objects in S3 (moto)
+//! become JPEGs TikTok (the simulator) pulls and accepts; a HEIC that
+//! cannot be decoded fails the slideshow by name before any init.
+
+use aws_sdk_s3::primitives::ByteStream;
+use s3_upload::config::{MediaUrls, UploadConfig, VideoTransfer};
+use s3_upload::events::ObjectRef;
+use s3_upload::forwarder::Outcome;
+use s3_upload::service::UploadService;
+use shared::accounts::Accounts;
+use shared::aws::AwsClients;
+use shared::tiktok::Endpoints;
+use shared::tiktok::upload::RetryPolicy;
+use shared::tokens::{Clock, TokenManager};
+use test_media::heif::{Heif, iphone_grid};
+use test_media::picture::{self, BOTTOM, MARK, TOP, p3_to_srgb};
+use tiktok_drafts_tests::{
+    DeploymentStores, TestSim, connect_account, deployment_stores, local_aws, noise, sha256_hex,
+    test_image, unique_name,
+};
+
+const OPEN_ID: &str = "open-heic";
+
+struct Env {
+    sim: TestSim,
+    aws: AwsClients,
+    service: UploadService,
+    bucket: String,
+}
+
+/// One connected account, "alice"; the simulator pulls photos from the
+/// bucket's `media/` prefix.
+async fn env() -> Env {
+    let aws = AwsClients::from_config(&local_aws().await);
+    let bucket = unique_name("heic");
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("run under infra/with-local-stack.sh");
+    let prefix_for_sim = format!("{}/{bucket}/media/", endpoint.trim_end_matches('/'));
+    let sim = TestSim::start(|s| {
+        s.verified_url_prefixes = vec![prefix_for_sim.clone()];
+        s.allow_http_pull = true;
+    })
+    .await;
+    sim.seed_user(OPEN_ID, serde_json::json!({})).await;
+    let DeploymentStores {
+        table,
+        prefix,
+        app_secret_id,
+    } = deployment_stores(&aws).await;
+    aws.s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let manager = TokenManager::for_deployment(&aws, sim.client(), &prefix, &table);
+    let accounts = Accounts::new(aws.dynamodb.clone(), &table);
+    let scopes = ["user.info.basic", "video.upload"];
+    connect_account(&sim, &manager, &accounts, OPEN_ID, "alice", &scopes).await;
+    let config = UploadConfig {
+        table,
+        secrets_prefix: prefix,
+        app_secret_id,
+        default_account: None,
+        chunk_size: 10_000_000,
+        media_urls: Some(MediaUrls::Presigned),
+        image_grace: std::time::Duration::from_secs(0),
+        convert_threads: 2,
+        endpoints: Endpoints::for_base_url(sim.base_url()).unwrap(),
+        video_transfer: VideoTransfer::FileUpload,
+        direct_post_enabled: false,
+    };
+    let service = UploadService::new(config, &aws, Clock::system())
+        .await
+        .unwrap()
+        .with_upload_retry(RetryPolicy::immediate(2));
+    Env {
+        sim,
+        aws,
+        service,
+        bucket,
+    }
+}
+
+impl Env {
+    async fn put(&self, key: &str, body: Vec<u8>) -> ObjectRef {
+        let out = self
+            .aws
+            .s3
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .unwrap();
+        ObjectRef {
+            bucket: self.bucket.clone(),
+            key: key.to_owned(),
+            version_id: None,
+            e_tag: out.e_tag().map(str::to_owned),
+            size: None,
+        }
+    }
+
+    async fn slideshow(&self, folder: &str, images: &[(&str, Vec<u8>)]) -> Option<Outcome> {
+        for (name, body) in images {
+            self.put(&format!("uploads/alice/{folder}/{name}"), body.clone())
+                .await;
+        }
+        let names: Vec<&str> = images.iter().map(|(name, _)| *name).collect();
+        let manifest = serde_json::json!({"caption": "phone photos", "images": names});
+        let object = self
+            .put(
+                &format!("uploads/alice/{folder}/slideshow.json"),
+                serde_json::to_vec(&manifest).unwrap(),
+            )
+            .await;
+        self.service.handle_object(&object).await.unwrap()
+    }
+
+    /// The converted JPEG in the bucket whose SHA-256 the simulator recorded.
+    async fn converted(&self, sha256: &str) -> Vec<u8> {
+        let listed = self
+            .aws
+            .s3
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix("media/")
+            .send()
+            .await
+            .unwrap();
+        for object in listed.contents() {
+            let body = self
+                .aws
+                .s3
+                .get_object()
+                .bucket(&self.bucket)
+                .key(object.key().unwrap())
+                .send()
+                .await
+                .unwrap()
+                .body
+                .collect()
+                .await
+                .unwrap()
+                .into_bytes()
+                .to_vec();
+            if sha256_hex(&body) == sha256 {
+                return body;
+            }
+        }
+        panic!("no converted JPEG with SHA-256 {sha256}");
+    }
+
+    async fn photo_inits(&self) -> usize {
+        self.sim
+            .requests("/v2/post/publish/content/init/")
+            .await
+            .len()
+    }
+}
+
+async fn pulled(sim: &TestSim, publish_id: &str) -> serde_json::Value {
+    for _ in 0..200 {
+        let record = sim.publish(publish_id).await;
+        if record["status"] != "PROCESSING_DOWNLOAD" {
+            return record;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("photos of {publish_id} were never pulled");
+}
+
+#[tokio::test]
+async fn an_iphone_grid_heic_becomes_an_upright_srgb_jpeg_in_a_photo_draft() {
+    let env = env().await;
+    let outcome = env
+        .slideshow(
+            "phone",
+            &[
+                ("IMG_0001.HEIC", iphone_grid(10).to_bytes()),
+                ("2.png", test_image(800, 600, image::ImageFormat::Png)),
+            ],
+        )
+        .await;
+    let Some(Outcome::Uploaded { publish_id, .. }) = outcome else {
+        panic!("expected an upload, got {outcome:?}");
+    };
+    let record = pulled(&env.sim, &publish_id).await;
+    assert_eq!(record["status"], "SEND_TO_USER_INBOX", "{record}");
+    let images = record["images"].as_array().unwrap();
+    assert_eq!(images.len(), 2);
+    let heic = &images[0];
+    assert_eq!(heic["format"], "jpeg", "{heic}");
+    // Portrait (turned upright by irot), fitted inside 1080 × 1920.
+    assert_eq!(
+        (heic["width"].as_u64(), heic["height"].as_u64()),
+        (Some(1080), Some(1440))
+    );
+    // Upright in its pixels, not by an EXIF tag TikTok might ignore.
+    assert!(heic["exif_orientation"].is_null(), "{heic}");
+
+    let jpeg = image::load_from_memory_with_format(
+        &env.converted(heic["sha256"].as_str().unwrap()).await,
+        image::ImageFormat::Jpeg,
+    )
+    .unwrap()
+    .into_rgb8();
+    // The top band is at the top, the bottom band at the bottom, the mark
+    // on the left, each in sRGB (converted from Display P3).
+    for (what, x, y, colour) in [
+        ("top", 100, 20, TOP),
+        ("bottom", 100, 1340, BOTTOM),
+        ("mark", 20, 170, MARK),
+    ] {
+        let w = if what == "mark" { 80 } else { 880 };
+        let measured = picture::mean(&jpeg, x, y, w, 80);
+        let expected = p3_to_srgb(colour);
+        assert!(
+            picture::distance(measured, expected) <= 8.0,
+            "{what}: {measured:?}, expected {expected:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn heics_that_cannot_be_converted_fail_the_slideshow_by_name_before_init() {
+    let env = env().await;
+    let mut avc = test_media::heif::Coded::from_heif(&test_media::fixture("heic/plain.heic"));
+    avc.item_type = *b"avc1";
+    let grid = iphone_grid(8).to_bytes();
+    let mut broken = vec![0, 0, 0, 0x18];
+    broken.extend_from_slice(b"ftypheic\0\0\0\0mif1heic");
+    broken.extend_from_slice(&noise(2000, 9));
+    for (folder, name, body, says) in [
+        (
+            "avc",
+            "IMG_0002.HEIC",
+            Heif::single(avc).to_bytes(),
+            "coded as AVC (H.264)",
+        ),
+        (
+            "cut",
+            "IMG_0003.HEIC",
+            grid[..grid.len() / 2].to_vec(),
+            "damaged or incomplete",
+        ),
+        ("noise", "IMG_0004.HEIC", broken, "damaged or incomplete"),
+    ] {
+        let outcome = env
+            .slideshow(
+                folder,
+                &[
+                    ("1.png", test_image(40, 40, image::ImageFormat::Png)),
+                    (name, body),
+                ],
+            )
+            .await;
+        let Some(Outcome::Failed { code, message, .. }) = outcome else {
+            panic!("{folder}: expected a failure, got {outcome:?}");
+        };
+        assert_eq!(code, "bad_image", "{message}");
+        assert!(
+            message.contains(&format!("images[1] {name:?}")),
+            "{message}"
+        );
+        assert!(message.contains(says), "{message}");
+        assert!(message.contains("JPEG"), "says what to do: {message}");
+    }
+    assert_eq!(env.photo_inits().await, 0);
+}
