@@ -134,7 +134,6 @@ pub struct Connection {
 pub struct UsedInvitation {
     pub alias: String,
     pub open_id: String,
-    pub used_at: Option<DateTime<Utc>>,
 }
 
 /// Which account an alias names (the `ALIAS#<alias>` item).
@@ -682,11 +681,7 @@ impl Accounts {
             return Ok(None);
         };
         match (opt_text(&item, "alias"), opt_text(&item, "open_id")) {
-            (Some(alias), Some(open_id)) => Ok(Some(UsedInvitation {
-                alias,
-                open_id,
-                used_at: epoch(&item, "used_at").and_then(|t| DateTime::from_timestamp(t, 0)),
-            })),
+            (Some(alias), Some(open_id)) => Ok(Some(UsedInvitation { alias, open_id })),
             _ => Err(AccountError::Corrupt {
                 key,
                 detail: "alias or open_id is missing".into(),

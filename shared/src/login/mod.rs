@@ -187,10 +187,11 @@ async fn connect(
     if !missing.is_empty() {
         return Err(LoginError::ScopesMissing { missing });
     }
-    // What the secret will hold, worked out first for the account record.
-    let expiry =
+    // An answer that could not be stored (no open_id, no token) is refused
+    // before anything is decided on it.
+    let storable =
         StoredTokens::from_response(None, answer, callback.now).map_err(LoginError::Unusable)?;
-    let open_id = expiry.open_id.as_str();
+    let open_id = storable.open_id.as_str();
 
     let (existing, invitation_used, alias_holder) = tokio::try_join!(
         accounts.get(open_id),

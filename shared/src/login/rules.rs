@@ -176,7 +176,6 @@ mod tests {
         let used = UsedInvitation {
             alias: "b".into(),
             open_id: "o-me".into(),
-            used_at: None,
         };
         let me = account("o-me", Some("b"));
         for permits in [NONE, MOVE, REBIND] {
