@@ -211,3 +211,34 @@ async fn the_binary_binds_the_login_to_the_browser_through_api_gateways_cookies(
 fn function_logs(function: &LambdaFunction) -> String {
     function.logs().join("\n")
 }
+
+/// With Lambda's log format left at Text, the lines go to CloudWatch (a
+/// pipe here), not to a terminal: no colour codes, which CloudWatch would
+/// show as `[2m...[0m` noise around every level and field.
+#[tokio::test]
+async fn text_logs_carry_no_colour_codes_off_a_terminal() {
+    // No configuration at all: the function logs why it cannot start.
+    let mut function = LambdaFunction::start(
+        std::path::Path::new(env!("CARGO_BIN_EXE_oauth-callback")),
+        &[
+            ("AWS_LAMBDA_LOG_FORMAT", "Text".to_owned()),
+            ("RUST_LOG", "debug".to_owned()),
+        ],
+    )
+    .await;
+    let failed = function
+        .try_invoke(&http_api_event("/auth/start", "", &[]))
+        .await;
+    assert!(failed.is_err(), "it cannot start without its settings");
+    let mut logs = function_logs(&function);
+    for _ in 0..50 {
+        if logs.contains("oauth-callback cannot start") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        logs = function_logs(&function);
+    }
+    assert!(logs.contains("oauth-callback cannot start"), "{logs}");
+    assert!(logs.contains("ERROR"), "text, not JSON: {logs}");
+    assert!(!logs.contains('\u{1b}'), "colour codes in {logs:?}");
+}
