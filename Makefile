@@ -7,8 +7,10 @@ export CARGO_TARGET_DIR
 
 .PHONY: test demo demo-real demo-bins lint fmt bench bench-forward bench-checker bench-slideshow sim
 
-## test: every test, against local AWS (moto, started and stopped here) and the TikTok simulator
+## test: every test, against local AWS (moto, started and stopped here) and the TikTok
+## simulator; the creator page's test drives Debian's Chromium (installed here when missing)
 test:
+	infra/browser-test-deps.sh
 	infra/with-local-stack.sh cargo test --workspace --locked
 
 ## demo: the main job end to end on the local stack (moto + TikTok simulator), the
@@ -23,7 +25,7 @@ demo-real: demo-bins
 	CARGO_LAMBDA="$$(infra/cargo-lambda.sh)" $(CARGO_TARGET_DIR)/debug/local-demo --aws real --tiktok real $(DEMO_ARGS)
 
 demo-bins:
-	cargo build --locked -q -p oauth-callback -p s3-upload -p status-checker -p tiktok-webhook -p tiktok-drafts-cli -p local-demo
+	cargo build --locked -q -p oauth-callback -p s3-upload -p status-checker -p tiktok-webhook -p events -p creator-page -p tiktok-drafts-cli -p local-demo
 
 ## lint: formatting and clippy, as CI runs them
 lint:

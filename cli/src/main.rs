@@ -10,6 +10,7 @@ mod accounts;
 mod connect;
 mod context;
 mod jobs;
+mod link;
 mod slideshow;
 mod upload;
 
@@ -37,6 +38,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Print the link to an account's creator page (her uploads and where
+    /// they stand), or with --revoke make every earlier link stop working.
+    Link(link::LinkArgs),
     /// Make a login link for a creator: signed, expiring and single use.
     Invite {
         /// The account alias the creator's TikTok account will be bound to
@@ -141,6 +145,7 @@ async fn run(cli: Cli) -> CliResult<Output> {
                 }),
             ))
         }
+        Command::Link(args) => link::run(&Deployment::connect(cli.settings).await, args).await,
         Command::Connect(args) => {
             connect::run(&Deployment::connect(cli.settings).await, args, json).await
         }

@@ -5,7 +5,7 @@
 //!
 //! | item | `pk` / `sk` | attributes |
 //! |---|---|---|
-//! | account | `ACCOUNT#<open_id>` / `ACCOUNT` | `open_id`, `alias`, `former_alias`, `display_name`, `username`, `avatar_url`, `scopes` (list), `access_expires_at`, `refresh_expires_at`, `state`, `state_reason`, `attention`, `created_at`, `connected_at`, `updated_at`; `gsi1pk` = `ACCOUNTS`, `gsi1sk` = open_id |
+//! | account | `ACCOUNT#<open_id>` / `ACCOUNT` | `open_id`, `alias`, `former_alias`, `display_name`, `username`, `avatar_url`, `scopes` (list), `access_expires_at`, `refresh_expires_at`, `state`, `state_reason`, `attention`, `link_version`, `created_at`, `connected_at`, `updated_at`; `gsi1pk` = `ACCOUNTS`, `gsi1sk` = open_id |
 //! | alias binding | `ALIAS#<alias>` / `ALIAS` | `alias`, `open_id`, `bound_at` (when this account took the alias; a reconnect keeps it), `updated_at` |
 //! | used invitation | `INVITE#<id>` / `INVITE` | `invite_id`, `alias`, `open_id`, `used_at` |
 //!
@@ -175,6 +175,10 @@ pub struct Account {
     /// `None` on accounts recorded before it existed.
     pub connected_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
+    /// The version a link to the creator's page must carry (0 until the
+    /// first [`Accounts::revoke_links`]): bumping it makes every older link
+    /// stop working.
+    pub link_version: u64,
 }
 
 /// [`Accounts::list_readable`]: the accounts that could be read, and how
@@ -979,6 +983,53 @@ impl Accounts {
         account_from_item(&key, &item)
     }
 
+    /// Makes every link to the account's creator page that exists stop
+    /// working, by bumping its link version; returns the new version. Links
+    /// made afterwards carry it and work.
+    pub async fn revoke_links(&self, open_id: &str) -> Result<u64, AccountError> {
+        let key = account_pk(open_id);
+        let updated = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(&key))
+            .key(SK, s(ACCOUNT_SK))
+            .update_expression("ADD #link_version :one")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#link_version", "link_version")
+            .expression_attribute_values(":one", n(1))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await;
+        let attributes = match updated {
+            Ok(out) => out.attributes.unwrap_or_default(),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                return Err(AccountError::NotFound {
+                    open_id: open_id.to_owned(),
+                });
+            }
+            Err(err) => return Err(self.store_error(&err)),
+        };
+        let version = match attributes.get("link_version") {
+            Some(AttributeValue::N(v)) => v.parse::<u64>().ok(),
+            _ => None,
+        }
+        .ok_or_else(|| AccountError::Corrupt {
+            key,
+            detail: "link_version is not a count".into(),
+        })?;
+        tracing::info!(
+            open_id,
+            link_version = version,
+            "creator page links revoked"
+        );
+        Ok(version)
+    }
+
     async fn get_item(
         &self,
         pk: &str,
@@ -1034,7 +1085,9 @@ fn alias_pk(alias: &str) -> String {
     format!("{ALIAS_PREFIX}{alias}")
 }
 
-fn account_from_item(
+/// Reads an account item (as stored, or an image from the table's stream);
+/// `key` names it in errors. The one reader of account items.
+pub fn account_from_item(
     key: &str,
     item: &HashMap<String, AttributeValue>,
 ) -> Result<Account, AccountError> {
@@ -1062,6 +1115,13 @@ fn account_from_item(
     let state = AccountState::parse(&state_text)
         .ok_or_else(|| corrupt(format!("unknown state {state_text:?}")))?;
     let scopes = text_list(item, "scopes").map_err(corrupt)?;
+    let link_version = match item.get("link_version") {
+        None => 0,
+        Some(AttributeValue::N(v)) => v
+            .parse::<u64>()
+            .map_err(|_| corrupt("link_version is not a count".into()))?,
+        Some(_) => return Err(corrupt("link_version is not a number".into())),
+    };
     Ok(Account {
         open_id,
         alias: opt_text(item, "alias"),
@@ -1078,6 +1138,7 @@ fn account_from_item(
         created_at: required_time("created_at")?,
         connected_at: time("connected_at")?,
         updated_at: required_time("updated_at")?,
+        link_version,
     })
 }
 
@@ -1125,6 +1186,18 @@ mod tests {
         assert_eq!(account.state, AccountState::NeedsReconnect);
         assert_eq!(account.scopes, vec!["video.upload"]);
         assert_eq!(account.access_expires_at, None);
+        assert_eq!(account.link_version, 0, "no link revoked yet");
+        item.insert("link_version".into(), n(3));
+        assert_eq!(
+            account_from_item("ACCOUNT#o1", &item).unwrap().link_version,
+            3
+        );
+        item.insert("link_version".into(), s("3"));
+        assert!(matches!(
+            account_from_item("ACCOUNT#o1", &item),
+            Err(AccountError::Corrupt { .. })
+        ));
+        item.insert("link_version".into(), n(3));
         item.insert("state".into(), s("gone"));
         assert!(matches!(
             account_from_item("ACCOUNT#o1", &item),

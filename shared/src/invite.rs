@@ -37,7 +37,7 @@ use sha2::Sha256;
 
 use crate::aws::describe_sdk_error;
 
-type HmacSha256 = Hmac<Sha256>;
+pub(crate) type HmacSha256 = Hmac<Sha256>;
 
 /// The one payload version this code writes and accepts.
 const VERSION: u32 = 1;
@@ -381,7 +381,23 @@ impl SigningKey {
         }
     }
 
-    fn mac(&self, message: &[u8]) -> HmacSha256 {
+    /// A key of its own for another use of the same secret, named by
+    /// `purpose`: HMAC-SHA256 of `"tiktok-drafts key for: <purpose>"` under
+    /// this key. An invitation's signature is an HMAC of base64url text,
+    /// which never contains that message's spaces or colon, so no signature
+    /// this key makes reveals a derived key; and a token signed with a
+    /// derived key never verifies as an invitation, nor one the other way.
+    pub fn derive(&self, purpose: &str) -> SigningKey {
+        let message = format!("tiktok-drafts key for: {purpose}");
+        Self(
+            self.mac(message.as_bytes())
+                .finalize()
+                .into_bytes()
+                .to_vec(),
+        )
+    }
+
+    pub(crate) fn mac(&self, message: &[u8]) -> HmacSha256 {
         // HMAC takes keys of any length, so this never fails.
         let mut mac = <HmacSha256 as hmac::Mac>::new_from_slice(&self.0)
             .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));

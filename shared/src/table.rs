@@ -1,18 +1,22 @@
 //! The one DynamoDB table every store shares, and its layout.
 //!
 //! Items are told apart by their key prefixes (`ACCOUNT#…`, `ALIAS#…`,
-//! `INVITE#…`, `OAUTHSTATE#…`, `LEASE#…`, `JOB#…`, `DRAFTS#…`); each store
-//! owns its prefixes. The
+//! `INVITE#…`, `OAUTHSTATE#…`, `LEASE#…`, `JOB#…`, `DRAFTS#…`, `EVENT#…`);
+//! each store owns its prefixes. The
 //! table has a TTL attribute for short-lived items (login states, leases,
 //! pending-draft slots) and one GSI for "what is not finished yet", sharded
-//! by job id and sorted by due time, so the status checker never scans.
+//! by job id and sorted by due time, so the status checker never scans. A
+//! second, sparse GSI holds each account's jobs by creation time (the
+//! creator's page reads it; see [`crate::jobs::by_account`]). The table's
+//! change stream (new and old images) feeds the events function.
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::client::Waiters as _;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, Projection, ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+    KeyType, Projection, ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TimeToLiveSpecification,
 };
 
 use crate::aws::describe_sdk_error;
@@ -31,6 +35,10 @@ pub const TTL: &str = "expires_at";
 pub const GSI1: &str = "gsi1";
 pub const GSI1_PK: &str = "gsi1pk";
 pub const GSI1_SK: &str = "gsi1sk";
+/// The sparse GSI of each account's jobs, newest last, and its keys.
+pub const GSI2: &str = "gsi2";
+pub const GSI2_PK: &str = "gsi2pk";
+pub const GSI2_SK: &str = "gsi2sk";
 
 /// The environment variable that names the table.
 pub const TABLE_NAME_VAR: &str = "TABLE_NAME";
@@ -103,15 +111,23 @@ pub async fn create_table(
             .build()
             .map_err(|e| fail(e.to_string()))
     };
-    let gsi = GlobalSecondaryIndex::builder()
-        .index_name(GSI1)
-        .key_schema(key(GSI1_PK, KeyType::Hash)?)
-        .key_schema(key(GSI1_SK, KeyType::Range)?)
-        .projection(
-            Projection::builder()
-                .projection_type(ProjectionType::All)
-                .build(),
-        )
+    let index = |name: &str, pk: &str, sk: &str| {
+        GlobalSecondaryIndex::builder()
+            .index_name(name)
+            .key_schema(key(pk, KeyType::Hash)?)
+            .key_schema(key(sk, KeyType::Range)?)
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::All)
+                    .build(),
+            )
+            .build()
+            .map_err(|e| fail(e.to_string()))
+    };
+    // What the events function reads: every change with both images.
+    let stream = StreamSpecification::builder()
+        .stream_enabled(true)
+        .stream_view_type(StreamViewType::NewAndOldImages)
         .build()
         .map_err(|e| fail(e.to_string()))?;
     let created = client
@@ -124,7 +140,11 @@ pub async fn create_table(
         .attribute_definitions(attr(SK)?)
         .attribute_definitions(attr(GSI1_PK)?)
         .attribute_definitions(attr(GSI1_SK)?)
-        .global_secondary_indexes(gsi)
+        .attribute_definitions(attr(GSI2_PK)?)
+        .attribute_definitions(attr(GSI2_SK)?)
+        .global_secondary_indexes(index(GSI1, GSI1_PK, GSI1_SK)?)
+        .global_secondary_indexes(index(GSI2, GSI2_PK, GSI2_SK)?)
+        .stream_specification(stream)
         .send()
         .await;
     match created {

@@ -1,7 +1,12 @@
 //! Helpers for the end-to-end tests: the local AWS endpoint, unique names,
-//! and generated media.
+//! generated media, the Lambda emulator harness ([`lambda`]) and the
+//! DynamoDB stream's event source mapping ([`stream`]).
 
+pub mod bus;
+pub mod http_api;
 pub mod lambda;
+pub mod lambda_events;
+pub mod stream;
 
 use aws_config::SdkConfig;
 

@@ -240,6 +240,20 @@ fn expected_functions() -> BTreeMap<&'static str, Expected> {
                 may_use: &["Table", "AppSecret"],
             },
         ),
+        (
+            "EventsFunction",
+            Expected {
+                binary: "events",
+                may_use: &["Table", "EventBus", "EventsDeadLetterQueue"],
+            },
+        ),
+        (
+            "CreatorPageFunction",
+            Expected {
+                binary: "creator-page",
+                may_use: &["Table", "InviteKeySecret"],
+            },
+        ),
     ])
 }
 
@@ -628,14 +642,78 @@ fn service_rules(template: &Value, function: &str, statements: &[Statement]) -> 
                 }
             }
         }
+        "EventsFunction" => {
+            // Its own markers only: reading the stream, and GetItem/PutItem
+            // limited to EVENT#... partition keys.
+            for (s, a) in with_prefix("s3:")
+                .into_iter()
+                .chain(with_prefix("secretsmanager:"))
+            {
+                problems.push(format!(
+                    "{function} ({}): the events function reads no bucket or secret: {a}",
+                    s.origin
+                ));
+            }
+            for (s, a) in with_prefix("dynamodb:") {
+                let on_stream = matches!(
+                    a.as_str(),
+                    "dynamodb:DescribeStream"
+                        | "dynamodb:GetRecords"
+                        | "dynamodb:GetShardIterator"
+                        | "dynamodb:ListStreams"
+                );
+                let markers = s.body["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+                    == json!(["EVENT#*"]);
+                let marker_item =
+                    matches!(a.as_str(), "dynamodb:GetItem" | "dynamodb:PutItem") && markers;
+                if !(on_stream || marker_item) {
+                    problems.push(format!(
+                        "{function} ({}): {a} beyond the stream and its EVENT# markers",
+                        s.origin
+                    ));
+                }
+            }
+            for (s, a) in with_prefix("sqs:") {
+                if a != "sqs:SendMessage"
+                    || names(s) != BTreeSet::from(["EventsDeadLetterQueue".to_owned()])
+                {
+                    problems.push(format!(
+                        "{function} ({}): only sqs:SendMessage to its dead-letter queue, got {a}",
+                        s.origin
+                    ));
+                }
+            }
+        }
+        "CreatorPageFunction" => {
+            // Read-only: it serves a page to whoever holds a link.
+            for (s, a) in with_prefix("s3:").into_iter().chain(with_prefix("sqs:")) {
+                problems.push(format!(
+                    "{function} ({}): the page touches no bucket or queue: {a}",
+                    s.origin
+                ));
+            }
+            for (s, a) in with_prefix("dynamodb:") {
+                if !matches!(a.as_str(), "dynamodb:GetItem" | "dynamodb:Query") {
+                    problems.push(format!(
+                        "{function} ({}): the page only reads, got {a}",
+                        s.origin
+                    ));
+                }
+            }
+        }
         _ => {}
     }
     // Who may do what with secrets.
     for (s, a) in with_prefix("secretsmanager:") {
         let n = names(s);
-        if n.contains("InviteKeySecret") && function != "OAuthCallbackFunction" {
+        // The key signs invitations (the login checks them) and, under a
+        // key derived for that purpose, creator page links (the page
+        // checks them).
+        if n.contains("InviteKeySecret")
+            && !matches!(function, "OAuthCallbackFunction" | "CreatorPageFunction")
+        {
             problems.push(format!(
-                "{function} ({}): only the login reads the invitation key",
+                "{function} ({}): only the login and the creator page read the invitation key",
                 s.origin
             ));
         }
@@ -880,7 +958,7 @@ fn readme_section(title: &str) -> String {
 /// the code reads.
 #[test]
 fn the_readme_describes_the_table_and_secrets_as_the_template_and_code_have_them() {
-    use shared::table::{GSI1, GSI1_PK, GSI1_SK, PK, SK, TTL};
+    use shared::table::{GSI1, GSI1_PK, GSI1_SK, GSI2, GSI2_PK, GSI2_SK, PK, SK, TTL};
     let section = readme_section("Deploying without SAM");
     let template = load_template();
     let resources = resources(&template);
@@ -919,17 +997,27 @@ fn the_readme_describes_the_table_and_secrets_as_the_template_and_code_have_them
         .collect();
     assert!(types.values().all(|t| *t == "S"), "{types:?}");
 
+    // Every index, as the code names it, with its keys and projection.
     let indexes = table["GlobalSecondaryIndexes"].as_array().unwrap();
-    assert_eq!(indexes.len(), 1, "the README names one index");
-    let gsi = &indexes[0];
-    assert_eq!(gsi["IndexName"], GSI1);
-    assert_eq!(gsi["KeySchema"][0]["AttributeName"], GSI1_PK);
-    assert_eq!(gsi["KeySchema"][1]["AttributeName"], GSI1_SK);
-    let projection = gsi["Projection"]["ProjectionType"].as_str().unwrap();
+    let known = [(GSI1, GSI1_PK, GSI1_SK), (GSI2, GSI2_PK, GSI2_SK)];
+    assert_eq!(indexes.len(), known.len(), "the README names every index");
+    for (gsi, (name, pk, sk)) in indexes.iter().zip(known) {
+        assert_eq!(gsi["IndexName"], name);
+        assert_eq!(gsi["KeySchema"][0]["AttributeName"], pk);
+        assert_eq!(gsi["KeySchema"][1]["AttributeName"], sk);
+        let projection = gsi["Projection"]["ProjectionType"].as_str().unwrap();
+        assert!(
+            section.contains(&format!(
+                "`{name}`: partition key `{pk}` (String), sort key `{sk}` (String), projection `{projection}`"
+            )),
+            "{name} in {section}"
+        );
+    }
+    let stream = table["StreamSpecification"]["StreamViewType"]
+        .as_str()
+        .expect("the table has a stream");
     assert!(
-        section.contains(&format!(
-            "`{GSI1}`: partition key `{GSI1_PK}` (String), sort key `{GSI1_SK}` (String), projection `{projection}`"
-        )),
+        section.contains(&format!("| stream | `{stream}` |")),
         "{section}"
     );
 
@@ -1095,6 +1183,195 @@ fn webhook_is_routed_on_the_http_api() {
         "{events}"
     );
     assert!(!template["Outputs"]["WebhookUrl"].is_null());
+}
+
+#[test]
+fn the_table_has_its_stream_and_the_account_index() {
+    let template = load_template();
+    let table = &resources(&template)["Table"]["Properties"];
+    assert_eq!(
+        table["StreamSpecification"]["StreamViewType"], "NEW_AND_OLD_IMAGES",
+        "the events function needs both images"
+    );
+    let gsi2 = one_or_many(&table["GlobalSecondaryIndexes"])
+        .into_iter()
+        .find(|i| i["IndexName"] == shared::table::GSI2)
+        .expect("the account index");
+    assert_eq!(
+        gsi2["KeySchema"],
+        json!([
+            {"AttributeName": shared::table::GSI2_PK, "KeyType": "HASH"},
+            {"AttributeName": shared::table::GSI2_SK, "KeyType": "RANGE"},
+        ])
+    );
+}
+
+#[test]
+fn the_events_function_reads_job_and_account_changes_with_batch_failures_and_a_dead_letter_queue() {
+    let template = load_template();
+    let props = &resources(&template)["EventsFunction"]["Properties"];
+    let stream = props["Events"]
+        .as_object()
+        .expect("Events")
+        .values()
+        .find(|e| e["Type"] == "DynamoDB")
+        .expect("a DynamoDB stream event source")["Properties"]
+        .clone();
+    assert!(
+        is_getatt(&stream["Stream"], "Table", "StreamArn"),
+        "{stream}"
+    );
+    assert_eq!(
+        stream["FunctionResponseTypes"],
+        json!(["ReportBatchItemFailures"])
+    );
+    assert_eq!(stream["ParallelizationFactor"], 1, "order per item");
+    assert!(is_getatt(
+        &stream["DestinationConfig"]["OnFailure"]["Destination"],
+        "EventsDeadLetterQueue",
+        "Arn"
+    ));
+    // The filters are the ones the function's code holds.
+    let in_template: Vec<Value> = one_or_many(&stream["FilterCriteria"]["Filters"])
+        .into_iter()
+        .map(|f| serde_json::from_str(f["Pattern"].as_str().expect("a pattern")).expect("JSON"))
+        .collect();
+    let in_code: Vec<Value> = events::FILTER_PATTERNS
+        .iter()
+        .map(|p| serde_json::from_str(p).unwrap())
+        .collect();
+    assert_eq!(in_template, in_code);
+    let env = &props["Environment"]["Variables"];
+    assert!(is_ref_to(&env["EVENT_BUS_NAME"], "EventBus"), "{env}");
+    let all = alarms(&template);
+    assert!(
+        all.iter()
+            .any(|a| a["MetricName"] == "ApproximateNumberOfMessagesVisible"
+                && dimension(a, "QueueName").is_some_and(|v| is_getatt(
+                    v,
+                    "EventsDeadLetterQueue",
+                    "QueueName"
+                ))),
+        "an alarm on the events' dead-letter queue"
+    );
+    assert!(
+        all.iter().any(|a| a["MetricName"] == "IteratorAge"
+            && dimension(a, "FunctionName").is_some_and(|v| is_ref_to(v, "EventsFunction"))),
+        "an alarm on events lagging behind the table"
+    );
+}
+
+#[test]
+fn mail_is_optional_and_carries_the_events_a_person_should_hear_about() {
+    let template = load_template();
+    assert_eq!(template["Parameters"]["NotifyEmail"]["Default"], "");
+    assert_eq!(
+        template["Conditions"]["HasNotifyEmail"],
+        json!({"Fn::Not": [{"Fn::Equals": [{"Ref": "NotifyEmail"}, ""]}]})
+    );
+    // Nothing is sent anywhere by default: everything that sends is
+    // conditional on the address.
+    for (id, resource) in resources(&template) {
+        let kind = resource["Type"].as_str().unwrap_or_default();
+        let sends = matches!(
+            kind,
+            "AWS::Events::Rule"
+                | "AWS::SNS::Topic"
+                | "AWS::SNS::Subscription"
+                | "AWS::SNS::TopicPolicy"
+                | "AWS::Events::ApiDestination"
+                | "AWS::Events::Connection"
+        );
+        if sends && id.starts_with("Notify") {
+            assert_eq!(resource["Condition"], "HasNotifyEmail", "{id}");
+        }
+        if kind == "AWS::Events::Rule" {
+            assert!(
+                !resource["Condition"].is_null()
+                    || !resource["Properties"]["ScheduleExpression"].is_null(),
+                "{id}: an event rule that always sends"
+            );
+        }
+    }
+    let rule = &resources(&template)["NotifyRule"]["Properties"];
+    assert!(is_ref_to(&rule["EventBusName"], "EventBus"));
+    assert_eq!(rule["EventPattern"]["source"], json!([events::SOURCE]));
+    let mailed: Vec<&str> = events::ALL_KINDS
+        .iter()
+        .filter(|k| k.is_mailed())
+        .map(|k| k.detail_type())
+        .collect();
+    assert_eq!(rule["EventPattern"]["detail-type"], json!(mailed));
+    let target = &one_or_many(&rule["Targets"])[0];
+    assert!(is_ref_to(&target["Arn"], "NotifyTopic"));
+    let paths = target["InputTransformer"]["InputPathsMap"]
+        .as_object()
+        .expect("an input transformer");
+    let template_text = target["InputTransformer"]["InputTemplate"]
+        .as_str()
+        .unwrap();
+    // Every placeholder is defined, and reads a field every event has, on
+    // one line (the mail's layout never breaks on a missing or long field).
+    for name in sub_placeholders(template_text) {
+        let path = paths
+            .get(&name)
+            .unwrap_or_else(|| panic!("<{name}> is not in InputPathsMap"))
+            .as_str()
+            .unwrap();
+        assert!(
+            matches!(
+                path,
+                "$.detail.headline"
+                    | "$.detail.summary"
+                    | "$.detail.hint"
+                    | "$.detail.occurred_at"
+                    | "$.detail.event_id"
+                    | "$.detail-type"
+            ),
+            "<{name}> reads {path}, which not every event has on one line"
+        );
+    }
+    // The topic lets only this rule publish.
+    let policy = &resources(&template)["NotifyTopicPolicy"]["Properties"]["PolicyDocument"];
+    let statement = &one_or_many(&policy["Statement"])[0];
+    assert_eq!(statement["Principal"]["Service"], "events.amazonaws.com");
+    assert!(is_getatt(
+        &statement["Condition"]["ArnEquals"]["aws:SourceArn"],
+        "NotifyRule",
+        "Arn"
+    ));
+}
+
+/// The `<name>` placeholders of an input template.
+fn sub_placeholders(text: &str) -> Vec<String> {
+    text.split('<')
+        .skip(1)
+        .filter_map(|part| part.split_once('>').map(|(name, _)| name.to_owned()))
+        .collect()
+}
+
+#[test]
+fn the_creator_page_is_routed_on_the_login_api() {
+    let template = load_template();
+    let props = &resources(&template)["CreatorPageFunction"]["Properties"];
+    assert!(
+        props["Events"]
+            .as_object()
+            .expect("Events")
+            .values()
+            .any(|e| {
+                e["Type"] == "HttpApi"
+                    && e["Properties"]["Method"] == "GET"
+                    && e["Properties"]["Path"] == "/creator/{token}"
+                    && is_ref_to(&e["Properties"]["ApiId"], "LoginApi")
+            }),
+        "{props}"
+    );
+    assert!(is_ref_to(
+        &props["Environment"]["Variables"]["INVITE_KEY_SECRET_ID"],
+        "InviteKeySecret"
+    ));
+    assert!(!template["Outputs"]["CreatorPageUrl"].is_null());
 }
 
 fn alarms(template: &Value) -> Vec<&Value> {

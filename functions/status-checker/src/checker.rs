@@ -181,6 +181,11 @@ struct Run {
     due_by: DateTime<Utc>,
     started: Instant,
     stop_at: Instant,
+    /// Work that has TikTok's answer in hand writes it down until this
+    /// instant (between the stop instant and the deadline): an answer cut
+    /// off between the request and its write would land in the table but
+    /// not in the report, and the next run would ask again for nothing.
+    finish_by: Instant,
 }
 
 impl Run {
@@ -239,6 +244,9 @@ enum Asked {
     Refused(TikTokError),
     /// No usable token (an account that must reconnect is marked lost).
     NoToken,
+    /// The stop instant came while the request was out: nothing is known,
+    /// the job is left exactly as it was for the next run.
+    CutOff,
 }
 
 /// Whether a `PROCESSING_UPLOAD` answer for a job waiting to retry means
@@ -297,6 +305,7 @@ impl<P: UploadPath> Checker<P> {
         let left = deadline.saturating_duration_since(started);
         let margin = self.settings.stop_margin.min(left / 4);
         let stop_at = deadline.checked_sub(margin).unwrap_or(deadline);
+        let finish_by = deadline.checked_sub(margin / 2).unwrap_or(deadline);
         let (accounts, unreadable_accounts) = match self.accounts.list_readable().await {
             Ok(list) => (list.accounts, list.unreadable),
             Err(err) => {
@@ -328,6 +337,7 @@ impl<P: UploadPath> Checker<P> {
             due_by: self.clock.now(),
             started,
             stop_at,
+            finish_by,
         };
 
         // Held uploads first: releasing them is a few small reads and writes,
@@ -341,8 +351,7 @@ impl<P: UploadPath> Checker<P> {
         // own; the function is frozen once this returns, and a refresh
         // frozen between TikTok's answer and the save would lose the
         // rotated refresh token. Half the margin is enough for one call.
-        let settle_by = deadline.checked_sub(margin / 2).unwrap_or(deadline);
-        if !self.tokens.refreshes_settled(settle_by).await {
+        if !self.tokens.refreshes_settled(finish_by).await {
             tracing::warn!("a token refresh is still running at the end of the run");
             run.bump(|r| r.errors += 1);
         }
@@ -498,10 +507,12 @@ impl<P: UploadPath> Checker<P> {
                     run.bump(|r| r.stopped_early = true);
                     return;
                 }
-                let then = match timeout_at(run.stop_at, self.check_job(&job, run)).await {
+                // TikTok's request is bounded by the stop instant inside
+                // (`ask`); what comes after an answer finishes by `finish_by`.
+                let then = match timeout_at(run.finish_by, self.check_job(&job, run)).await {
                     Ok(then) => then,
                     Err(_) => {
-                        tracing::info!(job_id = %job.id, "job check cut off at the stop instant; next run");
+                        tracing::warn!(job_id = %job.id, "job check cut off before its write finished; next run");
                         run.bump(|r| {
                             r.cut_off += 1;
                             r.stopped_early = true;
@@ -719,11 +730,21 @@ impl<P: UploadPath> Checker<P> {
         };
         run.bump(|r| r.status_requests += 1);
         let _sending = run.gate.sending();
-        let answer = self
-            .tiktok
-            .fetch_status_once(&token.access_token, publish_id)
-            .await;
+        let answer = timeout_at(
+            run.stop_at,
+            self.tiktok
+                .fetch_status_once(&token.access_token, publish_id),
+        )
+        .await;
         slot.finish(Instant::now());
+        let Ok(answer) = answer else {
+            tracing::info!(job_id = %job.id, "status check cut off at the stop instant; next run");
+            run.bump(|r| {
+                r.cut_off += 1;
+                r.stopped_early = true;
+            });
+            return Asked::CutOff;
+        };
         match answer {
             Ok(status) => Asked::Answer(status),
             Err(err) => {
@@ -784,6 +805,7 @@ impl<P: UploadPath> Checker<P> {
                 self.not_answered(job, run, false).await;
                 return;
             }
+            Asked::CutOff => return,
         };
         let now = self.clock.now();
         match after_job_status(job, &status, now, &self.policy) {
@@ -846,7 +868,7 @@ impl<P: UploadPath> Checker<P> {
                 self.reschedule(job, self.clock.now(), run).await;
                 return Then::Nothing;
             }
-            Asked::NotNow => return Then::Nothing,
+            Asked::NotNow | Asked::CutOff => return Then::Nothing,
         };
         let now = self.clock.now();
         let to = match &status.status {

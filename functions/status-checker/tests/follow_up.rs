@@ -821,9 +821,16 @@ async fn a_run_stops_at_its_deadline_and_the_next_one_finishes() {
         "the run returned before its deadline"
     );
     assert!(report.stopped_early, "{report:?}");
-    assert!(report.cut_off > 0, "work in flight was cut off: {report:?}");
     let first = report.moved.get("inbox").copied().unwrap_or(0);
     assert!(first <= 8, "{report:?}");
+    // Every request sent was either answered and written down, or cut off
+    // at the stop instant with its job left untouched (how many of each
+    // depends on the machine's speed; the sum does not).
+    assert_eq!(
+        report.status_requests,
+        first + report.cut_off,
+        "an answer in hand is written down: {report:?}"
+    );
     let mut left = 0;
     for job in &jobs {
         if env.job(&job.id).await.status == JobStatus::Processing {

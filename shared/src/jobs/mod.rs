@@ -8,8 +8,10 @@
 //!   claims, "never init twice", optimistic concurrency, the index of
 //!   unfinished jobs and the per-account pending-draft slots and queue;
 //! - [`checker_state`]: the status checker's one state item (until when its
-//!   last run sent status requests).
+//!   last run sent status requests);
+//! - [`by_account`]: one account's jobs, newest first (the creator's page).
 
+pub mod by_account;
 pub mod checker_state;
 pub mod model;
 pub mod state_machine;
@@ -27,5 +29,5 @@ pub use state_machine::{
 };
 pub use store::{
     Changes, Claim, JobError, Jobs, MAX_PENDING_DRAFTS, PENDING_WINDOW, PageKey, SlotDecision,
-    UnfinishedPage,
+    UnfinishedPage, job_from_item, job_to_item,
 };

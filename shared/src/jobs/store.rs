@@ -5,7 +5,7 @@
 //!
 //! | item | `pk` / `sk` | attributes |
 //! |---|---|---|
-//! | job | `JOB#<id>` / `JOB` | `job_id`, `s3_bucket`, `s3_key`, `s3_version_id` or `s3_etag`, `object_size`, `alias`, `open_id`, `kind`, `post_mode` (`draft`/`direct`), `privacy_level`, `caption`, `status`, `publish_id`, `upload_url`, `chunk_plan` (JSON), `next_offset`, `attempts`, `error_code`, `error_message`, `tiktok_status`, `fail_reason`, `post_ids` (list of N), `created_at`, `updated_at`, `not_before`, `init_started_at`; while unfinished also `gsi1pk` = `UNFINISHED#<shard>`, `gsi1sk` = `<due>#<id>` |
+//! | job | `JOB#<id>` / `JOB` | `job_id`, `s3_bucket`, `s3_key`, `s3_version_id` or `s3_etag`, `object_size`, `alias`, `open_id`, `kind`, `post_mode` (`draft`/`direct`), `privacy_level`, `caption`, `status`, `publish_id`, `upload_url`, `chunk_plan` (JSON), `next_offset`, `attempts`, `error_code`, `error_message`, `tiktok_status`, `fail_reason`, `post_ids` (list of N), `created_at`, `updated_at`, `not_before`, `init_started_at`; while unfinished also `gsi1pk` = `UNFINISHED#<shard>`, `gsi1sk` = `<due>#<id>`; once it has an account `gsi2pk` = `JOBS#<open_id>`, `gsi2sk` = `<created_at>#<id>` (see [`super::by_account`]) |
 //! | pending-draft slot | `DRAFTS#<open_id>` / `SLOT#<job id>` | `job_id`, `taken_at`, `expires_at` (TTL) |
 //! | queue entry | `DRAFTS#<open_id>` / `QUEUED#<created_at>#<job id>` | `job_id`, `created_at`, `open_id`, `not_before` (when held until a time); `gsi1pk` = `HELD`, `gsi1sk` = the sort key |
 //! | slot guard | `DRAFTS#<open_id>` / `GUARD` | `open_id`, `version` |
@@ -690,13 +690,18 @@ impl Jobs {
         now: DateTime<Utc>,
     ) -> Result<Job, JobError> {
         let now = to_millis(now);
+        let [(g2pk, g2pk_value), (g2sk, g2sk_value)] = account_index_values(job, open_id);
         let updated = self
             .client
             .update_item()
             .table_name(&self.table)
             .key(PK, s(job_pk(&job.id)))
             .key(SK, s(JOB_SK))
-            .update_expression("SET open_id = :open_id, updated_at = :now")
+            .update_expression(
+                "SET open_id = :open_id, updated_at = :now, gsi2pk = :g2pk, gsi2sk = :g2sk",
+            )
+            .expression_attribute_values(g2pk, g2pk_value)
+            .expression_attribute_values(g2sk, g2sk_value)
             .condition_expression(
                 "#status = :status AND (attribute_not_exists(open_id) OR open_id = :open_id)",
             )
@@ -965,6 +970,8 @@ impl Jobs {
         if let Some(open_id) = &changes.open_id {
             set.push("open_id = :open_id".into());
             values.push((":open_id", s(open_id)));
+            set.push("gsi2pk = :g2pk, gsi2sk = :g2sk".into());
+            values.extend(account_index_values(job, open_id));
         }
         let mut condition = "#status = :from".to_owned();
         if changes.open_id.is_some() {
@@ -1705,6 +1712,12 @@ fn index_due(
     }
 }
 
+/// The account index's keys as the expression values `:g2pk` and `:g2sk`.
+fn account_index_values(job: &Job, open_id: &str) -> [(&'static str, AttributeValue); 2] {
+    let [(_, pk), (_, sk)] = super::by_account::index_keys(open_id, job.created_at, &job.id);
+    [(":g2pk", pk), (":g2sk", sk)]
+}
+
 fn drafts_pk(open_id: &str) -> String {
     format!("{DRAFTS_PREFIX}{open_id}")
 }
@@ -1737,7 +1750,7 @@ fn queue_sk(job: &Job) -> String {
 }
 
 /// RFC 3339, UTC, milliseconds: fixed width, so text order is time order.
-fn stamp(at: DateTime<Utc>) -> String {
+pub(super) fn stamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
@@ -1776,8 +1789,10 @@ fn opt_u64(item: &Item, name: &str) -> Option<u64> {
     }
 }
 
-/// The job item as [`Jobs::claim`] writes it (without the index keys).
-fn job_to_item(job: &Job) -> Item {
+/// The job item as [`Jobs::claim`] writes it (without the index of
+/// unfinished work; with the account index once the job has an account).
+/// The one writer of job items (tests build stream images with it too).
+pub fn job_to_item(job: &Job) -> Item {
     let mut item = Item::new();
     let mut put = |name: &str, value: AttributeValue| {
         item.insert(name.to_owned(), value);
@@ -1797,6 +1812,9 @@ fn job_to_item(job: &Job) -> Item {
     }
     if let Some(open_id) = &job.open_id {
         put("open_id", s(open_id));
+        for (name, value) in super::by_account::index_keys(open_id, job.created_at, &job.id) {
+            put(&name, value);
+        }
     }
     put("kind", s(job.kind.as_str()));
     match job.post {
@@ -1860,7 +1878,9 @@ fn job_to_item(job: &Job) -> Item {
     item
 }
 
-fn job_from_item(key: &str, item: &Item) -> Result<Job, JobError> {
+/// Reads a job item (as stored, or an image from the table's stream); `key`
+/// names it in errors. The one reader of job items.
+pub fn job_from_item(key: &str, item: &Item) -> Result<Job, JobError> {
     let corrupt = |detail: String| JobError::Corrupt {
         key: key.to_owned(),
         detail,

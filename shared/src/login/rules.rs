@@ -125,6 +125,7 @@ mod tests {
             created_at: Utc::now(),
             connected_at: None,
             updated_at: Utc::now(),
+            link_version: 0,
         }
     }
 
