@@ -68,6 +68,55 @@ async fn a_login_whose_tiktok_calls_are_slow_is_answered_within_the_functions_ti
     env.still_connected("open-sol", "sol").await;
 }
 
+#[tokio::test]
+async fn a_reconnect_waiting_on_a_refresh_that_does_not_end_is_answered_in_time_and_she_stays_connected()
+ {
+    let env = env(false).await;
+    env.sim.seed_user("open-lea", serde_json::json!({})).await;
+    assert_eq!(
+        env.login("open-lea", "lea", false).await.status(),
+        StatusCode::OK
+    );
+    // Another invocation holds her refresh lease, for longer than a login
+    // may wait (a refresh stuck on a slow TikTok).
+    let leases = shared::tokens::LeaseTable::new(env.aws.dynamodb.clone(), &env.table);
+    let lease = "tokens#open-lea";
+    assert!(
+        leases
+            .try_acquire(
+                lease,
+                "a-refresh",
+                Duration::from_secs(600),
+                env.clock.now()
+            )
+            .await
+            .unwrap()
+    );
+    let timeouts = shared::login::LoginTimeouts::default();
+
+    let began = Instant::now();
+    let res = env.login("open-lea", "lea", false).await;
+    let took = began.elapsed();
+    let page = html(&res);
+    assert!(took < FUNCTION_TIMEOUT, "answered after {took:?}");
+    assert!(
+        took < timeouts.lease_wait + Duration::from_secs(5),
+        "waited {took:?} for the lease"
+    );
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE, "{page}");
+    assert!(page.contains("Nothing was changed"), "{page}");
+    // Her new grant is dropped, not revoked: what was stored still works.
+    leases.release(lease, "a-refresh").await.unwrap();
+    env.still_connected("open-lea", "lea").await;
+
+    // Once the refresh is over, the same reconnect goes through.
+    assert_eq!(
+        env.login("open-lea", "lea", false).await.status(),
+        StatusCode::OK
+    );
+    env.still_connected("open-lea", "lea").await;
+}
+
 /// Counts the login's own log events (the project's crates) on this thread
 /// and raises `fired` at the `kill_at`-th: each one marks a step done.
 struct StepCounter {
