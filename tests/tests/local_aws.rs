@@ -189,10 +189,19 @@ async fn the_project_table_is_created_idempotently() {
         .await
         .unwrap();
     let t = described.table().unwrap();
-    assert_eq!(t.global_secondary_indexes().len(), 1);
+    let mut indexes: Vec<&str> = t
+        .global_secondary_indexes()
+        .iter()
+        .filter_map(|i| i.index_name())
+        .collect();
+    indexes.sort_unstable();
+    assert_eq!(indexes, [shared::table::GSI1, shared::table::GSI2]);
+    // The events function reads the change stream with both images.
+    let stream = t.stream_specification().expect("the table has a stream");
+    assert!(stream.stream_enabled());
     assert_eq!(
-        t.global_secondary_indexes()[0].index_name(),
-        Some(shared::table::GSI1)
+        stream.stream_view_type(),
+        Some(&aws_sdk_dynamodb::types::StreamViewType::NewAndOldImages)
     );
     let ttl = aws
         .dynamodb

@@ -531,10 +531,13 @@ impl WebhookService {
 
     /// Fails the account's unfinished jobs (all but drafts in the inbox),
     /// within the removal budget ([`REMOVAL_BUDGET`]), which is looked at
-    /// before every job.
+    /// before every job once one has failed.
     async fn fail_unfinished_jobs(&self, open_id: &str, why: &str) -> Result<u32, ApplyError> {
         let stop_at = tokio::time::Instant::now() + self.removal_budget;
         let mut failed = 0;
+        // The budget is looked at once this delivery has failed a job, so
+        // that every redelivery makes progress, however slow the store.
+        let over = |failed: u32| failed > 0 && tokio::time::Instant::now() >= stop_at;
         let out_of_time = |failed: u32| {
             tracing::warn!(
                 open_id,
@@ -549,7 +552,7 @@ impl WebhookService {
         for shard in 0..UNFINISHED_SHARDS {
             let mut start = None;
             loop {
-                if tokio::time::Instant::now() >= stop_at {
+                if over(failed) {
                     return Err(out_of_time(failed));
                 }
                 // A bounded page, and the budget looked at before every
@@ -560,7 +563,7 @@ impl WebhookService {
                     .followed_of_account(open_id, shard, start, REMOVAL_PAGE)
                     .await?;
                 for job in page.jobs {
-                    if tokio::time::Instant::now() >= stop_at {
+                    if over(failed) {
                         return Err(out_of_time(failed));
                     }
                     if self.fail_for_removal(&job, why).await? {
