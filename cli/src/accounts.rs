@@ -9,11 +9,37 @@ use shared::tokens::RefreshOutcome;
 
 use crate::context::{CliResult, Ctx as _, Deployment, Fail, Output, reconnect_hint, table, when};
 
+/// How to connect an account that is not active again, with its real alias.
+/// An account without one lost it to a rebind: its former alias now names
+/// another TikTok account, so the hint says so instead of suggesting a
+/// reconnect that would be refused.
+fn hint(a: &Account) -> String {
+    match (&a.alias, &a.former_alias) {
+        (Some(alias), _) => reconnect_hint(alias),
+        (None, Some(former)) => format!(
+            "{former} now names another TikTok account; take it back with tiktok-drafts invite --account {former} --rebind, or invite this account under another alias"
+        ),
+        (None, None) => {
+            "its alias now names another TikTok account; invite this account under another alias with tiktok-drafts invite --account".to_owned()
+        }
+    }
+}
+
+/// The account as the operator knows it: its alias, else its open_id and
+/// the alias it lost.
+fn label(a: &Account) -> String {
+    match (&a.alias, &a.former_alias) {
+        (Some(alias), _) => alias.clone(),
+        (None, Some(former)) => format!("{} (formerly {former})", a.open_id),
+        (None, None) => a.open_id.clone(),
+    }
+}
+
 fn account_json(a: &Account) -> Value {
-    let hint = (a.state != AccountState::Active)
-        .then(|| reconnect_hint(a.alias.as_deref().unwrap_or("<alias>")));
+    let hint = (a.state != AccountState::Active).then(|| hint(a));
     json!({
         "alias": a.alias,
+        "former_alias": a.former_alias,
         "open_id": a.open_id,
         "display_name": a.display_name,
         "state": a.state.as_str(),
@@ -59,15 +85,18 @@ pub async fn run(d: &Deployment) -> CliResult<Output> {
         )
     };
     for a in accounts.iter().filter(|a| a.state != AccountState::Active) {
-        let alias = a.alias.as_deref().unwrap_or("<alias>");
+        let fix = match &a.alias {
+            Some(_) => format!("reconnect with {}", hint(a)),
+            None => hint(a),
+        };
         text.push_str(&format!(
-            "\n{alias} is {}{}: reconnect with {}",
+            "\n{} is {}{}: {fix}",
+            label(a),
             a.state,
             a.state_reason
                 .as_deref()
                 .map(|r| format!(" ({r})"))
                 .unwrap_or_default(),
-            reconnect_hint(alias)
         ));
     }
     Ok(Output::new(

@@ -9,17 +9,20 @@
 //!   to. The state and verifier are kept in the table between the two runs
 //!   (single use, 10 minutes), as the login function keeps them.
 //!
-//! Either way the end is the login function's: the code is exchanged with
-//! the verifier, the granted scopes are checked, the account is bound
-//! (`Accounts::connect`, with a fresh invitation id of its own) and its
-//! tokens are stored under the account's refresh lease.
+//! Either way the end is the login function's (`shared::login::complete`):
+//! the code is exchanged with the verifier, the granted scopes and the alias
+//! rules are checked, the tokens are stored under the account's refresh
+//! lease and the account is bound (`Accounts::connect`, with a fresh
+//! invitation id of its own). A login that cannot connect never revokes the
+//! grant of an account connected here (TikTok's revoke would disconnect it):
+//! it drops the new grant and the account stays as it was.
 
-use shared::login::{Callback as LoginCallback, LoginError};
+use shared::login::{Callback as LoginCallback, LoginError, LoginTimeouts};
 use std::time::Duration;
 
 use serde_json::json;
-use shared::accounts::AccountError;
-use shared::login_state::{DEFAULT_TTL, LoginStates, PendingLogin};
+use shared::accounts::{AccountError, AliasPermits, Connection};
+use shared::login_state::{DEFAULT_TTL, Holder, LoginStates, PendingLogin};
 use shared::tiktok::oauth::{PkceVerifier, random_token, scopes_for};
 use shared::tiktok::{OAuthErrorCode, TikTokClient};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -41,6 +44,10 @@ pub struct ConnectArgs {
     /// Let this login take the alias over from another TikTok account.
     #[arg(long)]
     rebind: bool,
+    /// Let this login move the TikTok account from the alias it is connected
+    /// under to --account (without it such a login is refused).
+    #[arg(long = "move")]
+    move_alias: bool,
     /// Loopback port for the redirect (0: any free port, for a wildcard
     /// registration). The redirect URI is http://127.0.0.1:<port>/callback.
     #[arg(long, default_value_t = DEFAULT_PORT)]
@@ -107,7 +114,7 @@ async fn print_url(
     let login = PendingLogin::new(
         &alias,
         &invite_id(),
-        args.rebind,
+        args.permits(),
         &redirect_uri,
         chrono::Utc::now(),
         DEFAULT_TTL,
@@ -213,7 +220,7 @@ async fn pasted(
     };
     // Single use: consumed whatever comes next.
     let login = LoginStates::new(d.aws.dynamodb.clone(), d.settings.table()?)
-        .consume(&state, chrono::Utc::now())
+        .consume(&state, Holder::Command, chrono::Utc::now())
         .await
         .map_err(|e| Fail::new(format!("{e}; start again with `connect --print-url`")))?;
     if let Some(alias) = &args.account
@@ -231,11 +238,11 @@ async fn pasted(
         .code
         .as_deref()
         .ok_or_else(|| Fail::new("the redirected URL carries no code; nothing was stored"))?;
-    let account = finish(
+    let connection = finish(
         d,
         tiktok,
         &login.alias,
-        login.rebind,
+        login.permits,
         &login.invite_id,
         code,
         &login.redirect_uri,
@@ -244,7 +251,7 @@ async fn pasted(
         direct,
     )
     .await?;
-    Ok(connected_output(&account))
+    Ok(connected_output(&connection))
 }
 
 async fn loopback(
@@ -326,7 +333,7 @@ async fn loopback(
                     d,
                     tiktok,
                     alias,
-                    args.rebind,
+                    args.permits(),
                     &invite_id(),
                     code,
                     &redirect_uri,
@@ -339,24 +346,25 @@ async fn loopback(
         },
     };
     match &result {
-        Ok(account) => {
-            let name = account
+        Ok(connection) => {
+            let name = connection
+                .account
                 .display_name
                 .clone()
                 .unwrap_or_else(|| "Your TikTok account".into());
-            respond(
-                &mut stream,
-                200,
-                "Connected",
-                &format!(
+            let text = match &connection.moved_from {
+                Some(old) => format!(
+                    "{name} was moved from \u{201c}{old}\u{201d} to \u{201c}{alias}\u{201d}. You can close this page."
+                ),
+                None => format!(
                     "{name} is now connected as \u{201c}{alias}\u{201d}. You can close this page."
                 ),
-            )
-            .await;
+            };
+            respond(&mut stream, 200, "Connected", &text).await;
         }
         Err(fail) => respond(&mut stream, 400, "Not connected", &fail.message).await,
     }
-    result.map(|account| connected_output(&account))
+    result.map(|connection| connected_output(&connection))
 }
 
 /// Reads an HTTP request head and returns its target (`/path?query`).
@@ -415,25 +423,36 @@ fn invite_id() -> String {
     format!("cli-{}", random_token())
 }
 
-/// The login function's end: exchange, scope check, bind, store tokens.
+impl ConnectArgs {
+    fn permits(&self) -> AliasPermits {
+        AliasPermits {
+            rebind: self.rebind,
+            move_alias: self.move_alias,
+        }
+    }
+}
+
+/// The login function's end: exchange, checks, tokens, then the account.
 #[allow(clippy::too_many_arguments)]
 async fn finish(
     d: &Deployment,
     tiktok: &TikTokClient,
     alias: &str,
-    rebind: bool,
+    permits: AliasPermits,
     invite_id: &str,
     code: &str,
     redirect_uri: &str,
     verifier: &PkceVerifier,
     granted_in_query: Option<&str>,
     direct: bool,
-) -> CliResult<shared::accounts::Account> {
+) -> CliResult<Connection> {
     let required = scopes_for(direct);
+    let timeouts = LoginTimeouts::default();
     let completed = shared::login::complete(
         tiktok,
         &d.accounts()?,
         &d.tokens(tiktok.clone())?,
+        &timeouts,
         LoginCallback {
             code,
             redirect_uri,
@@ -441,7 +460,7 @@ async fn finish(
             granted_in_query,
             required: &required,
             alias,
-            rebind,
+            permits,
             invite_id,
             now: chrono::Utc::now(),
         },
@@ -450,17 +469,35 @@ async fn finish(
     completed.map_err(|err| match err {
         LoginError::ScopesMissing { missing } => scopes_missing(&missing),
         LoginError::Exchange(e) => Fail::new(format!(
-            "TikTok did not exchange the code: {e}; nothing was stored"
+            "TikTok did not exchange the code: {e}; nothing was changed"
+        )),
+        LoginError::ExchangeTimedOut(t) => Fail::new(format!(
+            "TikTok did not answer the code exchange within {} s; nothing was changed, connect again",
+            t.as_secs()
         )),
         LoginError::Unusable(e) => Fail::new(format!(
-            "TikTok's answer could not be used ({e}); nothing was stored"
+            "TikTok's answer could not be used ({e}); nothing was changed"
         )),
-        LoginError::Account(AccountError::AliasTaken { .. }) => Fail::new(format!(
-            "\u{201c}{alias}\u{201d} is already connected to another TikTok account; run again with --rebind to move it (nothing was stored)"
+        LoginError::Refused { reason, connected } => {
+            let stays = connected
+                .and_then(|a| a.alias.clone())
+                .map(|held| format!("; the TikTok account stays connected as \u{201c}{held}\u{201d}"))
+                .unwrap_or_default();
+            match reason {
+                AccountError::AliasTaken { .. } => Fail::new(format!(
+                    "\u{201c}{alias}\u{201d} is already connected to another TikTok account; run again with --rebind to take it over (nothing was changed{stays})"
+                )),
+                AccountError::MoveNotAllowed { from, to } => Fail::new(format!(
+                    "this TikTok account is connected as \u{201c}{from}\u{201d}; run again with --move to move it to \u{201c}{to}\u{201d} (nothing was changed{stays})"
+                )),
+                other => Fail::new(format!("{other} (nothing was changed{stays})")),
+            }
+        }
+        LoginError::Account(other) => Fail::new(format!(
+            "cannot record the account: {other}; nothing was changed, connect again"
         )),
-        LoginError::Account(other) => Fail::new(format!("cannot record the account: {other}")),
         LoginError::TokensNotStored(e) => Fail::new(format!(
-            "the account was recorded but its tokens could not be stored ({e}); connect again"
+            "the tokens could not be stored ({e}); nothing was changed, connect again"
         )),
     })
 }
@@ -472,11 +509,17 @@ fn scopes_missing(missing: &[&str]) -> Fail {
     ))
 }
 
-fn connected_output(account: &shared::accounts::Account) -> Output {
+fn connected_output(connection: &Connection) -> Output {
+    let account = &connection.account;
     let alias = account.alias.clone().unwrap_or_default();
+    let moved = connection
+        .moved_from
+        .as_deref()
+        .map(|old| format!(" (moved from \u{201c}{old}\u{201d})"))
+        .unwrap_or_default();
     Output::new(
         format!(
-            "Connected {} ({}) as \u{201c}{alias}\u{201d}; tokens stored, access token valid until {}.",
+            "Connected {} ({}) as \u{201c}{alias}\u{201d}{moved}; tokens stored, access token valid until {}.",
             account
                 .display_name
                 .as_deref()
@@ -485,6 +528,7 @@ fn connected_output(account: &shared::accounts::Account) -> Output {
             when(account.access_expires_at)
         ),
         json!({
+            "moved_from": connection.moved_from,
             "account": alias,
             "open_id": account.open_id,
             "display_name": account.display_name,

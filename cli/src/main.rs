@@ -54,9 +54,15 @@ enum Command {
         /// Allow this login to take the alias over from another TikTok account.
         #[arg(long)]
         rebind: bool,
-        /// The deployed login function's start URL.
+        /// Allow this login to move the creator's TikTok account from the
+        /// alias it is connected under to this one (without it such a login
+        /// is refused; an account never changes alias silently).
+        #[arg(long = "move")]
+        move_alias: bool,
+        /// The deployed login function's start URL (the stack's
+        /// LoginStartUrl output).
         #[arg(long, env = "LOGIN_URL")]
-        login_url: String,
+        login_url: Option<String>,
         /// The secret holding the invitation signing key.
         #[arg(
             long,
@@ -104,13 +110,20 @@ async fn run(cli: Cli) -> CliResult<Output> {
             account,
             ttl,
             rebind,
+            move_alias,
             login_url,
             key_secret_id,
         } => {
+            let login_url = login_url.filter(|u| !u.trim().is_empty()).ok_or_else(|| {
+                Fail::new(
+                    "LOGIN_URL is not set: set it to the deployed login's /auth/start URL (the stack's LoginStartUrl output), or pass --login-url",
+                )
+            })?;
             let mut url = url::Url::parse(&login_url)
                 .map_err(|e| Fail::new(format!("--login-url {login_url:?} is not a URL: {e}")))?;
-            let invitation =
-                Invitation::new(&account, ttl, rebind).map_err(|e| Fail::new(e.to_string()))?;
+            let invitation = Invitation::new(&account, ttl, rebind)
+                .map_err(|e| Fail::new(e.to_string()))?
+                .allowing_move(move_alias);
             let deployment = Deployment::connect(cli.settings).await;
             let key = SigningKey::load(&deployment.aws.secrets, &key_secret_id)
                 .await
@@ -128,6 +141,7 @@ async fn run(cli: Cli) -> CliResult<Output> {
                     "account": invitation.alias(),
                     "expires_at": invitation.expires_at().to_rfc3339(),
                     "rebind": invitation.rebind(),
+                    "move": invitation.move_alias(),
                     "link": url.as_str(),
                 }),
             ))

@@ -3,7 +3,7 @@
 mod common;
 
 use common::{Stack, assert_fails};
-use shared::accounts::{AccountState, Accounts};
+use shared::accounts::{AccountState, Accounts, AliasPermits, ConnectedAccount};
 
 #[tokio::test]
 async fn accounts_refresh_and_info_report_every_account() {
@@ -145,5 +145,60 @@ async fn missing_settings_are_named() {
     // A flag overrides the environment.
     let out = stack.run(&["--table", "no-such-table", "accounts"]).await;
     assert_fails(&out, "no-such-table");
+    stack.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_account_that_lost_its_alias_is_hinted_with_the_real_alias() {
+    let stack = Stack::start().await;
+    let scopes = ["user.info.basic", "video.upload"];
+    stack.connect("open-lou", "lou", &scopes).await;
+    stack.sim.seed_user("open-max", serde_json::json!({})).await;
+    // The operator rebinds "lou" to another TikTok account.
+    let now = chrono::Utc::now();
+    Accounts::new(stack.aws.dynamodb.clone(), &stack.table)
+        .connect(
+            ConnectedAccount {
+                open_id: "open-max".into(),
+                alias: "lou".into(),
+                display_name: None,
+                avatar_url: None,
+                scopes: scopes.iter().map(|s| s.to_string()).collect(),
+                access_expires_at: now + chrono::Duration::hours(2),
+                refresh_expires_at: None,
+            },
+            AliasPermits {
+                rebind: true,
+                move_alias: false,
+            },
+            "invite-rebind",
+        )
+        .await
+        .unwrap();
+
+    let accounts = stack.json(&["accounts"]).await;
+    let lou = accounts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["open_id"] == "open-lou")
+        .unwrap()
+        .clone();
+    assert_eq!(lou["state"], "revoked");
+    assert_eq!(lou["alias"], serde_json::Value::Null);
+    assert_eq!(lou["former_alias"], "lou");
+    let hint = lou["reconnect_hint"].as_str().unwrap();
+    assert!(!hint.contains("<alias>"), "{hint}");
+    assert!(
+        hint.contains("tiktok-drafts invite --account lou --rebind"),
+        "{hint}"
+    );
+    let text = stack.run(&["accounts"]).await;
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(!text.contains("<alias>"), "{text}");
+    assert!(
+        text.contains("open-lou (formerly lou) is revoked"),
+        "{text}"
+    );
     stack.sim.shutdown().await;
 }

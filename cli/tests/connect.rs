@@ -203,3 +203,185 @@ async fn a_printed_url_and_a_pasted_code_connect_once() {
     assert_fails(&out, "alias");
     stack.sim.shutdown().await;
 }
+
+/// `authorization.removed` deliveries and revoke calls at the simulator,
+/// and whether `open_id`'s stored tokens still work there.
+async fn still_connected(stack: &Stack, open_id: &str) {
+    use shared::tokens::{SecretsManagerTokenStore, TokenStore as _};
+    let stored = SecretsManagerTokenStore::new(stack.aws.secrets.clone(), &stack.prefix)
+        .load(open_id)
+        .await
+        .unwrap()
+        .expect("her tokens are stored");
+    stack
+        .sim
+        .client()
+        .user_info(&stored.access_token)
+        .await
+        .expect("her stored token still works");
+    assert!(
+        stack.sim.requests("/v2/oauth/revoke/").await.is_empty(),
+        "no revoke call"
+    );
+    let sent = stack.sim.get("/_sim/webhooks").await;
+    assert!(
+        !sent
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["event"] == "authorization.removed"),
+        "no authorization.removed: {sent}"
+    );
+}
+
+/// Prints an authorize URL for `alias` (with `extra` flags), logs in as
+/// `open_id` at the simulator and pastes the redirect back.
+async fn pasted_login(
+    stack: &Stack,
+    open_id: &str,
+    alias: &str,
+    extra: &[&str],
+) -> std::process::Output {
+    let mut args = vec![
+        "connect",
+        "--account",
+        alias,
+        "--print-url",
+        "--redirect-uri",
+        SIM_REDIRECT_URI,
+    ];
+    args.extend_from_slice(extra);
+    let printed = stack.json(&args).await;
+    stack
+        .sim
+        .post("/_sim/authorize/next", json!({"open_id": open_id}))
+        .await;
+    let callback = authorize(printed["authorize_url"].as_str().unwrap()).await;
+    stack
+        .run(&["--json", "connect", "--code", callback.as_str()])
+        .await
+}
+
+/// The loopback flow for `alias` (with `extra` flags) as `open_id`, driven
+/// like a browser; the command's output and the page it answered.
+async fn loopback_login(
+    stack: &Stack,
+    open_id: &str,
+    alias: &str,
+    extra: &[&str],
+) -> (std::process::Output, u16, String) {
+    stack
+        .sim
+        .post("/_sim/authorize/next", json!({"open_id": open_id}))
+        .await;
+    let mut cmd = stack.cli();
+    cmd.args(["--json", "connect", "--account", alias, "--port", "0"])
+        .args(["--timeout", "60s"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (url, reader) = tokio::task::spawn_blocking(move || {
+        let mut reader = BufReader::new(stderr);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            assert!(reader.read_line(&mut line).unwrap() > 0, "no URL printed");
+            if line.starts_with("http") {
+                return (line.trim().to_owned(), reader);
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let query: std::collections::HashMap<String, String> = url::Url::parse(&url)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect();
+    register(stack, &query["redirect_uri"]).await;
+    let callback = authorize(&url).await;
+    let page = reqwest::get(callback.as_str()).await.unwrap();
+    let status = page.status().as_u16();
+    let body = page.text().await.unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        let mut out = child.wait_with_output().unwrap();
+        let mut rest = String::new();
+        let mut reader = reader;
+        std::io::Read::read_to_string(&mut reader, &mut rest).unwrap();
+        // What the command said after the URL, less its progress lines
+        // ("Waiting up to ... for TikTok's redirect"): the outcome.
+        let outcome: Vec<&str> = rest
+            .lines()
+            .skip_while(|l| !l.starts_with("tiktok-drafts: "))
+            .collect();
+        out.stderr = outcome.join("\n").into_bytes();
+        out
+    })
+    .await
+    .unwrap();
+    (out, status, body)
+}
+
+#[tokio::test]
+async fn a_login_that_cannot_complete_never_disconnects_a_connected_creator() {
+    let stack = Stack::start().await;
+    let scopes = ["user.info.basic", "video.upload"];
+    stack.connect("open-cat", "cat", &scopes).await;
+    stack.connect("open-dan", "dan", &scopes).await;
+    // The strict reading: TikTok would send authorization.removed on a
+    // revoke; the simulator records every delivery.
+    let mut settings = stack.sim.get("/_sim/settings").await;
+    settings["webhook_url"] = json!("http://127.0.0.1:9/webhooks/tiktok");
+    stack
+        .sim
+        .control(reqwest::Method::PUT, "/_sim/settings", Some(settings))
+        .await;
+    register(&stack, SIM_REDIRECT_URI).await;
+
+    // Pasted code: Cat logs in for a new alias without --move.
+    let out = pasted_login(&stack, "open-cat", "cat-studio", &[]).await;
+    assert_fails(&out, "run again with --move");
+    assert_fails(&out, "stays connected as \u{201c}cat\u{201d}");
+    still_connected(&stack, "open-cat").await;
+
+    // Pasted code: Cat logs in for the alias Dan holds.
+    let out = pasted_login(&stack, "open-cat", "dan", &[]).await;
+    assert_fails(&out, "already connected to another TikTok account");
+    still_connected(&stack, "open-cat").await;
+    still_connected(&stack, "open-dan").await;
+
+    // Loopback: the same refusal, on the page and in the command.
+    let (out, status, page) = loopback_login(&stack, "open-cat", "cat-studio", &[]).await;
+    assert_eq!(status, 400, "{page}");
+    assert!(page.contains("--move"), "{page}");
+    assert_fails(&out, "run again with --move");
+    still_connected(&stack, "open-cat").await;
+
+    // With --move the account moves, and says so.
+    let (out, status, page) = loopback_login(&stack, "open-cat", "cat-studio", &["--move"]).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("moved from \u{201c}cat\u{201d} to \u{201c}cat-studio\u{201d}"),
+        "{page}"
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["account"], "cat-studio");
+    assert_eq!(json["moved_from"], "cat");
+    still_connected(&stack, "open-cat").await;
+    let accounts = stack.json(&["accounts"]).await;
+    let aliases: Vec<&str> = accounts
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["alias"].as_str())
+        .collect();
+    assert_eq!(aliases, vec!["cat-studio", "dan"]);
+    stack.sim.shutdown().await;
+}

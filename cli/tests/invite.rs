@@ -110,4 +110,57 @@ async fn bad_input_fails_with_a_clear_message() {
         assert!(!out.status.success(), "{args:?} succeeded");
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
+
+    // No login URL at all: the variable is named, with where to find it,
+    // not a usage dump.
+    for empty in [None, Some("")] {
+        let mut cmd = cli();
+        cmd.args(["invite", "--account", "a"]);
+        match empty {
+            None => cmd.env_remove("LOGIN_URL"),
+            Some(v) => cmd.env("LOGIN_URL", v),
+        };
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(
+            stderr.starts_with("tiktok-drafts: LOGIN_URL is not set"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("LoginStartUrl"), "{stderr}");
+        assert!(!stderr.contains("Usage:"), "{stderr}");
+    }
+}
+
+#[tokio::test]
+async fn invite_move_makes_a_link_that_allows_moving_the_account() {
+    let aws = AwsClients::from_config(&local_aws().await);
+    let secret_id = unique_name("tiktok-drafts/invite-key");
+    let key = SigningKey::create_if_missing(&aws.secrets, &secret_id)
+        .await
+        .unwrap();
+    let out = cli()
+        .args(["--json", "invite", "--account", "alice-studio", "--move"])
+        .args(["--login-url", "https://login.example.com/auth/start"])
+        .args(["--key-secret-id", &secret_id])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["move"], true);
+    assert_eq!(json["rebind"], false);
+    let link = url::Url::parse(json["link"].as_str().unwrap()).unwrap();
+    let token = link
+        .query_pairs()
+        .find(|(k, _)| k == "invite")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
+    let invitation = Invitation::verify(&token, &key, chrono::Utc::now()).unwrap();
+    assert!(invitation.move_alias());
+    assert!(!invitation.rebind());
+    assert!(invitation.issued_at().is_some());
 }

@@ -5,8 +5,8 @@
 //!
 //! | item | `pk` / `sk` | attributes |
 //! |---|---|---|
-//! | account | `ACCOUNT#<open_id>` / `ACCOUNT` | `open_id`, `alias`, `display_name`, `username`, `avatar_url`, `scopes` (list), `access_expires_at`, `refresh_expires_at`, `state`, `state_reason`, `attention`, `link_version`, `created_at`, `connected_at`, `updated_at`; `gsi1pk` = `ACCOUNTS`, `gsi1sk` = open_id |
-//! | alias binding | `ALIAS#<alias>` / `ALIAS` | `alias`, `open_id`, `updated_at` |
+//! | account | `ACCOUNT#<open_id>` / `ACCOUNT` | `open_id`, `alias`, `former_alias`, `display_name`, `username`, `avatar_url`, `scopes` (list), `access_expires_at`, `refresh_expires_at`, `state`, `state_reason`, `attention`, `link_version`, `created_at`, `connected_at`, `updated_at`; `gsi1pk` = `ACCOUNTS`, `gsi1sk` = open_id |
+//! | alias binding | `ALIAS#<alias>` / `ALIAS` | `alias`, `open_id`, `bound_at` (when this account took the alias; a reconnect keeps it), `updated_at` |
 //! | used invitation | `INVITE#<id>` / `INVITE` | `invite_id`, `alias`, `open_id`, `used_at` |
 //!
 //! Times are epoch seconds. The alias is what operators and S3 keys use
@@ -19,6 +19,10 @@
 //! operator-approved rebind, the alias's previous owner revoked. Either all of
 //! it happens or none, so a used invitation, a taken alias or a race leaves no
 //! half-connected account behind.
+//!
+//! An account never changes alias silently: a login under alias B by the
+//! TikTok account connected as A is refused ([`AccountError::MoveNotAllowed`])
+//! unless the invitation allows the move ([`AliasPermits::move_alias`]).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -105,12 +109,51 @@ pub struct ConnectedAccount {
     pub refresh_expires_at: Option<DateTime<Utc>>,
 }
 
+/// What an invitation lets a login do besides connecting a free alias or
+/// reconnecting the account that holds it. Both are the operator's explicit
+/// decision (`tiktok-drafts invite --rebind / --move`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AliasPermits {
+    /// Take the alias from the TikTok account that holds it (which becomes
+    /// `revoked`).
+    pub rebind: bool,
+    /// Move the logging-in account from the alias it holds to this one.
+    pub move_alias: bool,
+}
+
+/// A completed [`Accounts::connect`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connection {
+    pub account: Account,
+    /// The alias the account was moved from, when the login moved it.
+    pub moved_from: Option<String>,
+}
+
+/// Who used an invitation (the `INVITE#<id>` item).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsedInvitation {
+    pub alias: String,
+    pub open_id: String,
+}
+
+/// Which account an alias names (the `ALIAS#<alias>` item).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AliasBinding {
+    pub open_id: String,
+    /// When that account took the alias; `None` on bindings written before
+    /// this was recorded.
+    pub bound_at: Option<DateTime<Utc>>,
+}
+
 /// An account record as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
     pub open_id: String,
     /// `None` after the alias moved to another account.
     pub alias: Option<String>,
+    /// The alias a rebind took from this account, so that the operator (and
+    /// the CLI's hints) can name it.
+    pub former_alias: Option<String>,
     pub display_name: Option<String>,
     pub avatar_url: Option<String>,
     pub scopes: Vec<String>,
@@ -157,6 +200,12 @@ pub enum AccountError {
         "the alias {alias:?} is already connected to another TikTok account; ask the operator for an invitation that moves it"
     )]
     AliasTaken { alias: String },
+    /// The TikTok account is connected under another alias, and the
+    /// invitation does not allow moving it.
+    #[error(
+        "this TikTok account is connected as {from:?}; the invitation for {to:?} does not allow moving it (ask the operator for one made with --move)"
+    )]
+    MoveNotAllowed { from: String, to: String },
     #[error("the account changed while it was being connected; please try again")]
     Conflict,
     #[error("{alias:?} is not a valid account alias")]
@@ -189,6 +238,9 @@ struct Snapshot {
     release_alias: Option<String>,
     /// The alias's current holder, when another account (rebind only).
     displaced: Option<Displaced>,
+    /// When the account took the alias, when it holds it already (a
+    /// reconnect keeps the time).
+    bound_at: Option<i64>,
 }
 
 #[derive(Debug)]
@@ -218,12 +270,15 @@ impl Accounts {
     ///
     /// - A used invitation fails with [`AccountError::InvitationUsed`].
     /// - An alias held by another TikTok account fails with
-    ///   [`AccountError::AliasTaken`], unless `rebind` (the operator's
-    ///   decision, carried by the invitation): then the alias moves, and the
-    ///   previous holder's account loses it and becomes `revoked`.
+    ///   [`AccountError::AliasTaken`], unless `permits.rebind` (the
+    ///   operator's decision, carried by the invitation): then the alias
+    ///   moves, and the previous holder's account loses it and becomes
+    ///   `revoked`.
     /// - Reconnecting updates the account in place: `created_at` stays, and so
     ///   does anything the login did not learn anew.
-    /// - When the account had another alias, that binding is released.
+    /// - An account connected under another alias fails with
+    ///   [`AccountError::MoveNotAllowed`], unless `permits.move_alias`: then
+    ///   its old binding is released and [`Connection::moved_from`] names it.
     ///
     /// Every write is conditional on what was read first; when something
     /// changed in between, the whole transaction is refused and retried from
@@ -231,9 +286,10 @@ impl Accounts {
     pub async fn connect(
         &self,
         account: ConnectedAccount,
-        rebind: bool,
+        permits: AliasPermits,
         invite_id: &str,
-    ) -> Result<Account, AccountError> {
+    ) -> Result<Connection, AccountError> {
+        let rebind = permits.rebind;
         validate_alias(&account.alias).map_err(|_| AccountError::BadAlias {
             alias: account.alias.clone(),
         })?;
@@ -242,8 +298,8 @@ impl Accounts {
         }
         let now = Utc::now();
         let mut attempt = 1;
-        loop {
-            let snapshot = self.snapshot(&account, rebind).await?;
+        let moved_from = loop {
+            let snapshot = self.snapshot(&account, permits).await?;
             match self
                 .try_connect(&account, rebind, invite_id, &snapshot, now)
                 .await?
@@ -259,7 +315,10 @@ impl Accounts {
                         displaced_open_id = snapshot.displaced.as_ref().map(|d| d.open_id.as_str()),
                         "account connected"
                     );
-                    break;
+                    break match &snapshot.my_alias {
+                        Some(Some(old)) if *old != account.alias => Some(old.clone()),
+                        _ => None,
+                    };
                 }
                 Attempt::Retry if attempt < CONNECT_ATTEMPTS => {
                     tracing::warn!(
@@ -272,25 +331,47 @@ impl Accounts {
                 }
                 Attempt::Retry => return Err(AccountError::Conflict),
             }
-        }
-        self.get(&account.open_id)
+        };
+        let stored = self
+            .get(&account.open_id)
             .await?
             .ok_or_else(|| AccountError::Corrupt {
                 key: account_pk(&account.open_id),
                 detail: "the account vanished right after it was written".into(),
-            })
+            })?;
+        Ok(Connection {
+            account: stored,
+            moved_from,
+        })
     }
 
     /// Reads what the transaction depends on (strongly consistent).
     async fn snapshot(
         &self,
         account: &ConnectedAccount,
-        rebind: bool,
+        permits: AliasPermits,
     ) -> Result<Snapshot, AccountError> {
         let mine = self
             .get_item(&account_pk(&account.open_id), ACCOUNT_SK)
             .await?;
         let my_alias = mine.as_ref().map(|item| opt_text(item, "alias"));
+        // Checked again by the transaction's condition on the account's
+        // alias, so a move that races this read is refused too.
+        if let Some(Some(old)) = &my_alias
+            && *old != account.alias
+            && !permits.move_alias
+        {
+            tracing::warn!(
+                open_id = %account.open_id,
+                from = %old,
+                to = %account.alias,
+                "login would move the account to another alias without a permit"
+            );
+            return Err(AccountError::MoveNotAllowed {
+                from: old.clone(),
+                to: account.alias.clone(),
+            });
+        }
         let release_alias = match &my_alias {
             Some(Some(old)) if *old != account.alias => {
                 let binding = self.get_item(&alias_pk(old), ALIAS_SK).await?;
@@ -302,9 +383,18 @@ impl Accounts {
             }
             _ => None,
         };
-        let displaced = if rebind {
-            let binding = self.get_item(&alias_pk(&account.alias), ALIAS_SK).await?;
-            match binding.as_ref().and_then(|item| opt_text(item, "open_id")) {
+        let binding = self.get_item(&alias_pk(&account.alias), ALIAS_SK).await?;
+        let holder = binding.as_ref().and_then(|item| opt_text(item, "open_id"));
+        let bound_at = match (&binding, &holder) {
+            (Some(item), Some(holder)) if *holder == account.open_id => {
+                // Bindings from before `bound_at`: their last write is the
+                // best time known.
+                epoch(item, "bound_at").or_else(|| epoch(item, "updated_at"))
+            }
+            _ => None,
+        };
+        let displaced = if permits.rebind {
+            match holder {
                 Some(holder) if holder != account.open_id => {
                     let theirs = self.get_item(&account_pk(&holder), ACCOUNT_SK).await?;
                     let revoke_account = theirs
@@ -325,6 +415,7 @@ impl Accounts {
             my_alias,
             release_alias,
             displaced,
+            bound_at,
         })
     }
 
@@ -369,6 +460,7 @@ impl Accounts {
             .item(SK, s(ALIAS_SK))
             .item("alias", s(&account.alias))
             .item("open_id", me.clone())
+            .item("bound_at", n(snapshot.bound_at.unwrap_or(now.timestamp())))
             .item("updated_at", now_n.clone())
             .expression_attribute_values(":me", me.clone());
         alias = match (&snapshot.displaced, rebind) {
@@ -488,9 +580,10 @@ impl Accounts {
                 .key(PK, s(account_pk(&prev.open_id)))
                 .key(SK, s(ACCOUNT_SK))
                 .update_expression(
-                    "SET #state = :revoked, #state_reason = :reason, #updated_at = :now REMOVE #alias",
+                    "SET #state = :revoked, #state_reason = :reason, #updated_at = :now, #former_alias = :alias REMOVE #alias",
                 )
                 .condition_expression("#alias = :alias")
+                .expression_attribute_names("#former_alias", "former_alias")
                 .expression_attribute_names("#state", "state")
                 .expression_attribute_names("#state_reason", "state_reason")
                 .expression_attribute_names("#updated_at", "updated_at")
@@ -580,6 +673,45 @@ impl Accounts {
                 detail: format!("transaction cancelled: [{}]", reasons.join(", ")),
             })
         }
+    }
+
+    /// Who used invitation `invite_id`, if it was used.
+    pub async fn invitation_use(
+        &self,
+        invite_id: &str,
+    ) -> Result<Option<UsedInvitation>, AccountError> {
+        let key = format!("{INVITE_PREFIX}{invite_id}");
+        let Some(item) = self.get_item(&key, INVITE_SK).await? else {
+            return Ok(None);
+        };
+        match (opt_text(&item, "alias"), opt_text(&item, "open_id")) {
+            (Some(alias), Some(open_id)) => Ok(Some(UsedInvitation { alias, open_id })),
+            _ => Err(AccountError::Corrupt {
+                key,
+                detail: "alias or open_id is missing".into(),
+            }),
+        }
+    }
+
+    /// The binding of `alias`, if it is bound. Unlike
+    /// [`Accounts::get_by_alias`] this says who holds the alias even when
+    /// that account does not claim it back.
+    pub async fn alias_binding(&self, alias: &str) -> Result<Option<AliasBinding>, AccountError> {
+        if validate_alias(alias).is_err() {
+            return Ok(None);
+        }
+        let key = alias_pk(alias);
+        let Some(item) = self.get_item(&key, ALIAS_SK).await? else {
+            return Ok(None);
+        };
+        let open_id = opt_text(&item, "open_id").ok_or_else(|| AccountError::Corrupt {
+            key: key.clone(),
+            detail: "open_id is missing or not a string".into(),
+        })?;
+        Ok(Some(AliasBinding {
+            open_id,
+            bound_at: epoch(&item, "bound_at").and_then(|t| DateTime::from_timestamp(t, 0)),
+        }))
     }
 
     /// The account with this `open_id`, if any.
@@ -937,6 +1069,14 @@ pub fn is_username(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
+/// A number attribute as epoch seconds; `None` when absent or not a number.
+fn epoch(item: &HashMap<String, AttributeValue>, name: &str) -> Option<i64> {
+    match item.get(name) {
+        Some(AttributeValue::N(v)) => v.parse().ok(),
+        _ => None,
+    }
+}
+
 fn account_pk(open_id: &str) -> String {
     format!("{ACCOUNT_PREFIX}{open_id}")
 }
@@ -985,6 +1125,7 @@ pub fn account_from_item(
     Ok(Account {
         open_id,
         alias: opt_text(item, "alias"),
+        former_alias: opt_text(item, "former_alias"),
         display_name: opt_text(item, "display_name"),
         avatar_url: opt_text(item, "avatar_url"),
         scopes,

@@ -8,8 +8,13 @@
 //! An invitation is a signed, expiring token that names the alias:
 //!
 //! ```text
-//! base64url(JSON {v:1, id, alias, exp, rebind}) "." base64url(HMAC-SHA256(key, <first part>))
+//! base64url(JSON {v:1, id, alias, exp, rebind, mv, iat}) "." base64url(HMAC-SHA256(key, <first part>))
 //! ```
+//!
+//! `mv` (may move the account from its current alias to this one) and `iat`
+//! (when the invitation was made) came later; a token without them reads as
+//! "no move" and "made at an unknown time", so links already sent keep
+//! working and never allow more than they did.
 //!
 //! The signature covers the base64url text exactly as sent, so there is no
 //! canonical-JSON question to get wrong. The token carries no secret: anyone
@@ -90,6 +95,10 @@ struct Payload {
     alias: String,
     exp: i64,
     rebind: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    mv: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    iat: Option<i64>,
 }
 
 /// Only the version, read first so that a future payload with other fields
@@ -106,6 +115,8 @@ pub struct Invitation {
     alias: String,
     expires_at: DateTime<Utc>,
     rebind: bool,
+    move_alias: bool,
+    issued_at: Option<DateTime<Utc>>,
 }
 
 impl Invitation {
@@ -136,13 +147,25 @@ impl Invitation {
         }
         let ttl = chrono::Duration::from_std(ttl).map_err(|_| bad_lifetime)?;
         let id_bytes: [u8; 16] = rand::random();
+        // Whole seconds, as the token stores them, so a round trip is exact.
+        let whole = |t: DateTime<Utc>| DateTime::from_timestamp(t.timestamp(), 0).unwrap_or(t);
         Ok(Self {
             id: hex::encode(id_bytes),
             alias: alias.to_owned(),
-            // Whole seconds, as the token stores them, so a round trip is exact.
-            expires_at: DateTime::from_timestamp((now + ttl).timestamp(), 0).unwrap_or(now),
+            expires_at: whole(now + ttl),
             rebind,
+            move_alias: false,
+            issued_at: Some(whole(now)),
         })
+    }
+
+    /// Lets the login move the TikTok account from the alias it is connected
+    /// under today to this one (the operator's explicit decision, `invite
+    /// --move`). Without it such a login is refused: an account never
+    /// changes alias silently.
+    pub fn allowing_move(mut self, move_alias: bool) -> Self {
+        self.move_alias = move_alias;
+        self
     }
 
     /// The random 128-bit id (32 hex characters) that makes the invitation
@@ -163,6 +186,16 @@ impl Invitation {
         self.rebind
     }
 
+    pub fn move_alias(&self) -> bool {
+        self.move_alias
+    }
+
+    /// When the invitation was made; `None` for links made before this was
+    /// recorded.
+    pub fn issued_at(&self) -> Option<DateTime<Utc>> {
+        self.issued_at
+    }
+
     /// The token to put in the link: payload, `.`, signature.
     pub fn sign(&self, key: &SigningKey) -> String {
         let payload = Payload {
@@ -171,6 +204,8 @@ impl Invitation {
             alias: self.alias.clone(),
             exp: self.expires_at.timestamp(),
             rebind: self.rebind,
+            mv: self.move_alias,
+            iat: self.issued_at.map(|t| t.timestamp()),
         };
         // Serialising a struct of strings, integers and booleans cannot fail.
         let json = serde_json::to_vec(&payload).unwrap_or_default();
@@ -218,11 +253,17 @@ impl Invitation {
                 expired_at: expires_at,
             });
         }
+        let issued_at = match payload.iat {
+            Some(secs) => Some(DateTime::from_timestamp(secs, 0).ok_or(InviteError::Malformed)?),
+            None => None,
+        };
         Ok(Self {
             id: payload.id,
             alias: payload.alias,
             expires_at,
             rebind: payload.rebind,
+            move_alias: payload.mv,
+            issued_at,
         })
     }
 }
@@ -394,6 +435,34 @@ mod tests {
         let back = Invitation::verify(&token, &key(), now).unwrap();
         assert_eq!(back, inv);
         assert_eq!(back.id().len(), 32);
+    }
+
+    #[test]
+    fn moves_round_trip_and_old_links_mean_no_move() {
+        let now = Utc::now();
+        let inv = Invitation::new_at("alice", Duration::from_secs(3600), false, now)
+            .unwrap()
+            .allowing_move(true);
+        let back = Invitation::verify(&inv.sign(&key()), &key(), now).unwrap();
+        assert!(back.move_alias());
+        assert_eq!(back.issued_at(), inv.issued_at());
+        assert!(back.issued_at().is_some());
+
+        // A link signed before `mv` and `iat` existed still works, and
+        // allows no move.
+        let old = sign_raw(
+            &format!(
+                r#"{{"v":1,"id":"{}","alias":"bob","exp":{},"rebind":false}}"#,
+                "a".repeat(32),
+                now.timestamp() + 60
+            ),
+            &key(),
+        );
+        let old = Invitation::verify(&old, &key(), now).unwrap();
+        assert_eq!(old.alias(), "bob");
+        assert!(!old.move_alias());
+        assert!(!old.rebind());
+        assert_eq!(old.issued_at(), None);
     }
 
     #[test]

@@ -45,6 +45,7 @@ pub mod html;
 pub mod invite;
 pub mod jobs;
 pub mod lease;
+pub mod logging;
 #[allow(missing_docs)]
 pub mod login;
 #[allow(missing_docs)]

@@ -9,13 +9,32 @@
 //! | attribute | value |
 //! |---|---|
 //! | `pk` / `sk` | `OAUTHSTATE#<state>` / `STATE` |
-//! | `alias`, `invite_id`, `rebind`, `redirect_uri` | from the invitation and config |
+//! | `alias`, `invite_id`, `rebind`, `move_alias`, `redirect_uri` | from the invitation and config |
 //! | `verifier` | the PKCE verifier (short-lived and single use, so it may sit here; never logged) |
+//! | `browser_nonce_sha256` | hex SHA-256 of the nonce in the starting browser's cookie; absent for a login the CLI started |
 //! | `created_at`, `expires_at` | epoch seconds; `expires_at` is the table's TTL attribute |
 //!
-//! Consuming is one conditional `DeleteItem` that returns the old item: of two
-//! callbacks racing for one state exactly one gets the item, and a replay finds
-//! nothing. TTL deletion is lazy, so expiry is checked on read as well.
+//! **Whose login it is.** A state alone is not enough to finish a login: the
+//! callback URL (state and code) can leak, or an attacker can send a victim a
+//! callback URL of the attacker's own login. So `/auth/start` binds the login
+//! to the browser that started it: a random nonce goes into a cookie there,
+//! only its hash is stored here, and [`LoginStates::consume`] takes the login
+//! back only for a [`Holder`] that proves it (hashes compared in constant
+//! time). A login the CLI started (`connect --print-url`) has no nonce and is
+//! only for the CLI; a browser login is never for the CLI.
+//!
+//! **A wrong holder changes nothing.** The check happens before the item is
+//! deleted: whoever opens a leaked callback URL in another browser gets
+//! [`StateError::NotThisBrowser`] and the state stays for the browser that
+//! holds the cookie. Consuming on a mismatch would let anyone who sees the
+//! URL burn the creator's login with one request; leaving it costs nothing,
+//! since the code in the URL is useless without the verifier stored here,
+//! and the state still dies at its TTL.
+//!
+//! Consuming is then one conditional `DeleteItem` that returns the old item:
+//! of two callbacks racing for one state exactly one gets the item, and a
+//! replay finds nothing. TTL deletion is lazy, so expiry is checked on read as
+//! well.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -23,9 +42,13 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use chrono::{DateTime, Utc};
+use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq as _;
 
+use crate::accounts::AliasPermits;
 use crate::aws::describe_sdk_error;
-use crate::table::{PK, SK, TTL, n, s};
+use crate::secret::Secret;
+use crate::table::{PK, SK, TTL, n, opt_text, s};
 use crate::tiktok::oauth::{PkceVerifier, random_token};
 
 const PK_PREFIX: &str = "OAUTHSTATE#";
@@ -49,6 +72,10 @@ pub enum StateError {
     Unknown,
     #[error("this login took too long and expired; please start again")]
     Expired,
+    /// The login exists but was started elsewhere (another browser, or the
+    /// CLI). Nothing was changed: the state is still there for its holder.
+    #[error("this login was started somewhere else; nothing was changed")]
+    NotThisBrowser,
     #[error("a login with this state exists already")]
     Duplicate,
     #[error("the stored login is unreadable: {detail}")]
@@ -68,8 +95,12 @@ pub struct PendingLogin {
     /// The invitation this login was started with; consumed when the login
     /// completes, in the account transaction.
     pub invite_id: String,
-    pub rebind: bool,
+    /// What the invitation lets this login do with aliases.
+    pub permits: AliasPermits,
     pub verifier: PkceVerifier,
+    /// Hex SHA-256 of the starting browser's cookie nonce; `None` for a
+    /// login started by the CLI.
+    pub browser_nonce_sha256: Option<String>,
     /// The exact `redirect_uri` of the authorize request; the token exchange
     /// must repeat it.
     pub redirect_uri: String,
@@ -83,8 +114,9 @@ impl fmt::Debug for PendingLogin {
             .field("state", &"[redacted]")
             .field("alias", &self.alias)
             .field("invite_id", &self.invite_id)
-            .field("rebind", &self.rebind)
+            .field("permits", &self.permits)
             .field("verifier", &self.verifier)
+            .field("browser_bound", &self.browser_nonce_sha256.is_some())
             .field("redirect_uri", &self.redirect_uri)
             .field("created_at", &self.created_at)
             .field("expires_at", &self.expires_at)
@@ -93,11 +125,12 @@ impl fmt::Debug for PendingLogin {
 }
 
 impl PendingLogin {
-    /// A new login with a fresh random `state` and PKCE verifier.
+    /// A new login with a fresh random `state` and PKCE verifier, bound to
+    /// no browser (the CLI's); see [`PendingLogin::bind_to_browser`].
     pub fn new(
         alias: &str,
         invite_id: &str,
-        rebind: bool,
+        permits: AliasPermits,
         redirect_uri: &str,
         now: DateTime<Utc>,
         ttl: Duration,
@@ -111,12 +144,51 @@ impl PendingLogin {
             state: random_token(),
             alias: alias.to_owned(),
             invite_id: invite_id.to_owned(),
-            rebind,
+            permits,
             verifier: PkceVerifier::generate(),
+            browser_nonce_sha256: None,
             redirect_uri: redirect_uri.to_owned(),
             created_at: now,
             expires_at: now + ttl,
         }
+    }
+
+    /// Binds the login to one browser: returns a fresh random nonce for that
+    /// browser's cookie and keeps only its hash.
+    pub fn bind_to_browser(&mut self) -> Secret {
+        let nonce = random_token();
+        self.browser_nonce_sha256 = Some(nonce_hash(&nonce));
+        Secret::new(nonce)
+    }
+}
+
+/// Who is finishing a login, for [`LoginStates::consume`].
+#[derive(Debug, Clone, Copy)]
+pub enum Holder<'a> {
+    /// A browser, with the nonce its cookie for this login carried (`None`
+    /// when it sent none).
+    Browser { nonce: Option<&'a str> },
+    /// `tiktok-drafts connect`, finishing a login it started with
+    /// `--print-url` (it has no cookie; the operator's table access is its
+    /// proof).
+    Command,
+}
+
+fn nonce_hash(nonce: &str) -> String {
+    hex::encode(Sha256::digest(nonce.as_bytes()))
+}
+
+/// Whether `holder` may finish a login stored with `stored_hash`. The hashes
+/// are compared in constant time: how long a wrong guess takes says nothing
+/// about the right one.
+fn holder_matches(stored_hash: Option<&str>, holder: Holder<'_>) -> bool {
+    match (stored_hash, holder) {
+        (Some(stored), Holder::Browser { nonce: Some(nonce) }) => {
+            let given = nonce_hash(nonce);
+            bool::from(given.as_bytes().ct_eq(stored.as_bytes()))
+        }
+        (None, Holder::Command) => true,
+        _ => false,
     }
 }
 
@@ -147,14 +219,18 @@ impl LoginStates {
             .item(SK, s(SK_VALUE))
             .item("alias", s(&login.alias))
             .item("invite_id", s(&login.invite_id))
-            .item("rebind", AttributeValue::Bool(login.rebind))
+            .item("rebind", AttributeValue::Bool(login.permits.rebind))
+            .item("move_alias", AttributeValue::Bool(login.permits.move_alias))
             .item("verifier", s(login.verifier.expose()))
             .item("redirect_uri", s(&login.redirect_uri))
             .item("created_at", n(login.created_at.timestamp()))
             .item(TTL, n(login.expires_at.timestamp()))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
+            .condition_expression("attribute_not_exists(pk)");
+        let put = match &login.browser_nonce_sha256 {
+            Some(hash) => put.item("browser_nonce_sha256", s(hash)),
+            None => put,
+        };
+        let put = put.send().await;
         match put {
             Ok(_) => {
                 tracing::info!(
@@ -176,11 +252,15 @@ impl LoginStates {
         }
     }
 
-    /// Takes a pending login back, exactly once. The item is deleted whatever
-    /// happens next, expired or not: a state is never good twice.
+    /// Takes a pending login back, exactly once, for the `holder` that
+    /// started it. A wrong holder gets [`StateError::NotThisBrowser`] and the
+    /// login stays as it was (see the module documentation). For the right
+    /// holder the item is deleted whatever happens next, expired or not: a
+    /// state is never good twice.
     pub async fn consume(
         &self,
         state: &str,
+        holder: Holder<'_>,
         now: DateTime<Utc>,
     ) -> Result<PendingLogin, StateError> {
         // A callback's `state` is user input; one that we cannot have made is
@@ -194,29 +274,62 @@ impl LoginStates {
             tracing::warn!("callback with a state we cannot have made");
             return Err(StateError::Unknown);
         }
-        let deleted = self
+        let key = s(format!("{PK_PREFIX}{state}"));
+        let read = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, key.clone())
+            .key(SK, s(SK_VALUE))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|err| self.store_error(&err))?;
+        let Some(item) = read.item else {
+            tracing::warn!("callback with an unknown or already used state");
+            return Err(StateError::Unknown);
+        };
+        let login = from_item(state, &item)?;
+        if !holder_matches(login.browser_nonce_sha256.as_deref(), holder) {
+            tracing::warn!(
+                alias = %login.alias,
+                invite_id = %login.invite_id,
+                started_by_browser = login.browser_nonce_sha256.is_some(),
+                finished_by_browser = matches!(holder, Holder::Browser { .. }),
+                cookie_sent = matches!(holder, Holder::Browser { nonce: Some(_) }),
+                "callback from somewhere other than where the login started; state left as it was"
+            );
+            return Err(StateError::NotThisBrowser);
+        }
+        // The item is never updated, so the one deleted is the one checked;
+        // the condition says so all the same.
+        let delete = self
             .client
             .delete_item()
             .table_name(&self.table)
-            .key(PK, s(format!("{PK_PREFIX}{state}")))
-            .key(SK, s(SK_VALUE))
-            .condition_expression("attribute_exists(pk)")
-            .return_values(ReturnValue::AllOld)
-            .send()
-            .await;
-        let item = match deleted {
-            Ok(out) => out.attributes.unwrap_or_default(),
+            .key(PK, key)
+            .key(SK, s(SK_VALUE));
+        let delete = match &login.browser_nonce_sha256 {
+            Some(hash) => delete
+                .condition_expression("attribute_exists(pk) AND browser_nonce_sha256 = :hash")
+                .expression_attribute_values(":hash", s(hash)),
+            None => delete.condition_expression(
+                "attribute_exists(pk) AND attribute_not_exists(browser_nonce_sha256)",
+            ),
+        };
+        match delete.return_values(ReturnValue::AllOld).send().await {
+            Ok(out) if out.attributes.is_some() => {}
+            Ok(_) => return Err(StateError::Unknown),
             Err(err)
                 if err
                     .as_service_error()
                     .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
             {
-                tracing::warn!("callback with an unknown or already used state");
+                tracing::warn!(alias = %login.alias, "a concurrent callback consumed the state first");
                 return Err(StateError::Unknown);
             }
             Err(err) => return Err(self.store_error(&err)),
-        };
-        let login = from_item(state, &item)?;
+        }
         if now >= login.expires_at {
             tracing::warn!(
                 alias = %login.alias,
@@ -265,16 +378,62 @@ fn from_item(
         Some(AttributeValue::Bool(b)) => *b,
         _ => return Err(corrupt("rebind is missing or not a boolean".into())),
     };
+    // Absent on logins started before moves needed a permit: no move.
+    let move_alias = match item.get("move_alias") {
+        None => false,
+        Some(AttributeValue::Bool(b)) => *b,
+        Some(_) => return Err(corrupt("move_alias is not a boolean".into())),
+    };
     // The error of `from_stored` describes the rule, not the value.
     let verifier = PkceVerifier::from_stored(text("verifier")?).map_err(corrupt)?;
     Ok(PendingLogin {
         state: state.to_owned(),
         alias: text("alias")?,
         invite_id: text("invite_id")?,
-        rebind,
+        permits: AliasPermits { rebind, move_alias },
         verifier,
+        browser_nonce_sha256: opt_text(item, "browser_nonce_sha256"),
         redirect_uri: text("redirect_uri")?,
         created_at: time("created_at")?,
         expires_at: time(TTL)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_holder_that_started_a_login_may_finish_it() {
+        let mut login = PendingLogin::new(
+            "alice",
+            "inv",
+            AliasPermits::default(),
+            "https://x.example.com/cb",
+            Utc::now(),
+            DEFAULT_TTL,
+        );
+        assert!(holder_matches(None, Holder::Command));
+        assert!(!holder_matches(None, Holder::Browser { nonce: Some("x") }));
+        assert!(!holder_matches(None, Holder::Browser { nonce: None }));
+
+        let nonce = login.bind_to_browser();
+        let stored = login.browser_nonce_sha256.as_deref();
+        assert_eq!(stored.map(str::len), Some(64));
+        assert_ne!(stored, Some(nonce.expose()), "only the hash is kept");
+        let right = Holder::Browser {
+            nonce: Some(nonce.expose()),
+        };
+        assert!(holder_matches(stored, right));
+        assert!(!holder_matches(stored, Holder::Browser { nonce: None }));
+        assert!(!holder_matches(
+            stored,
+            Holder::Browser {
+                nonce: Some("not-the-nonce")
+            }
+        ));
+        assert!(!holder_matches(stored, Holder::Command));
+        let debug = format!("{login:?}");
+        assert!(!debug.contains(nonce.expose()) && !debug.contains(stored.unwrap()));
+    }
 }

@@ -25,8 +25,21 @@ pub fn api_gateway_request(
 ) -> Value {
     let route_key = format!("{method} {path}");
     let mut header_map = serde_json::Map::new();
+    // Cookies are not headers in payload 2.0: API Gateway passes them in
+    // `cookies`, one entry per cookie.
+    let mut cookies = Vec::new();
     for (name, value) in headers {
         let name = name.to_ascii_lowercase();
+        if name == "cookie" {
+            cookies.extend(
+                value
+                    .split(';')
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty())
+                    .map(|c| Value::String(c.to_owned())),
+            );
+            continue;
+        }
         // API Gateway joins repeated headers with commas.
         let joined = match header_map.get(&name).and_then(Value::as_str) {
             Some(prev) => format!("{prev},{value}"),
@@ -83,6 +96,9 @@ pub fn api_gateway_request(
             params.insert(name.into_owned(), Value::String(joined));
         }
         event["queryStringParameters"] = Value::Object(params);
+    }
+    if !cookies.is_empty() {
+        event["cookies"] = Value::Array(cookies);
     }
     if let Some(body) = body {
         event["body"] = Value::String(body.to_owned());
@@ -195,13 +211,26 @@ mod tests {
             "GET",
             "/auth/callback",
             "code=a%2Bb&state=s1&scopes=user.info.basic%2Cvideo.upload",
-            &[("User-Agent".into(), "demo".into())],
+            &[
+                ("User-Agent".into(), "demo".into()),
+                ("Cookie".into(), "__Host-login-ab=n1; theme=dark".into()),
+            ],
             None,
             now(),
+        );
+        // As API Gateway does: cookies in `cookies`, not in the headers.
+        assert!(event["headers"].get("cookie").is_none());
+        assert_eq!(
+            event["cookies"],
+            serde_json::json!(["__Host-login-ab=n1", "theme=dark"])
         );
         let request: lambda_http::request::LambdaRequest =
             serde_json::from_value(event.clone()).unwrap();
         let request: lambda_http::Request = request.into();
+        assert_eq!(
+            request.headers()["cookie"],
+            "__Host-login-ab=n1; theme=dark"
+        );
         assert_eq!(request.uri().path(), "/auth/callback");
         assert_eq!(request.method(), "GET");
         use lambda_http::RequestExt as _;

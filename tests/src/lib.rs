@@ -384,7 +384,7 @@ pub async fn connect_account(
                 access_expires_at: stored.access_expires_at,
                 refresh_expires_at: stored.refresh_expires_at,
             },
-            false,
+            shared::accounts::AliasPermits::default(),
             &format!("invite-{open_id}"),
         )
         .await

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use shared::accounts::{Account, AccountError, AccountState, Accounts, ConnectedAccount};
+use shared::accounts::{
+    Account, AccountError, AccountState, Accounts, AliasPermits, ConnectedAccount,
+};
 use shared::aws::AwsClients;
 use tiktok_drafts_tests::{local_aws, unique_name};
 
@@ -44,6 +46,19 @@ fn login(open_id: &str, alias: &str, display_name: &str) -> ConnectedAccount {
     }
 }
 
+const NO_PERMITS: AliasPermits = AliasPermits {
+    rebind: false,
+    move_alias: false,
+};
+const REBIND: AliasPermits = AliasPermits {
+    rebind: true,
+    move_alias: false,
+};
+const MOVE: AliasPermits = AliasPermits {
+    rebind: false,
+    move_alias: true,
+};
+
 fn invite_id() -> String {
     unique_name("inv")
 }
@@ -69,9 +84,10 @@ async fn connect_a_new_account() {
     let connected = login("open-a", "alice", "Alice");
     let account = f
         .accounts
-        .connect(connected.clone(), false, &invite_id())
+        .connect(connected.clone(), NO_PERMITS, &invite_id())
         .await
-        .unwrap();
+        .unwrap()
+        .account;
     assert_eq!(account.open_id, "open-a");
     assert_eq!(account.alias.as_deref(), Some("alice"));
     assert_eq!(account.display_name.as_deref(), Some("Alice"));
@@ -110,7 +126,7 @@ async fn connect_a_new_account() {
 async fn reconnect_updates_in_place_and_keeps_created_at_and_alias() {
     let f = fixture().await;
     f.accounts
-        .connect(login("open-a", "alice", "Alice"), false, &invite_id())
+        .connect(login("open-a", "alice", "Alice"), NO_PERMITS, &invite_id())
         .await
         .unwrap();
     // Age the record, so a rewritten created_at would show.
@@ -138,9 +154,10 @@ async fn reconnect_updates_in_place_and_keeps_created_at_and_alias() {
     again.avatar_url = None;
     let account = f
         .accounts
-        .connect(again, false, &invite_id())
+        .connect(again, NO_PERMITS, &invite_id())
         .await
-        .unwrap();
+        .unwrap()
+        .account;
     assert_eq!(account.created_at.timestamp(), 1_600_000_000);
     assert!(account.updated_at.timestamp() > 1_600_000_000);
     assert_eq!(account.display_name.as_deref(), Some("Alice Renamed"));
@@ -161,17 +178,34 @@ async fn reconnect_updates_in_place_and_keeps_created_at_and_alias() {
 }
 
 #[tokio::test]
-async fn reconnect_under_a_new_alias_releases_the_old_one() {
+async fn a_move_to_a_new_alias_needs_its_permit_and_releases_the_old_one() {
     let f = fixture().await;
     f.accounts
-        .connect(login("open-a", "alice", "Alice"), false, &invite_id())
+        .connect(login("open-a", "alice", "Alice"), NO_PERMITS, &invite_id())
         .await
         .unwrap();
-    let account = f
+    let before = all_items(&f).await;
+
+    // Without the permit: refused, naming both aliases, nothing changed.
+    for permits in [NO_PERMITS, REBIND] {
+        let refused = f
+            .accounts
+            .connect(login("open-a", "alice-2", "Alice"), permits, &invite_id())
+            .await;
+        assert!(
+            matches!(&refused, Err(AccountError::MoveNotAllowed { from, to }) if from == "alice" && to == "alice-2"),
+            "{refused:?}"
+        );
+        assert_eq!(all_items(&f).await, before);
+    }
+
+    let moved = f
         .accounts
-        .connect(login("open-a", "alice-2", "Alice"), false, &invite_id())
+        .connect(login("open-a", "alice-2", "Alice"), MOVE, &invite_id())
         .await
         .unwrap();
+    assert_eq!(moved.moved_from.as_deref(), Some("alice"));
+    let account = moved.account;
     assert_eq!(account.alias.as_deref(), Some("alice-2"));
     assert_eq!(f.accounts.get_by_alias("alice").await.unwrap(), None);
     assert_eq!(
@@ -180,7 +214,7 @@ async fn reconnect_under_a_new_alias_releases_the_old_one() {
     );
     // The released alias is free for another account, without rebind.
     f.accounts
-        .connect(login("open-b", "alice", "Bob"), false, &invite_id())
+        .connect(login("open-b", "alice", "Bob"), NO_PERMITS, &invite_id())
         .await
         .unwrap();
     assert_eq!(
@@ -198,14 +232,14 @@ async fn an_invitation_is_used_once_and_a_second_use_changes_nothing() {
     let f = fixture().await;
     let invitation = invite_id();
     f.accounts
-        .connect(login("open-a", "alice", "Alice"), false, &invitation)
+        .connect(login("open-a", "alice", "Alice"), NO_PERMITS, &invitation)
         .await
         .unwrap();
     let before = all_items(&f).await;
 
     let replay = f
         .accounts
-        .connect(login("open-a", "alice", "Changed"), false, &invitation)
+        .connect(login("open-a", "alice", "Changed"), NO_PERMITS, &invitation)
         .await;
     assert!(
         matches!(replay, Err(AccountError::InvitationUsed)),
@@ -213,7 +247,7 @@ async fn an_invitation_is_used_once_and_a_second_use_changes_nothing() {
     );
     let stranger = f
         .accounts
-        .connect(login("open-b", "bob", "Bob"), false, &invitation)
+        .connect(login("open-b", "bob", "Bob"), NO_PERMITS, &invitation)
         .await;
     assert!(
         matches!(stranger, Err(AccountError::InvitationUsed)),
@@ -235,7 +269,7 @@ async fn concurrent_logins_with_one_invitation_have_one_winner() {
                 accounts
                     .connect(
                         login(&format!("open-{i}"), &format!("user-{i}"), "X"),
-                        false,
+                        NO_PERMITS,
                         &invitation,
                     )
                     .await
@@ -259,13 +293,18 @@ async fn an_alias_held_by_another_account_is_not_taken_without_rebind() {
     let f = fixture().await;
     let alice = f
         .accounts
-        .connect(login("open-a", "alice", "Alice"), false, &invite_id())
+        .connect(login("open-a", "alice", "Alice"), NO_PERMITS, &invite_id())
         .await
-        .unwrap();
+        .unwrap()
+        .account;
 
     let err = f
         .accounts
-        .connect(login("open-b", "alice", "Mallory"), false, &invite_id())
+        .connect(
+            login("open-b", "alice", "Mallory"),
+            NO_PERMITS,
+            &invite_id(),
+        )
         .await
         .unwrap_err();
     assert!(
@@ -287,7 +326,7 @@ async fn an_alias_held_by_another_account_is_not_taken_without_rebind() {
 async fn rebind_moves_the_alias_and_revokes_the_previous_holder() {
     let f = fixture().await;
     f.accounts
-        .connect(login("open-a", "alice", "Alice"), false, &invite_id())
+        .connect(login("open-a", "alice", "Alice"), NO_PERMITS, &invite_id())
         .await
         .unwrap();
 
@@ -295,11 +334,12 @@ async fn rebind_moves_the_alias_and_revokes_the_previous_holder() {
         .accounts
         .connect(
             login("open-b", "alice", "Alice's new phone"),
-            true,
+            REBIND,
             &invite_id(),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .account;
     assert_eq!(new_holder.alias.as_deref(), Some("alice"));
     assert_eq!(
         f.accounts.get_by_alias("alice").await.unwrap(),
@@ -322,9 +362,10 @@ async fn rebind_moves_the_alias_and_revokes_the_previous_holder() {
     // Reconnecting the new holder with rebind again is harmless.
     let again = f
         .accounts
-        .connect(login("open-b", "alice", "B"), true, &invite_id())
+        .connect(login("open-b", "alice", "B"), REBIND, &invite_id())
         .await
-        .unwrap();
+        .unwrap()
+        .account;
     assert_eq!(again.alias.as_deref(), Some("alice"));
     assert_eq!(f.accounts.list().await.unwrap().len(), 2);
 }
@@ -333,20 +374,37 @@ async fn rebind_moves_the_alias_and_revokes_the_previous_holder() {
 async fn rebind_from_another_alias_releases_it_and_revokes_the_holder_at_once() {
     let f = fixture().await;
     f.accounts
-        .connect(login("open-a", "alice", "Alice"), false, &invite_id())
+        .connect(login("open-a", "alice", "Alice"), NO_PERMITS, &invite_id())
         .await
         .unwrap();
     f.accounts
-        .connect(login("open-b", "bob", "Bob"), false, &invite_id())
+        .connect(login("open-b", "bob", "Bob"), NO_PERMITS, &invite_id())
         .await
         .unwrap();
 
-    // One transaction: invitation, alias, account, release of "bob", revoke of open-a.
-    let moved = f
+    // Taking "alice" moves open-b away from "bob": a rebind alone does not
+    // allow that.
+    let refused = f
         .accounts
-        .connect(login("open-b", "alice", "Bob"), true, &invite_id())
+        .connect(login("open-b", "alice", "Bob"), REBIND, &invite_id())
+        .await;
+    assert!(
+        matches!(&refused, Err(AccountError::MoveNotAllowed { from, .. }) if from == "bob"),
+        "{refused:?}"
+    );
+
+    // One transaction: invitation, alias, account, release of "bob", revoke of open-a.
+    let both = AliasPermits {
+        rebind: true,
+        move_alias: true,
+    };
+    let connection = f
+        .accounts
+        .connect(login("open-b", "alice", "Bob"), both, &invite_id())
         .await
         .unwrap();
+    assert_eq!(connection.moved_from.as_deref(), Some("bob"));
+    let moved = connection.account;
     assert_eq!(moved.alias.as_deref(), Some("alice"));
     assert_eq!(f.accounts.get_by_alias("bob").await.unwrap(), None);
     assert_eq!(
@@ -360,13 +418,14 @@ async fn rebind_from_another_alias_releases_it_and_revokes_the_holder_at_once() 
     let previous = f.accounts.get("open-a").await.unwrap().unwrap();
     assert_eq!(previous.state, AccountState::Revoked);
     assert_eq!(previous.alias, None);
+    assert_eq!(previous.former_alias.as_deref(), Some("alice"));
 }
 
 #[tokio::test]
 async fn set_state_changes_state_and_reason() {
     let f = fixture().await;
     f.accounts
-        .connect(login("open-a", "alice", "Alice"), false, &invite_id())
+        .connect(login("open-a", "alice", "Alice"), NO_PERMITS, &invite_id())
         .await
         .unwrap();
 
@@ -412,7 +471,7 @@ async fn list_returns_only_accounts_sorted_by_alias() {
     assert!(f.accounts.list().await.unwrap().is_empty());
     for (open_id, alias) in [("open-c", "carol"), ("open-a", "alice"), ("open-b", "bob")] {
         f.accounts
-            .connect(login(open_id, alias, alias), false, &invite_id())
+            .connect(login(open_id, alias, alias), NO_PERMITS, &invite_id())
             .await
             .unwrap();
     }
@@ -422,7 +481,7 @@ async fn list_returns_only_accounts_sorted_by_alias() {
     let pending = shared::login_state::PendingLogin::new(
         "dave",
         "inv-x",
-        false,
+        NO_PERMITS,
         "https://drafts.example.com/auth/callback",
         SystemTime::now().into(),
         shared::login_state::DEFAULT_TTL,

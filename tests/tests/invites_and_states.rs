@@ -4,15 +4,24 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use shared::accounts::AliasPermits;
 use shared::aws::AwsClients;
 use shared::invite::{Invitation, InviteError, SigningKey};
-use shared::login_state::{DEFAULT_TTL, LoginStates, PendingLogin, StateError};
+use shared::login_state::{DEFAULT_TTL, Holder, LoginStates, PendingLogin, StateError};
 use tiktok_drafts_tests::{local_aws, unique_name};
 
 // The tests crate does not depend on chrono: `SystemTime::now().into()` makes
 // the `DateTime<Utc>` the API takes.
 
 const REDIRECT: &str = "https://drafts.example.com/auth/callback";
+const NONE: AliasPermits = AliasPermits {
+    rebind: false,
+    move_alias: false,
+};
+const REBIND: AliasPermits = AliasPermits {
+    rebind: true,
+    move_alias: false,
+};
 
 fn key() -> SigningKey {
     SigningKey::generate()
@@ -199,18 +208,22 @@ async fn signing_key_is_created_once_and_loaded_from_secrets_manager() {
 async fn login_state_is_created_and_consumed() {
     let states = states().await;
     let now = SystemTime::now().into();
-    let login = PendingLogin::new("alice", "inv-1", true, REDIRECT, now, DEFAULT_TTL);
+    let login = PendingLogin::new("alice", "inv-1", REBIND, REDIRECT, now, DEFAULT_TTL);
     states.create(&login).await.unwrap();
     assert!(
         matches!(states.create(&login).await, Err(StateError::Duplicate)),
         "the same state cannot be stored twice"
     );
 
-    let back = states.consume(&login.state, now).await.unwrap();
+    let back = states
+        .consume(&login.state, Holder::Command, now)
+        .await
+        .unwrap();
     assert_eq!(back.state, login.state);
     assert_eq!(back.alias, "alice");
     assert_eq!(back.invite_id, "inv-1");
-    assert!(back.rebind);
+    assert!(back.permits.rebind);
+    assert!(!back.permits.move_alias);
     assert_eq!(back.verifier, login.verifier);
     assert_eq!(back.redirect_uri, REDIRECT);
     assert_eq!(back.created_at, login.created_at);
@@ -224,19 +237,24 @@ async fn login_state_is_created_and_consumed() {
 async fn a_consumed_state_cannot_be_replayed() {
     let states = states().await;
     let now = SystemTime::now().into();
-    let login = PendingLogin::new("alice", "inv-1", false, REDIRECT, now, DEFAULT_TTL);
+    let login = PendingLogin::new("alice", "inv-1", NONE, REDIRECT, now, DEFAULT_TTL);
     states.create(&login).await.unwrap();
-    states.consume(&login.state, now).await.unwrap();
+    states
+        .consume(&login.state, Holder::Command, now)
+        .await
+        .unwrap();
     assert!(matches!(
-        states.consume(&login.state, now).await,
+        states.consume(&login.state, Holder::Command, now).await,
         Err(StateError::Unknown)
     ));
     assert!(matches!(
-        states.consume("never-issued", now).await,
+        states.consume("never-issued", Holder::Command, now).await,
         Err(StateError::Unknown)
     ));
     assert!(matches!(
-        states.consume("bad state/with#chars", now).await,
+        states
+            .consume("bad state/with#chars", Holder::Command, now)
+            .await,
         Err(StateError::Unknown)
     ));
 }
@@ -245,14 +263,14 @@ async fn a_consumed_state_cannot_be_replayed() {
 async fn concurrent_consumes_of_one_state_have_exactly_one_winner() {
     let states = Arc::new(states().await);
     let now = SystemTime::now().into();
-    let login = PendingLogin::new("alice", "inv-1", false, REDIRECT, now, DEFAULT_TTL);
+    let login = PendingLogin::new("alice", "inv-1", NONE, REDIRECT, now, DEFAULT_TTL);
     states.create(&login).await.unwrap();
 
     let tasks: Vec<_> = (0..10)
         .map(|_| {
             let states = Arc::clone(&states);
             let state = login.state.clone();
-            tokio::spawn(async move { states.consume(&state, now).await })
+            tokio::spawn(async move { states.consume(&state, Holder::Command, now).await })
         })
         .collect();
     let mut won = 0;
@@ -277,7 +295,7 @@ async fn an_expired_state_is_refused_and_gone() {
     let login = PendingLogin::new(
         "alice",
         "inv-1",
-        false,
+        NONE,
         REDIRECT,
         now,
         Duration::from_secs(60),
@@ -285,12 +303,75 @@ async fn an_expired_state_is_refused_and_gone() {
     states.create(&login).await.unwrap();
     let later = login.expires_at + Duration::from_secs(1);
     assert!(matches!(
-        states.consume(&login.state, later).await,
+        states.consume(&login.state, Holder::Command, later).await,
         Err(StateError::Expired)
     ));
     // Refused once, gone for good: the item was deleted all the same.
     assert!(matches!(
-        states.consume(&login.state, now).await,
+        states.consume(&login.state, Holder::Command, now).await,
         Err(StateError::Unknown)
     ));
+}
+
+#[tokio::test]
+async fn a_browser_login_is_only_for_the_browser_holding_its_nonce() {
+    let states = states().await;
+    let now = SystemTime::now().into();
+    let mut login = PendingLogin::new(
+        "alice",
+        "inv-1",
+        AliasPermits {
+            rebind: false,
+            move_alias: true,
+        },
+        REDIRECT,
+        now,
+        DEFAULT_TTL,
+    );
+    let nonce = login.bind_to_browser();
+    states.create(&login).await.unwrap();
+
+    // No cookie, a wrong one, the CLI: refused, and the state stays.
+    for holder in [
+        Holder::Browser { nonce: None },
+        Holder::Browser {
+            nonce: Some("a-guess"),
+        },
+        Holder::Command,
+    ] {
+        assert!(
+            matches!(
+                states.consume(&login.state, holder, now).await,
+                Err(StateError::NotThisBrowser)
+            ),
+            "{holder:?}"
+        );
+    }
+    let right = Holder::Browser {
+        nonce: Some(nonce.expose()),
+    };
+    let back = states.consume(&login.state, right, now).await.unwrap();
+    assert!(back.permits.move_alias);
+    assert_eq!(back.browser_nonce_sha256, login.browser_nonce_sha256);
+    // Used up for its own browser too.
+    assert!(matches!(
+        states.consume(&login.state, right, now).await,
+        Err(StateError::Unknown)
+    ));
+
+    // A CLI login is not for a browser, cookie or not.
+    let cli = PendingLogin::new("bob", "inv-2", NONE, REDIRECT, now, DEFAULT_TTL);
+    states.create(&cli).await.unwrap();
+    assert!(matches!(
+        states
+            .consume(&cli.state, Holder::Browser { nonce: Some("x") }, now)
+            .await,
+        Err(StateError::NotThisBrowser)
+    ));
+    assert!(
+        states
+            .consume(&cli.state, Holder::Command, now)
+            .await
+            .is_ok()
+    );
 }

@@ -1002,6 +1002,167 @@ fn upload_retries_come_back_in_time() {
     assert!(is_ref_to(&env["UPLOAD_QUEUE_URL"], "UploadQueue"), "{env}");
 }
 
+/// API Gateway waits 29 s for the login; the login function gets all of it
+/// (its default 15 s would cut off a login waiting on a slow TikTok), and
+/// the login's own deadlines assume exactly that.
+#[test]
+fn the_login_function_has_the_time_api_gateway_gives_it() {
+    let template = load_template();
+    let function = &resources(&template)["OAuthCallbackFunction"]["Properties"];
+    let timeout = function["Timeout"].as_i64().expect("Timeout");
+    assert_eq!(timeout, 29);
+    assert_eq!(
+        u64::try_from(timeout).ok(),
+        Some(oauth_callback::FUNCTION_TIMEOUT.as_secs())
+    );
+}
+
+/// The README's "Deploying without SAM" section, up to the next section.
+fn readme_section(title: &str) -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../README.md");
+    let readme = std::fs::read_to_string(path).expect("read README.md");
+    let start = readme
+        .find(&format!("\n## {title}\n"))
+        .unwrap_or_else(|| panic!("README has a section {title:?}"));
+    let rest = &readme[start + 1..];
+    let end = rest[3..].find("\n## ").map_or(rest.len(), |i| i + 3);
+    rest[..end].to_owned()
+}
+
+/// A deployer who does not use SAM builds the table and the secrets from
+/// the README alone: what it says must be what the template makes and what
+/// the code reads.
+#[test]
+fn the_readme_describes_the_table_and_secrets_as_the_template_and_code_have_them() {
+    use shared::table::{GSI1, GSI1_PK, GSI1_SK, GSI2, GSI2_PK, GSI2_SK, PK, SK, TTL};
+    let section = readme_section("Deploying without SAM");
+    let template = load_template();
+    let resources = resources(&template);
+    let table = &resources["Table"]["Properties"];
+
+    let keys: Vec<(&str, &str)> = table["KeySchema"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            (
+                k["AttributeName"].as_str().unwrap(),
+                k["KeyType"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(keys, [(PK, "HASH"), (SK, "RANGE")]);
+    assert!(
+        section.contains(&format!("| partition key | `{PK}` | String |")),
+        "{section}"
+    );
+    assert!(
+        section.contains(&format!("| sort key | `{SK}` | String |")),
+        "{section}"
+    );
+    let types: BTreeMap<&str, &str> = table["AttributeDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["AttributeName"].as_str().unwrap(),
+                d["AttributeType"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert!(types.values().all(|t| *t == "S"), "{types:?}");
+
+    // Every index, as the code names it, with its keys and projection.
+    let indexes = table["GlobalSecondaryIndexes"].as_array().unwrap();
+    let known = [(GSI1, GSI1_PK, GSI1_SK), (GSI2, GSI2_PK, GSI2_SK)];
+    assert_eq!(indexes.len(), known.len(), "the README names every index");
+    for (gsi, (name, pk, sk)) in indexes.iter().zip(known) {
+        assert_eq!(gsi["IndexName"], name);
+        assert_eq!(gsi["KeySchema"][0]["AttributeName"], pk);
+        assert_eq!(gsi["KeySchema"][1]["AttributeName"], sk);
+        let projection = gsi["Projection"]["ProjectionType"].as_str().unwrap();
+        assert!(
+            section.contains(&format!(
+                "`{name}`: partition key `{pk}` (String), sort key `{sk}` (String), projection `{projection}`"
+            )),
+            "{name} in {section}"
+        );
+    }
+    let stream = table["StreamSpecification"]["StreamViewType"]
+        .as_str()
+        .expect("the table has a stream");
+    assert!(
+        section.contains(&format!("| stream | `{stream}` |")),
+        "{section}"
+    );
+
+    assert_eq!(table["TimeToLiveSpecification"]["AttributeName"], TTL);
+    assert!(
+        section.contains(&format!(
+            "| TTL attribute | `{TTL}` | Number, epoch seconds"
+        )),
+        "{section}"
+    );
+
+    // The two named secrets: their names under the prefix, and the
+    // variable that points the login function at each.
+    let login_env = &resources["OAuthCallbackFunction"]["Properties"]["Environment"]["Variables"];
+    for (resource, variable) in [
+        ("AppSecret", "TIKTOK_APP_SECRET_ID"),
+        ("InviteKeySecret", "INVITE_KEY_SECRET_ID"),
+    ] {
+        assert!(is_ref_to(&login_env[variable], resource), "{login_env}");
+        let name = resources[resource]["Properties"]["Name"]["Fn::Sub"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{resource} is named with !Sub"));
+        let name = name.replace("${SecretsPrefix}", "<prefix>");
+        assert!(
+            section.contains(&format!("| `{name}` | `{variable}` |")),
+            "{name} / {variable} in {section}"
+        );
+    }
+
+    // The token secrets: the name the store uses and every field it writes.
+    let offline = aws_sdk_secretsmanager::Client::from_conf(
+        aws_sdk_secretsmanager::Config::builder()
+            .behavior_version_latest()
+            .build(),
+    );
+    let store = shared::tokens::SecretsManagerTokenStore::new(offline, "<prefix>");
+    let name = store
+        .secret_name("open_id")
+        .unwrap()
+        .replace("open_id", "<open_id>");
+    let row = section
+        .lines()
+        .find(|l| l.starts_with(&format!("| `{name}` |")))
+        .unwrap_or_else(|| panic!("a row for {name} in {section}"));
+    let answer: shared::tiktok::oauth::TokenResponse = serde_json::from_value(json!({
+        "access_token": "act.x", "expires_in": 60, "open_id": "o", "refresh_token": "rft.x",
+        "refresh_expires_in": 600, "scope": "user.info.basic"
+    }))
+    .unwrap();
+    let now = shared::clock::Clock::system().now();
+    let mut tokens = shared::tokens::StoredTokens::from_response(None, &answer, now).unwrap();
+    tokens.reconnect_required_at = Some(now);
+    let written = serde_json::to_value(&tokens).unwrap();
+    for field in written.as_object().unwrap().keys() {
+        assert!(
+            row.contains(&format!("\"{field}\"")) || row.contains(&format!("`{field}`")),
+            "{field} in {row}"
+        );
+    }
+
+    let timeout = resources["OAuthCallbackFunction"]["Properties"]["Timeout"]
+        .as_i64()
+        .unwrap();
+    assert!(
+        section.contains(&format!("(`oauth-callback`, {timeout} s")),
+        "{section}"
+    );
+}
+
 #[test]
 fn the_upload_function_may_set_visibility_only_on_its_queue() {
     let mut template = load_template();

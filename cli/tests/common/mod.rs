@@ -81,7 +81,7 @@ impl Stack {
                     access_expires_at: stored.access_expires_at,
                     refresh_expires_at: stored.refresh_expires_at,
                 },
-                false,
+                shared::accounts::AliasPermits::default(),
                 &unique_name("invite"),
             )
             .await

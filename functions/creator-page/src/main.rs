@@ -8,7 +8,9 @@ use shared::invite::SigningKey;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_http::tracing::init_default_subscriber();
+    // One setup for every function: no colour codes off a terminal, and the
+    // creator link in the path never logged raw, even at trace.
+    shared::logging::init();
     let config = PageConfig::from_env()
         .inspect_err(|err| tracing::error!(error = %err, "creator-page cannot start"))?;
     let sdk = load_config().await;

@@ -180,6 +180,7 @@ mod tests {
         Account {
             open_id: "open-alice".into(),
             alias: Some("alice".into()),
+            former_alias: None,
             display_name: Some("Alice <3".into()),
             avatar_url: None,
             scopes: vec![],

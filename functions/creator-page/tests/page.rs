@@ -69,7 +69,7 @@ impl Data {
                     access_expires_at: Utc::now() + TimeDelta::hours(2),
                     refresh_expires_at: None,
                 },
-                false,
+                shared::accounts::AliasPermits::default(),
                 &format!("invite-{alias}"),
             )
             .await

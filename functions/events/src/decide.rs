@@ -432,6 +432,7 @@ mod tests {
         Account {
             open_id: "open-alice".into(),
             alias: Some("alice".into()),
+            former_alias: None,
             display_name: None,
             avatar_url: None,
             scopes: vec!["video.upload".into()],

@@ -8,7 +8,9 @@ use shared::aws::load_config;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    // One setup for every function: no colour codes off a terminal, and the
+    // stream records never logged raw, even at trace.
+    shared::logging::init();
     let config = EventsConfig::from_env()
         .inspect_err(|err| tracing::error!(error = %err, "events cannot start"))?;
     let sdk = load_config().await;

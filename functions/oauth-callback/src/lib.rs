@@ -2,28 +2,41 @@
 //!
 //! Only an operator's invitation opens a login, so nobody can bind their own
 //! TikTok account to another creator's alias. The alias travels inside the
-//! stored login state, never in the callback's query. Every failure answers a
-//! clear page with the right status and stores nothing.
+//! stored login state, never in the callback's query, and the state is bound
+//! to the browser that started the login ([`browser`]). Every outcome is a
+//! clear page with the right status; a login that does not connect leaves
+//! whatever was connected before as it was (see [`shared::login`]).
 
+pub mod browser;
+mod callback;
 pub mod config;
 pub mod pages;
+mod start;
 
 use std::collections::HashMap;
+use std::time::{Duration, SystemTime};
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt as _, Response};
-use shared::accounts::{AccountError, Accounts};
+use shared::accounts::Accounts;
 use shared::app_secret::tiktok_client;
 use shared::aws::AwsClients;
 use shared::clock::Clock;
-use shared::invite::{Invitation, SigningKey};
-use shared::login::{Callback, LoginError};
-use shared::login_state::{DEFAULT_TTL, LoginStates, PendingLogin, StateError};
-use shared::tiktok::oauth::scopes_for;
-use shared::tiktok::{OAuthErrorCode, TikTokClient};
+use shared::invite::SigningKey;
+use shared::login::LoginTimeouts;
+use shared::login_state::LoginStates;
+use shared::tiktok::TikTokClient;
 use shared::tokens::{SecretsManagerTokenStore, TokenManager};
 
 pub use config::LoginConfig;
+
+/// The function's timeout in the template: the most API Gateway waits for
+/// an integration (29 s in the template; the HTTP API's hard limit is 30 s).
+pub const FUNCTION_TIMEOUT: Duration = Duration::from_secs(29);
+
+/// Kept free before Lambda's deadline, so that a login running late still
+/// answers with a page (and Lambda does not cut it off with a 503).
+const DEADLINE_MARGIN: Duration = Duration::from_secs(2);
 
 /// Why the function could not start; each names what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +58,7 @@ pub struct LoginService {
     tokens: TokenManager<SecretsManagerTokenStore>,
     invite_key: SigningKey,
     clock: Clock,
+    timeouts: LoginTimeouts,
 }
 
 impl LoginService {
@@ -69,12 +83,14 @@ impl LoginService {
         let invite_key = SigningKey::load(&aws.secrets, &config.invite_key_secret_id)
             .await
             .map_err(|e| StartupError::InviteKey(e.to_string()))?;
+        let timeouts = LoginTimeouts::default();
         let tokens = TokenManager::for_deployment(
             aws,
             tiktok.clone(),
             &config.secrets_prefix,
             &config.table,
         )
+        .with_settings(timeouts.refresh_settings())
         .with_clock(clock.clone());
         Ok(Self {
             tiktok,
@@ -84,10 +100,12 @@ impl LoginService {
             invite_key,
             clock,
             config,
+            timeouts,
         })
     }
 
-    /// Routes one HTTP request. Never fails: every outcome is a page.
+    /// Routes one HTTP request. Never fails: every outcome is a page, within
+    /// the invocation's time.
     pub async fn handle(&self, request: Request) -> Response<Body> {
         if request.method() != Method::GET {
             return pages::page(
@@ -96,251 +114,46 @@ impl LoginService {
                 &["This address only answers GET requests."],
             );
         }
+        let budget = budget(&request);
         let query = query_params(&request);
-        match request.uri().path().trim_end_matches('/') {
-            path if path.ends_with("/auth/start") => self.start(&query).await,
-            path if path.ends_with("/auth/callback") => self.callback(&query).await,
-            _ => pages::page(
+        let path = request.uri().path().trim_end_matches('/');
+        let answer = if path.ends_with("/auth/start") {
+            tokio::time::timeout(budget, self.start(&query)).await
+        } else if path.ends_with("/auth/callback") {
+            tokio::time::timeout(budget, self.callback(request.headers(), &query)).await
+        } else {
+            return pages::page(
                 StatusCode::NOT_FOUND,
                 "Not found",
                 &["There is nothing here. Use the invitation link you were sent."],
-            ),
-        }
-    }
-
-    async fn start(&self, query: &HashMap<String, String>) -> Response<Body> {
-        let Some(token) = query.get("invite").filter(|t| !t.is_empty()) else {
-            return pages::page(
-                StatusCode::FORBIDDEN,
-                "Invitation needed",
-                &[
-                    "Connecting a TikTok account needs an invitation link from the operator of this service.",
-                ],
             );
         };
-        let now = self.clock.now();
-        let invitation = match Invitation::verify(token, &self.invite_key, now) {
-            Ok(inv) => inv,
-            Err(err) => {
-                tracing::info!(reason = %err, "login refused: bad invitation");
-                return pages::page(
-                    StatusCode::FORBIDDEN,
-                    "Invitation not accepted",
-                    &[&err.to_string()],
-                );
-            }
-        };
-        let login = PendingLogin::new(
-            invitation.alias(),
-            invitation.id(),
-            invitation.rebind(),
-            &self.config.redirect_uri,
-            now,
-            DEFAULT_TTL,
-        );
-        if let Err(err) = self.states.create(&login).await {
-            tracing::error!(error = %err, "cannot store the login state");
-            return unavailable();
-        }
-        let scopes = scopes_for(self.config.direct_post_enabled);
-        let url = self.tiktok.authorize_url(
-            &scopes,
-            &self.config.redirect_uri,
-            &login.state,
-            Some((&login.verifier, self.config.pkce_encoding)),
-        );
-        tracing::info!(alias = invitation.alias(), "login started");
-        pages::redirect(url.as_str())
-    }
-
-    async fn callback(&self, query: &HashMap<String, String>) -> Response<Body> {
-        let now = self.clock.now();
-        let Some(state) = query.get("state").filter(|s| !s.is_empty()) else {
-            return pages::page(
-                StatusCode::BAD_REQUEST,
-                "Login not recognised",
+        answer.unwrap_or_else(|_| {
+            // Something past TikTok's own deadlines hung (the table, Secrets
+            // Manager). What a login cut off here leaves is safe by its order
+            // of steps: connected, or not at all.
+            tracing::error!(budget_ms = budget.as_millis() as u64, path, "login ran out of time");
+            pages::page(
+                StatusCode::GATEWAY_TIMEOUT,
+                "Try again shortly",
                 &[
-                    "The answer from TikTok carries no state. Start again from your invitation link.",
+                    "The login took too long and was stopped. Open your invitation link again: it says so if your account is connected already.",
                 ],
-            );
-        };
-        // Consumed first, whatever TikTok said: a state is good for one answer.
-        let login = match self.states.consume(state, now).await {
-            Ok(login) => login,
-            Err(err @ (StateError::Unknown | StateError::Expired)) => {
-                tracing::info!(reason = %err, "callback refused: state");
-                return pages::page(
-                    StatusCode::BAD_REQUEST,
-                    "Login not recognised",
-                    &[&err.to_string()],
-                );
-            }
-            Err(err) => {
-                tracing::error!(error = %err, "cannot read the login state");
-                return unavailable();
-            }
-        };
-        let alias = login.alias.as_str();
-
-        if let Some(error) = query.get("error").filter(|e| !e.is_empty()) {
-            let code = OAuthErrorCode::parse(error);
-            tracing::info!(alias, error = %code, "login ended by TikTok");
-            let status = if code == OAuthErrorCode::AccessDenied {
-                StatusCode::FORBIDDEN
-            } else {
-                StatusCode::BAD_REQUEST
-            };
-            return pages::page(
-                status,
-                "Not connected",
-                &[
-                    code.human_message(),
-                    "Nothing was stored. Open your invitation link again to retry.",
-                ],
-            );
-        }
-        let Some(code) = query.get("code").filter(|c| !c.is_empty()) else {
-            return pages::page(
-                StatusCode::BAD_REQUEST,
-                "Not connected",
-                &[
-                    "TikTok's answer carries no authorization code. Open your invitation link again.",
-                ],
-            );
-        };
-
-        let required = scopes_for(self.config.direct_post_enabled);
-        let completed = shared::login::complete(
-            &self.tiktok,
-            &self.accounts,
-            &self.tokens,
-            Callback {
-                code,
-                redirect_uri: &login.redirect_uri,
-                verifier: &login.verifier,
-                granted_in_query: query.get("scopes").map(String::as_str),
-                required: &required,
-                alias,
-                rebind: login.rebind,
-                invite_id: &login.invite_id,
-                now,
-            },
-        )
-        .await;
-        let account = match completed {
-            Ok(account) => account,
-            Err(LoginError::ScopesMissing { missing }) => return scope_page(alias, &missing),
-            Err(LoginError::Exchange(err)) => {
-                tracing::warn!(alias, error = %err, "code exchange failed");
-                let status = if err.is_retryable() {
-                    StatusCode::SERVICE_UNAVAILABLE
-                } else {
-                    StatusCode::BAD_GATEWAY
-                };
-                let reason = err
-                    .oauth_code()
-                    .map(|c| c.human_message())
-                    .unwrap_or("TikTok could not be reached or answered unexpectedly.");
-                return pages::page(
-                    status,
-                    "Not connected",
-                    &[
-                        reason,
-                        "Nothing was stored. Open your invitation link again to retry.",
-                    ],
-                );
-            }
-            Err(LoginError::Unusable(err)) => {
-                tracing::warn!(alias, error = %err, "token answer unusable");
-                return pages::page(
-                    StatusCode::BAD_GATEWAY,
-                    "Not connected",
-                    &["TikTok's answer could not be used. Nothing was stored; try again."],
-                );
-            }
-            Err(LoginError::Account(err)) => return account_error_page(alias, &err),
-            Err(LoginError::TokensNotStored(_)) => return unavailable(),
-        };
-        let name = account
-            .display_name
-            .clone()
-            .unwrap_or_else(|| "Your TikTok account".to_owned());
-        pages::page(
-            StatusCode::OK,
-            "Connected",
-            &[
-                &format!("{name} is now connected as \u{201c}{alias}\u{201d}."),
-                &format!(
-                    "Videos and slideshows dropped under uploads/{alias}/ will arrive in your TikTok inbox as drafts, where you finish and post them."
-                ),
-                "You can close this page.",
-            ],
-        )
-    }
-}
-
-fn scope_page(alias: &str, missing: &[&str]) -> Response<Body> {
-    tracing::info!(alias, missing = ?missing, "login refused: scopes switched off");
-    let names: Vec<String> = missing
-        .iter()
-        .map(|s| match *s {
-            "video.upload" => "upload videos as drafts (video.upload)".to_owned(),
-            "video.publish" => "post directly (video.publish)".to_owned(),
-            "user.info.basic" => "read your basic profile (user.info.basic)".to_owned(),
-            other => other.to_owned(),
+            )
         })
-        .collect();
-    pages::page(
-        StatusCode::FORBIDDEN,
-        "Permission needed",
-        &[
-            &format!(
-                "The login switched off a permission this service needs: {}.",
-                names.join(", ")
-            ),
-            "Nothing was stored. Open your invitation link again and keep every permission switched on.",
-        ],
-    )
-}
-
-fn account_error_page(alias: &str, err: &AccountError) -> Response<Body> {
-    match err {
-        AccountError::InvitationUsed => {
-            tracing::info!(alias, "login refused: invitation already used");
-            pages::page(
-                StatusCode::CONFLICT,
-                "Invitation already used",
-                &["This invitation link was used already. Ask the operator for a new one."],
-            )
-        }
-        AccountError::AliasTaken { .. } => {
-            tracing::warn!(alias, "login refused: alias bound to another account");
-            pages::page(
-                StatusCode::CONFLICT,
-                "Name already taken",
-                &[
-                    &format!(
-                        "\u{201c}{alias}\u{201d} is already connected to another TikTok account."
-                    ),
-                    "Nothing was stored. Ask the operator for an invitation that allows rebinding it.",
-                ],
-            )
-        }
-        other => {
-            tracing::error!(alias, error = %other, "cannot record the account");
-            unavailable()
-        }
     }
 }
 
-fn unavailable() -> Response<Body> {
-    pages::page(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "Try again shortly",
-        &[
-            "The service could not complete the login just now. Nothing was stored; open your invitation link again in a minute.",
-        ],
-    )
+/// The time this invocation may still use: until Lambda's deadline less a
+/// margin, or the template's timeout less that margin when no deadline is
+/// known (a test, another front end).
+fn budget(request: &Request) -> Duration {
+    let default = FUNCTION_TIMEOUT - DEADLINE_MARGIN;
+    request
+        .lambda_context_ref()
+        .and_then(|context| context.deadline().duration_since(SystemTime::now()).ok())
+        .map(|left| left.saturating_sub(DEADLINE_MARGIN).min(default))
+        .unwrap_or(default)
 }
 
 /// Query parameters from API Gateway's parsed map, or from the URI when the
@@ -362,4 +175,20 @@ fn query_params(request: &Request) -> HashMap<String, String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_logins_own_deadlines_fit_inside_the_function() {
+        let timeouts = LoginTimeouts::default();
+        // TikTok's calls and the lease wait, with room left for the table
+        // and Secrets Manager, inside what the handler allows itself.
+        assert!(
+            timeouts.total() + Duration::from_secs(4) <= FUNCTION_TIMEOUT - DEADLINE_MARGIN,
+            "{timeouts:?}"
+        );
+    }
 }

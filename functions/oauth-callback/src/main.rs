@@ -7,8 +7,8 @@ use shared::aws::AwsClients;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    // JSON logs when Lambda's log format is JSON.
-    lambda_http::tracing::init_default_subscriber();
+    // JSON logs when Lambda's log format is JSON; never a raw event, even at trace.
+    shared::logging::init();
     let aws = AwsClients::from_env().await;
     let service = LoginService::from_env(&aws).await.map_err(|err| {
         // Said once, plainly, before the runtime reports the failed init.

@@ -9,7 +9,8 @@ use shared::clock::Clock;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    // JSON logs when Lambda's log format is JSON; never a raw event, even at trace.
+    shared::logging::init();
     let sdk = load_config().await;
     let aws = AwsClients::from_config(&sdk);
     let config = UploadConfig::from_env().inspect_err(|err| {

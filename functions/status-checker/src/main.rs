@@ -12,7 +12,8 @@ use status_checker::service::build;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    // JSON logs when Lambda's log format is JSON; never a raw event, even at trace.
+    shared::logging::init();
     let sdk = load_config().await;
     let aws = AwsClients::from_config(&sdk);
     let config = CheckerConfig::from_env()

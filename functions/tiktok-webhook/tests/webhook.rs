@@ -115,7 +115,7 @@ impl Env {
                     access_expires_at: now() + TimeDelta::hours(2),
                     refresh_expires_at: Some(now() + TimeDelta::days(180)),
                 },
-                false,
+                shared::accounts::AliasPermits::default(),
                 &unique_name("inv"),
             )
             .await

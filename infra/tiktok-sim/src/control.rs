@@ -421,46 +421,23 @@ pub async fn deauthorize_user(
     } else {
         parse(&body)?
     };
-    let (revoked, failed) = app.update(|state| {
+    let removal = app.update(|state| {
         if state.user(&open_id).is_none() {
             return Err(ControlError::not_found("unknown open_id"));
         }
-        let grants: Vec<u64> = state
-            .grants
-            .values()
-            .filter(|g| g.open_id == open_id)
-            .map(|g| g.id)
-            .collect();
-        for id in &grants {
-            oauth::revoke_grant(state, *id);
-        }
-        // Sent before the failures the removal causes (queued in App::update afterwards).
-        webhooks::enqueue(
+        Ok(oauth::remove_authorization(
             &app,
             state,
-            vec![webhooks::Event {
-                name: "authorization.removed",
-                open_id: open_id.clone(),
-                publish_id: None,
-                content: json!({"reason": request.reason}),
-            }],
-        );
-        let now = state.now_ms();
-        let mut failed = Vec::new();
-        for publish in state.publishes.values_mut().filter(|p| {
-            p.open_id == open_id
-                && matches!(
-                    p.status,
-                    PublishStatus::ProcessingUpload | PublishStatus::ProcessingDownload
-                )
-        }) {
-            publish.set_status(PublishStatus::Failed, Some("auth_removed".to_owned()), now);
-            failed.push(publish.publish_id.clone());
-        }
-        Ok((grants.len(), failed))
+            &open_id,
+            request.reason,
+        ))
     })?;
-    for publish_id in &failed {
+    for publish_id in &removal.failed_publishes {
         app.abort_pull(publish_id);
     }
-    Ok(Json(json!({"revoked_grants": revoked, "failed_publishes": failed})).into_response())
+    Ok(Json(json!({
+        "revoked_grants": removal.revoked_grants,
+        "failed_publishes": removal.failed_publishes,
+    }))
+    .into_response())
 }

@@ -18,7 +18,8 @@ use crate::app::App;
 use crate::config::{PkceEncoding, PkceMode, Settings};
 use crate::rate_limit::Bucket;
 use crate::state::{
-    AuthCode, Grant, KNOWN_SCOPES, State, TokenRecord, new_log_id, random_token, sha256_hex,
+    AuthCode, Grant, KNOWN_SCOPES, PublishStatus, State, TokenRecord, new_log_id, random_token,
+    sha256_hex,
 };
 
 /// A flat OAuth error, `{error, error_description, log_id}`.
@@ -526,7 +527,67 @@ pub fn revoke_grant(st: &mut State, grant_id: u64) {
     st.grants.remove(&grant_id);
 }
 
-/// `POST /v2/oauth/revoke/`: revokes the grant behind an access token.
+/// TikTok's reason code in `authorization.removed` when the app itself revoked.
+pub const REASON_DEVELOPER_REVOKED: i64 = 5;
+
+/// What [`remove_authorization`] did.
+#[derive(Debug, Default)]
+pub struct Removal {
+    pub revoked_grants: usize,
+    /// Publishes that were still processing and failed with `auth_removed`. Their running
+    /// pulls must be stopped once the state lock is released ([`App::abort_pull`]).
+    pub failed_publishes: Vec<String>,
+}
+
+/// Ends a user's whole authorization of the app: every grant of `open_id` (the tokens of
+/// every code exchange, not only one; the simulator serves one app), then `authorization.removed` with
+/// `reason` (when a webhook URL is set), then the user's publishes still processing fail
+/// with `auth_removed`. Both the user removing the app and the app's revoke end here: the
+/// docs say revoke "disconnects your app from the user's TikTok account", and the
+/// simulator takes that at its word.
+pub fn remove_authorization(app: &App, st: &mut State, open_id: &str, reason: i64) -> Removal {
+    let grants: Vec<u64> = st
+        .grants
+        .values()
+        .filter(|g| g.open_id == open_id)
+        .map(|g| g.id)
+        .collect();
+    for id in &grants {
+        revoke_grant(st, *id);
+    }
+    // Sent before the failures the removal causes (queued in App::update afterwards).
+    crate::webhooks::enqueue(
+        app,
+        st,
+        vec![crate::webhooks::Event {
+            name: "authorization.removed",
+            open_id: open_id.to_owned(),
+            publish_id: None,
+            content: json!({ "reason": reason }),
+        }],
+    );
+    let now = st.now_ms();
+    let mut failed = Vec::new();
+    for publish in st.publishes.values_mut().filter(|p| {
+        p.open_id == open_id
+            && matches!(
+                p.status,
+                PublishStatus::ProcessingUpload | PublishStatus::ProcessingDownload
+            )
+    }) {
+        publish.set_status(PublishStatus::Failed, Some("auth_removed".to_owned()), now);
+        failed.push(publish.publish_id.clone());
+    }
+    Removal {
+        revoked_grants: grants.len(),
+        failed_publishes: failed,
+    }
+}
+
+/// `POST /v2/oauth/revoke/`: ends the user's whole authorization of the app (the strict
+/// reading of "disconnects your app from the user's TikTok account"): every token of the
+/// access token's `open_id` dies, including those of other code exchanges, and
+/// `authorization.removed` follows (reason 5, developer revoked).
 pub async fn revoke(AxState(app): AxState<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
     let result = app.update(|st| {
         let settings = st.settings.clone();
@@ -543,14 +604,28 @@ pub async fn revoke(AxState(app): AxState<Arc<App>>, headers: HeaderMap, body: B
             ));
         }
         // An unknown or already revoked token is not an error (RFC 7009).
-        if let Some(record) = st.access_tokens.get(&key) {
-            let grant_id = record.grant_id;
-            revoke_grant(st, grant_id);
-        }
-        Ok(())
+        let Some(open_id) = st
+            .access_tokens
+            .get(&key)
+            .and_then(|record| st.grants.get(&record.grant_id))
+            .map(|grant| grant.open_id.clone())
+        else {
+            return Ok(Removal::default());
+        };
+        Ok(remove_authorization(
+            &app,
+            st,
+            &open_id,
+            REASON_DEVELOPER_REVOKED,
+        ))
     });
     match result {
-        Ok(()) => axum::Json(json!({})).into_response(),
+        Ok(removal) => {
+            for publish_id in &removal.failed_publishes {
+                app.abort_pull(publish_id);
+            }
+            axum::Json(json!({})).into_response()
+        }
         Err(e) => e.into_response(),
     }
 }

@@ -299,6 +299,93 @@ async fn deauthorize_revokes_tokens_sends_the_event_and_fails_processing_publish
     assert_eq!(content(&last), json!({"reason": 1}));
 }
 
+/// The strict reading of revoke: it "disconnects your app from the user's TikTok account",
+/// so it ends every grant of the user (tokens of earlier code exchanges too), and TikTok
+/// says so with `authorization.removed`. Other users keep theirs.
+#[tokio::test]
+async fn revoke_ends_the_users_whole_grant_and_sends_authorization_removed() {
+    let (receiver, url) = receiver().await;
+    let sim = sim_with_webhooks(Some(&url)).await;
+    sim.user("bob").await;
+    let scopes = ["user.info.basic", "video.upload"];
+    let first = sim.grant("alice", &scopes).await;
+    let second = sim.grant("alice", &scopes).await;
+    let bobs = sim.grant("bob", &scopes).await;
+    let user_info = |token: &Value| {
+        let request = sim
+            .http
+            .get(sim.url("/v2/user/info/?fields=open_id"))
+            .bearer_auth(token.as_str().unwrap())
+            .send();
+        async move { request.await.unwrap().status() }
+    };
+    assert_eq!(user_info(&second["access_token"]).await, StatusCode::OK);
+
+    // The app revokes the newer grant's access token ...
+    let response = sim
+        .http
+        .post(sim.url("/v2/oauth/revoke/"))
+        .form(&[
+            ("client_key", CLIENT_KEY),
+            ("client_secret", SECRET),
+            ("token", second["access_token"].as_str().unwrap()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+
+    // ... and the older grant dies with it: access and refresh token alike.
+    for grant in [&first, &second] {
+        assert_eq!(
+            user_info(&grant["access_token"]).await,
+            StatusCode::UNAUTHORIZED
+        );
+        let refreshed: Value = sim
+            .http
+            .post(sim.url("/v2/oauth/token/"))
+            .form(&[
+                ("client_key", CLIENT_KEY),
+                ("client_secret", SECRET),
+                ("grant_type", "refresh_token"),
+                ("refresh_token", grant["refresh_token"].as_str().unwrap()),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(refreshed["error"], "invalid_grant", "{refreshed}");
+    }
+    assert_eq!(user_info(&bobs["access_token"]).await, StatusCode::OK);
+
+    let list = settled(&sim, 1).await;
+    assert_eq!(list.len(), 1, "{list:?}");
+    let got = receiver.got.lock().unwrap().clone();
+    let removed = assert_signed(&got[0], now_secs(&sim).await);
+    assert_eq!(removed["event"], "authorization.removed");
+    assert_eq!(removed["user_openid"], "alice");
+    assert_eq!(content(&removed), json!({"reason": 5}), "developer revoked");
+
+    // Revoking a dead token again changes nothing and sends nothing.
+    let again = sim
+        .http
+        .post(sim.url("/v2/oauth/revoke/"))
+        .form(&[
+            ("client_key", CLIENT_KEY),
+            ("client_secret", SECRET),
+            ("token", first["access_token"].as_str().unwrap()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(deliveries(&sim).await.len(), 1);
+    assert_eq!(user_info(&bobs["access_token"]).await, StatusCode::OK);
+}
+
 #[tokio::test]
 async fn redelivery_repeats_the_body_signed_again_and_failures_are_recorded() {
     let (receiver, url) = receiver().await;

@@ -120,7 +120,10 @@ impl TikTokClient {
                 redirect_uri,
                 state,
                 pkce,
-                disable_auto_auth: None,
+                // Always the consent page, so the creator sees which TikTok
+                // account she is connecting (and can switch) instead of
+                // TikTok silently reusing whichever account is signed in.
+                disable_auto_auth: Some(true),
             },
         )
     }

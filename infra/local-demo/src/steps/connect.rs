@@ -62,14 +62,25 @@ pub async fn connect(
             .build()
             .map_err(|e| format!("browser: {}", e.without_url()))?;
         let mut url = link;
+        // The login's own cookies (the start binds the login to this
+        // browser), sent back to the login only.
+        let mut cookies: Vec<String> = Vec::new();
         for _ in 0..4 {
-            let res = browser
-                .get(&url)
+            let mut request = browser.get(&url);
+            if url.starts_with(public_url) && !cookies.is_empty() {
+                request = request.header("cookie", cookies.join("; "));
+            }
+            let res = request
                 .send()
                 .await
                 // reqwest's errors name the full URL, here with the
                 // invitation token or the OAuth code and state in it.
                 .map_err(|e| format!("GET {}: {}", without_query(&url), e.without_url()))?;
+            for set in res.headers().get_all("set-cookie") {
+                if let Some(pair) = set.to_str().ok().and_then(|v| v.split(';').next()) {
+                    cookies.push(pair.trim().to_owned());
+                }
+            }
             let status = res.status();
             if status.is_redirection() {
                 let next = res
