@@ -5,7 +5,7 @@
 CARGO_TARGET_DIR ?= $(HOME)/.cache/tiktok-drafts/target
 export CARGO_TARGET_DIR
 
-.PHONY: test demo demo-real demo-bins lint fmt bench bench-forward bench-checker bench-slideshow sim
+.PHONY: test demo demo-real demo-bins lint fmt package bench bench-forward bench-checker bench-slideshow bench-cold-start sim
 
 ## test: every test, against local AWS (moto, started and stopped here) and the TikTok
 ## simulator; the creator page's test drives Debian's Chromium (installed here when missing)
@@ -36,6 +36,12 @@ lint:
 fmt:
 	cargo fmt --all
 
+## package: the functions as Lambda runs them (cargo lambda build --release --arm64), zipped,
+## each binary's and zip's size printed; then `sam build` on template.yaml, which must make the
+## same binaries (infra/package.sh --no-sam skips it). Slow: not part of CI
+package:
+	infra/package.sh
+
 ## bench: streamed-upload benchmark (prints peak RSS and throughput)
 bench:
 	cargo build --release --locked -p tiktok-sim -p tiktok-drafts-tests --bins
@@ -54,6 +60,11 @@ bench-slideshow:
 bench-checker:
 	cargo build --release --locked -p checker-bench
 	infra/with-local-stack.sh $(CARGO_TARGET_DIR)/release/checker-bench
+
+## bench-cold-start: each function's release binary under the Lambda emulator, on a stack made
+## from template.yaml, beside a bare lambda_runtime echo function: first-invocation, warm and init times
+bench-cold-start:
+	benches/cold-start/run.sh
 
 ## sim: run the TikTok simulator in the foreground on 127.0.0.1:9300
 sim:

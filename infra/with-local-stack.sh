@@ -31,4 +31,7 @@ export AWS_EC2_METADATA_DISABLED=true
 # The Lambda Runtime API emulator the real function binaries run under.
 CARGO_LAMBDA="${CARGO_LAMBDA:-$("$ROOT/infra/cargo-lambda.sh")}"
 export CARGO_LAMBDA
+# The translator that turns template.yaml into the stack the demo and the
+# stack tests make (installed once here, not by each test at once).
+"$ROOT/infra/template-stack.sh" install
 "$@"

@@ -20,6 +20,11 @@ pub struct LambdaFunction {
     port: u16,
     http: reqwest::Client,
     logs: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// The tasks reading its stdout and stderr into `logs`: they end at
+    /// the process's end, once all it printed is in.
+    readers: Vec<tokio::task::JoinHandle<()>>,
+    /// When the function's process was started (its init began).
+    started_at: std::time::Instant,
     invoke_timeout: Duration,
 }
 
@@ -114,6 +119,7 @@ impl LambdaFunction {
         for (name, value) in env {
             command.env(name, value);
         }
+        let started_at = std::time::Instant::now();
         let mut function = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -121,6 +127,7 @@ impl LambdaFunction {
             .spawn()
             .map_err(|err| format!("start {}: {err}", binary.display()))?;
         let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut readers = Vec::new();
         for stream in [
             function
                 .stdout
@@ -135,14 +142,14 @@ impl LambdaFunction {
         .flatten()
         {
             let logs = logs.clone();
-            tokio::spawn(async move {
+            readers.push(tokio::spawn(async move {
                 let mut lines = BufReader::new(stream).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
                     if let Ok(mut logs) = logs.lock() {
                         logs.push(line);
                     }
                 }
-            });
+            }));
         }
         Ok(Self {
             emulator,
@@ -150,8 +157,15 @@ impl LambdaFunction {
             port,
             http: reqwest::Client::new(),
             logs,
+            readers,
+            started_at,
             invoke_timeout: Duration::from_secs(120),
         })
+    }
+
+    /// When the function's process was started: its init began then.
+    pub fn started_at(&self) -> std::time::Instant {
+        self.started_at
     }
 
     /// How long an invocation may take before it counts as hung (120 s
@@ -177,7 +191,7 @@ impl LambdaFunction {
         if let Ok(Some(status)) = self.function.try_wait() {
             return Err(format!(
                 "the function exited ({status}) before the invocation:\n{}",
-                self.logs().join("\n")
+                self.logs_after_exit().await.join("\n")
             ));
         }
         let request = self
@@ -197,7 +211,7 @@ impl LambdaFunction {
             })?,
             exited = self.function.wait() => return Err(format!(
                 "the function exited ({exited:?}) during the invocation:\n{}",
-                self.logs().join("\n")
+                self.logs_after_exit().await.join("\n")
             )),
         };
         let status = response.status().as_u16();
@@ -207,6 +221,15 @@ impl LambdaFunction {
             .map_err(|err| format!("read the invocation's answer: {err}"))?;
         let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
         Ok(Invocation { status, body })
+    }
+
+    /// Everything an exited function printed: what it said last (why it
+    /// stopped) may still be on its way through the pipes.
+    async fn logs_after_exit(&mut self) -> Vec<String> {
+        for reader in &mut self.readers {
+            let _ = tokio::time::timeout(Duration::from_secs(2), reader).await;
+        }
+        self.logs()
     }
 
     /// Everything the function printed so far (its JSON log lines).

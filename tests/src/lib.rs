@@ -3,10 +3,12 @@
 //! DynamoDB stream's event source mapping ([`stream`]).
 
 pub mod bus;
+pub mod events;
 pub mod http_api;
 pub mod lambda;
 pub mod lambda_events;
 pub mod stream;
+pub mod template_stack;
 
 use aws_config::SdkConfig;
 
@@ -20,6 +22,36 @@ pub async fn local_aws() -> SdkConfig {
         "AWS_ENDPOINT_URL must point at the local moto server (got {endpoint:?}); run the tests with `make test`"
     );
     shared::aws::load_config().await
+}
+
+/// A binary of the workspace (a function, the CLI), as `cargo test
+/// --workspace` (`make test`) and `cargo build` leave it: next to the
+/// running test or tool, or in `TIKTOK_DRAFTS_BIN_DIR` when that is set
+/// (binaries built elsewhere, e.g. copied out of a target folder other
+/// clones build into too).
+pub fn workspace_binary(name: &str) -> Result<std::path::PathBuf, String> {
+    let dir = match std::env::var_os("TIKTOK_DRAFTS_BIN_DIR") {
+        Some(dir) => std::path::PathBuf::from(dir),
+        None => {
+            let exe = std::env::current_exe().map_err(|e| format!("where this runs from: {e}"))?;
+            // A test runs from target/debug/deps, a tool from target/debug.
+            let dir = exe.parent().ok_or("the binary's folder")?;
+            if dir.ends_with("deps") {
+                dir.parent().ok_or("the target folder")?.to_path_buf()
+            } else {
+                dir.to_path_buf()
+            }
+        }
+    };
+    let path = dir.join(name);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "{} is not built: `make test` and `make demo` build every binary first",
+            path.display()
+        ))
+    }
 }
 
 /// A name no other test uses, so tests can share one moto server in parallel.

@@ -237,7 +237,8 @@ fn expected_functions() -> BTreeMap<&'static str, Expected> {
             "TikTokWebhookFunction",
             Expected {
                 binary: "tiktok-webhook",
-                may_use: &["Table", "AppSecret"],
+                // The account secrets only to delete a revoked account's.
+                may_use: &["Table", "AppSecret", ACCOUNT_SECRETS_NAME],
             },
         ),
         (
@@ -533,6 +534,35 @@ fn policy_violations(template: &Value) -> Vec<String> {
     problems
 }
 
+/// The item actions the login may use: single items by key.
+const LOGIN_ITEM_ACTIONS: &[&str] = &[
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:ConditionCheckItem",
+];
+
+/// The partition keys a login writes and reads (shared::accounts,
+/// shared::login_state, the token lease); tests/tests/template_stack.rs
+/// checks every request the real login makes against the template.
+const LOGIN_KEY_PREFIXES: &[&str] = &[
+    "ACCOUNT#*",
+    "ALIAS#*",
+    "INVITE#*",
+    "OAUTHSTATE#*",
+    "LEASE#tokens#*",
+];
+
+/// The `dynamodb:LeadingKeys` patterns a statement is limited to with
+/// `ForAllValues:StringLike` (empty when it is not).
+fn leading_keys(statement: &Statement) -> Vec<String> {
+    one_or_many(&statement.body["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"])
+        .into_iter()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect()
+}
+
 /// Finer rules per function, on top of "only its own resources".
 fn service_rules(template: &Value, function: &str, statements: &[Statement]) -> Vec<String> {
     let mut problems = Vec::new();
@@ -562,6 +592,26 @@ fn service_rules(template: &Value, function: &str, statements: &[Statement]) -> 
                     s.origin
                 ));
             }
+            for (s, a) in with_prefix("dynamodb:") {
+                if !LOGIN_ITEM_ACTIONS.contains(&a.as_str()) {
+                    problems.push(format!(
+                        "{function} ({}): the login reads and writes single items by key, {a} is not one of {LOGIN_ITEM_ACTIONS:?} (a Query or Scan has no leading key for the condition to limit)",
+                        s.origin
+                    ));
+                }
+                let keys = leading_keys(s);
+                if keys
+                    != LOGIN_KEY_PREFIXES
+                        .iter()
+                        .map(|p| (*p).to_owned())
+                        .collect::<Vec<_>>()
+                {
+                    problems.push(format!(
+                        "{function} ({}): {a} must be limited by ForAllValues:StringLike dynamodb:LeadingKeys to the login's items {LOGIN_KEY_PREFIXES:?}, got {keys:?}",
+                        s.origin
+                    ));
+                }
+            }
         }
         "TikTokWebhookFunction" => {
             for (s, a) in with_prefix("s3:").into_iter().chain(with_prefix("sqs:")) {
@@ -569,6 +619,14 @@ fn service_rules(template: &Value, function: &str, statements: &[Statement]) -> 
                     "{function} ({}): the webhook must not read the bucket or use the queue: {a}",
                     s.origin
                 ));
+            }
+            for (s, a) in with_prefix("secretsmanager:") {
+                if names(s).contains(ACCOUNT_SECRETS_NAME) && a != "secretsmanager:DeleteSecret" {
+                    problems.push(format!(
+                        "{function} ({}): the webhook reads no token; on the account secrets only secretsmanager:DeleteSecret, got {a}",
+                        s.origin
+                    ));
+                }
             }
         }
         "StatusCheckerFunction" => {
@@ -616,6 +674,24 @@ fn service_rules(template: &Value, function: &str, statements: &[Statement]) -> 
                 problems.push(format!(
                     "{function}: needs sqs:ChangeMessageVisibility on UploadQueue to bring retries back soon"
                 ));
+            }
+            // S3 checks s3:ListBucket without an s3:prefix (or delimiter,
+            // max-keys) when it answers a GET or HEAD of a missing key: a
+            // condition on them never matches there, and a missing image
+            // reads as 403 instead of 404.
+            let lists = with_prefix("s3:ListBucket");
+            if lists.is_empty() {
+                problems.push(format!(
+                    "{function}: needs s3:ListBucket on the bucket to tell a missing image (404) from a forbidden one"
+                ));
+            }
+            for (s, _) in lists {
+                if !s.body["Condition"].is_null() {
+                    problems.push(format!(
+                        "{function} ({}): s3:ListBucket with a Condition ({}): S3 evaluates it without s3:prefix for a GET of a missing key, so that answers 403, not 404",
+                        s.origin, s.body["Condition"]
+                    ));
+                }
             }
             // Object actions only under uploads/ (read) and media/ (read, write).
             for (s, a) in with_prefix("s3:") {
@@ -1562,5 +1638,254 @@ fn short_form_tags_are_read() {
     assert_eq!(
         parsed["e"],
         json!({ "Fn::Join": ["", ["x", { "Ref": "P" }]] })
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The template's edges.
+// ---------------------------------------------------------------------------
+
+/// Every HttpApi route belongs to an API of this template whose stage
+/// throttles every route (`DefaultRouteSettings`), so anyone calling the
+/// login or webhook URLs is capped. Violations, by name.
+fn throttling_violations(template: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    let positive = |value: &Value| match value {
+        Value::Number(n) => n.as_f64().is_some_and(|n| n > 0.0),
+        other => other
+            .get("Ref")
+            .and_then(Value::as_str)
+            .and_then(|p| template["Parameters"].get(p))
+            .is_some_and(|p| p["MinValue"].as_f64().is_some_and(|m| m >= 1.0)),
+    };
+    for (id, api) in resources_of_type(template, "AWS::Serverless::HttpApi") {
+        let settings = &api["Properties"]["DefaultRouteSettings"];
+        for key in ["ThrottlingRateLimit", "ThrottlingBurstLimit"] {
+            if !positive(&settings[key]) {
+                problems.push(format!(
+                    "{id}: DefaultRouteSettings.{key} must be a positive number (or a parameter with MinValue 1), got {}",
+                    settings[key]
+                ));
+            }
+        }
+    }
+    for (function, resource) in resources_of_type(template, "AWS::Serverless::Function") {
+        let events = resource["Properties"]["Events"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        for (name, event) in events.iter().filter(|(_, e)| e["Type"] == "HttpApi") {
+            let api = event["Properties"]["ApiId"]["Ref"].as_str();
+            let throttled = api.is_some_and(|api| {
+                resources(template).get(api).map(|r| &r["Type"])
+                    == Some(&json!("AWS::Serverless::HttpApi"))
+            });
+            if !throttled {
+                problems.push(format!(
+                    "{function}.Events.{name}: the route must be on one of this template's HttpApis (ApiId: !Ref ...), whose stage is throttled; SAM's implicit API is not"
+                ));
+            }
+        }
+    }
+    problems
+}
+
+#[test]
+fn every_route_of_the_http_api_is_throttled() {
+    let template = load_template();
+    let problems = throttling_violations(&template);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    // Some route exists to be throttled.
+    assert!(
+        resources_of_type(&template, "AWS::Serverless::Function")
+            .iter()
+            .any(|(_, f)| f["Properties"]["Events"]
+                .as_object()
+                .is_some_and(|e| e.values().any(|e| e["Type"] == "HttpApi")))
+    );
+
+    let mut unthrottled = load_template();
+    unthrottled["Resources"]["LoginApi"]["Properties"]
+        .as_object_mut()
+        .expect("LoginApi properties")
+        .remove("DefaultRouteSettings");
+    let problems = throttling_violations(&unthrottled);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("LoginApi: DefaultRouteSettings.ThrottlingRateLimit")),
+        "{problems:?}"
+    );
+    let mut implicit = load_template();
+    implicit["Resources"]["TikTokWebhookFunction"]["Properties"]["Events"]["Webhook"]["Properties"]
+        .as_object_mut()
+        .expect("the webhook's route")
+        .remove("ApiId");
+    let problems = throttling_violations(&implicit);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("TikTokWebhookFunction.Events.Webhook")),
+        "{problems:?}"
+    );
+}
+
+fn role_statement_mut<'a>(template: &'a mut Value, role: &str, sid: &str) -> &'a mut Value {
+    template["Resources"][role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+        .as_array_mut()
+        .expect("statements")
+        .iter_mut()
+        .find(|s| s["Sid"] == sid)
+        .unwrap_or_else(|| panic!("{role} has no statement {sid}"))
+}
+
+#[test]
+fn the_login_reaches_only_the_items_it_owns() {
+    let template = load_template();
+    let login = function_statements(&template, "OAuthCallbackFunction")
+        .expect("the login's statements")
+        .1;
+    let table: Vec<&Statement> = login
+        .iter()
+        .filter(|s| s.actions().iter().any(|a| a.starts_with("dynamodb:")))
+        .collect();
+    assert!(!table.is_empty(), "the login uses the table");
+    for statement in table {
+        assert_eq!(leading_keys(statement), LOGIN_KEY_PREFIXES, "{statement:?}");
+    }
+
+    let mut open = load_template();
+    role_statement_mut(&mut open, "OAuthCallbackRole", "TableItems")
+        .as_object_mut()
+        .expect("statement")
+        .remove("Condition");
+    assert!(
+        policy_violations(&open)
+            .iter()
+            .any(|p| p.contains("must be limited by ForAllValues:StringLike dynamodb:LeadingKeys")),
+        "an unconditioned table grant is caught"
+    );
+    let mut query = load_template();
+    role_statement_mut(&mut query, "OAuthCallbackRole", "TableItems")["Action"]
+        .as_array_mut()
+        .expect("actions")
+        .push(json!("dynamodb:Query"));
+    assert!(
+        policy_violations(&query)
+            .iter()
+            .any(|p| p.contains("dynamodb:Query is not one of")),
+        "a Query (no leading key to limit) is caught"
+    );
+}
+
+#[test]
+fn the_upload_function_can_tell_a_missing_image_from_a_forbidden_one() {
+    let template = load_template();
+    assert!(policy_violations(&template).is_empty());
+    let mut conditioned = load_template();
+    role_statement_mut(&mut conditioned, "S3UploadRole", "ListUploads")["Condition"] =
+        json!({"StringLike": {"s3:prefix": ["uploads/*"]}});
+    let problems = policy_violations(&conditioned);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("s3:ListBucket with a Condition")),
+        "{problems:?}"
+    );
+    let mut missing = load_template();
+    role_statement_mut(&mut missing, "S3UploadRole", "ListUploads")["Action"] =
+        json!("s3:GetObjectAttributes");
+    role_statement_mut(&mut missing, "S3UploadRole", "ListUploads")["Resource"] =
+        json!({"Fn::Sub": "${UploadBucket.Arn}/uploads/*"});
+    assert!(
+        policy_violations(&missing)
+            .iter()
+            .any(|p| p.contains("needs s3:ListBucket")),
+        "no ListBucket at all is caught"
+    );
+}
+
+#[test]
+fn deleted_and_overwritten_uploads_expire_but_current_ones_stay() {
+    let template = load_template();
+    let rules = one_or_many(
+        &resources(&template)["UploadBucket"]["Properties"]["LifecycleConfiguration"]["Rules"],
+    );
+    let prefix = |rule: &Value| -> Value {
+        if rule["Prefix"].is_null() {
+            rule["Filter"]["Prefix"].clone()
+        } else {
+            rule["Prefix"].clone()
+        }
+    };
+    let uploads: Vec<&&Value> = rules
+        .iter()
+        .filter(|r| r["Status"] == "Enabled" && prefix(r) == "uploads/")
+        .collect();
+    assert!(
+        uploads.iter().any(|r| is_ref_to(
+            &r["NoncurrentVersionExpiration"]["NoncurrentDays"],
+            "DeletedUploadRetentionDays"
+        )),
+        "noncurrent versions under uploads/ expire after DeletedUploadRetentionDays: {rules:?}"
+    );
+    assert!(
+        uploads
+            .iter()
+            .all(|r| r["ExpirationInDays"].is_null() && r["ExpirationDate"].is_null()),
+        "a creator's current uploads are never expired: {uploads:?}"
+    );
+    assert!(
+        template["Parameters"]["DeletedUploadRetentionDays"]["MinValue"]
+            .as_i64()
+            .is_some_and(|m| m >= 1)
+    );
+}
+
+#[test]
+fn token_secrets_are_tagged_with_the_stack_and_go_with_the_authorization() {
+    let template = load_template();
+    let login = &resources(&template)["OAuthCallbackFunction"]["Properties"];
+    assert!(
+        is_ref_to(
+            &login["Environment"]["Variables"]["STACK_NAME"],
+            "AWS::StackName"
+        ),
+        "the login tags the secrets it creates with the stack's name"
+    );
+    let grants = |function: &str| -> BTreeSet<String> {
+        function_statements(&template, function)
+            .expect("statements")
+            .1
+            .iter()
+            .filter(|s| {
+                s.resources()
+                    .iter()
+                    .any(|r| r.get("Fn::Sub") == Some(&json!(ACCOUNT_SECRETS)))
+            })
+            .flat_map(Statement::actions)
+            .collect()
+    };
+    let login = grants("OAuthCallbackFunction");
+    for action in ["secretsmanager:CreateSecret", "secretsmanager:TagResource"] {
+        assert!(login.contains(action), "login: {login:?}");
+    }
+    assert_eq!(
+        grants("TikTokWebhookFunction"),
+        BTreeSet::from(["secretsmanager:DeleteSecret".to_owned()]),
+        "the webhook deletes a revoked account's secret and does nothing else with them"
+    );
+
+    let mut reading = load_template();
+    role_statement_mut(&mut reading, "TikTokWebhookRole", "RevokedAccountTokens")["Action"] =
+        json!([
+            "secretsmanager:DeleteSecret",
+            "secretsmanager:GetSecretValue"
+        ]);
+    assert!(
+        policy_violations(&reading)
+            .iter()
+            .any(|p| p.contains("the webhook reads no token")),
+        "a webhook reading tokens is caught"
     );
 }

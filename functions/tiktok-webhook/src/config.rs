@@ -9,6 +9,9 @@ pub struct WebhookConfig {
     /// The secret holding the TikTok app's client key and secret (the
     /// client secret is the webhook signing key).
     pub app_secret_id: String,
+    /// Where the account token secrets are (`SECRETS_PREFIX`): a revoked
+    /// account's is deleted.
+    pub secrets_prefix: String,
 }
 
 impl WebhookConfig {
@@ -27,6 +30,10 @@ impl WebhookConfig {
         Ok(Self {
             table: required(shared::table::TABLE_NAME_VAR)?,
             app_secret_id: required(shared::app_secret::APP_SECRET_ID_VAR)?,
+            secrets_prefix: lookup(shared::tokens::SECRET_PREFIX_VAR)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| shared::tokens::DEFAULT_SECRET_PREFIX.to_owned()),
         })
     }
 }
@@ -46,7 +53,8 @@ mod tests {
             WebhookConfig::from_lookup(all).unwrap(),
             WebhookConfig {
                 table: "t".into(),
-                app_secret_id: "app".into()
+                app_secret_id: "app".into(),
+                secrets_prefix: "tiktok-drafts".into(),
             }
         );
         let err = WebhookConfig::from_lookup(|n| all(n).filter(|_| n != "TABLE_NAME")).unwrap_err();

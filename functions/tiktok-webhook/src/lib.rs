@@ -12,7 +12,7 @@
 //! | `post.publish.publicly_available` | job -> `published` with the post id (and its public link when the account's username is known), if not published yet |
 //! | `post.publish.failed` | the same mapping as the status checker: `retry_wait` for a passing reason, else `failed` (or `cancelled`) |
 //! | `post.publish.no_longer_publicaly_available` | logged only (no job status for it) |
-//! | `authorization.removed` | account -> `revoked`; its unfinished jobs but drafts in the inbox (held, waiting to retry, not yet sent, uploading, processing, stuck) -> `failed` (`auth_removed`) |
+//! | `authorization.removed` | account -> `revoked`, its token secret deleted; its unfinished jobs but drafts in the inbox (held, waiting to retry, not yet sent, uploading, processing, stuck) -> `failed` (`auth_removed`) |
 //! | anything else | 200, logged, ignored |
 //!
 //! Deliveries come at least once and TikTok retries anything but a 200 for
@@ -37,6 +37,7 @@ use shared::jobs::{
     RetryWaitNews, UNFINISHED_SHARDS, after_job_status, after_retry_wait_status, check_transition,
 };
 use shared::tiktok::{PublishState, PublishStatus};
+use shared::tokens::{SecretsManagerTokenStore, TokenError, TokenStore as _};
 use shared::webhook::{self, Event, SIGNATURE_HEADER, Webhook, WebhookError};
 
 pub use config::WebhookConfig;
@@ -82,6 +83,8 @@ pub enum ApplyError {
     /// next delivery of the same event.
     #[error("account {open_id}: {failed} jobs failed so far; the rest on the next delivery")]
     RemovalUnfinished { open_id: String, failed: u32 },
+    #[error(transparent)]
+    Tokens(#[from] TokenError),
 }
 
 /// What a delivery did.
@@ -250,6 +253,8 @@ pub struct WebhookService {
     client_secret: Secret,
     jobs: Jobs,
     accounts: Accounts,
+    /// The account token secrets: a revoked account's is deleted.
+    tokens: SecretsManagerTokenStore,
     clock: Clock,
     policy: JobRetryPolicy,
     /// How long one `authorization.removed` delivery may spend failing jobs
@@ -276,6 +281,7 @@ impl WebhookService {
             client_secret: app.client_secret,
             jobs: Jobs::new(aws.dynamodb.clone(), &config.table),
             accounts: Accounts::new(aws.dynamodb.clone(), &config.table),
+            tokens: SecretsManagerTokenStore::new(aws.secrets.clone(), &config.secrets_prefix),
             clock,
             policy: JobRetryPolicy::default(),
             removal_budget: REMOVAL_BUDGET,
@@ -525,6 +531,10 @@ impl WebhookService {
                 .set_state(open_id, AccountState::Revoked, Some(&message))
                 .await?;
         }
+        // The grant is gone at TikTok, and its tokens with it: so goes the
+        // secret (also on a redelivery, in case deleting failed before; a
+        // reconnect creates it again). Nothing refreshes a revoked account.
+        self.tokens.delete(open_id).await?;
         let jobs_failed = self.fail_unfinished_jobs(open_id, &message).await?;
         Ok(Outcome::AccountRevoked {
             open_id: open_id.to_owned(),

@@ -44,11 +44,12 @@ async fn env_with_removal_budget(budget: Option<Duration>) -> Env {
     let DeploymentStores {
         table,
         app_secret_id,
-        ..
+        prefix,
     } = deployment_stores(&aws).await;
     let config = WebhookConfig {
         table: table.clone(),
         app_secret_id,
+        secrets_prefix: prefix,
     };
     let mut service = WebhookService::new(&config, &aws, Clock::system())
         .await

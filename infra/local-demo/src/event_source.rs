@@ -10,9 +10,9 @@ use aws_sdk_sqs::types::MessageSystemAttributeName;
 use shared::aws::describe_sdk_error;
 
 use crate::DemoResult;
-use crate::events::{SqsRecord, sqs_batch};
 use crate::functions::{Functions, invoke};
 use crate::stack::Stack;
+use tiktok_drafts_tests::events::{SqsRecord, sqs_batch};
 
 /// What one poll did.
 #[derive(Debug, Default)]
@@ -55,7 +55,7 @@ async fn deliver_one_batch(stack: &Stack, functions: &Functions) -> DemoResult<D
         .sqs
         .receive_message()
         .queue_url(&stack.queue_url)
-        .max_number_of_messages(10)
+        .max_number_of_messages(stack.upload_batch_size)
         .wait_time_seconds(1)
         .message_system_attribute_names(MessageSystemAttributeName::All)
         .send()

@@ -1,10 +1,17 @@
 //! The four functions, each its real binary under cargo-lambda's Lambda
-//! Runtime API emulator, with the environment `template.yaml` gives it.
+//! Runtime API emulator, with the environment `template.yaml` gives it:
+//! on the local stack exactly what moto's Lambda holds for it (the stack
+//! was made from the template), on real AWS the template's environment
+//! resolved against the resources the demo made. On top of that only what
+//! running here needs, by name ([`local_overrides`]): a variable the
+//! template does not give is never made up here.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tiktok_drafts_tests::lambda::{Invocation, LambdaFunction};
+use tiktok_drafts_tests::template_stack::{LocalOverrides, resolved_environments, template_path};
 use tokio::sync::Mutex;
 
 use crate::DemoResult;
@@ -35,12 +42,105 @@ pub struct Functions {
     pub webhook: Mutex<LambdaFunction>,
 }
 
-/// The binaries, as `cargo build` leaves them next to the demo's own.
+/// The binaries, as `cargo build` leaves them next to the demo's own (or
+/// in `TIKTOK_DRAFTS_BIN_DIR`).
 pub fn binary_dir() -> DemoResult<PathBuf> {
-    let me = std::env::current_exe().map_err(|e| format!("where the demo runs from: {e}"))?;
-    me.parent()
+    let demo = tiktok_drafts_tests::workspace_binary("tiktok-drafts")?;
+    demo.parent()
         .map(Path::to_path_buf)
-        .ok_or_else(|| format!("{} has no folder", me.display()))
+        .ok_or_else(|| format!("{} has no folder", demo.display()))
+}
+
+/// What running the functions here needs on top of the template's
+/// environment.
+fn local_overrides(
+    binary: &str,
+    tiktok: &TikTokTarget,
+    redirect_uri: &str,
+    media: &MediaAccess,
+) -> LocalOverrides {
+    // The simulator, or TikTok itself (then these equal the code's defaults).
+    let mut overrides = LocalOverrides {
+        replace: Vec::new(),
+        add: vec![
+            ("TIKTOK_API_BASE_URL", tiktok.api_base_url.clone()),
+            ("TIKTOK_AUTH_URL", tiktok.auth_url.clone()),
+        ],
+    };
+    match binary {
+        // The local HTTP API's callback; the template's parameter must be
+        // https, which a loopback address is not.
+        "oauth-callback" => overrides
+            .replace
+            .push(("REDIRECT_URI", redirect_uri.to_owned())),
+        "s3-upload" => match media {
+            // The simulator pulls presigned S3 URLs (TikTok cannot).
+            MediaAccess::Presigned => overrides
+                .add
+                .push(("MEDIA_PRESIGNED_URLS", "true".to_owned())),
+            MediaAccess::BaseUrl(base) => overrides.replace.push(("MEDIA_BASE_URL", base.clone())),
+            MediaAccess::Unavailable => {}
+        },
+        _ => {}
+    }
+    overrides
+}
+
+/// Each function's environment from the template, by binary; a function
+/// the demo does not start may fail to get one (a resource of its own the
+/// demo did not make): only the ones it starts must.
+async fn template_environments(
+    stack: &Stack,
+    tiktok: &TikTokTarget,
+    redirect_uri: &str,
+    media: &MediaAccess,
+) -> DemoResult<BTreeMap<String, DemoResult<Vec<(String, String)>>>> {
+    let mut envs = BTreeMap::new();
+    match &stack.template {
+        Some(template) => {
+            for (id, function) in &template.functions {
+                let Some(binary) = function.binary.clone() else {
+                    continue;
+                };
+                let overrides = local_overrides(&binary, tiktok, redirect_uri, media);
+                envs.insert(binary, function.local_env(id, &overrides));
+            }
+        }
+        None => {
+            let resolved = resolved_environments(
+                &template_path(),
+                &stack.region,
+                &[
+                    ("Table", &stack.table),
+                    ("AppSecret", &stack.app_secret_id),
+                    ("InviteKeySecret", &stack.invite_key_secret_id),
+                    ("UploadQueue", &stack.queue_url),
+                    ("UploadBucket", &stack.bucket),
+                ],
+                &[
+                    ("RedirectUri", redirect_uri),
+                    ("SecretsPrefix", &stack.secrets_prefix),
+                ],
+            )
+            .await?;
+            for (id, function) in resolved {
+                let Some(binary) = function.binary else {
+                    continue;
+                };
+                let env = match (function.environment, function.error) {
+                    (Some(env), _) => {
+                        let overrides = local_overrides(&binary, tiktok, redirect_uri, media);
+                        overrides
+                            .apply(&id, &env)
+                            .map(|env| env.into_iter().collect())
+                    }
+                    (None, error) => Err(error.unwrap_or_else(|| format!("{id}: no environment"))),
+                };
+                envs.insert(binary, env);
+            }
+        }
+    }
+    Ok(envs)
 }
 
 impl Functions {
@@ -51,46 +151,29 @@ impl Functions {
         redirect_uri: &str,
         media: &MediaAccess,
     ) -> DemoResult<Self> {
-        let common = |extra: &[(&'static str, String)]| {
-            let mut env = vec![
-                ("TABLE_NAME", stack.table.clone()),
-                ("SECRETS_PREFIX", stack.secrets_prefix.clone()),
-                ("TIKTOK_APP_SECRET_ID", stack.app_secret_id.clone()),
-                ("TIKTOK_API_BASE_URL", tiktok.api_base_url.clone()),
-                ("TIKTOK_AUTH_URL", tiktok.auth_url.clone()),
-            ];
-            env.extend(extra.iter().cloned());
-            env
-        };
-        let login = common(&[
-            ("INVITE_KEY_SECRET_ID", stack.invite_key_secret_id.clone()),
-            ("REDIRECT_URI", redirect_uri.to_owned()),
-        ]);
-        let mut upload = common(&[
-            ("CHUNK_SIZE_BYTES", "10000000".into()),
-            ("UPLOAD_QUEUE_URL", stack.queue_url.clone()),
-        ]);
-        match media {
-            MediaAccess::Presigned => upload.push(("MEDIA_PRESIGNED_URLS", "true".into())),
-            MediaAccess::BaseUrl(base) => upload.push(("MEDIA_BASE_URL", base.clone())),
-            MediaAccess::Unavailable => {}
-        }
-        let checker = common(&[
-            ("UPLOAD_QUEUE_URL", stack.queue_url.clone()),
-            ("CHECK_INTERVAL_MINUTES", "5".into()),
-        ]);
-        let webhook = common(&[]);
-        let start = |name: &'static str, env: Vec<(&'static str, String)>| async move {
-            LambdaFunction::try_start(&bin_dir.join(name), &env)
-                .await
-                .map(|f| Mutex::new(f.with_invoke_timeout(Duration::from_secs(900))))
-                .map_err(|e| format!("{name}: {e}"))
+        let envs = template_environments(stack, tiktok, redirect_uri, media).await?;
+        let start = |name: &'static str| {
+            let env = match envs.get(name) {
+                Some(Ok(env)) => Ok(env
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.clone()))
+                    .collect::<Vec<_>>()),
+                Some(Err(e)) => Err(e.clone()),
+                None => Err(format!("no function of the template runs {name}")),
+            };
+            async move {
+                let env = env?;
+                LambdaFunction::try_start(&bin_dir.join(name), &env)
+                    .await
+                    .map(|f| Mutex::new(f.with_invoke_timeout(Duration::from_secs(900))))
+                    .map_err(|e| format!("{name}: {e}"))
+            }
         };
         Ok(Self {
-            login: start("oauth-callback", login).await?,
-            upload: start("s3-upload", upload).await?,
-            checker: start("status-checker", checker).await?,
-            webhook: start("tiktok-webhook", webhook).await?,
+            login: start("oauth-callback").await?,
+            upload: start("s3-upload").await?,
+            checker: start("status-checker").await?,
+            webhook: start("tiktok-webhook").await?,
         })
     }
 }

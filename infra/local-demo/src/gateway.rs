@@ -21,8 +21,8 @@ use axum::routing::{get, post};
 use base64::Engine as _;
 
 use crate::DemoResult;
-use crate::events::api_gateway_request;
 use crate::functions::{Functions, invoke};
+use tiktok_drafts_tests::events::api_gateway_request;
 
 pub struct Gateway {
     pub base_url: String,

@@ -1,6 +1,15 @@
-//! The demo's own deployment: what `template.yaml` makes, made by hand on
-//! whatever AWS the environment points at (moto on the local stack, or a
-//! real account), and taken down again afterwards.
+//! The demo's deployment, taken down again afterwards.
+//!
+//! On the local stack it is `template.yaml` itself, translated and created
+//! on moto's CloudFormation ([`TemplateStack`]): what the functions run on
+//! is what the template makes, so the demo proves the template on every
+//! `make test`. On real AWS the demo makes by hand only what the functions
+//! use, named `tiktok-drafts-demo-*`, because there the functions run on
+//! your machine, not in Lambda: a CloudFormation deployment of the template
+//! would also create Lambda functions, an HTTP API, roles and alarms the
+//! demo never uses, need the arm64 artifacts uploaded first, and take
+//! minutes to create and delete. The functions' environment comes from the
+//! template in both cases (`crate::functions`).
 //!
 //! - the upload bucket (versioned), whose `uploads/` notify the upload queue;
 //! - the upload queue with its dead-letter queue (five deliveries);
@@ -17,6 +26,7 @@ use aws_sdk_s3::types::{
 use aws_sdk_sqs::types::QueueAttributeName;
 use shared::aws::{AwsClients, describe_sdk_error};
 use shared::invite::SigningKey;
+use tiktok_drafts_tests::template_stack::{TemplateStack, declared_functions, template_path};
 use tokio::sync::watch;
 
 use crate::DemoResult;
@@ -42,10 +52,19 @@ pub struct Stack {
     pub queue_url: String,
     pub queue_arn: String,
     pub dead_letter_queue_url: String,
+    /// Messages per upload-function invocation (the template's SQS event).
+    pub upload_batch_size: i32,
+    /// The EventBridge rule that runs the status checker.
+    pub schedule_rule_arn: String,
+    /// The stack made from the template (None: made by hand).
+    pub template: Option<TemplateStack>,
 }
 
 /// What the stack is made with.
 pub struct StackSettings {
+    /// Whether to make it from template.yaml on moto's CloudFormation (the
+    /// local stack), or by hand (real AWS).
+    pub from_template: bool,
     /// An existing bucket to use instead of a new one: its notification
     /// settings are left alone and it is not deleted.
     pub bucket: Option<String>,
@@ -80,6 +99,9 @@ pub struct Made {
     foreign_bucket: Option<String>,
     table: Option<String>,
     secrets_prefix: Option<String>,
+    /// The stack made from the template: deleting it deletes everything
+    /// above that it holds.
+    template: Option<TemplateStack>,
 }
 
 impl Made {
@@ -96,6 +118,7 @@ impl Made {
             foreign_bucket: None,
             table: None,
             secrets_prefix: None,
+            template: None,
         }
     }
 
@@ -105,6 +128,14 @@ impl Made {
     /// the recovery window. Goes on past a failure and reports them all.
     pub async fn delete(&self, written_keys: &[String]) -> DemoResult<()> {
         let mut failures = Vec::new();
+        if let Some(template) = &self.template {
+            // The stack, then what its deletion leaves: the retained table,
+            // the bucket's objects, the secrets (the template's and the
+            // account tokens).
+            if let Err(e) = template.delete().await {
+                failures.push(format!("delete the stack: {e}"));
+            }
+        }
         if let Some(bucket) = &self.bucket {
             if let Err(e) = empty_bucket(&self.aws.s3, bucket).await {
                 failures.push(e);
@@ -195,6 +226,11 @@ impl Stack {
         } else {
             crate::ALIAS.to_owned()
         };
+        if settings.from_template {
+            step()?;
+            return Self::from_template(made, settings, name, alias).await;
+        }
+        let upload_batch_size = template_batch_size().await?;
         let table = name.clone();
         let secrets_prefix = name.clone();
 
@@ -302,6 +338,7 @@ impl Stack {
             .await
             .map_err(|e| format!("create the invitation key: {e}"))?;
         Ok(Self {
+            schedule_rule_arn: format!("arn:aws:events:{region}:123456789012:rule/{name}-check"),
             aws,
             sqs,
             region,
@@ -316,8 +353,107 @@ impl Stack {
             queue_url,
             queue_arn,
             dead_letter_queue_url,
+            upload_batch_size,
+            template: None,
         })
     }
+
+    /// template.yaml as a stack on the local moto, in the account of the
+    /// environment's credentials; then, as the README's deploy steps say,
+    /// the app's credentials into its app secret. A bucket given with
+    /// --bucket is used instead of the stack's (as by hand).
+    async fn from_template(
+        made: &mut Made,
+        settings: StackSettings,
+        name: String,
+        alias: String,
+    ) -> DemoResult<Self> {
+        let template = TemplateStack::create(
+            &template_path(),
+            &name,
+            &[
+                // Replaced by the local HTTP API's address when the login
+                // starts (the template asks for https; loopback is http).
+                ("RedirectUri", "https://drafts.example.com/auth/callback"),
+                // This run's own, so that nothing an earlier run kept is met.
+                ("SecretsPrefix", &name),
+            ],
+            Some("current"),
+        )
+        .await?;
+        made.template = Some(template.clone());
+        let output = |key: &str| template.output(key).map(str::to_owned);
+        let app_secret_id = output("AppSecretArn")?;
+        made.aws
+            .secrets
+            .put_secret_value()
+            .secret_id(&app_secret_id)
+            .secret_string(
+                serde_json::json!({
+                    "client_key": settings.client_key,
+                    "client_secret": settings.client_secret,
+                })
+                .to_string(),
+            )
+            .send()
+            .await
+            .map_err(sdk("put the app's credentials into the app secret"))?;
+        let (_, upload) = template.function_running("s3-upload")?;
+        let queue = upload
+            .events
+            .iter()
+            .find(|e| e.kind == "SQS")
+            .ok_or("the upload function has no SQS event")?;
+        let (_, checker) = template.function_running("status-checker")?;
+        let schedule_rule_arn = checker
+            .events
+            .iter()
+            .find_map(|e| e.rule_arn.clone())
+            .ok_or("the status checker has no schedule")?;
+        let (bucket, owns_bucket) = match settings.bucket {
+            Some(bucket) => {
+                made.foreign_bucket = Some(bucket.clone());
+                (bucket, false)
+            }
+            None => (output("UploadBucketName")?, true),
+        };
+        Ok(Self {
+            aws: made.aws.clone(),
+            sqs: made.sqs.clone(),
+            region: made.region.clone(),
+            alias,
+            bucket,
+            owns_bucket,
+            table: output("TableName")?,
+            secrets_prefix: template
+                .parameters
+                .get("SecretsPrefix")
+                .cloned()
+                .ok_or("the stack has no SecretsPrefix")?,
+            app_secret_id,
+            invite_key_secret_id: output("InviteKeySecretArn")?,
+            queue_url: output("UploadQueueUrl")?,
+            queue_arn: queue.queue_arn.clone().ok_or("no queue ARN")?,
+            dead_letter_queue_url: output("UploadDeadLetterQueueUrl")?,
+            upload_batch_size: queue.batch_size.unwrap_or(10),
+            schedule_rule_arn,
+            name,
+            template: Some(template),
+        })
+    }
+}
+
+/// Messages per upload-function invocation, as the template's SQS event
+/// for the upload function says.
+async fn template_batch_size() -> DemoResult<i32> {
+    let declared = declared_functions(&template_path()).await?;
+    declared
+        .values()
+        .filter(|f| f.binary.as_deref() == Some("s3-upload"))
+        .flat_map(|f| &f.events)
+        .find(|e| e.kind == "SQS")
+        .map(|e| e.batch_size.unwrap_or(10))
+        .ok_or_else(|| "the template gives the upload function no SQS event".to_owned())
 }
 
 /// Deletes the table, waiting for it to become ACTIVE when it is still

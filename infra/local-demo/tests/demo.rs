@@ -1,6 +1,8 @@
 //! The README's demo command runs the main job end to end: the binary
 //! `make demo` runs, with the four function binaries under cargo-lambda's
-//! emulator, against the moto server of this test run. `cargo test
+//! emulator, against the moto server of this test run, on a stack made
+//! from template.yaml on moto's CloudFormation, so this is also the proof
+//! that the template's stack carries the whole flow. `cargo test
 //! --workspace` (`make test`) builds the function binaries it starts.
 
 use std::process::Command;
@@ -17,6 +19,8 @@ async fn the_demo_runs_start_to_finish_and_takes_everything_down() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "demo failed:\n{stdout}\n{stderr}");
     for expected in [
+        // The deployment is template.yaml's.
+        "(template.yaml, translated and created on CloudFormation; account",
         // The login, through the HTTP API in front of the real binary.
         "GET /auth/start -> oauth-callback -> 302",
         "browser           to TikTok's authorize page",
@@ -63,11 +67,26 @@ async fn the_demo_runs_start_to_finish_and_takes_everything_down() {
         "{stdout}"
     );
 
-    // Taken down means gone: the table, queues and secrets of this run.
-    let table = stdout
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("table").map(str::trim))
-        .expect("the demo names its table")
+    // Taken down means gone: the table (which the template retains when
+    // the stack is deleted), the secrets and the bucket of this run.
+    let printed = |name: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(name).map(str::trim))
+            .unwrap_or_else(|| panic!("the demo names its {name}:\n{stdout}"))
+            .to_owned()
+    };
+    let table = printed("table");
+    // "<prefix>/app, <prefix>/invite-key"
+    let secrets_prefix = printed("secrets")
+        .split_once("/app")
+        .map(|(prefix, _)| prefix.to_owned())
+        .expect("the demo names its secrets");
+    // "<bucket> (versioned; ...)"
+    let bucket = printed("bucket")
+        .split_whitespace()
+        .next()
+        .expect("the demo names its bucket")
         .to_owned();
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     assert!(
@@ -81,6 +100,13 @@ async fn the_demo_runs_start_to_finish_and_takes_everything_down() {
     );
     let secrets = aws_sdk_secretsmanager::Client::new(&sdk)
         .list_secrets()
+        // Only this run's: other tests' secrets share the account.
+        .filters(
+            aws_sdk_secretsmanager::types::Filter::builder()
+                .key(aws_sdk_secretsmanager::types::FilterNameStringType::Name)
+                .values(format!("{secrets_prefix}/"))
+                .build(),
+        )
         .send()
         .await
         .unwrap();
@@ -89,12 +115,12 @@ async fn the_demo_runs_start_to_finish_and_takes_everything_down() {
             .secret_list()
             .iter()
             .filter_map(|s| s.name())
-            .any(|n| n.starts_with(&format!("{table}/"))),
-        "secrets of {table} are left"
+            .any(|n| n.starts_with(&format!("{secrets_prefix}/"))),
+        "secrets of {secrets_prefix} are left"
     );
     let s3 = shared::aws::s3_client(&sdk);
     assert!(
-        s3.head_bucket().bucket(&table).send().await.is_err(),
-        "the bucket {table} is still there"
+        s3.head_bucket().bucket(&bucket).send().await.is_err(),
+        "the bucket {bucket} is still there"
     );
 }

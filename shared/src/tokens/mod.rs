@@ -28,7 +28,7 @@ use crate::tiktok::TikTokError;
 use crate::tiktok::oauth::TokenResponse;
 
 pub use manager::{FreshToken, RefreshOutcome, RefreshSettings, TokenManager};
-pub use store::SecretsManagerTokenStore;
+pub use store::{STACK_NAME_VAR, STACK_TAG, SecretsManagerTokenStore};
 
 /// The default first part of every secret name.
 pub const DEFAULT_SECRET_PREFIX: &str = "tiktok-drafts";

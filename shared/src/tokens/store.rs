@@ -5,11 +5,19 @@ use aws_sdk_secretsmanager::Client;
 use super::{DEFAULT_SECRET_PREFIX, StoredTokens, TokenError, TokenStore, check_open_id};
 use crate::aws::describe_sdk_error;
 
+/// The tag on every token secret the store creates: the stack (deployment)
+/// it belongs to, so that what a stack deletion leaves can be found.
+pub const STACK_TAG: &str = "tiktok-drafts:stack";
+/// The environment variable naming the stack (the template sets it).
+pub const STACK_NAME_VAR: &str = "STACK_NAME";
+
 /// Secrets named `<prefix>/accounts/<open_id>`, JSON as [`StoredTokens`].
 #[derive(Debug, Clone)]
 pub struct SecretsManagerTokenStore {
     client: Client,
     prefix: String,
+    /// [`STACK_TAG`]'s value, from `STACK_NAME` when it is set.
+    stack: Option<String>,
 }
 
 impl SecretsManagerTokenStore {
@@ -21,7 +29,15 @@ impl SecretsManagerTokenStore {
         } else {
             prefix
         };
-        Self { client, prefix }
+        let stack = std::env::var(STACK_NAME_VAR)
+            .ok()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty());
+        Self {
+            client,
+            prefix,
+            stack,
+        }
     }
 
     /// With the prefix from `SECRETS_PREFIX`, or the default.
@@ -150,12 +166,21 @@ impl TokenStore for SecretsManagerTokenStore {
             }
             Err(PutError::NotFound) => {}
         }
+        let tags = self.stack.as_ref().map(|stack| {
+            vec![
+                aws_sdk_secretsmanager::types::Tag::builder()
+                    .key(STACK_TAG)
+                    .value(stack)
+                    .build(),
+            ]
+        });
         let created = self
             .client
             .create_secret()
             .name(&name)
             .description("TikTok tokens of one connected account (tiktok-drafts)")
             .secret_string(&json)
+            .set_tags(tags)
             .client_request_token(request_token())
             .send()
             .await;

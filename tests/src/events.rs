@@ -1,4 +1,5 @@
-//! The events AWS hands the functions, in the shapes Lambda delivers them:
+//! The events AWS hands the functions, in the shapes Lambda delivers them
+//! (the demo and the tests that run the function binaries build them here):
 //! an API Gateway HTTP API request (payload 2.0), an SQS batch from the
 //! event source mapping, an EventBridge scheduled event, and the body of
 //! S3's `ObjectCreated` notification.
