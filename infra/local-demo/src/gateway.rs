@@ -75,28 +75,26 @@ impl Drop for Gateway {
 }
 
 async fn login(State(functions): State<Arc<Functions>>, request: Request) -> Response {
-    let (parts, _) = request.into_parts();
-    forward(
-        "oauth-callback",
-        &functions.login,
-        &parts.method,
-        parts.uri.path(),
-        parts.uri.query().unwrap_or(""),
-        &parts.headers,
-        None,
-    )
-    .await
+    forward_bodiless("oauth-callback", &functions.login, request).await
 }
 
 async fn creator_page(State(functions): State<Arc<Functions>>, request: Request) -> Response {
-    let Some(page) = &functions.page else {
-        return (StatusCode::NOT_FOUND, "Not Found").into_response();
-    };
+    match &functions.page {
+        Some(page) => forward_bodiless("creator-page", page, request).await,
+        None => (StatusCode::NOT_FOUND, "Not Found").into_response(),
+    }
+}
+
+/// A GET (no body) to `function`.
+async fn forward_bodiless(
+    name: &str,
+    function: &tokio::sync::Mutex<tiktok_drafts_tests::lambda::LambdaFunction>,
+    request: Request,
+) -> Response {
     let (parts, _) = request.into_parts();
-    // The token in the path is a credential: only the route is shown.
     forward(
-        "creator-page",
-        page,
+        name,
+        function,
         &parts.method,
         parts.uri.path(),
         parts.uri.query().unwrap_or(""),

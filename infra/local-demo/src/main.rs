@@ -36,7 +36,7 @@
 //! 9. on the local stack, prints the creator's link (`tiktok-drafts link`)
 //!    and opens her page through the HTTP API (`steps::creator_page`);
 //! 10. takes everything down again, the account disconnected first
-//!    (`lifecycle`, `steps::disconnect`).
+//!     (`lifecycle`, `steps::disconnect`).
 //!
 //! This file is the program: its options, and [`run`], which checks them
 //! and runs the steps ([`steps::run`]) inside the lifecycle (signals and
