@@ -139,6 +139,11 @@ def sam_functions(sam):
             elif kind == "SQS":
                 entry["batch_size"] = ep.get("BatchSize", 10)
                 entry["function_response_types"] = ep.get("FunctionResponseTypes", [])
+            elif kind == "DynamoDB":
+                # Lambda's defaults when the template leaves them out.
+                entry["batch_size"] = ep.get("BatchSize", 100)
+                entry["maximum_retry_attempts"] = ep.get("MaximumRetryAttempts", -1)
+                entry["function_response_types"] = ep.get("FunctionResponseTypes", [])
             events.append(entry)
         functions[logical_id] = {"binary": binary, "events": events}
     return functions

@@ -40,7 +40,10 @@ pub struct FunctionEvent {
     /// SQS: the event source mapping as moto holds it.
     pub queue_arn: Option<String>,
     pub queue_url: Option<String>,
+    /// SQS and DynamoDB.
     pub batch_size: Option<i32>,
+    /// DynamoDB: retries of a failing batch (-1: until the record expires).
+    pub maximum_retry_attempts: Option<i32>,
     #[serde(default)]
     pub function_response_types: Vec<String>,
     /// Schedule: the EventBridge rule the stack made.

@@ -1,4 +1,4 @@
-//! The four functions, each its real binary under cargo-lambda's Lambda
+//! The functions, each its real binary under cargo-lambda's Lambda
 //! Runtime API emulator, with the environment `template.yaml` gives it:
 //! on the local stack exactly what moto's Lambda holds for it (the stack
 //! was made from the template), on real AWS the template's environment
@@ -40,6 +40,10 @@ pub struct Functions {
     pub upload: Mutex<LambdaFunction>,
     pub checker: Mutex<LambdaFunction>,
     pub webhook: Mutex<LambdaFunction>,
+    /// The table's stream to EventBridge, and the creator's page: only on a
+    /// stack made from the template (by hand there is no stream, no bus).
+    pub events: Option<Mutex<LambdaFunction>>,
+    pub page: Option<Mutex<LambdaFunction>>,
 }
 
 /// The binaries, as `cargo build` leaves them next to the demo's own (or
@@ -169,11 +173,22 @@ impl Functions {
                     .map_err(|e| format!("{name}: {e}"))
             }
         };
+        let from_template = stack.template.is_some();
         Ok(Self {
             login: start("oauth-callback").await?,
             upload: start("s3-upload").await?,
             checker: start("status-checker").await?,
             webhook: start("tiktok-webhook").await?,
+            events: if from_template {
+                Some(start("events").await?)
+            } else {
+                None
+            },
+            page: if from_template {
+                Some(start("creator-page").await?)
+            } else {
+                None
+            },
         })
     }
 }
@@ -182,11 +197,14 @@ impl Functions {
     /// The last log lines of each function, to stderr: what went wrong.
     pub async fn print_logs(&self) {
         for (name, function) in [
-            ("oauth-callback", &self.login),
-            ("s3-upload", &self.upload),
-            ("status-checker", &self.checker),
-            ("tiktok-webhook", &self.webhook),
+            ("oauth-callback", Some(&self.login)),
+            ("s3-upload", Some(&self.upload)),
+            ("status-checker", Some(&self.checker)),
+            ("tiktok-webhook", Some(&self.webhook)),
+            ("events", self.events.as_ref()),
+            ("creator-page", self.page.as_ref()),
         ] {
+            let Some(function) = function else { continue };
             let logs = function.lock().await.logs();
             eprintln!("--- {name}: the last of {} log line(s)", logs.len());
             for line in &logs[logs.len().saturating_sub(25)..] {

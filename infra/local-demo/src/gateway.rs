@@ -8,6 +8,7 @@
 //! GET  /auth/start       oauth-callback
 //! GET  /auth/callback    oauth-callback
 //! POST /webhooks/tiktok  tiktok-webhook
+//! GET  /creator/{token}  creator-page (on a stack made from the template)
 //! ```
 
 use std::sync::Arc;
@@ -50,6 +51,7 @@ impl Gateway {
             .route("/auth/start", get(login))
             .route("/auth/callback", get(login))
             .route("/webhooks/tiktok", post(webhook))
+            .route("/creator/{token}", get(creator_page))
             .with_state(functions);
         let task = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
@@ -73,10 +75,26 @@ impl Drop for Gateway {
 }
 
 async fn login(State(functions): State<Arc<Functions>>, request: Request) -> Response {
+    forward_bodiless("oauth-callback", &functions.login, request).await
+}
+
+async fn creator_page(State(functions): State<Arc<Functions>>, request: Request) -> Response {
+    match &functions.page {
+        Some(page) => forward_bodiless("creator-page", page, request).await,
+        None => (StatusCode::NOT_FOUND, "Not Found").into_response(),
+    }
+}
+
+/// A GET (no body) to `function`.
+async fn forward_bodiless(
+    name: &str,
+    function: &tokio::sync::Mutex<tiktok_drafts_tests::lambda::LambdaFunction>,
+    request: Request,
+) -> Response {
     let (parts, _) = request.into_parts();
     forward(
-        "oauth-callback",
-        &functions.login,
+        name,
+        function,
         &parts.method,
         parts.uri.path(),
         parts.uri.query().unwrap_or(""),
@@ -139,9 +157,15 @@ async fn forward(
         }
     };
     let response = proxy_response(&answer);
-    // The query carries invitations, codes and states: only the path is shown.
+    // The query carries invitations, codes and states, and a creator page's
+    // path its link: only the route is shown.
+    let shown = if path.starts_with("/creator/") {
+        "/creator/{token}"
+    } else {
+        path
+    };
     println!(
-        "    HTTP API          {method} {path} -> {name} -> {}",
+        "    HTTP API          {method} {shown} -> {name} -> {}",
         response.status().as_u16()
     );
     response

@@ -10,9 +10,9 @@
 //!    bucket (versioned, `uploads/` notifying the upload queue), queue and
 //!    dead-letter queue, table, app secret and invitation key (`stack`,
 //!    `steps::deployment`);
-//! 2. starts the four functions, each its real binary under cargo-lambda's
+//! 2. starts the functions, each its real binary under cargo-lambda's
 //!    Lambda Runtime API emulator, and a local HTTP API in front of the
-//!    login and webhook functions (the template's routes) (`steps::tiktok`,
+//!    login, webhook and creator-page functions (the template's routes) (`steps::tiktok`,
 //!    `functions`, `gateway`);
 //! 3. connects an account: `tiktok-drafts invite` makes the link, which a
 //!    browser follows through `/auth/start`, TikTok's authorize page and
@@ -28,8 +28,15 @@
 //!    signed webhooks reach the webhook function through the HTTP API
 //!    (`steps::creator_posts`);
 //! 7. checks what TikTok holds (bytes, JPEGs), lists the jobs with the CLI
-//!    (`steps::check`), and takes everything down again, the account
-//!    disconnected first (`lifecycle`, `steps::disconnect`).
+//!    (`steps::check`);
+//! 8. on the local stack, runs the events function on the table's stream
+//!    as Lambda's DynamoDB Streams event source mapping would, prints the
+//!    events that reached the stack's bus, and replays the stream to show
+//!    it publishes nothing twice (`steps::events_out`);
+//! 9. on the local stack, prints the creator's link (`tiktok-drafts link`)
+//!    and opens her page through the HTTP API (`steps::creator_page`);
+//! 10. takes everything down again, the account disconnected first
+//!     (`lifecycle`, `steps::disconnect`).
 //!
 //! This file is the program: its options, and [`run`], which checks them
 //! and runs the steps ([`steps::run`]) inside the lifecycle (signals and
@@ -199,6 +206,8 @@ async fn run(args: Args) -> Result<(), Ended> {
         "s3-upload",
         "status-checker",
         "tiktok-webhook",
+        "events",
+        "creator-page",
         "tiktok-drafts",
     ] {
         if !bin_dir.join(name).is_file() {

@@ -1,5 +1,5 @@
 //! The README's demo command runs the main job end to end: the binary
-//! `make demo` runs, with the four function binaries under cargo-lambda's
+//! `make demo` runs, with the function binaries under cargo-lambda's
 //! emulator, against the moto server of this test run, on a stack made
 //! from template.yaml on moto's CloudFormation, so this is also the proof
 //! that the template's stack carries the whole flow. `cargo test
@@ -38,6 +38,17 @@ async fn the_demo_runs_start_to_finish_and_takes_everything_down() {
         "photos            3 JPEG(s) pulled: 1080x810, 1080x1920, 800x800",
         "video             7 chunk(s); SHA-256 equals the S3 object's",
         "dead-letter queue empty",
+        // The events function, fed from the table's stream, and a replay
+        // of the whole stream that publishes nothing again.
+        "0 to the dead-letter queue",
+        "replayed stream   0 new event(s)",
+        // The creator's link, made by the CLI, opens her page through the
+        // HTTP API, listing the demo's uploads.
+        "tiktok-drafts link --account demo",
+        "link              http://127.0.0.1:",
+        "GET /creator/{token} -> creator-page -> 200",
+        "page              200",
+        "lists 2 of 2 upload(s): trip, holiday clip.mp4",
         "authorization     revoked",
         "every upload is in the creator's TikTok drafts",
         "taken down",
@@ -66,6 +77,39 @@ async fn the_demo_runs_start_to_finish_and_takes_everything_down() {
         stdout.lines().any(|l| l.contains("video      published")),
         "{stdout}"
     );
+
+    // Each change of the demo's drafts reached the bus exactly once: both
+    // drafts in the inbox, the video posted.
+    let job_id = |listed: &str| {
+        stdout
+            .lines()
+            .find(|l| l.contains(listed))
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap_or_else(|| panic!("the CLI lists {listed:?}:\n{stdout}"))
+            .to_owned()
+    };
+    let (video, slideshow) = (job_id("video      published"), job_id("slideshow  inbox"));
+    let events: Vec<(String, String)> = stdout
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("event "))
+        .map(|l| {
+            let fields: Vec<&str> = l.split_whitespace().collect();
+            assert_eq!(fields.get(1), Some(&"job"), "an event line: {l}");
+            (fields[0].to_owned(), fields[2].to_owned())
+        })
+        .collect();
+    for (kind, job) in [
+        ("upload.in_inbox", &video),
+        ("upload.in_inbox", &slideshow),
+        ("upload.posted", &video),
+    ] {
+        let times = events.iter().filter(|(k, j)| k == kind && j == job).count();
+        assert_eq!(times, 1, "{kind} for job {job}, once:\n{stdout}");
+    }
+    let mut distinct = events.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), events.len(), "an event twice:\n{stdout}");
 
     // Taken down means gone: the table (which the template retains when
     // the stack is deleted), the secrets and the bucket of this run.

@@ -3,10 +3,12 @@
 
 pub mod check;
 pub mod connect;
+pub mod creator_page;
 pub mod creator_posts;
 pub mod deployment;
 pub mod disconnect;
 pub mod drop_media;
+pub mod events_out;
 pub mod follow_up;
 pub mod tiktok;
 
@@ -82,12 +84,22 @@ pub async fn run(
     println!("== the functions (real binaries under cargo-lambda's Lambda Runtime API emulator)");
     let functions =
         Arc::new(Functions::start(bin_dir, stack, &tiktok, &redirect_uri, &media).await?);
-    println!("    oauth-callback, s3-upload, status-checker, tiktok-webhook: started");
+    let page_route = if functions.page.is_some() {
+        println!(
+            "    oauth-callback, s3-upload, status-checker, tiktok-webhook, events, creator-page: started"
+        );
+        ", GET /creator/{token}"
+    } else {
+        println!("    oauth-callback, s3-upload, status-checker, tiktok-webhook: started");
+        ""
+    };
     let gateway = Gateway::serve(listener, public_url.clone(), functions.clone());
     println!(
-        "    HTTP API          {} (GET /auth/start, GET /auth/callback, POST /webhooks/tiktok)",
+        "    HTTP API          {} (GET /auth/start, GET /auth/callback, POST /webhooks/tiktok{page_route})",
         gateway.base_url
     );
+    // Before any job changes: the bus's rule must be there for the first event.
+    let mut events_out = events_out::EventsOut::watch(stack).await?;
     let sim_control = sim_base.map(|base| SimControl {
         base,
         http: reqwest::Client::new(),
@@ -113,6 +125,12 @@ pub async fn run(
         }
         println!("== the jobs (tiktok-drafts jobs --account {})", stack.alias);
         println!("{}", cli.run(&["jobs", "--account", &stack.alias]).await?);
+        if let (Some(events_out), Some(function)) = (&mut events_out, &functions.events) {
+            events_out.publish(function).await?;
+        }
+        if functions.page.is_some() {
+            creator_page::open_the_creator_page(&cli, stack, &public_url, &jobs).await?;
+        }
         check::dead_letters(stack).await?;
         println!("== done: every upload is in the creator's TikTok drafts");
         Ok::<(), String>(())
