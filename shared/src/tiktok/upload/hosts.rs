@@ -51,7 +51,8 @@ impl UploadHosts {
     pub fn stand_in(stand_in: Url) -> Self {
         Self {
             stand_in: Some(stand_in),
-            ..Self::default()
+            #[cfg(test)]
+            loopback: false,
         }
     }
 
