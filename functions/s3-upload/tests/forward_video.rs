@@ -54,6 +54,8 @@ struct Options {
     versioned: bool,
     /// The host the simulator puts in upload URLs (its own when `None`).
     upload_url_host: Option<&'static str>,
+    /// DEFAULT_ACCOUNT: keys may leave the account out.
+    default_account: Option<&'static str>,
 }
 
 async fn env_with(media: bool) -> Env {
@@ -118,7 +120,7 @@ async fn env_opts(options: Options) -> Env {
         table: table.clone(),
         secrets_prefix: prefix.clone(),
         app_secret_id,
-        default_account: None,
+        default_account: options.default_account.map(str::to_owned),
         chunk_size: 10_000_000,
         media_urls: media.then_some(s3_upload::config::MediaUrls::Presigned),
         image_grace: std::time::Duration::from_secs(options.image_grace_secs),
@@ -1949,4 +1951,37 @@ async fn a_retry_after_the_alias_moved_never_posts_to_the_new_holder() {
         Some(OPEN_ID),
         "the job keeps its account"
     );
+}
+
+/// In a deployment with a default account, `uploads/<x>/slideshow.json`
+/// where `x` is a bound alias is that account's slideshow, never the
+/// default account's folder `x`.
+#[tokio::test]
+async fn a_folder_named_for_a_bound_alias_is_that_alias_upload() {
+    let env = env_opts(Options {
+        media: true,
+        default_account: Some("solo"),
+        ..Options::default()
+    })
+    .await;
+    for name in ["1.png", "2.png"] {
+        env.put(
+            &format!("uploads/alice/{name}"),
+            test_image(600, 600, image::ImageFormat::Png),
+            None,
+        )
+        .await;
+    }
+    let object = env
+        .put(
+            "uploads/alice/slideshow.json",
+            manifest(&["1.png", "2.png"], "Mine", None),
+            None,
+        )
+        .await;
+    let publish_id = uploaded(env.service.handle_object(&object).await.unwrap());
+    let job = env.job(&object).await;
+    assert_eq!(job.alias.as_deref(), Some("alice"));
+    assert_eq!(job.open_id.as_deref(), Some(OPEN_ID));
+    assert_eq!(env.sim.publish(&publish_id).await["open_id"], OPEN_ID);
 }
