@@ -1552,12 +1552,13 @@ async fn aws_fault(target: &str, contains: &str, times: u32) {
 /// The AWS faults not yet spent whose body match names `contains`.
 async fn aws_faults_left(contains: &str) -> usize {
     let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("local AWS");
-    let all: serde_json::Value = reqwest::get(format!("{}/_faults", endpoint.trim_end_matches('/')))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let all: serde_json::Value =
+        reqwest::get(format!("{}/_faults", endpoint.trim_end_matches('/')))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
     all["faults"]
         .as_array()
         .unwrap()
@@ -1578,8 +1579,10 @@ async fn slow_refresh_with_a_second_invocation(open_id: &str, alias: &str, faili
     let original = env.stored(open_id).await.refresh_token;
     env.expire_access_tokens().await;
     env.sim
-        .fault(serde_json::json!({"path_prefix": "/v2/oauth/token/", "times": 1,
-            "action": {"type": "answer_late", "ms": 33_000}}))
+        .fault(
+            serde_json::json!({"path_prefix": "/v2/oauth/token/", "times": 1,
+            "action": {"type": "answer_late", "ms": 33_000}}),
+        )
         .await;
     let secret = format!("{}/accounts/{open_id}", env.prefix);
     if failing_saves > 0 {
@@ -1596,7 +1599,11 @@ async fn slow_refresh_with_a_second_invocation(open_id: &str, alias: &str, faili
     };
     let (report, (job, outcome)) = tokio::join!(checker, upload);
 
-    assert_eq!(env.refresh_posts().await, 1, "exactly one refresh at TikTok");
+    assert_eq!(
+        env.refresh_posts().await,
+        1,
+        "exactly one refresh at TikTok"
+    );
     assert_eq!(report.tokens_refreshed, 1, "{report:?}");
     assert_eq!(report.token_failures, 0, "{report:?}");
     assert!(matches!(outcome, Outcome::Uploaded { .. }), "{outcome:?}");
@@ -1629,7 +1636,10 @@ async fn an_access_token_ended_early_is_refreshed_once_by_init_and_status_fetch(
 
     // Init (the upload function).
     env.sim
-        .post("/_sim/users/open-early/invalidate_access", serde_json::json!({}))
+        .post(
+            "/_sim/users/open-early/invalidate_access",
+            serde_json::json!({}),
+        )
         .await;
     let (job, outcome) = env.upload("uploads/early/one.mp4", 6).await;
     assert!(matches!(outcome, Outcome::Uploaded { .. }), "{outcome:?}");
@@ -1642,12 +1652,19 @@ async fn an_access_token_ended_early_is_refreshed_once_by_init_and_status_fetch(
     env.run().await;
     env.next_minute().await;
     env.sim
-        .post("/_sim/users/open-early/invalidate_access", serde_json::json!({}))
+        .post(
+            "/_sim/users/open-early/invalidate_access",
+            serde_json::json!({}),
+        )
         .await;
     let before = env.status_fetches().await;
     let report = env.run().await;
     assert_eq!(report.errors, 0, "{report:?}");
-    assert_eq!(env.refresh_posts().await, 2, "one refresh for the status fetch");
+    assert_eq!(
+        env.refresh_posts().await,
+        2,
+        "one refresh for the status fetch"
+    );
     assert_eq!(
         env.status_fetches().await - before,
         2,
@@ -1658,8 +1675,10 @@ async fn an_access_token_ended_early_is_refreshed_once_by_init_and_status_fetch(
     // A freshly refreshed token refused again: the grant is gone, said so.
     env.next_minute().await;
     env.sim
-        .fault(serde_json::json!({"path_prefix": "/v2/post/publish/status/fetch/", "times": 2,
-            "action": {"type": "status", "status": 401, "error_code": "access_token_invalid"}}))
+        .fault(
+            serde_json::json!({"path_prefix": "/v2/post/publish/status/fetch/", "times": 2,
+            "action": {"type": "status", "status": 401, "error_code": "access_token_invalid"}}),
+        )
         .await;
     env.run().await;
     let account = env.accounts().get("open-early").await.unwrap().unwrap();
@@ -1693,8 +1712,10 @@ async fn invalid_grant_on_a_token_another_invocation_rotated_uses_the_stored_tok
     let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap();
     let answer = reqwest::Client::new()
         .post(format!("{}/_faults", endpoint.trim_end_matches('/')))
-        .json(&serde_json::json!({"target": "secretsmanager.GetSecretValue",
-            "contains": secret, "times": 2, "stale": true}))
+        .json(
+            &serde_json::json!({"target": "secretsmanager.GetSecretValue",
+            "contains": secret, "times": 2, "stale": true}),
+        )
         .send()
         .await
         .unwrap();
@@ -1706,7 +1727,11 @@ async fn invalid_grant_on_a_token_another_invocation_rotated_uses_the_stored_tok
         .get_fresh_token("open-race")
         .await
         .expect("the stored tokens are used");
-    assert_eq!(aws_faults_left(&secret).await, 0, "the stale reads happened");
+    assert_eq!(
+        aws_faults_left(&secret).await,
+        0,
+        "the stale reads happened"
+    );
     assert_eq!(
         env.refresh_posts().await - posts,
         2,

@@ -84,7 +84,9 @@ impl<S: TokenStore + Clone + 'static> TokenManager<S> {
             "TikTok refused a freshly refreshed access token; the account needs a reconnect"
         );
         Err(AuthedCallError::Token {
-            error: self.mark_needs_reconnect(&open_id, REFUSED_FRESH_TOKEN).await,
+            error: self
+                .mark_needs_reconnect(&open_id, REFUSED_FRESH_TOKEN)
+                .await,
             refused: err,
         })
     }

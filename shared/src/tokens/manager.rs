@@ -18,14 +18,14 @@ use tokio::sync::watch;
 
 use super::pending::PendingTokens;
 use super::refresh::{Halt, Hold};
-use crate::accounts::Accounts;
 use super::{StoredTokens, TokenError, TokenStore};
+use crate::accounts::Accounts;
 use crate::backoff::Backoff;
 use crate::clock::Clock;
 use crate::lease::LeaseTable;
 use crate::secret::Secret;
-use crate::tiktok::oauth::TokenResponse;
 use crate::tiktok::TikTokClient;
+use crate::tiktok::oauth::TokenResponse;
 
 /// Timings of refreshes and leases.
 ///
@@ -391,7 +391,13 @@ impl<S: TokenStore + Clone + 'static> TokenManager<S> {
     /// cancel its task, so the refresh, the save and the release always run
     /// to their end; [`Self::refreshes_ended`] lets a caller that is about
     /// to be frozen wait for them.
-    async fn refresh_detached(&self, open_id: &str, need: Need, lease: &str, holder: String) -> Look {
+    async fn refresh_detached(
+        &self,
+        open_id: &str,
+        need: Need,
+        lease: &str,
+        holder: String,
+    ) -> Look {
         let manager = self.clone();
         let in_flight = InFlight::start(&self.in_flight);
         let task_open_id = open_id.to_owned();
@@ -400,7 +406,9 @@ impl<S: TokenStore + Clone + 'static> TokenManager<S> {
             let _in_flight = in_flight;
             let open_id = task_open_id.as_str();
             let mut hold = Hold::new(&lease, &holder, manager.settings.lease());
-            let result = manager.refresh_holding_lease(open_id, &need, &mut hold).await;
+            let result = manager
+                .refresh_holding_lease(open_id, &need, &mut hold)
+                .await;
             manager.release(open_id, &lease, &holder).await;
             result
         });

@@ -249,7 +249,11 @@ impl<S: TokenStore + Clone + 'static> TokenManager<S> {
                 Ok(()) => {}
                 Err(Halt::LeaseLost) => {
                     let alias = self.alias_of(open_id).await;
-                    tracing::error!(open_id, alias, "the refresh lease was lost before the save; the rotated token is not written to the secret");
+                    tracing::error!(
+                        open_id,
+                        alias,
+                        "the refresh lease was lost before the save; the rotated token is not written to the secret"
+                    );
                     self.keep_in_table(tokens, &alias).await;
                     return Err(Halt::LeaseLost);
                 }

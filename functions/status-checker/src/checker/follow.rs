@@ -83,9 +83,10 @@ impl Checker {
         let rejected = token.access_token.clone();
         let answer = timeout_at(
             run.stop_at,
-            self.tokens.call_with_token(&mut token, |access| async move {
-                self.tiktok.fetch_status_once(&access, publish_id).await
-            }),
+            self.tokens
+                .call_with_token(&mut token, |access| async move {
+                    self.tiktok.fetch_status_once(&access, publish_id).await
+                }),
         )
         .await;
         slot.finish(Instant::now());
