@@ -571,6 +571,46 @@ mod tests {
     }
 
     #[test]
+    fn the_lease_outlives_one_token_call_and_its_save() {
+        let s = RefreshSettings::default();
+        assert!(s.lease() > s.refresh_call_timeout + s.save_budget);
+        assert!(s.wait_deadline > s.lease(), "a waiter outlasts a holder");
+        // A short configured lease is raised, never trusted.
+        let short = RefreshSettings {
+            lease_ttl: Duration::from_secs(1),
+            ..RefreshSettings::default()
+        };
+        assert!(short.lease() > short.refresh_call_timeout + short.save_budget);
+    }
+
+    fn tokens(access: &str, expires_in: i64, now: DateTime<Utc>) -> StoredTokens {
+        StoredTokens {
+            open_id: "o1".into(),
+            access_token: Secret::new(access),
+            access_expires_at: now + chrono::TimeDelta::seconds(expires_in),
+            refresh_token: Secret::new("rft"),
+            refresh_expires_at: None,
+            scopes: Vec::new(),
+            updated_at: now,
+            reconnect_required_at: None,
+        }
+    }
+
+    #[test]
+    fn what_is_needed_of_the_stored_tokens() {
+        let now = Utc::now();
+        let window = Need::Window(Duration::from_secs(600));
+        assert!(window.met_by(&tokens("a", 3600, now), now));
+        assert!(!window.met_by(&tokens("a", 600, now), now));
+        // A refused token is replaced whatever its stored expiry says...
+        let replace = Need::Replace(Secret::new("a"));
+        assert!(!replace.met_by(&tokens("a", 3600, now), now));
+        // ...by any other live one (another caller's replacement).
+        assert!(replace.met_by(&tokens("b", 3600, now), now));
+        assert!(!replace.met_by(&tokens("b", 0, now), now));
+    }
+
+    #[test]
     fn lease_names_are_per_account() {
         assert_eq!(LeaseTable::lease_pk(&lease_name("o1")), "LEASE#tokens#o1");
     }
