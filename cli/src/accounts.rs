@@ -249,7 +249,13 @@ pub async fn info(d: &Deployment) -> CliResult<Output> {
         } else {
             match tokens.get_fresh_token(&account.open_id).await {
                 Err(err) => (None, Some(err.to_string())),
-                Ok(token) => match tiktok.creator_info(&token.access_token).await {
+                Ok(mut token) => match tokens
+                    .call_with_token(&mut token, |access| {
+                        let tiktok = &tiktok;
+                        async move { tiktok.creator_info(&access).await }
+                    })
+                    .await
+                {
                     Ok(info) => (Some(info), None),
                     Err(err) => (None, Some(err.to_string())),
                 },

@@ -64,8 +64,11 @@ pub async fn status(d: &Deployment, id: &str) -> CliResult<Output> {
             let tiktok = d.tiktok().await?;
             let tokens = d.tokens(tiktok.clone())?;
             let fetched = match tokens.get_fresh_token(open_id).await {
-                Ok(token) => tiktok
-                    .fetch_status(&token.access_token, publish_id)
+                Ok(mut token) => tokens
+                    .call_with_token(&mut token, |access| {
+                        let tiktok = &tiktok;
+                        async move { tiktok.fetch_status(&access, publish_id).await }
+                    })
                     .await
                     .map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),

@@ -314,3 +314,45 @@ async fn an_init_whose_answer_is_lost_is_flagged_and_never_sent_twice() {
     assert_eq!(jobs[0]["status"], "stuck");
     stack.sim.shutdown().await;
 }
+
+/// TikTok ends the account's access token long before its expiry: `status`
+/// refreshes it once and still shows TikTok's answer.
+#[tokio::test]
+async fn status_refreshes_a_token_tiktok_ended_early_once() {
+    let stack = Stack::start().await;
+    stack
+        .connect("open-early", "early", &["user.info.basic", "video.upload"])
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let video = dir.path().join("clip.mp4");
+    std::fs::write(&video, fake_mp4(300_000, 9)).unwrap();
+    let out = stack
+        .json(&["upload", video.to_str().unwrap(), "--account", "early"])
+        .await;
+    let job_id = out["job_id"].as_str().unwrap().to_owned();
+    let refreshes = || async {
+        stack
+            .sim
+            .requests("/v2/oauth/token/")
+            .await
+            .iter()
+            .filter(|r| r["grant_type"] == "refresh_token")
+            .count()
+    };
+    assert_eq!(refreshes().await, 0);
+
+    stack
+        .sim
+        .post(
+            "/_sim/users/open-early/invalidate_access",
+            serde_json::json!({}),
+        )
+        .await;
+    let status = stack.json(&["status", &job_id]).await;
+    assert!(status["tiktok"]["status"].is_string(), "{status}");
+    assert!(status["tiktok_error"].is_null(), "{status}");
+    assert_eq!(refreshes().await, 1, "one refresh");
+    // The next command uses the refreshed token without another refresh.
+    stack.json(&["status", &job_id]).await;
+    assert_eq!(refreshes().await, 1);
+}

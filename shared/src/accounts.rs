@@ -985,6 +985,39 @@ impl Accounts {
         account_from_item(&key, &item)
     }
 
+    /// Marks an `active` account `needs_reconnect` because TikTok refused
+    /// its grant (the refresh token, a freshly refreshed access token).
+    /// Only the account item changes, never the token secret: the tokens a
+    /// concurrent refresh or login is saving stay as they are. An account
+    /// that is no longer active (revoked, already marked) is left as it is.
+    /// `Ok(None)` when there is no account item or it was not active.
+    pub async fn mark_needs_reconnect(
+        &self,
+        open_id: &str,
+        reason: &str,
+    ) -> Result<Option<Account>, AccountError> {
+        use crate::table::{Checked, Cond, Key, Table, Update};
+        let key = account_pk(open_id);
+        let update = Update::new()
+            .set("state", s(AccountState::NeedsReconnect.as_str()))
+            .set("state_reason", s(reason))
+            .set("updated_at", n(Utc::now().timestamp()))
+            .when(Cond::eq("state", s(AccountState::Active.as_str())));
+        let table = Table::new(self.client.clone(), &self.table);
+        let item = match table.update(&Key::new(&key, ACCOUNT_SK), &update).await {
+            Ok(Checked::Done(item)) => item,
+            Ok(Checked::ConditionFailed) => return Ok(None),
+            Err(err) => {
+                return Err(AccountError::Store {
+                    table: self.table.clone(),
+                    detail: err.detail,
+                });
+            }
+        };
+        tracing::info!(open_id, reason, "account marked needs_reconnect");
+        account_from_item(&key, &item).map(Some)
+    }
+
     /// Makes every link to the account's creator page that exists stop
     /// working, by bumping its link version; returns the new version. Links
     /// made afterwards carry it and work.

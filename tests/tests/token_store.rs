@@ -68,6 +68,8 @@ fn fast_settings() -> RefreshSettings {
     RefreshSettings {
         margin: Duration::from_secs(600),
         lease_ttl: Duration::from_secs(10),
+        refresh_call_timeout: Duration::from_secs(5),
+        save_budget: Duration::from_secs(2),
         wait_deadline: Duration::from_secs(20),
         poll_interval: Duration::from_millis(50),
         refresh_attempts: 4,

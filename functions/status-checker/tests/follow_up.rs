@@ -1475,3 +1475,271 @@ async fn drafts_in_the_inbox_are_followed_until_posted_or_a_day_old() {
     );
     assert_eq!(env.job(&held.id).await.status, JobStatus::Stuck);
 }
+
+// ---------------------------------------------------------------------------
+// Token refreshes under TikTok's strict reading: a slow answer to a refresh
+// has already rotated the refresh token; an access token can die before its
+// expiry; a refresh token spent by another invocation answers invalid_grant.
+
+impl Env {
+    /// The refresh_token grants TikTok received.
+    async fn refresh_posts(&self) -> usize {
+        self.sim
+            .requests("/v2/oauth/token/")
+            .await
+            .iter()
+            .filter(|r| r["grant_type"] == "refresh_token")
+            .count()
+    }
+
+    async fn stored(&self, open_id: &str) -> shared::tokens::StoredTokens {
+        self.manager()
+            .store()
+            .load(open_id)
+            .await
+            .unwrap()
+            .expect("stored tokens")
+    }
+
+    async fn account_state(&self, open_id: &str) -> AccountState {
+        self.accounts()
+            .get(open_id)
+            .await
+            .unwrap()
+            .expect("account")
+            .state
+    }
+
+    /// Both clocks (ours and TikTok's) move past the access token's life.
+    async fn expire_access_tokens(&self) {
+        self.clock.advance_secs(7200 + 60);
+        self.sim.advance_clock(7200 + 60).await;
+    }
+
+    /// The refresh token `stored` holds is the live one at TikTok, and
+    /// `spent` is refused (checked last: it spends the live one).
+    async fn assert_rotated(&self, stored: &shared::Secret, spent: &shared::Secret) {
+        assert_ne!(stored, spent, "the stored refresh token is the rotated one");
+        let client = self.sim.client();
+        let refused = client.refresh_token(spent).await.unwrap_err();
+        assert_eq!(
+            refused.oauth_code(),
+            Some(&shared::tiktok::OAuthErrorCode::InvalidGrant)
+        );
+        client
+            .refresh_token(stored)
+            .await
+            .expect("the stored refresh token works at TikTok");
+    }
+}
+
+/// Asks local AWS (our moto launcher) to answer the next `times` requests
+/// of `target` whose body names `contains` with a 500 error.
+async fn aws_fault(target: &str, contains: &str, times: u32) {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("local AWS");
+    let answer = reqwest::Client::new()
+        .post(format!("{}/_faults", endpoint.trim_end_matches('/')))
+        .json(&serde_json::json!({
+            "target": target, "contains": contains, "times": times,
+            "status": 500, "code": "InternalServiceError"
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert!(answer.status().is_success());
+}
+
+/// The AWS faults not yet spent whose body match names `contains`.
+async fn aws_faults_left(contains: &str) -> usize {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("local AWS");
+    let all: serde_json::Value =
+        reqwest::get(format!("{}/_faults", endpoint.trim_end_matches('/')))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    all["faults"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["contains"] == contains)
+        .count()
+}
+
+/// One refresh TikTok answers 33 s late (past the 30 s lease this code
+/// once had, with the refresh token rotated the moment it was asked): the
+/// status checker's sweep makes it, and an upload needing the account's
+/// token meanwhile waits for it instead of spending the old refresh token.
+/// With `failing_saves`, Secrets Manager refuses the first saves of the
+/// rotated token.
+async fn slow_refresh_with_a_second_invocation(open_id: &str, alias: &str, failing_saves: u32) {
+    let env = env().await;
+    env.connect(open_id, alias).await;
+    let original = env.stored(open_id).await.refresh_token;
+    env.expire_access_tokens().await;
+    env.sim
+        .fault(
+            serde_json::json!({"path_prefix": "/v2/oauth/token/", "times": 1,
+            "action": {"type": "answer_late", "ms": 33_000}}),
+        )
+        .await;
+    let secret = format!("{}/accounts/{open_id}", env.prefix);
+    if failing_saves > 0 {
+        // The SDK tries each save three times itself: three refusals fail
+        // one save of ours.
+        aws_fault("secretsmanager.PutSecretValue", &secret, failing_saves * 3).await;
+    }
+
+    let checker = async { env.run().await };
+    let upload = async {
+        // The sweep has taken the lease by then.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        env.upload(&format!("uploads/{alias}/during.mp4"), 5).await
+    };
+    let (report, (job, outcome)) = tokio::join!(checker, upload);
+
+    assert_eq!(
+        env.refresh_posts().await,
+        1,
+        "exactly one refresh at TikTok"
+    );
+    assert_eq!(report.tokens_refreshed, 1, "{report:?}");
+    assert_eq!(report.token_failures, 0, "{report:?}");
+    assert!(matches!(outcome, Outcome::Uploaded { .. }), "{outcome:?}");
+    assert_eq!(job.status, JobStatus::Processing);
+    assert_eq!(env.account_state(open_id).await, AccountState::Active);
+    if failing_saves > 0 {
+        assert_eq!(aws_faults_left(&secret).await, 0, "the saves were refused");
+    }
+    let stored = env.stored(open_id).await;
+    env.assert_rotated(&stored.refresh_token, &original).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_refresh_slower_than_the_old_lease_is_made_once_and_shared() {
+    slow_refresh_with_a_second_invocation("open-slow", "slow", 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_slow_refresh_whose_save_fails_twice_is_still_made_once_and_kept() {
+    slow_refresh_with_a_second_invocation("open-slow-save", "slowsave", 2).await;
+}
+
+/// TikTok ends the access token long before its expiry: the upload's init,
+/// the checker's status fetch each refresh once and succeed.
+#[tokio::test]
+async fn an_access_token_ended_early_is_refreshed_once_by_init_and_status_fetch() {
+    let env = env().await;
+    env.connect("open-early", "early").await;
+    let original = env.stored("open-early").await.refresh_token;
+
+    // Init (the upload function).
+    env.sim
+        .post(
+            "/_sim/users/open-early/invalidate_access",
+            serde_json::json!({}),
+        )
+        .await;
+    let (job, outcome) = env.upload("uploads/early/one.mp4", 6).await;
+    assert!(matches!(outcome, Outcome::Uploaded { .. }), "{outcome:?}");
+    assert_eq!(job.status, JobStatus::Processing);
+    assert_eq!(env.refresh_posts().await, 1, "one refresh for the init");
+    let after_init = env.stored("open-early").await;
+    assert_ne!(after_init.refresh_token, original);
+
+    // Status fetch (the checker), with the token it had cached.
+    env.run().await;
+    env.next_minute().await;
+    env.sim
+        .post(
+            "/_sim/users/open-early/invalidate_access",
+            serde_json::json!({}),
+        )
+        .await;
+    let before = env.status_fetches().await;
+    let report = env.run().await;
+    assert_eq!(report.errors, 0, "{report:?}");
+    assert_eq!(
+        env.refresh_posts().await,
+        2,
+        "one refresh for the status fetch"
+    );
+    assert_eq!(
+        env.status_fetches().await - before,
+        2,
+        "the refused fetch and its one retry"
+    );
+    assert_eq!(env.account_state("open-early").await, AccountState::Active);
+
+    // A freshly refreshed token refused again: the grant is gone, said so.
+    env.next_minute().await;
+    env.sim
+        .fault(
+            serde_json::json!({"path_prefix": "/v2/post/publish/status/fetch/", "times": 2,
+            "action": {"type": "status", "status": 401, "error_code": "access_token_invalid"}}),
+        )
+        .await;
+    env.run().await;
+    let account = env.accounts().get("open-early").await.unwrap().unwrap();
+    assert_eq!(account.state, AccountState::NeedsReconnect);
+    let reason = account.state_reason.unwrap_or_default();
+    assert!(reason.contains("freshly refreshed"), "{reason}");
+    // The secret was not touched by the mark: it still has what the last
+    // refresh saved.
+    let stored = env.stored("open-early").await;
+    assert!(stored.reconnect_required_at.is_none());
+}
+
+/// A refresh token another invocation rotated a moment ago (Secrets
+/// Manager still served the old version to this one): TikTok answers
+/// invalid_grant, and the caller takes the stored tokens instead of
+/// marking the account.
+#[tokio::test]
+async fn invalid_grant_on_a_token_another_invocation_rotated_uses_the_stored_tokens() {
+    let env = env().await;
+    env.connect("open-race", "race").await;
+    let original = env.stored("open-race").await.refresh_token;
+    env.expire_access_tokens().await;
+    // Another invocation refreshes (rotates and saves).
+    env.manager().get_fresh_token("open-race").await.unwrap();
+    let rotated = env.stored("open-race").await;
+    assert_ne!(rotated.refresh_token, original);
+    let posts = env.refresh_posts().await;
+    // This one read the secret before that save showed (eventually
+    // consistent reads): both of its first reads still give the old version.
+    let secret = format!("{}/accounts/open-race", env.prefix);
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap();
+    let answer = reqwest::Client::new()
+        .post(format!("{}/_faults", endpoint.trim_end_matches('/')))
+        .json(
+            &serde_json::json!({"target": "secretsmanager.GetSecretValue",
+            "contains": secret, "times": 2, "stale": true}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(answer.status().is_success());
+    env.expire_access_tokens().await;
+
+    let fresh = env
+        .manager()
+        .get_fresh_token("open-race")
+        .await
+        .expect("the stored tokens are used");
+    assert_eq!(
+        aws_faults_left(&secret).await,
+        0,
+        "the stale reads happened"
+    );
+    assert_eq!(
+        env.refresh_posts().await - posts,
+        2,
+        "the spent token (invalid_grant), then the stored one"
+    );
+    assert_eq!(env.account_state("open-race").await, AccountState::Active);
+    let stored = env.stored("open-race").await;
+    assert_eq!(stored.access_token, fresh.access_token);
+    env.assert_rotated(&stored.refresh_token, &rotated.refresh_token)
+        .await;
+}

@@ -241,6 +241,35 @@ pub async fn expire_token(AxState(app): AxState<Arc<App>>, body: bytes::Bytes) -
     })
 }
 
+/// `POST /_sim/users/{open_id}/invalidate_access`: every access token of the user stops
+/// working now, long before the expiry its answer announced (a password change, TikTok
+/// rotating it); the refresh tokens keep working. Answers how many tokens it ended.
+pub async fn invalidate_access(
+    AxState(app): AxState<Arc<App>>,
+    Path(open_id): Path<String>,
+) -> ControlResult {
+    app.update(|state| {
+        if state.user(&open_id).is_none() {
+            return Err(ControlError::not_found("unknown open_id"));
+        }
+        let now = state.now_ms();
+        let grants: Vec<u64> = state
+            .grants
+            .values()
+            .filter(|g| g.open_id == open_id)
+            .map(|g| g.id)
+            .collect();
+        let mut ended = 0_u64;
+        for record in state.access_tokens.values_mut() {
+            if grants.contains(&record.grant_id) && record.expires_at_ms > now {
+                record.expires_at_ms = now;
+                ended += 1;
+            }
+        }
+        Ok(Json(json!({ "invalidated": ended })).into_response())
+    })
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AdvanceRequest {

@@ -16,6 +16,11 @@ pub enum FaultAction {
     Reset,
     /// Wait, then handle the request normally.
     Delay { ms: u64 },
+    /// Handle the request normally (its state changes at once: a refresh rotates the
+    /// refresh token), then wait before sending the answer. The strict reading of a slow
+    /// answer: TikTok has acted while the client is still waiting, so a client that gives
+    /// up early and tries again with what it had finds it spent.
+    AnswerLate { ms: u64 },
     /// Handle the request normally (its state changes as usual), then leave `field` out
     /// of a success answer's `data`: a malformed answer to a request TikTok acted on.
     OmitField { field: String },

@@ -79,6 +79,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/_sim/authorize/next", post(control::authorize_next))
         .route("/_sim/tokens", post(control::mint_tokens))
         .route("/_sim/tokens/expire", post(control::expire_token))
+        .route(
+            "/_sim/users/{open_id}/invalidate_access",
+            post(control::invalidate_access),
+        )
         .route("/_sim/clock", get(control::get_clock))
         .route("/_sim/clock/advance", post(control::advance_clock))
         .route(
@@ -188,6 +192,10 @@ async fn handle(
         _ => None,
     };
     let drop_answer = matches!(fault, Some(FaultAction::DropAnswer));
+    let answer_late = match &fault {
+        Some(FaultAction::AnswerLate { ms }) => Some(Duration::from_millis(*ms)),
+        _ => None,
+    };
     match fault {
         Some(FaultAction::Status { status, error_code }) => {
             entry.fault = Some(format!("status {status}"));
@@ -220,6 +228,9 @@ async fn handle(
         }
         Some(FaultAction::DropAnswer) => {
             entry.fault = Some("drop_answer".to_owned());
+        }
+        Some(FaultAction::AnswerLate { ms }) => {
+            entry.fault = Some(format!("answer_late {ms}ms"));
         }
         None => {}
     }
@@ -266,6 +277,10 @@ async fn handle(
         None => response,
     };
     finish_log(&app, entry, &response);
+    if let Some(wait) = answer_late {
+        // Acted on and logged already; only the answer is late.
+        tokio::time::sleep(wait).await;
+    }
     if drop_answer {
         // Acted on and logged with the status it would have had; the line
         // drops before the client reads a byte of it.

@@ -57,10 +57,10 @@ impl Forwarder {
             Err(e) => return Err(retry("mark the init as started", e).into()),
         };
         let sent = self
-            .with_token(token, |access| async move {
+            .with_token(&job, token, |access| async move {
                 self.send_init(&access, request).await
             })
-            .await;
+            .await?;
         // A success answer that cannot be used (no upload_url, say) may
         // still name the publish: it is saved like any, then the job is
         // flagged, since TikTok holds a publish this job cannot go on with.

@@ -12,7 +12,7 @@ use crate::jobs::{
 };
 use crate::secret::Secret;
 use crate::tiktok::{ApiErrorCode, TikTokError};
-use crate::tokens::FreshToken;
+use crate::tokens::{AuthedCallError, FreshToken};
 
 impl Forwarder {
     /// The one place the job's account is resolved: the active account
@@ -105,19 +105,32 @@ impl Forwarder {
         }
     }
 
-    /// The one place a TikTok call is made with an account's access token:
-    /// what to do when TikTok refuses the token itself belongs here, for
-    /// every call of an upload at once.
+    /// The one place a TikTok call is made with an account's access token.
+    /// A token TikTok refuses is refreshed once and the call made again (the
+    /// token manager's [`crate::tokens::TokenManager::call_with_token`]);
+    /// what TikTok answers is the caller's to judge. An account whose grant
+    /// turned out gone fails the job; a token that cannot be had right now
+    /// comes back as TikTok's refusal, a clear one (nothing was done), so
+    /// the caller retries later.
     pub(super) async fn with_token<T, F, Fut>(
         &self,
+        job: &Job,
         token: &FreshToken,
         call: F,
-    ) -> Result<T, TikTokError>
+    ) -> Flow<Result<T, TikTokError>>
     where
         F: Fn(Secret) -> Fut,
         Fut: Future<Output = Result<T, TikTokError>>,
     {
-        call(token.access_token.clone()).await
+        let mut token = token.clone();
+        match self.tokens.call_with_token(&mut token, call).await {
+            Ok(value) => Ok(Ok(value)),
+            Err(AuthedCallError::TikTok(err)) => Ok(Err(err)),
+            Err(AuthedCallError::Token { error, .. }) if error.needs_reconnect() => {
+                Err(self.fail(job, "reconnect_needed", error.to_string()).await)
+            }
+            Err(AuthedCallError::Token { refused, .. }) => Ok(Err(refused)),
+        }
     }
 
     /// A job flagged `stuck` that TikTok does not know yet and whose init

@@ -191,10 +191,10 @@ impl Forwarder {
         }
         // A read, so it comes before the init marker.
         let info = self
-            .with_token(token, |access| async move {
+            .with_token(job, token, |access| async move {
                 self.tiktok.creator_info(&access).await
             })
-            .await;
+            .await?;
         let info = match info {
             Ok(info) => info,
             Err(err) => return Err(self.refused(job, &err, "creator_info").await),

@@ -147,7 +147,7 @@ impl TikTokClient {
         if let Some(v) = verifier {
             form.push(("code_verifier", v.expose()));
         }
-        self.token_call(&form).await
+        self.token_call(&form, None).await
     }
 
     /// Trades a refresh token for new tokens. TikTok rotates refresh tokens:
@@ -157,13 +157,32 @@ impl TikTokClient {
         &self,
         refresh_token: &Secret,
     ) -> Result<TokenResponse, TikTokError> {
+        self.refresh_token_call(refresh_token, None).await
+    }
+
+    /// [`Self::refresh_token`] given up after `timeout` (a transport error),
+    /// whatever the client's own request timeout: the token manager sizes
+    /// its refresh lease on this bound.
+    pub async fn refresh_token_within(
+        &self,
+        refresh_token: &Secret,
+        timeout: Duration,
+    ) -> Result<TokenResponse, TikTokError> {
+        self.refresh_token_call(refresh_token, Some(timeout)).await
+    }
+
+    async fn refresh_token_call(
+        &self,
+        refresh_token: &Secret,
+        timeout: Option<Duration>,
+    ) -> Result<TokenResponse, TikTokError> {
         let form = [
             ("client_key", self.app.client_key.as_str()),
             ("client_secret", self.app.client_secret.expose()),
             ("grant_type", "refresh_token"),
             ("refresh_token", refresh_token.expose()),
         ];
-        self.token_call(&form).await
+        self.token_call(&form, timeout).await
     }
 
     /// Revokes the grant behind an access token.
@@ -193,14 +212,21 @@ impl TikTokClient {
         }
     }
 
-    async fn token_call(&self, form: &[(&str, &str)]) -> Result<TokenResponse, TikTokError> {
-        let response = self
+    async fn token_call(
+        &self,
+        form: &[(&str, &str)],
+        timeout: Option<Duration>,
+    ) -> Result<TokenResponse, TikTokError> {
+        let mut request = self
             .http
             .post(self.endpoints.api(TOKEN_PATH))
             .header(CACHE_CONTROL, "no-cache")
-            .form(form)
-            .send()
-            .await?;
+            .form(form);
+        if let Some(timeout) = timeout {
+            // Covers the whole exchange, the body included.
+            request = request.timeout(timeout);
+        }
+        let response = request.send().await?;
         let status = response.status().as_u16();
         let retry_after = retry_after(response.headers());
         let body = response.bytes().await?;

@@ -142,9 +142,10 @@ impl ApiErrorCode {
     /// A sentence a creator or operator can act on.
     pub fn human_message(&self) -> &'static str {
         match self {
-            Self::AccessTokenInvalid => {
-                "The TikTok access token is invalid or expired; it will be refreshed."
-            }
+            // No promise of a refresh here: this sentence also ends up
+            // where none follows (a job's error, the CLI). The one place
+            // that refreshes says so itself (`tokens::call_with_token`).
+            Self::AccessTokenInvalid => "TikTok refused the access token as invalid or expired.",
             Self::ScopeNotAuthorized | Self::ScopePermissionMissed => {
                 "The creator did not grant a permission this needs; connect the account again and keep every permission switched on."
             }
@@ -499,6 +500,11 @@ mod tests {
             assert_eq!(parsed.as_str(), code);
             assert_eq!(parsed.class(), class, "{code}");
             assert!(!parsed.human_message().is_empty());
+            // A sentence never promises what the caller may not do.
+            assert!(
+                !parsed.human_message().contains("will be refreshed"),
+                "{code}"
+            );
         }
     }
 

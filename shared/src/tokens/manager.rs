@@ -16,26 +16,41 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
+use super::pending::PendingTokens;
+use super::refresh::{Halt, Hold};
 use super::{StoredTokens, TokenError, TokenStore};
-use crate::accounts::{AccountError, AccountState};
+use crate::accounts::Accounts;
 use crate::backoff::Backoff;
 use crate::clock::Clock;
 use crate::lease::LeaseTable;
 use crate::secret::Secret;
+use crate::tiktok::TikTokClient;
 use crate::tiktok::oauth::TokenResponse;
-use crate::tiktok::{ErrorClass, TikTokClient, TikTokError};
 
 /// Timings of refreshes and leases.
+///
+/// The refresh lease must outlive the longest refresh it covers: the token
+/// call is bounded by [`Self::refresh_call_timeout`], the save of what it
+/// returned by [`Self::save_budget`], and the lease is renewed (on the
+/// condition that it is still ours) before every call and every save, so a
+/// lease of [`Self::lease`] always covers the step that follows.
 #[derive(Debug, Clone)]
 pub struct RefreshSettings {
     /// Refresh before use when this much or less is left (default 10 min).
     pub margin: Duration,
-    /// How long a lease lasts unless renewed. Longer than one refresh call
-    /// takes; renewed before every retry.
+    /// How long a lease lasts unless renewed. [`Self::lease`] raises it to
+    /// cover one token call plus the save, with a margin.
     pub lease_ttl: Duration,
+    /// The most one token call to TikTok may take (its own timeout, not
+    /// the HTTP client's).
+    pub refresh_call_timeout: Duration,
+    /// How long the save of a rotated token is retried in the secret
+    /// before it is kept in the table instead (see `pending`).
+    pub save_budget: Duration,
     /// How long a caller waits for another invocation's refresh (or for a
     /// dead holder's lease to expire) before giving up with
-    /// [`TokenError::Busy`].
+    /// [`TokenError::Busy`]. At least one lease, so that a waiter outlasts
+    /// a slow holder.
     pub wait_deadline: Duration,
     /// Mean pause between looks at the secret while waiting (jittered ±50 %).
     pub poll_interval: Duration,
@@ -46,12 +61,20 @@ pub struct RefreshSettings {
     pub retry: Backoff,
 }
 
+/// What a lease keeps beyond one token call and one save.
+const LEASE_MARGIN: Duration = Duration::from_secs(15);
+
 impl Default for RefreshSettings {
     fn default() -> Self {
+        let refresh_call_timeout = Duration::from_secs(40);
+        let save_budget = Duration::from_secs(20);
+        let lease_ttl = refresh_call_timeout + save_budget + LEASE_MARGIN;
         Self {
             margin: Duration::from_secs(600),
-            lease_ttl: Duration::from_secs(30),
-            wait_deadline: Duration::from_secs(40),
+            lease_ttl,
+            refresh_call_timeout,
+            save_budget,
+            wait_deadline: lease_ttl + LEASE_MARGIN,
             poll_interval: Duration::from_millis(250),
             refresh_attempts: 4,
             retry: Backoff::new(Duration::from_millis(300), Duration::from_secs(5)),
@@ -60,12 +83,19 @@ impl Default for RefreshSettings {
 }
 
 impl RefreshSettings {
-    fn retry_delay(&self, attempt: u32, asked: Option<Duration>) -> Duration {
+    /// The lease a holder takes and renews: never shorter than one token
+    /// call plus the save, with a margin, whatever `lease_ttl` says.
+    pub fn lease(&self) -> Duration {
+        self.lease_ttl
+            .max(self.refresh_call_timeout + self.save_budget + LEASE_MARGIN / 3)
+    }
+
+    pub(super) fn retry_delay(&self, attempt: u32, asked: Option<Duration>) -> Duration {
         let cap = self.retry.cap.max(self.retry.base);
         self.retry.or_asked(attempt, asked, cap)
     }
 
-    fn poll_delay(&self) -> Duration {
+    pub(super) fn poll_delay(&self) -> Duration {
         self.poll_interval.mul_f64(0.5 + rand::random::<f64>())
     }
 }
@@ -95,13 +125,15 @@ pub enum RefreshOutcome {
 /// Hands out fresh access tokens and refreshes them safely.
 #[derive(Debug, Clone)]
 pub struct TokenManager<S> {
-    store: S,
-    tiktok: TikTokClient,
-    dynamodb: aws_sdk_dynamodb::Client,
-    table: String,
-    leases: LeaseTable,
-    settings: RefreshSettings,
-    clock: Clock,
+    pub(super) store: S,
+    pub(super) tiktok: TikTokClient,
+    /// The account items (expiry copies, the needs_reconnect mark).
+    pub(super) accounts: Accounts,
+    /// Rotated tokens the secret would not take.
+    pub(super) pending: PendingTokens,
+    pub(super) leases: LeaseTable,
+    pub(super) settings: RefreshSettings,
+    pub(super) clock: Clock,
     /// Refreshes running in their own tasks (see
     /// [`TokenManager::refresh_detached`]), shared by clones.
     in_flight: Arc<watch::Sender<usize>>,
@@ -154,8 +186,8 @@ impl<S: TokenStore + Clone + 'static> TokenManager<S> {
             store,
             tiktok,
             leases: LeaseTable::new(dynamodb.clone(), table.clone()),
-            dynamodb,
-            table,
+            accounts: Accounts::new(dynamodb.clone(), &table),
+            pending: PendingTokens::new(dynamodb, &table),
             settings: RefreshSettings::default(),
             clock: Clock::system(),
             in_flight: Arc::new(watch::channel(0).0),
@@ -199,7 +231,7 @@ impl<S: TokenStore + Clone + 'static> TokenManager<S> {
         loop {
             if self
                 .leases
-                .try_acquire(&lease, &holder, self.settings.lease_ttl, self.clock.now())
+                .try_acquire(&lease, &holder, self.settings.lease(), self.clock.now())
                 .await
                 .map_err(|e| store_error(open_id, e.to_string()))?
             {
@@ -234,14 +266,25 @@ impl<S: TokenStore + Clone + 'static> TokenManager<S> {
     /// An access token with more than [`RefreshSettings::margin`] left,
     /// refreshed first when needed.
     pub async fn get_fresh_token(&self, open_id: &str) -> Result<FreshToken, TokenError> {
-        let (tokens, outcome) = self.ensure_fresh(open_id, self.settings.margin).await?;
-        Ok(FreshToken {
-            open_id: tokens.open_id,
-            access_token: tokens.access_token,
-            expires_at: tokens.access_expires_at,
-            scopes: tokens.scopes,
-            refreshed_here: matches!(outcome, RefreshOutcome::Refreshed { .. }),
-        })
+        let need = Need::Window(self.settings.margin);
+        let (tokens, outcome) = self.ensure(open_id, need).await?;
+        Ok(FreshToken::new(tokens, outcome))
+    }
+
+    /// TikTok refused `rejected` (`access_token_invalid`, HTTP 401) before
+    /// its stored expiry: a new access token, refreshed under the lease
+    /// whatever that expiry says. When another caller has replaced the
+    /// rejected token already, its replacement is used and TikTok is not
+    /// asked again (many callers refused one token make one refresh).
+    pub async fn replace_rejected_token(
+        &self,
+        open_id: &str,
+        rejected: &Secret,
+    ) -> Result<FreshToken, TokenError> {
+        let (tokens, outcome) = self
+            .ensure(open_id, Need::Replace(rejected.clone()))
+            .await?;
+        Ok(FreshToken::new(tokens, outcome))
     }
 
     /// For the scheduled sweep: refreshes when `window` or less is left of the
@@ -251,22 +294,22 @@ impl<S: TokenStore + Clone + 'static> TokenManager<S> {
         open_id: &str,
         window: Duration,
     ) -> Result<RefreshOutcome, TokenError> {
-        self.ensure_fresh(open_id, window)
+        self.ensure(open_id, Need::Window(window))
             .await
             .map(|(_, outcome)| outcome)
     }
 
-    async fn ensure_fresh(
+    async fn ensure(
         &self,
         open_id: &str,
-        window: Duration,
+        need: Need,
     ) -> Result<(StoredTokens, RefreshOutcome), TokenError> {
         super::check_open_id(open_id)?;
         let started = Instant::now();
         let lease = lease_name(open_id);
         let mut waited = false;
         loop {
-            let last_blip = match self.attempt(open_id, window, &lease, waited).await {
+            let last_blip = match self.attempt(open_id, &need, &lease, waited).await {
                 Look::Done(result) => return result,
                 Look::Held => None,
                 // Only while waiting: a first look that fails (a missing
@@ -305,8 +348,8 @@ impl<S: TokenStore + Clone + 'static> TokenManager<S> {
         }
     }
 
-    /// One look: fresh enough, or refresh under the lease if it is free.
-    async fn attempt(&self, open_id: &str, window: Duration, lease: &str, waited: bool) -> Look {
+    /// One look: good enough, or refresh under the lease if it is free.
+    async fn attempt(&self, open_id: &str, need: &Need, lease: &str, waited: bool) -> Look {
         let current = match self.load_required(open_id).await {
             Ok(tokens) => tokens,
             Err(err) if err.is_retryable() => return Look::StoreBlip(err),
@@ -315,10 +358,9 @@ impl<S: TokenStore + Clone + 'static> TokenManager<S> {
         if let Err(err) = check_not_marked(&current) {
             return Look::Done(Err(err));
         }
-        let now = self.clock.now();
-        if !current.needs_refresh(now, window) {
+        if need.met_by(&current, self.clock.now()) {
             let access_expires_at = current.access_expires_at;
-            let outcome = if waited {
+            let outcome = if waited || matches!(need, Need::Replace(_)) {
                 RefreshOutcome::RefreshedElsewhere { access_expires_at }
             } else {
                 RefreshOutcome::StillFresh { access_expires_at }
@@ -328,12 +370,13 @@ impl<S: TokenStore + Clone + 'static> TokenManager<S> {
         let holder = LeaseTable::new_holder();
         match self
             .leases
-            .try_acquire(lease, &holder, self.settings.lease_ttl, now)
+            .try_acquire(lease, &holder, self.settings.lease(), self.clock.now())
             .await
         {
             Ok(true) => {
                 tracing::debug!(open_id, holder = %holder, "token lease acquired");
-                Look::Done(self.refresh_detached(open_id, window, lease, holder).await)
+                self.refresh_detached(open_id, need.clone(), lease, holder)
+                    .await
             }
             Ok(false) => Look::Held,
             Err(err) => Look::StoreBlip(store_error(open_id, err.to_string())),
@@ -343,264 +386,75 @@ impl<S: TokenStore + Clone + 'static> TokenManager<S> {
     /// Runs the refresh under the lease held by `holder` in a task of its
     /// own and waits for it. Once TikTok answers a refresh, the rotated
     /// refresh token exists only in this process until it is saved: a
-    /// caller cut off by a timeout (the checker's stop instant) or dropped
-    /// must not take the save and the lease release down with it. Dropping
-    /// a `JoinHandle` does not cancel its task, so the refresh, the save and
-    /// the release always run to their end; [`Self::refreshes_settled`]
-    /// lets a caller that is about to be frozen wait for them.
+    /// caller cut off by a timeout or dropped must not take the save and
+    /// the lease release down with it. Dropping a `JoinHandle` does not
+    /// cancel its task, so the refresh, the save and the release always run
+    /// to their end; [`Self::refreshes_ended`] lets a caller that is about
+    /// to be frozen wait for them.
     async fn refresh_detached(
         &self,
         open_id: &str,
-        window: Duration,
+        need: Need,
         lease: &str,
         holder: String,
-    ) -> Result<(StoredTokens, RefreshOutcome), TokenError> {
+    ) -> Look {
         let manager = self.clone();
         let in_flight = InFlight::start(&self.in_flight);
-        let (task_open_id, lease) = (open_id.to_owned(), lease.to_owned());
+        let task_open_id = open_id.to_owned();
+        let lease = lease.to_owned();
         let task = tokio::spawn(async move {
             let _in_flight = in_flight;
             let open_id = task_open_id.as_str();
+            let mut hold = Hold::new(&lease, &holder, manager.settings.lease());
             let result = manager
-                .refresh_holding_lease(open_id, window, &lease, &holder)
+                .refresh_holding_lease(open_id, &need, &mut hold)
                 .await;
             manager.release(open_id, &lease, &holder).await;
             result
         });
         match task.await {
-            Ok(result) => result,
+            Ok(Ok(done)) => Look::Done(Ok(done)),
+            Ok(Err(Halt::Failed(err))) => Look::Done(Err(err)),
+            // Another invocation holds the lease now: wait for its result.
+            Ok(Err(Halt::LeaseLost)) => Look::Held,
             // A panic in the task, or a runtime shutting down: whatever it
             // had done is in the store or lost with the process; the lease
             // runs out by itself.
             Err(err) => {
                 tracing::error!(open_id, error = %err, "the token refresh task did not finish");
-                Err(TokenError::RefreshInterrupted {
+                Look::Done(Err(TokenError::RefreshInterrupted {
                     open_id: open_id.to_owned(),
                     detail: if err.is_panic() {
                         "the refresh task panicked".into()
                     } else {
                         "the refresh task was cancelled".into()
                     },
-                })
+                }))
             }
         }
     }
 
     /// Waits until no refresh started by this manager (or a clone of it) is
-    /// still running, or until `deadline`. `true` when none is. For a
-    /// caller that is about to end its invocation (a Lambda is frozen when
-    /// its handler returns, and a refresh frozen between TikTok's answer and
-    /// the save would lose the rotated refresh token).
+    /// still running, or until `deadline`. `true` when none is.
     pub async fn refreshes_settled(&self, deadline: tokio::time::Instant) -> bool {
+        tokio::time::timeout_at(deadline, self.refreshes_ended())
+            .await
+            .is_ok()
+    }
+
+    /// Waits until no refresh started by this manager (or a clone of it) is
+    /// still running, however long that takes: each is bounded by its token
+    /// call's timeout and its save budget. For a caller about to end its
+    /// invocation (a Lambda is frozen when its handler returns, and a
+    /// refresh frozen between TikTok's answer and the save would lose the
+    /// rotated refresh token).
+    pub async fn refreshes_ended(&self) {
         let mut running = self.in_flight.subscribe();
-        tokio::time::timeout_at(deadline, running.wait_for(|n| *n == 0))
-            .await
-            .is_ok_and(|seen| seen.is_ok())
+        // An error means the sender is gone, and with it every refresh.
+        let _ = running.wait_for(|n| *n == 0).await;
     }
 
-    async fn refresh_holding_lease(
-        &self,
-        open_id: &str,
-        window: Duration,
-        lease: &str,
-        holder: &str,
-    ) -> Result<(StoredTokens, RefreshOutcome), TokenError> {
-        // Another holder may have refreshed between our read and the lease.
-        let current = self.load_required(open_id).await?;
-        check_not_marked(&current)?;
-        let now = self.clock.now();
-        if !current.needs_refresh(now, window) {
-            let access_expires_at = current.access_expires_at;
-            return Ok((
-                current,
-                RefreshOutcome::RefreshedElsewhere { access_expires_at },
-            ));
-        }
-        if current.refresh_expired(now) {
-            tracing::warn!(
-                open_id,
-                "refresh token expired; the account needs a reconnect"
-            );
-            return Err(self
-                .mark_needs_reconnect(current, "the refresh token expired")
-                .await);
-        }
-        let mut attempt: u32 = 0;
-        loop {
-            tracing::debug!(open_id, attempt, "refreshing the access token");
-            match self.tiktok.refresh_token(&current.refresh_token).await {
-                Ok(answer) => {
-                    let tokens =
-                        StoredTokens::from_response(Some(&current), &answer, self.clock.now())?;
-                    self.save_after_refresh(&tokens).await?;
-                    self.record_expiry(&tokens).await;
-                    tracing::info!(
-                        open_id,
-                        attempt,
-                        access_expires_at = %tokens.access_expires_at,
-                        refresh_token_rotated = tokens.refresh_token != current.refresh_token,
-                        "access token refreshed"
-                    );
-                    let access_expires_at = tokens.access_expires_at;
-                    return Ok((tokens, RefreshOutcome::Refreshed { access_expires_at }));
-                }
-                Err(err) => match err.class() {
-                    ErrorClass::Retryable
-                        if attempt + 1 < self.settings.refresh_attempts.max(1) =>
-                    {
-                        let delay = self.settings.retry_delay(attempt, err.retry_after());
-                        tracing::warn!(
-                            open_id,
-                            attempt,
-                            error = %err,
-                            delay_ms = millis(delay),
-                            "token refresh failed for a passing reason; retrying"
-                        );
-                        tokio::time::sleep(delay).await;
-                        // Keep the lease for the next attempt; a lost lease
-                        // means someone else took over and may have
-                        // spent the refresh token: stop.
-                        let renewed = self
-                            .leases
-                            .renew(lease, holder, self.settings.lease_ttl, self.clock.now())
-                            .await
-                            .map_err(|e| store_error(open_id, e.to_string()))?;
-                        if !renewed {
-                            tracing::warn!(open_id, "token lease lost while retrying");
-                            return Err(TokenError::RefreshUnavailable {
-                                open_id: open_id.to_owned(),
-                                source: err,
-                            });
-                        }
-                        attempt += 1;
-                    }
-                    ErrorClass::Retryable => {
-                        tracing::warn!(open_id, attempt, error = %err, "token refresh failed; giving up for now");
-                        return Err(TokenError::RefreshUnavailable {
-                            open_id: open_id.to_owned(),
-                            source: err,
-                        });
-                    }
-                    ErrorClass::NeedsReauthorization => {
-                        return self.on_refused(open_id, window, &current, err).await;
-                    }
-                    ErrorClass::NeedsRefresh | ErrorClass::CapReached | ErrorClass::Permanent => {
-                        tracing::error!(open_id, error = %err, "TikTok rejected the token refresh");
-                        return Err(TokenError::RefreshRejected {
-                            open_id: open_id.to_owned(),
-                            source: err,
-                        });
-                    }
-                },
-            }
-        }
-    }
-
-    /// TikTok refused the refresh token. Unless someone else rotated it in
-    /// the meantime (a lease lost to a slow call), the grant is gone.
-    async fn on_refused(
-        &self,
-        open_id: &str,
-        window: Duration,
-        used: &StoredTokens,
-        err: TikTokError,
-    ) -> Result<(StoredTokens, RefreshOutcome), TokenError> {
-        let latest = self.load_required(open_id).await?;
-        if latest.refresh_token != used.refresh_token {
-            if !latest.needs_refresh(self.clock.now(), window) {
-                tracing::info!(
-                    open_id,
-                    "refresh token was rotated by another invocation; using its tokens"
-                );
-                let access_expires_at = latest.access_expires_at;
-                return Ok((
-                    latest,
-                    RefreshOutcome::RefreshedElsewhere { access_expires_at },
-                ));
-            }
-            return Err(TokenError::RefreshUnavailable {
-                open_id: open_id.to_owned(),
-                source: err,
-            });
-        }
-        tracing::warn!(
-            open_id,
-            code = err.code_str(),
-            "TikTok refused the refresh token; the account needs a reconnect"
-        );
-        let reason = format!("TikTok answered {} to the token refresh", err.code_str());
-        Err(self.mark_needs_reconnect(latest, &reason).await)
-    }
-
-    /// Copies the new expiry times onto the account item, which the sweep
-    /// reads instead of every secret. Best effort: the secret is the truth,
-    /// and a stale copy only makes the sweep open a secret it did not need.
-    async fn record_expiry(&self, tokens: &StoredTokens) {
-        let accounts = crate::accounts::Accounts::new(self.dynamodb.clone(), &self.table);
-        if let Err(err) = accounts
-            .record_token_expiry(
-                &tokens.open_id,
-                tokens.access_expires_at,
-                tokens.refresh_expires_at,
-            )
-            .await
-        {
-            tracing::warn!(open_id = %tokens.open_id, error = %err, "could not record token expiry on the account");
-        }
-    }
-
-    /// Marks the secret (no more refresh attempts) and the account item,
-    /// and returns the error for the caller.
-    async fn mark_needs_reconnect(&self, mut tokens: StoredTokens, reason: &str) -> TokenError {
-        let open_id = tokens.open_id.clone();
-        let now = self.clock.now();
-        tokens.reconnect_required_at = Some(now);
-        tokens.updated_at = now;
-        if let Err(err) = self.store.save(&tokens).await {
-            tracing::warn!(open_id = %open_id, error = %err, "could not mark the token secret");
-        }
-        // The account item has one writer, `Accounts`; the sweep and the
-        // CLI read its state from there.
-        let accounts = crate::accounts::Accounts::new(self.dynamodb.clone(), &self.table);
-        match accounts
-            .set_state(&open_id, AccountState::NeedsReconnect, Some(reason))
-            .await
-        {
-            Ok(_) => tracing::info!(open_id = %open_id, reason, "account marked needs_reconnect"),
-            Err(AccountError::NotFound { .. }) => {
-                tracing::debug!(open_id = %open_id, "no account item to mark");
-            }
-            Err(err) => {
-                tracing::error!(open_id = %open_id, error = %err, "could not mark the account needs_reconnect");
-            }
-        }
-        TokenError::NeedsReconnect {
-            open_id,
-            reason: reason.to_owned(),
-        }
-    }
-
-    /// The new refresh token exists only in memory until this succeeds:
-    /// try hard.
-    async fn save_after_refresh(&self, tokens: &StoredTokens) -> Result<(), TokenError> {
-        let mut attempt = 0;
-        loop {
-            match self.store.save(tokens).await {
-                Ok(()) => return Ok(()),
-                Err(err) if err.is_retryable() && attempt + 1 < 4 => {
-                    tracing::warn!(open_id = %tokens.open_id, attempt, error = %err, "saving refreshed tokens failed; retrying");
-                    tokio::time::sleep(self.settings.retry_delay(attempt, None)).await;
-                    attempt += 1;
-                }
-                Err(err) => {
-                    tracing::error!(open_id = %tokens.open_id, error = %err, "refreshed tokens could not be saved; the account may need a reconnect");
-                    return Err(err);
-                }
-            }
-        }
-    }
-
-    async fn load_required(&self, open_id: &str) -> Result<StoredTokens, TokenError> {
+    pub(super) async fn load_required(&self, open_id: &str) -> Result<StoredTokens, TokenError> {
         if let Some(tokens) = self.store.load(open_id).await? {
             return Ok(tokens);
         }
@@ -629,7 +483,40 @@ impl<S: TokenStore + Clone + 'static> TokenManager<S> {
     }
 }
 
-/// The result of one look in [`TokenManager::ensure_fresh`].
+impl FreshToken {
+    fn new(tokens: StoredTokens, outcome: RefreshOutcome) -> Self {
+        Self {
+            open_id: tokens.open_id,
+            access_token: tokens.access_token,
+            expires_at: tokens.access_expires_at,
+            scopes: tokens.scopes,
+            refreshed_here: matches!(outcome, RefreshOutcome::Refreshed { .. }),
+        }
+    }
+}
+
+/// What a caller needs of the stored tokens.
+#[derive(Debug, Clone)]
+pub(super) enum Need {
+    /// More than this left of the access token.
+    Window(Duration),
+    /// Any live access token but this one, which TikTok refused.
+    Replace(Secret),
+}
+
+impl Need {
+    /// Whether `tokens` give what is needed at `now`, without a refresh.
+    pub(super) fn met_by(&self, tokens: &StoredTokens, now: DateTime<Utc>) -> bool {
+        match self {
+            Self::Window(window) => !tokens.needs_refresh(now, *window),
+            Self::Replace(rejected) => {
+                tokens.access_token != *rejected && !tokens.needs_refresh(now, Duration::ZERO)
+            }
+        }
+    }
+}
+
+/// The result of one look in [`TokenManager::ensure`].
 enum Look {
     Done(Result<(StoredTokens, RefreshOutcome), TokenError>),
     /// Someone else holds the lease.
@@ -638,7 +525,7 @@ enum Look {
     StoreBlip(TokenError),
 }
 
-fn check_not_marked(tokens: &StoredTokens) -> Result<(), TokenError> {
+pub(super) fn check_not_marked(tokens: &StoredTokens) -> Result<(), TokenError> {
     match tokens.reconnect_required_at {
         Some(at) => Err(TokenError::NeedsReconnect {
             open_id: tokens.open_id.clone(),
@@ -652,14 +539,14 @@ fn lease_name(open_id: &str) -> String {
     format!("tokens#{open_id}")
 }
 
-fn store_error(open_id: &str, detail: String) -> TokenError {
+pub(super) fn store_error(open_id: &str, detail: String) -> TokenError {
     TokenError::Store {
         open_id: open_id.to_owned(),
         detail,
     }
 }
 
-fn millis(d: Duration) -> u64 {
+pub(super) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
@@ -681,6 +568,46 @@ mod tests {
         );
         let p = s.poll_delay();
         assert!(p >= s.poll_interval / 2 && p <= s.poll_interval * 3 / 2);
+    }
+
+    #[test]
+    fn the_lease_outlives_one_token_call_and_its_save() {
+        let s = RefreshSettings::default();
+        assert!(s.lease() > s.refresh_call_timeout + s.save_budget);
+        assert!(s.wait_deadline > s.lease(), "a waiter outlasts a holder");
+        // A short configured lease is raised, never trusted.
+        let short = RefreshSettings {
+            lease_ttl: Duration::from_secs(1),
+            ..RefreshSettings::default()
+        };
+        assert!(short.lease() > short.refresh_call_timeout + short.save_budget);
+    }
+
+    fn tokens(access: &str, expires_in: i64, now: DateTime<Utc>) -> StoredTokens {
+        StoredTokens {
+            open_id: "o1".into(),
+            access_token: Secret::new(access),
+            access_expires_at: now + chrono::TimeDelta::seconds(expires_in),
+            refresh_token: Secret::new("rft"),
+            refresh_expires_at: None,
+            scopes: Vec::new(),
+            updated_at: now,
+            reconnect_required_at: None,
+        }
+    }
+
+    #[test]
+    fn what_is_needed_of_the_stored_tokens() {
+        let now = Utc::now();
+        let window = Need::Window(Duration::from_secs(600));
+        assert!(window.met_by(&tokens("a", 3600, now), now));
+        assert!(!window.met_by(&tokens("a", 600, now), now));
+        // A refused token is replaced whatever its stored expiry says...
+        let replace = Need::Replace(Secret::new("a"));
+        assert!(!replace.met_by(&tokens("a", 3600, now), now));
+        // ...by any other live one (another caller's replacement).
+        assert!(replace.met_by(&tokens("b", 3600, now), now));
+        assert!(!replace.met_by(&tokens("b", 0, now), now));
     }
 
     #[test]

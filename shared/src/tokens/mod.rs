@@ -15,7 +15,10 @@
 //! `Debug`/`Display` print a placeholder, so no log line or error message of
 //! this module can carry them.
 
+mod authed;
 mod manager;
+mod pending;
+mod refresh;
 mod store;
 
 use std::time::Duration;
@@ -27,6 +30,7 @@ use crate::secret::Secret;
 use crate::tiktok::TikTokError;
 use crate::tiktok::oauth::TokenResponse;
 
+pub use authed::{AuthedCallError, token_refused};
 pub use manager::{FreshToken, RefreshOutcome, RefreshSettings, TokenManager};
 pub use store::{STACK_NAME_VAR, STACK_TAG, SecretsManagerTokenStore};
 

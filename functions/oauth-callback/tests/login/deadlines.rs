@@ -247,8 +247,10 @@ async fn a_login_killed_at_any_step_after_the_exchange_leaves_the_account_connec
                             "killed after step {kill_at}: the invitation is not used up"
                         );
                         // A login stopped while it held the account's
-                        // refresh lease leaves it to expire (30 s).
-                        env.clock.advance_secs(31);
+                        // refresh lease leaves it to expire.
+                        let lease = shared::tokens::RefreshSettings::default().lease();
+                        env.clock
+                            .advance_secs(i64::try_from(lease.as_secs()).unwrap() + 1);
                         let retry = env.login_with(&open_id, &link).await;
                         assert_eq!(retry.status(), StatusCode::OK, "{}", html(&retry));
                         assert!(fully_connected(&env, &open_id, &alias).await);

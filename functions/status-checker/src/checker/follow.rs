@@ -11,6 +11,7 @@ use shared::jobs::{
 use shared::tiktok::oauth::SCOPE_VIDEO_PUBLISH;
 use shared::tiktok::posting::share_urls;
 use shared::tiktok::{ApiErrorCode, ErrorClass, PublishStatus, TikTokError};
+use shared::tokens::AuthedCallError;
 use tokio::time::{Instant, timeout_at};
 
 use super::release::{Released, Then};
@@ -56,7 +57,7 @@ impl Checker {
                 return Asked::NotNow;
             }
         }
-        let token = match self.token(open_id).await {
+        let mut token = match self.token(open_id).await {
             Ok(token) => token,
             Err(err) => {
                 let reconnect = err.needs_reconnect();
@@ -77,13 +78,21 @@ impl Checker {
         };
         run.bump(|r| r.status_requests += 1);
         let _sending = run.gate.sending();
+        // A token TikTok refuses is refreshed once and the request made
+        // again with the new one (the token manager's one place for it).
+        let rejected = token.access_token.clone();
         let answer = timeout_at(
             run.stop_at,
-            self.tiktok
-                .fetch_status_once(&token.access_token, publish_id),
+            self.tokens
+                .call_with_token(&mut token, |access| async move {
+                    self.tiktok.fetch_status_once(&access, publish_id).await
+                }),
         )
         .await;
         slot.finish(Instant::now());
+        if token.access_token != rejected {
+            self.remember_token(&token);
+        }
         let Ok(answer) = answer else {
             tracing::info!(job_id = %job.id, "status check cut off at the stop instant; next run");
             run.bump(|r| {
@@ -94,7 +103,17 @@ impl Checker {
         };
         match answer {
             Ok(status) => Asked::Answer(status),
-            Err(err) => {
+            Err(AuthedCallError::Token { error, .. }) => {
+                self.forget_token(open_id);
+                let reconnect = error.needs_reconnect();
+                if reconnect {
+                    run.account_lost(open_id);
+                }
+                tracing::warn!(job_id = %job.id, open_id, reconnect, error = %error, "TikTok refused the token and no new one could be had");
+                run.bump(|r| r.errors += 1);
+                Asked::NoToken
+            }
+            Err(AuthedCallError::TikTok(err)) => {
                 tracing::warn!(job_id = %job.id, open_id, publish_id, error = %err, "status check refused");
                 run.bump(|r| r.errors += 1);
                 match err.class() {
@@ -280,9 +299,19 @@ impl Checker {
         }
         let mut learnt = None;
         if account.scopes.iter().any(|s| s == SCOPE_VIDEO_PUBLISH)
-            && let Ok(token) = self.token(open_id).await
+            && let Ok(mut token) = self.token(open_id).await
         {
-            match self.tiktok.creator_info(&token.access_token).await {
+            let rejected = token.access_token.clone();
+            let info = self
+                .tokens
+                .call_with_token(&mut token, |access| async move {
+                    self.tiktok.creator_info(&access).await
+                })
+                .await;
+            if token.access_token != rejected {
+                self.remember_token(&token);
+            }
+            match info {
                 Ok(info) => {
                     learnt = info
                         .creator_username

@@ -108,10 +108,16 @@ impl Checker {
             return Ok(token.clone());
         }
         let token = self.tokens.get_fresh_token(open_id).await?;
-        if let Ok(mut cache) = self.token_cache.lock() {
-            cache.insert(open_id.to_owned(), token.clone());
-        }
+        self.remember_token(&token);
         Ok(token)
+    }
+
+    /// Keeps `token` for the account's next requests (a token refreshed
+    /// because TikTok refused the cached one replaces it).
+    pub(super) fn remember_token(&self, token: &FreshToken) {
+        if let Ok(mut cache) = self.token_cache.lock() {
+            cache.insert(token.open_id.clone(), token.clone());
+        }
     }
 
     pub(super) fn forget_token(&self, open_id: &str) {
