@@ -94,6 +94,8 @@ pub(super) fn with_image<'a, R: BufRead + Seek>(
 /// `jpeg-decoder` does the scaled decode; what it does not handle (CMYK,
 /// 12-bit, an unusual frame, anything it fails on) goes through the `image`
 /// crate's decoder as before, so a JPEG that decoded yesterday still does.
+/// Its inverse DCT and colour conversion run as rayon tasks: inside
+/// [`super::convert_all`] on the batch's capped workers, no extra threads.
 pub(super) fn jpeg<'a, R: BufRead + Seek>(
     mut reader: R,
     limits: &PhotoLimits,
