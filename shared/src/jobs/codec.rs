@@ -4,7 +4,7 @@
 //!
 //! | item | `pk` / `sk` | attributes |
 //! |---|---|---|
-//! | job | `JOB#<id>` / `JOB` | `job_id`, `s3_bucket`, `s3_key`, `s3_version_id` or `s3_etag`, `object_size`, `alias`, `open_id`, `kind`, `post_mode` (`draft`/`direct`), `privacy_level`, `caption`, `status`, `publish_id`, `upload_url`, `chunk_plan` (JSON), `next_offset`, `attempts`, `error_code`, `error_message`, `tiktok_status`, `fail_reason`, `post_ids` (list of N), `created_at`, `updated_at`, `not_before`, `init_started_at`; while unfinished also `gsi1pk` = `UNFINISHED#<shard>`, `gsi1sk` = `<due>#<id>`; once it has an account `gsi2pk` = `JOBS#<open_id>`, `gsi2sk` = `<created_at>#<id>` (see [`super::by_account`]) |
+//! | job | `JOB#<id>` / `JOB` | `job_id`, `s3_bucket`, `s3_key`, `s3_version_id` or `s3_etag`, `object_size`, `alias`, `open_id`, `kind`, `post_mode` (`draft`/`direct`), `privacy_level`, `caption`, `status`, `publish_id`, `upload_url`, `chunk_plan` (JSON), `next_offset`, `attempts`, `error_code`, `error_message`, `tiktok_status`, `fail_reason`, `post_ids` (list of N), `share_urls`, `notes` (lists of S), `created_at`, `updated_at`, `not_before`, `init_started_at`; while unfinished also `gsi1pk` = `UNFINISHED#<shard>`, `gsi1sk` = `<due>#<id>`; once it has an account `gsi2pk` = `JOBS#<open_id>`, `gsi2sk` = `<created_at>#<id>` (see [`super::by_account`]) |
 //! | pending-draft slot | `DRAFTS#<open_id>` / `SLOT#<job id>` | `job_id`, `taken_at`, `expires_at` (TTL) |
 //! | queue entry | `DRAFTS#<open_id>` / `QUEUED#<created_at>#<job id>` | `job_id`, `created_at`, `open_id`, `not_before` (when held until a time); `gsi1pk` = `HELD`, `gsi1sk` = the sort key |
 //! | slot guard | `DRAFTS#<open_id>` / `GUARD` | `open_id`, `version` |
@@ -63,6 +63,7 @@ pub(crate) mod attr {
     pub const STATUS_PUBLISH_ID: &str = "status_publish_id";
     pub const POST_IDS: &str = "post_ids";
     pub const SHARE_URLS: &str = "share_urls";
+    pub const NOTES: &str = "notes";
 }
 
 /// The key of a job's item.
@@ -220,6 +221,9 @@ pub fn job_to_item(job: &Job) -> Item {
     if !job.share_urls.is_empty() {
         put("share_urls", texts(&job.share_urls));
     }
+    if !job.notes.is_empty() {
+        put(attr::NOTES, texts(&job.notes));
+    }
     put("created_at", s(stamp(job.created_at)));
     put("updated_at", s(stamp(job.updated_at)));
     if let Some(at) = job.not_before {
@@ -328,6 +332,7 @@ pub fn job_from_item(key: &str, item: &Item) -> Result<Job, JobError> {
         Some(_) => return Err(corrupt("post_ids is not a list".into())),
     };
     let share_urls = text_list(item, "share_urls").map_err(corrupt)?;
+    let notes = text_list(item, attr::NOTES).map_err(corrupt)?;
     Ok(Job {
         id,
         upload: Upload {
@@ -351,6 +356,7 @@ pub fn job_from_item(key: &str, item: &Item) -> Result<Job, JobError> {
         status_publish_id: opt_text(item, "status_publish_id"),
         post_ids,
         share_urls,
+        notes,
         created_at: required_time("created_at")?,
         updated_at: required_time("updated_at")?,
         not_before: time("not_before")?,
@@ -440,6 +446,7 @@ mod tests {
         job.status_publish_id = Some("v_inbox_file~v2.1".into());
         job.post_ids = vec![7_459_287_841_546_292_488];
         job.share_urls = vec!["https://www.tiktok.com/@alice/video/7459287841546292488".into()];
+        job.notes = vec!["HDR (HLG) video: TikTok takes it".into()];
         job.not_before = Some(now + TimeDelta::seconds(60));
         job
     }

@@ -228,6 +228,10 @@ pub struct Job {
     /// when the account's username is known. TikTok's status answer has no
     /// share or cover URL, so nothing else is recorded.
     pub share_urls: Vec<String>,
+    /// What the creator should know about the media that is no reason to
+    /// refuse it (an HDR video, one longer than 3 minutes), in words; set
+    /// by the video probe before anything is sent.
+    pub notes: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// Not to be picked up before this (backoff, held jobs).
@@ -321,6 +325,7 @@ impl Job {
             status_publish_id: None,
             post_ids: Vec::new(),
             share_urls: Vec::new(),
+            notes: Vec::new(),
             created_at: now,
             updated_at: now,
             not_before: None,
