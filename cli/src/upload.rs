@@ -1,12 +1,13 @@
 //! `upload`: a local video to an account's TikTok drafts, through the same
 //! use case as the S3 path ([`shared::forward`]): the bytes decide what the
-//! file is (its headers, whether TikTok would take it), the upload is claimed once (the job id comes from this host, the
-//! file's absolute path and its SHA-256), a pending-draft slot is taken
-//! before init, the init is marked as started and happens once, its answer
-//! is saved before anything else (an answer lost on the way flags the job
-//! instead of sending it again), and the offset is saved after every chunk,
-//! so that running the same command again resumes instead of making a
-//! second draft.
+//! file is and whether TikTok would take it (its headers, probed before
+//! anything else), the upload is claimed once (the job id comes from this
+//! host, the file's absolute path and its SHA-256), a pending-draft slot is
+//! taken before init, the init is marked as started and happens once, its
+//! answer is saved before anything else (an answer lost on the way flags the
+//! job instead of sending it again), and the offset is saved after every
+//! chunk, so that running the same command again resumes instead of making
+//! a second draft.
 
 use std::path::{Path, PathBuf};
 

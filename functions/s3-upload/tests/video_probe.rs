@@ -185,9 +185,10 @@ impl Env {
         Jobs::new(self.aws.dynamodb.clone(), &self.table)
     }
 
-    /// Every request the simulator has received.
+    /// Every request the simulator has received as TikTok (its API and
+    /// its upload host; not the tests' control calls).
     async fn sim_requests(&self) -> usize {
-        self.sim.requests("/").await.len()
+        self.sim.requests("/v2/").await.len() + self.sim.requests("/upload/").await.len()
     }
 
     async fn pending_drafts(&self) -> u32 {
@@ -207,7 +208,7 @@ impl Env {
         };
         let job = self.job(object).await;
         assert_eq!(job.status, JobStatus::Failed, "{}", object.key);
-        let error = job.last_error.expect("the job records why");
+        let error = job.last_error.clone().expect("the job records why");
         assert_eq!((&error.code, &error.message), (&code, &message));
         assert_eq!(job.publish_id(), None);
         assert_eq!(
