@@ -24,7 +24,8 @@ pub fn job_json(job: &Job) -> Value {
         "publish_id": job.publish_id(),
         "next_offset": job.next_offset(),
         "attempts": job.attempts,
-        "error": job.last_error.as_ref().map(|e| json!({"code": e.code, "message": e.message})),
+        "error": job.current_error().map(|e| json!({"code": e.code, "message": e.message})),
+        "earlier_error": job.earlier_error().map(|e| json!({"code": e.code, "message": e.message})),
         "tiktok_status": job.tiktok_status.as_ref().map(|s| s.as_str().to_owned()),
         "fail_reason": job.fail_reason.as_ref().map(|f| f.as_str().to_owned()),
         "post_ids": job.post_ids.iter().map(|id| id.to_string()).collect::<Vec<_>>(),
@@ -129,8 +130,14 @@ fn describe(job: &Job) -> String {
     if let Some(caption) = &job.caption {
         lines.push(format!("caption:    {caption}"));
     }
-    if let Some(e) = &job.last_error {
+    if let Some(e) = job.current_error() {
         lines.push(format!("error:      {}: {}", e.code, e.message));
+    }
+    if let Some(e) = job.earlier_error() {
+        lines.push(format!(
+            "earlier:    {}: {} (an earlier attempt; the job got past it)",
+            e.code, e.message
+        ));
     }
     for note in &job.notes {
         lines.push(format!("note:       {note}"));
@@ -315,4 +322,62 @@ async fn scan(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use shared::jobs::{JobKind, LastError, NewJob, ObjectVersion, PostTarget, Upload};
+
+    use super::*;
+
+    fn job_that_failed_once(status: JobStatus) -> Job {
+        let mut job = Job::new(
+            NewJob {
+                upload: Upload {
+                    bucket: "drops".into(),
+                    key: "uploads/alice/clip.mp4".into(),
+                    version: ObjectVersion::etag("0123"),
+                    size: 1000,
+                },
+                alias: Some("alice".into()),
+                open_id: Some("open-alice".into()),
+                kind: JobKind::Video,
+                post: PostTarget::Draft,
+                caption: None,
+            },
+            Utc::now(),
+        );
+        job.status = status;
+        job.last_error = Some(LastError {
+            code: "internal".into(),
+            message: "TikTok had an internal problem".into(),
+        });
+        job
+    }
+
+    #[test]
+    fn a_job_that_got_past_an_error_shows_it_as_history_only() {
+        for status in [
+            JobStatus::Inbox,
+            JobStatus::Published,
+            JobStatus::Claimed,
+            JobStatus::Processing,
+        ] {
+            let job = job_that_failed_once(status);
+            let text = describe(&job);
+            assert!(!text.contains("\nerror:"), "{status}: {text}");
+            assert!(text.contains("earlier:    internal:"), "{status}: {text}");
+            let json = job_json(&job);
+            assert!(json["error"].is_null(), "{status}: {json}");
+            assert_eq!(json["earlier_error"]["code"], "internal", "{status}");
+        }
+        for status in [JobStatus::Failed, JobStatus::RetryWait, JobStatus::Stuck] {
+            let job = job_that_failed_once(status);
+            let text = describe(&job);
+            assert!(text.contains("\nerror:      internal:"), "{status}: {text}");
+            assert!(!text.contains("earlier:"), "{status}: {text}");
+            assert_eq!(job_json(&job)["error"]["code"], "internal", "{status}");
+        }
+    }
 }

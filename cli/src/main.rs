@@ -9,6 +9,7 @@ use std::time::Duration;
 mod accounts;
 mod connect;
 mod context;
+mod disconnect;
 mod jobs;
 mod link;
 mod sending;
@@ -76,6 +77,16 @@ enum Command {
     Connect(connect::ConnectArgs),
     /// List the connected accounts, their state and token expiry.
     Accounts,
+    /// Disconnect an account for good: tell TikTok to end this app's access,
+    /// delete its token secret and free its alias.
+    Disconnect {
+        /// The account alias.
+        #[arg(long)]
+        account: String,
+        /// Go ahead (without it, the command says what it would do).
+        #[arg(long)]
+        yes: bool,
+    },
     /// Send a local video to an account's TikTok drafts (FILE_UPLOAD).
     Upload(upload::UploadArgs),
     /// Convert local images and offer them to TikTok as a photo draft.
@@ -151,6 +162,9 @@ async fn run(cli: Cli) -> CliResult<Output> {
             connect::run(&Deployment::connect(cli.settings).await, args, json).await
         }
         Command::Accounts => accounts::run(&Deployment::connect(cli.settings).await).await,
+        Command::Disconnect { account, yes } => {
+            disconnect::run(&Deployment::connect(cli.settings).await, &account, yes).await
+        }
         Command::Upload(args) => {
             upload::run(&Deployment::connect(cli.settings).await, args, json).await
         }

@@ -202,3 +202,81 @@ async fn an_account_that_lost_its_alias_is_hinted_with_the_real_alias() {
     );
     stack.sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn disconnect_ends_the_grant_deletes_the_secret_and_frees_the_alias() {
+    use shared::tokens::{SecretsManagerTokenStore, TokenStore as _};
+
+    let stack = Stack::start().await;
+    let scopes = ["user.info.basic", "video.upload"];
+    stack.connect("open-nia", "nia", &scopes).await;
+    stack.connect("open-oz", "oz", &scopes).await;
+    let store = SecretsManagerTokenStore::new(stack.aws.secrets.clone(), &stack.prefix);
+    let accounts = Accounts::new(stack.aws.dynamodb.clone(), &stack.table);
+    let nias = store.load("open-nia").await.unwrap().unwrap();
+
+    // Without --yes: says what it would do, changes nothing.
+    let out = stack.run(&["disconnect", "--account", "nia"]).await;
+    assert_fails(&out, "Run it again with --yes");
+    assert_eq!(stack.requests("/v2/oauth/revoke/").await, 0);
+    assert!(store.load("open-nia").await.unwrap().is_some());
+    // An alias nobody holds.
+    let out = stack
+        .run(&["disconnect", "--account", "nobody", "--yes"])
+        .await;
+    assert_fails(
+        &out,
+        "no TikTok account is connected as \u{201c}nobody\u{201d}",
+    );
+
+    let done = stack
+        .json(&["disconnect", "--account", "nia", "--yes"])
+        .await;
+    assert_eq!(done["open_id"], "open-nia");
+    assert_eq!(done["revoked_at_tiktok"], true, "{done}");
+    assert_eq!(stack.requests("/v2/oauth/revoke/").await, 1);
+    // The grant is gone at TikTok: the old access token no longer works.
+    assert!(
+        stack
+            .sim
+            .client()
+            .user_info(&nias.access_token)
+            .await
+            .is_err()
+    );
+    assert!(store.load("open-nia").await.unwrap().is_none());
+    let nia = accounts.get("open-nia").await.unwrap().unwrap();
+    assert_eq!(nia.state, AccountState::Revoked);
+    assert_eq!(nia.alias, None);
+    assert_eq!(nia.former_alias.as_deref(), Some("nia"));
+    assert!(accounts.alias_binding("nia").await.unwrap().is_none());
+    // The other account is untouched.
+    let oz = accounts.get_by_alias("oz").await.unwrap().unwrap();
+    assert_eq!(oz.state, AccountState::Active);
+    assert!(store.load("open-oz").await.unwrap().is_some());
+
+    // TikTok cannot be told (it keeps failing): the rest still happens, and
+    // the output says what the creator can do instead.
+    stack
+        .sim
+        .fault(serde_json::json!({
+            "path_prefix": "/v2/oauth/revoke/",
+            "times": 20,
+            "action": {"type": "status", "status": 500},
+        }))
+        .await;
+    let done = stack
+        .json(&["disconnect", "--account", "oz", "--yes"])
+        .await;
+    assert_eq!(done["revoked_at_tiktok"], false, "{done}");
+    assert!(done["tiktok_error"].as_str().is_some(), "{done}");
+    let text = stack.run(&["disconnect", "--account", "oz", "--yes"]).await;
+    // Done already: the alias is free, so there is nothing to disconnect.
+    assert_fails(
+        &text,
+        "no TikTok account is connected as \u{201c}oz\u{201d}",
+    );
+    assert!(store.load("open-oz").await.unwrap().is_none());
+    assert!(accounts.alias_binding("oz").await.unwrap().is_none());
+    stack.sim.shutdown().await;
+}

@@ -38,6 +38,8 @@ use crate::aws::describe_sdk_error;
 use crate::invite::validate_alias;
 use crate::table::{GSI1, GSI1_PK, GSI1_SK, PK, SK, n, opt_text, s, text_list};
 
+mod disconnect;
+
 const ACCOUNT_PREFIX: &str = "ACCOUNT#";
 const ACCOUNT_SK: &str = "ACCOUNT";
 const ALIAS_PREFIX: &str = "ALIAS#";

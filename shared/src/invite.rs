@@ -208,33 +208,17 @@ impl Invitation {
             iat: self.issued_at.map(|t| t.timestamp()),
         };
         // Serialising a struct of strings, integers and booleans cannot fail.
-        let json = serde_json::to_vec(&payload).unwrap_or_default();
-        let payload_b64 = b64().encode(json);
-        let signature = b64().encode(key.mac(payload_b64.as_bytes()).finalize().into_bytes());
-        format!("{payload_b64}.{signature}")
+        key.seal(&serde_json::to_vec(&payload).unwrap_or_default())
     }
 
     /// Checks a token from a link: shape, signature (compared in constant
     /// time), version, alias and expiry, in that order. Nothing in the payload
     /// is trusted, or even parsed as JSON, before the signature is good.
     pub fn verify(token: &str, key: &SigningKey, now: DateTime<Utc>) -> Result<Self, InviteError> {
-        if token.is_empty() || token.len() > MAX_TOKEN_LEN {
-            return Err(InviteError::Malformed);
-        }
-        let (payload_b64, signature_b64) = token.split_once('.').ok_or(InviteError::Malformed)?;
-        if payload_b64.is_empty() || signature_b64.contains('.') {
-            return Err(InviteError::Malformed);
-        }
-        let signature = b64()
-            .decode(signature_b64)
-            .map_err(|_| InviteError::Malformed)?;
-        key.mac(payload_b64.as_bytes())
-            .verify_slice(&signature)
-            .map_err(|_| InviteError::BadSignature)?;
-
-        let json = b64()
-            .decode(payload_b64)
-            .map_err(|_| InviteError::Malformed)?;
+        let json = key.open(token).map_err(|e| match e {
+            Unsealed::Malformed => InviteError::Malformed,
+            Unsealed::BadSignature => InviteError::BadSignature,
+        })?;
         let version: VersionOnly =
             serde_json::from_slice(&json).map_err(|_| InviteError::Malformed)?;
         if version.v != VERSION {
@@ -266,6 +250,15 @@ impl Invitation {
             issued_at,
         })
     }
+}
+
+/// Why [`SigningKey::open`] refused a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unsealed {
+    /// Not a token of this form (or too long).
+    Malformed,
+    /// Well formed, but not signed by this key.
+    BadSignature,
 }
 
 fn b64() -> base64::engine::GeneralPurpose {
@@ -395,6 +388,35 @@ impl SigningKey {
                 .into_bytes()
                 .to_vec(),
         )
+    }
+
+    /// A signed token: the payload and its HMAC, both base64url, joined by
+    /// `.`; the form of every token this key signs (invitations, and with a
+    /// derived key, creator links).
+    pub(crate) fn seal(&self, payload: &[u8]) -> String {
+        let payload_b64 = b64().encode(payload);
+        let signature = b64().encode(self.mac(payload_b64.as_bytes()).finalize().into_bytes());
+        format!("{payload_b64}.{signature}")
+    }
+
+    /// The payload of a token made by [`SigningKey::seal`]: its shape and
+    /// length first, then its signature (compared in constant time). Nothing
+    /// in the payload is decoded before the signature is good.
+    pub(crate) fn open(&self, token: &str) -> Result<Vec<u8>, Unsealed> {
+        if token.is_empty() || token.len() > MAX_TOKEN_LEN {
+            return Err(Unsealed::Malformed);
+        }
+        let (payload_b64, signature_b64) = token.split_once('.').ok_or(Unsealed::Malformed)?;
+        if payload_b64.is_empty() || signature_b64.contains('.') {
+            return Err(Unsealed::Malformed);
+        }
+        let signature = b64()
+            .decode(signature_b64)
+            .map_err(|_| Unsealed::Malformed)?;
+        self.mac(payload_b64.as_bytes())
+            .verify_slice(&signature)
+            .map_err(|_| Unsealed::BadSignature)?;
+        b64().decode(payload_b64).map_err(|_| Unsealed::Malformed)
     }
 
     pub(crate) fn mac(&self, message: &[u8]) -> HmacSha256 {

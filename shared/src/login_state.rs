@@ -40,15 +40,14 @@ use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
 use crate::accounts::AliasPermits;
-use crate::aws::describe_sdk_error;
 use crate::secret::Secret;
-use crate::table::{PK, SK, TTL, n, opt_text, s};
+use crate::table::{Checked, Cond, Key, PK, SK, TTL, Table, TableError, n, opt_text, s};
 use crate::tiktok::oauth::{PkceVerifier, random_token};
 
 const PK_PREFIX: &str = "OAUTHSTATE#";
@@ -195,15 +194,13 @@ fn holder_matches(stored_hash: Option<&str>, holder: Holder<'_>) -> bool {
 /// The pending logins in the project table.
 #[derive(Debug, Clone)]
 pub struct LoginStates {
-    client: aws_sdk_dynamodb::Client,
-    table: String,
+    table: Table,
 }
 
 impl LoginStates {
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
         Self {
-            client,
-            table: table.into(),
+            table: Table::new(client, table),
         }
     }
 
@@ -211,28 +208,34 @@ impl LoginStates {
     /// new, so a (vanishingly unlikely) collision fails instead of replacing
     /// someone else's login.
     pub async fn create(&self, login: &PendingLogin) -> Result<(), StateError> {
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .item(PK, s(format!("{PK_PREFIX}{}", login.state)))
-            .item(SK, s(SK_VALUE))
-            .item("alias", s(&login.alias))
-            .item("invite_id", s(&login.invite_id))
-            .item("rebind", AttributeValue::Bool(login.permits.rebind))
-            .item("move_alias", AttributeValue::Bool(login.permits.move_alias))
-            .item("verifier", s(login.verifier.expose()))
-            .item("redirect_uri", s(&login.redirect_uri))
-            .item("created_at", n(login.created_at.timestamp()))
-            .item(TTL, n(login.expires_at.timestamp()))
-            .condition_expression("attribute_not_exists(pk)");
-        let put = match &login.browser_nonce_sha256 {
-            Some(hash) => put.item("browser_nonce_sha256", s(hash)),
-            None => put,
-        };
-        let put = put.send().await;
-        match put {
-            Ok(_) => {
+        let mut item = HashMap::from([
+            (PK.to_owned(), s(format!("{PK_PREFIX}{}", login.state))),
+            (SK.to_owned(), s(SK_VALUE)),
+            ("alias".to_owned(), s(&login.alias)),
+            ("invite_id".to_owned(), s(&login.invite_id)),
+            (
+                "rebind".to_owned(),
+                AttributeValue::Bool(login.permits.rebind),
+            ),
+            (
+                "move_alias".to_owned(),
+                AttributeValue::Bool(login.permits.move_alias),
+            ),
+            ("verifier".to_owned(), s(login.verifier.expose())),
+            ("redirect_uri".to_owned(), s(&login.redirect_uri)),
+            ("created_at".to_owned(), n(login.created_at.timestamp())),
+            (TTL.to_owned(), n(login.expires_at.timestamp())),
+        ]);
+        if let Some(hash) = &login.browser_nonce_sha256 {
+            item.insert("browser_nonce_sha256".to_owned(), s(hash));
+        }
+        match self
+            .table
+            .put(item, Some(&Cond::no_item()))
+            .await
+            .map_err(store_error)?
+        {
+            Checked::Done(()) => {
                 tracing::info!(
                     alias = %login.alias,
                     invite_id = %login.invite_id,
@@ -241,14 +244,7 @@ impl LoginStates {
                 );
                 Ok(())
             }
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Err(StateError::Duplicate)
-            }
-            Err(err) => Err(self.store_error(&err)),
+            Checked::ConditionFailed => Err(StateError::Duplicate),
         }
     }
 
@@ -274,18 +270,8 @@ impl LoginStates {
             tracing::warn!("callback with a state we cannot have made");
             return Err(StateError::Unknown);
         }
-        let key = s(format!("{PK_PREFIX}{state}"));
-        let read = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(PK, key.clone())
-            .key(SK, s(SK_VALUE))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|err| self.store_error(&err))?;
-        let Some(item) = read.item else {
+        let key = Key::new(format!("{PK_PREFIX}{state}"), SK_VALUE);
+        let Some(item) = self.table.get(&key).await.map_err(store_error)? else {
             tracing::warn!("callback with an unknown or already used state");
             return Err(StateError::Unknown);
         };
@@ -303,32 +289,23 @@ impl LoginStates {
         }
         // The item is never updated, so the one deleted is the one checked;
         // the condition says so all the same.
-        let delete = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .key(PK, key)
-            .key(SK, s(SK_VALUE));
-        let delete = match &login.browser_nonce_sha256 {
-            Some(hash) => delete
-                .condition_expression("attribute_exists(pk) AND browser_nonce_sha256 = :hash")
-                .expression_attribute_values(":hash", s(hash)),
-            None => delete.condition_expression(
-                "attribute_exists(pk) AND attribute_not_exists(browser_nonce_sha256)",
-            ),
+        let same_holder = match &login.browser_nonce_sha256 {
+            Some(hash) => Cond::eq("browser_nonce_sha256", s(hash)),
+            None => Cond::absent("browser_nonce_sha256"),
         };
-        match delete.return_values(ReturnValue::AllOld).send().await {
-            Ok(out) if out.attributes.is_some() => {}
-            Ok(_) => return Err(StateError::Unknown),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
+        let when = Cond::item_exists().and(same_holder);
+        match self
+            .table
+            .delete(&key, Some(&when))
+            .await
+            .map_err(store_error)?
+        {
+            Checked::Done(Some(_)) => {}
+            Checked::Done(None) => return Err(StateError::Unknown),
+            Checked::ConditionFailed => {
                 tracing::warn!(alias = %login.alias, "a concurrent callback consumed the state first");
                 return Err(StateError::Unknown);
             }
-            Err(err) => return Err(self.store_error(&err)),
         }
         if now >= login.expires_at {
             tracing::warn!(
@@ -342,14 +319,13 @@ impl LoginStates {
         tracing::info!(alias = %login.alias, invite_id = %login.invite_id, "login state consumed");
         Ok(login)
     }
+}
 
-    fn store_error<E: std::error::Error>(&self, err: &E) -> StateError {
-        let detail = describe_sdk_error(err);
-        tracing::error!(table = %self.table, error = %detail, "login store failed");
-        StateError::Store {
-            table: self.table.clone(),
-            detail,
-        }
+/// The table logged the failure already ([`Table::error`]).
+fn store_error(err: TableError) -> StateError {
+    StateError::Store {
+        table: err.table,
+        detail: err.detail,
     }
 }
 

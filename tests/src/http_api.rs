@@ -132,10 +132,53 @@ pub fn proxy_response(answer: &serde_json::Value) -> Response {
             }
         }
     }
+    if let Some(map) = answer["multiValueHeaders"].as_object() {
+        for (name, values) in map {
+            let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else {
+                continue;
+            };
+            headers.remove(&name);
+            for value in values.as_array().into_iter().flatten() {
+                if let Some(Ok(value)) = value.as_str().map(HeaderValue::from_str) {
+                    headers.append(name.clone(), value);
+                }
+            }
+        }
+    }
     for cookie in answer["cookies"].as_array().into_iter().flatten() {
         if let Some(Ok(value)) = cookie.as_str().map(HeaderValue::from_str) {
             headers.append(axum::http::header::SET_COOKIE, value);
         }
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxy_answers_become_responses() {
+        let response = proxy_response(&serde_json::json!({
+            "statusCode": 302,
+            "headers": {"location": "https://www.tiktok.com/v2/auth/authorize/?a=1", "cache-control": "no-store"},
+            "multiValueHeaders": {"vary": ["origin", "cookie"]},
+            "body": "",
+            "isBase64Encoded": false,
+            "cookies": ["__Host-login=n1; Secure; HttpOnly"]
+        }));
+        assert_eq!(response.status(), StatusCode::FOUND);
+        assert_eq!(
+            response.headers()["location"],
+            "https://www.tiktok.com/v2/auth/authorize/?a=1"
+        );
+        let vary: Vec<_> = response.headers().get_all("vary").iter().collect();
+        assert_eq!(vary, ["origin", "cookie"]);
+        assert_eq!(
+            response.headers()["set-cookie"],
+            "__Host-login=n1; Secure; HttpOnly"
+        );
+        let broken = proxy_response(&serde_json::json!({"nothing": true}));
+        assert_eq!(broken.status(), StatusCode::BAD_GATEWAY);
+    }
 }

@@ -6,22 +6,8 @@
 use lambda_http::http::{StatusCode, header};
 use lambda_http::{Body, Response};
 use shared::accounts::{Account, AccountError, Connection};
-
-/// Escapes text for HTML element content and attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
+use shared::html::escape;
+use shared::tiktok::oauth::{SCOPE_USER_INFO_BASIC, SCOPE_VIDEO_PUBLISH, SCOPE_VIDEO_UPLOAD};
 
 /// A page with a title and paragraphs of plain text (escaped here).
 pub fn page(status: StatusCode, title: &str, paragraphs: &[&str]) -> Response<Body> {
@@ -213,10 +199,10 @@ pub fn scopes_missing(alias: &str, missing: &[&str]) -> Response<Body> {
     tracing::info!(alias, missing = ?missing, "login refused: scopes switched off");
     let names: Vec<String> = missing
         .iter()
-        .map(|s| match *s {
-            "video.upload" => "upload videos as drafts (video.upload)".to_owned(),
-            "video.publish" => "post directly (video.publish)".to_owned(),
-            "user.info.basic" => "read your basic profile (user.info.basic)".to_owned(),
+        .map(|&scope| match scope {
+            SCOPE_VIDEO_UPLOAD => format!("upload videos as drafts ({scope})"),
+            SCOPE_VIDEO_PUBLISH => format!("post directly ({scope})"),
+            SCOPE_USER_INFO_BASIC => format!("read your basic profile ({scope})"),
             other => other.to_owned(),
         })
         .collect();
@@ -263,10 +249,6 @@ mod tests {
 
     #[test]
     fn text_is_escaped() {
-        assert_eq!(
-            escape(r#"<script>alert("x")</script> & 'y'"#),
-            "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#39;y&#39;"
-        );
         let res = page(StatusCode::BAD_REQUEST, "A <b>", &["<i>hi</i>"]);
         let Body::Text(html) = res.body() else {
             panic!("text body")

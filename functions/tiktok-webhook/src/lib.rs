@@ -522,7 +522,7 @@ impl WebhookService {
             ));
         }
         let message = format!(
-            "authorization removed at TikTok (reason {reason}: {})",
+            "TikTok removed this app's access to the account: {} (reason {reason})",
             webhook::removal_reason_text(reason)
         );
         let already = account.state == AccountState::Revoked;
@@ -605,11 +605,11 @@ impl WebhookService {
             code: AUTH_REMOVED.to_owned(),
             message: if sent {
                 format!(
-                    "The creator's TikTok {why}; TikTok stops processing this upload. Connect the account again, then upload it again."
+                    "{why}, so TikTok stops processing this upload. Connect the account again, then upload the file again."
                 )
             } else {
                 format!(
-                    "The creator's TikTok {why}; this upload was not sent. Connect the account again, then upload it again."
+                    "{why}, so this upload was not sent. Connect the account again, then upload the file again."
                 )
             },
         };

@@ -546,15 +546,30 @@ async fn authorization_removed_revokes_the_account_and_fails_its_unfinished_jobs
     let reason = account.state_reason.clone().unwrap();
     assert!(reason.contains("reason 1"), "{reason}");
     assert!(reason.contains("disconnected"), "{reason}");
-    for job in [&held_a, &held_b, &waiting, &uploading, &working, &not_sent] {
+    for (job, was_sent) in [
+        (&held_a, false),
+        (&held_b, false),
+        (&waiting, true),
+        (&uploading, true),
+        (&working, true),
+        (&not_sent, false),
+    ] {
         let job = env.get(job).await;
         assert_eq!(job.status, JobStatus::Failed, "{}", job.upload.key);
         let error = job.last_error.unwrap();
         assert_eq!(error.code, "auth_removed");
-        assert!(
-            error.message.contains("Connect the account again"),
-            "{}",
-            error.message
+        // Reads as sentences: what happened, why, what to do.
+        let sent = if was_sent {
+            "so TikTok stops processing this upload"
+        } else {
+            "so this upload was not sent"
+        };
+        assert_eq!(
+            error.message,
+            format!(
+                "TikTok removed this app's access to the account: the user disconnected \
+                 the app (reason 1), {sent}. Connect the account again, then upload the file again."
+            ),
         );
     }
     assert!(

@@ -16,14 +16,14 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use base64::Engine as _;
 
 use crate::DemoResult;
 use crate::functions::{Functions, invoke};
 use tiktok_drafts_tests::events::api_gateway_request;
+use tiktok_drafts_tests::http_api::proxy_response;
 
 pub struct Gateway {
     pub base_url: String,
@@ -169,77 +169,4 @@ async fn forward(
         response.status().as_u16()
     );
     response
-}
-
-/// A Lambda proxy answer (`statusCode`, `headers`, `body`, ...) as an HTTP
-/// response.
-fn proxy_response(answer: &serde_json::Value) -> Response {
-    let status = answer["statusCode"]
-        .as_u64()
-        .and_then(|s| u16::try_from(s).ok())
-        .and_then(|s| StatusCode::from_u16(s).ok())
-        .unwrap_or(StatusCode::BAD_GATEWAY);
-    let text = answer["body"].as_str().unwrap_or("");
-    let body = if answer["isBase64Encoded"].as_bool() == Some(true) {
-        base64::engine::general_purpose::STANDARD
-            .decode(text)
-            .unwrap_or_default()
-    } else {
-        text.as_bytes().to_vec()
-    };
-    let mut response = (status, body).into_response();
-    let headers = response.headers_mut();
-    if let Some(map) = answer["headers"].as_object() {
-        for (name, value) in map {
-            if let (Ok(name), Some(Ok(value))) = (
-                HeaderName::from_bytes(name.as_bytes()),
-                value.as_str().map(HeaderValue::from_str),
-            ) {
-                headers.insert(name, value);
-            }
-        }
-    }
-    if let Some(map) = answer["multiValueHeaders"].as_object() {
-        for (name, values) in map {
-            let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else {
-                continue;
-            };
-            headers.remove(&name);
-            for value in values.as_array().into_iter().flatten() {
-                if let Some(Ok(value)) = value.as_str().map(HeaderValue::from_str) {
-                    headers.append(name.clone(), value);
-                }
-            }
-        }
-    }
-    for cookie in answer["cookies"].as_array().into_iter().flatten() {
-        if let Some(Ok(value)) = cookie.as_str().map(HeaderValue::from_str) {
-            headers.append(axum::http::header::SET_COOKIE, value);
-        }
-    }
-    response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn proxy_answers_become_responses() {
-        let response = proxy_response(&serde_json::json!({
-            "statusCode": 302,
-            "headers": {"location": "https://www.tiktok.com/v2/auth/authorize/?a=1", "cache-control": "no-store"},
-            "multiValueHeaders": {},
-            "body": "",
-            "isBase64Encoded": false,
-            "cookies": []
-        }));
-        assert_eq!(response.status(), StatusCode::FOUND);
-        assert_eq!(
-            response.headers()["location"],
-            "https://www.tiktok.com/v2/auth/authorize/?a=1"
-        );
-        let broken = proxy_response(&serde_json::json!({"nothing": true}));
-        assert_eq!(broken.status(), StatusCode::BAD_GATEWAY);
-    }
 }

@@ -355,6 +355,22 @@ impl Job {
             .filter(|id| !self.failure_recorded_for(id))
     }
 
+    /// The error that explains the job's status now (see
+    /// [`JobStatus::error_is_current`]).
+    pub fn current_error(&self) -> Option<&LastError> {
+        self.last_error
+            .as_ref()
+            .filter(|_| self.status.error_is_current())
+    }
+
+    /// An error the job got past (a retry that went on, a draft that reached
+    /// the inbox after all): kept as history, never shown as the job's state.
+    pub fn earlier_error(&self) -> Option<&LastError> {
+        self.last_error
+            .as_ref()
+            .filter(|_| !self.status.error_is_current())
+    }
+
     /// TikTok's id of the current attempt, once init was answered.
     pub fn publish_id(&self) -> Option<&str> {
         self.attempt.publish_id()

@@ -107,6 +107,17 @@ impl JobStatus {
         self.is_unfinished() || self == Self::Inbox
     }
 
+    /// Whether the job's last error explains where it is now: a job that is
+    /// held, waiting to retry, failed, stuck or cancelled is there because
+    /// of it. In any other status the job got past it (it was retried, or
+    /// it reached the inbox), so the error is history, not news.
+    pub fn error_is_current(self) -> bool {
+        matches!(
+            self,
+            Self::Queued | Self::RetryWait | Self::Failed | Self::Stuck | Self::Cancelled
+        )
+    }
+
     /// Whether a draft in this status takes one of the account's 5 pending
     /// inbox slots (TikTok: a share counts from init until it is posted or
     /// 24 hours old). `claimed` holds the slot it reserved just before init;
@@ -459,10 +470,15 @@ fn after_fail_reason(
             not_before: None,
             error: Some(error()),
         },
+        // Not RECONNECT_MESSAGE: retrying this upload cannot help, it has to
+        // be uploaded again once the account is connected again.
         FailReason::AuthRemoved => failed(
             attempts,
             reason.as_str(),
-            format!("{} {RECONNECT_MESSAGE}", reason.human_message()),
+            format!(
+                "{} Connect the account again, then upload the file again.",
+                reason.human_message()
+            ),
         ),
         r if r.is_retryable() => {
             retry_or_fail(attempts, error(), policy.backoff(attempts), now, policy)
@@ -846,14 +862,15 @@ mod tests {
         assert!(out.error.unwrap().message.contains("gave up after 5"));
 
         let cancelled = failed_with(FailReason::PublishCancelled, 0);
+        assert!(cancelled.to.error_is_current());
         assert_eq!(cancelled.to, Cancelled);
         let auth = failed_with(FailReason::AuthRemoved, 0);
         assert_eq!(auth.to, Failed);
-        assert!(
-            auth.error
-                .unwrap()
-                .message
-                .contains("reconnect the account")
+        // One sentence on what happened, one on what to do; no "retry".
+        assert_eq!(
+            auth.error.unwrap().message,
+            "The creator removed this app's access while TikTok was processing the upload, \
+             so TikTok stopped it. Connect the account again, then upload the file again."
         );
         for r in [
             FailReason::FileFormatCheckFailed,

@@ -378,7 +378,7 @@ impl FailReason {
             Self::PhotoPullFailed => "TikTok could not download a photo from its URL.",
             Self::PublishCancelled => "The upload was cancelled.",
             Self::AuthRemoved => {
-                "The creator removed this app's access during processing; connect the account again."
+                "The creator removed this app's access while TikTok was processing the upload, so TikTok stopped it."
             }
             Self::SpamRiskTooManyPosts => {
                 "The account reached TikTok's daily posting cap; post from the app or wait 24 hours."
