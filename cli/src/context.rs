@@ -102,6 +102,10 @@ pub struct Settings {
     /// The Login Kit authorize page.
     #[arg(long, env = "TIKTOK_AUTH_URL", global = true)]
     pub tiktok_auth_url: Option<String>,
+    /// Where upload URLs' chunks go instead of TikTok's upload host (the
+    /// simulator's URL on the local stack; unset against TikTok).
+    #[arg(long, env = "TIKTOK_UPLOAD_BASE_URL", global = true)]
+    pub tiktok_upload_base_url: Option<String>,
     /// An AWS endpoint override (moto on the local stack).
     #[arg(long, env = "AWS_ENDPOINT_URL", global = true)]
     pub aws_endpoint_url: Option<String>,
@@ -136,9 +140,11 @@ impl Settings {
     pub fn endpoints(&self) -> CliResult<Endpoints> {
         let api = self.tiktok_api_base_url.clone();
         let auth = self.tiktok_auth_url.clone();
+        let upload = self.tiktok_upload_base_url.clone();
         Endpoints::from_lookup(|name| match name {
             "TIKTOK_API_BASE_URL" => api.clone().filter(|v| !v.trim().is_empty()),
             "TIKTOK_AUTH_URL" => auth.clone().filter(|v| !v.trim().is_empty()),
+            "TIKTOK_UPLOAD_BASE_URL" => upload.clone().filter(|v| !v.trim().is_empty()),
             _ => None,
         })
         .map_err(|e| Fail::new(format!("configuration: {e}")))

@@ -108,12 +108,13 @@ pub async fn run(d: &Deployment, args: SlideshowArgs, json: bool) -> CliResult<O
             description: text.description.clone(),
             cover: u32::try_from(args.cover).unwrap_or(0),
         },
+        written: std::sync::Mutex::new(Vec::new()),
     };
     let id = new.upload.job_id();
     let sent = sending.forwarder.forward_photos(new, &photos).await;
     let (job, mut out) = sending.report(&id, sent, &account).await?;
     if out.json["already_sent"] == false {
-        let keys: Vec<String> = (0..count).map(|i| photo_key(&job.id, i)).collect();
+        let keys = photos.written.lock().map(|k| k.clone()).unwrap_or_default();
         out.json["media_keys"] = json!(keys);
         out.json["title"] = json!(text.title);
         out.text.push_str(&format!(
@@ -223,6 +224,8 @@ struct LocalPhotos<'a> {
     threads: usize,
     sending: &'a Sending,
     text: PhotoText,
+    /// The keys written under `media/`, in post order.
+    written: std::sync::Mutex<Vec<String>>,
 }
 
 impl PhotoSet for LocalPhotos<'_> {
@@ -231,8 +234,9 @@ impl PhotoSet for LocalPhotos<'_> {
         None
     }
 
-    async fn ready(&self, _job: &Job) -> Result<(), Hitch> {
-        Ok(())
+    /// Local files have no versions to pin.
+    async fn ready(&self, _job: &Job) -> Result<Vec<ObjectVersion>, Hitch> {
+        Ok(Vec::new())
     }
 
     async fn offer(&self, job: &Job) -> Result<Vec<String>, Hitch> {
@@ -252,8 +256,9 @@ impl PhotoSet for LocalPhotos<'_> {
         }
         let bar = self.sending.bar(photos.len() as u64, "storing", false);
         let mut urls = Vec::with_capacity(photos.len());
+        let mut keys = Vec::with_capacity(photos.len());
         for (index, photo) in photos.into_iter().enumerate() {
-            let key = photo_key(&job.id, index);
+            let key = photo_key(&job.id, index, &photo.jpeg);
             put_jpeg(&self.s3, &self.bucket, &key, photo.jpeg)
                 .await
                 .map_err(|e| retry("store a converted photo", e))?;
@@ -263,9 +268,13 @@ impl PhotoSet for LocalPhotos<'_> {
                 .await
                 .map_err(|e| retry("make a media URL", e))?;
             urls.push(url);
+            keys.push(key);
             bar.inc(1);
         }
         bar.finish_and_clear();
+        if let Ok(mut written) = self.written.lock() {
+            *written = keys;
+        }
         Ok(urls)
     }
 

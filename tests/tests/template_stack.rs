@@ -792,6 +792,7 @@ async fn a_login_on_the_stack_stays_within_its_role_and_a_removal_deletes_its_to
     let sim_endpoints = || {
         vec![
             ("TIKTOK_API_BASE_URL", sim.base_url().to_owned()),
+            ("TIKTOK_UPLOAD_BASE_URL", sim.base_url().to_owned()),
             (
                 "TIKTOK_AUTH_URL",
                 format!("{}/v2/auth/authorize/", sim.base_url()),

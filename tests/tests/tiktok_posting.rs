@@ -24,7 +24,8 @@ async fn upload_small(sim: &TestSim, token: &shared::Secret, bytes: Vec<u8>) -> 
         .init_inbox_video(token, &VideoSource::FileUpload(plan))
         .await
         .unwrap();
-    let uploader = Uploader::new(reqwest::Client::new(), ChunkRetryPolicy::immediate(3));
+    let uploader = Uploader::new(reqwest::Client::new(), ChunkRetryPolicy::immediate(3))
+        .with_hosts(client.endpoints().upload_hosts());
     uploader
         .upload(
             init.upload_url.as_ref().unwrap().expose(),

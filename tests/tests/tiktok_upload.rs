@@ -87,6 +87,7 @@ async fn multi_chunk_upload_from_s3_survives_a_5xx_and_a_reset() {
     }
     let mut offsets = Offsets(Vec::new());
     let report = Uploader::new(reqwest::Client::new(), ChunkRetryPolicy::immediate(4))
+        .with_hosts(sim.client().endpoints().upload_hosts())
         .upload(
             init.upload_url.as_ref().unwrap().expose(),
             &plan,
@@ -168,6 +169,7 @@ async fn an_interrupted_upload_resumes_from_the_saved_offset() {
     }
     let mut saved = Saved(0);
     let err = Uploader::new(reqwest::Client::new(), ChunkRetryPolicy::immediate(2))
+        .with_hosts(sim.client().endpoints().upload_hosts())
         .upload(&url, &plan, VideoContentType::Mp4, &source, 0, &mut saved)
         .await
         .unwrap_err();
@@ -181,6 +183,7 @@ async fn an_interrupted_upload_resumes_from_the_saved_offset() {
 
     // The next "invocation" resumes from the saved offset.
     let report = Uploader::new(reqwest::Client::new(), ChunkRetryPolicy::immediate(2))
+        .with_hosts(sim.client().endpoints().upload_hosts())
         .upload(
             &url,
             &plan,
@@ -216,11 +219,13 @@ async fn a_stale_offset_resyncs_from_the_416() {
     )
     .await;
     let _ = Uploader::new(reqwest::Client::new(), ChunkRetryPolicy::immediate(1))
+        .with_hosts(sim.client().endpoints().upload_hosts())
         .upload(&url, &plan, VideoContentType::Mp4, &source, 0, &mut ())
         .await
         .unwrap_err();
     // TikTok holds 3 chunks; we claim to start at 0.
     let report = Uploader::new(reqwest::Client::new(), ChunkRetryPolicy::immediate(3))
+        .with_hosts(sim.client().endpoints().upload_hosts())
         .upload(&url, &plan, VideoContentType::Mp4, &source, 0, &mut ())
         .await
         .unwrap();
@@ -329,6 +334,7 @@ async fn rule_breaking_uploads_fail() {
     // After an hour the URL is dead.
     sim.advance_clock(3601).await;
     let err = Uploader::new(http.clone(), ChunkRetryPolicy::immediate(1))
+        .with_hosts(sim.client().endpoints().upload_hosts())
         .upload(
             &url,
             &plan,
@@ -339,7 +345,11 @@ async fn rule_breaking_uploads_fail() {
         )
         .await
         .unwrap_err();
-    assert!(matches!(err, UploadError::UrlExpired), "{err}");
+    // 405 by default: one of the three statuses seen for an expired URL.
+    assert!(
+        matches!(err, UploadError::SessionGone { status: 405 }),
+        "{err}"
+    );
     assert!(err.needs_new_upload());
     sim.shutdown().await;
 }

@@ -98,6 +98,7 @@ impl Stack {
             .env("SECRETS_PREFIX", &self.prefix)
             .env("TIKTOK_APP_SECRET_ID", &self.app_secret_id)
             .env("TIKTOK_API_BASE_URL", self.sim.base_url())
+            .env("TIKTOK_UPLOAD_BASE_URL", self.sim.base_url())
             .env(
                 "TIKTOK_AUTH_URL",
                 format!("{}/v2/auth/authorize/", self.sim.base_url()),

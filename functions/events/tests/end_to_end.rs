@@ -93,6 +93,7 @@ impl Stack {
                 ("SECRETS_PREFIX", prefix.clone()),
                 ("TIKTOK_APP_SECRET_ID", app_secret_id.clone()),
                 ("TIKTOK_API_BASE_URL", sim.base_url().to_owned()),
+                ("TIKTOK_UPLOAD_BASE_URL", sim.base_url().to_owned()),
             ];
             env.extend(extra.iter().cloned());
             env

@@ -8,8 +8,12 @@
 //! ```
 //!
 //! A deployment with one account may leave the account out
-//! (`uploads/<name>.mp4`, `uploads/<show>/slideshow.json`). The extension only
-//! routes the key; the media type is decided later by magic bytes.
+//! (`uploads/<name>.mp4`, `uploads/<show>/slideshow.json`). There,
+//! `uploads/<x>/slideshow.json` is read as the account `x`'s slideshow
+//! (its images beside it in `uploads/<x>/`) when `x` is a bound alias, never
+//! as the default account's folder `x`: see [`manifest_folder_alias`]. The
+//! extension only routes the key; the media type is decided later by magic
+//! bytes.
 
 use shared::invite::validate_alias;
 
@@ -23,8 +27,16 @@ const VIDEO_EXTENSIONS: [&str; 3] = ["mp4", "mov", "webm"];
 /// What an uploaded key asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UploadKey {
-    Video { account: String, name: String },
-    Slideshow { account: String, show: String },
+    Video {
+        account: String,
+        name: String,
+    },
+    /// `show` is the slideshow's folder; empty for a manifest right in an
+    /// account's folder.
+    Slideshow {
+        account: String,
+        show: String,
+    },
 }
 
 impl UploadKey {
@@ -48,9 +60,20 @@ pub enum Route {
     Reject(String),
 }
 
+/// The segment `x` of `uploads/<x>/slideshow.json` in a deployment with a
+/// default account: the one key whose reading depends on whether `x` is a
+/// bound alias, which the caller looks up and passes to [`route`].
+pub fn manifest_folder_alias<'k>(key: &'k str, default_account: Option<&str>) -> Option<&'k str> {
+    default_account?;
+    let rest = key.strip_prefix(UPLOADS_PREFIX)?;
+    let (segment, file) = rest.split_once('/')?;
+    (file == MANIFEST_NAME && !segment.is_empty()).then_some(segment)
+}
+
 /// Routes a decoded S3 key. `default_account` is the alias of a one-account
-/// deployment, where keys may leave the account out.
-pub fn route(key: &str, default_account: Option<&str>) -> Route {
+/// deployment, where keys may leave the account out; `folder_is_alias` says
+/// that the folder [`manifest_folder_alias`] named is a bound alias.
+pub fn route(key: &str, default_account: Option<&str>, folder_is_alias: bool) -> Route {
     let Some(rest) = key.strip_prefix(UPLOADS_PREFIX) else {
         return Route::Ignore("outside uploads/");
     };
@@ -68,6 +91,8 @@ pub fn route(key: &str, default_account: Option<&str>) -> Route {
     let (account, folders): (Option<&str>, &[&str]) = match (parts.len(), is_manifest) {
         // uploads/<account>/<show>/slideshow.json
         (3, true) => (Some(parts[0]), &parts[1..2]),
+        // uploads/<account>/slideshow.json, the account a bound alias
+        (2, true) if folder_is_alias => (Some(parts[0]), &[]),
         // uploads/<show>/slideshow.json in a one-account deployment
         (2, true) => (None, &parts[0..1]),
         // uploads/<account>/<name>.<ext>
@@ -100,7 +125,9 @@ pub fn route(key: &str, default_account: Option<&str>) -> Route {
     if is_manifest {
         return Route::Job(UploadKey::Slideshow {
             account: account.to_owned(),
-            show: folders[0].to_owned(),
+            show: folders
+                .first()
+                .map_or_else(String::new, |f| (*f).to_owned()),
         });
     }
     let extension = file
@@ -146,19 +173,19 @@ mod tests {
     #[test]
     fn videos_and_slideshows_are_routed() {
         assert_eq!(
-            route("uploads/alice/clip.mp4", None),
+            route("uploads/alice/clip.mp4", None, false),
             video("alice", "clip.mp4")
         );
         assert_eq!(
-            route("uploads/alice/Holiday Clip ÉTÉ.MOV", None),
+            route("uploads/alice/Holiday Clip ÉTÉ.MOV", None, false),
             video("alice", "Holiday Clip ÉTÉ.MOV")
         );
         assert_eq!(
-            route("uploads/alice/x.webm", None),
+            route("uploads/alice/x.webm", None, false),
             video("alice", "x.webm")
         );
         assert_eq!(
-            route("uploads/alice/trip/slideshow.json", None),
+            route("uploads/alice/trip/slideshow.json", None, false),
             Route::Job(UploadKey::Slideshow {
                 account: "alice".into(),
                 show: "trip".into()
@@ -169,44 +196,84 @@ mod tests {
     #[test]
     fn one_account_deployments_may_leave_the_account_out() {
         assert_eq!(
-            route("uploads/clip.mp4", Some("solo")),
+            route("uploads/clip.mp4", Some("solo"), false),
             video("solo", "clip.mp4")
         );
         assert_eq!(
-            route("uploads/trip/slideshow.json", Some("solo")),
+            route("uploads/trip/slideshow.json", Some("solo"), false),
             Route::Job(UploadKey::Slideshow {
                 account: "solo".into(),
                 show: "trip".into()
             })
         );
         assert!(
-            matches!(route("uploads/clip.mp4", None), Route::Reject(m) if m.contains("names no account"))
+            matches!(route("uploads/clip.mp4", None, false), Route::Reject(m) if m.contains("names no account"))
+        );
+    }
+
+    /// In a one-account deployment, a folder named like a bound alias is
+    /// that alias's, never the default account's slideshow folder.
+    #[test]
+    fn a_bound_alias_wins_over_the_default_accounts_folder() {
+        let key = "uploads/alice/slideshow.json";
+        assert_eq!(manifest_folder_alias(key, Some("solo")), Some("alice"));
+        assert_eq!(manifest_folder_alias(key, None), None);
+        assert_eq!(
+            manifest_folder_alias("uploads/alice/trip/slideshow.json", Some("solo")),
+            None
+        );
+        assert_eq!(
+            manifest_folder_alias("uploads/alice/clip.mp4", Some("solo")),
+            None
+        );
+        assert_eq!(
+            route(key, Some("solo"), true),
+            Route::Job(UploadKey::Slideshow {
+                account: "alice".into(),
+                show: String::new()
+            })
+        );
+        assert_eq!(
+            route(key, Some("solo"), false),
+            Route::Job(UploadKey::Slideshow {
+                account: "solo".into(),
+                show: "alice".into()
+            })
         );
     }
 
     #[test]
     fn other_keys_are_ignored_or_rejected_clearly() {
-        assert!(matches!(route("media/x.jpg", None), Route::Ignore(_)));
-        assert!(matches!(route("uploads/alice/", None), Route::Ignore(_)));
         assert!(matches!(
-            route("uploads/alice/clip.json", None),
+            route("media/x.jpg", None, false),
             Route::Ignore(_)
         ));
         assert!(matches!(
-            route("uploads/alice/trip/1.png", None),
+            route("uploads/alice/", None, false),
             Route::Ignore(_)
         ));
         assert!(matches!(
-            route("uploads/alice/notes.txt", None),
+            route("uploads/alice/clip.json", None, false),
             Route::Ignore(_)
         ));
         assert!(matches!(
-            route("uploads/alice/a/b/c.mp4", None),
+            route("uploads/alice/trip/1.png", None, false),
+            Route::Ignore(_)
+        ));
+        assert!(matches!(
+            route("uploads/alice/notes.txt", None, false),
+            Route::Ignore(_)
+        ));
+        assert!(matches!(
+            route("uploads/alice/a/b/c.mp4", None, false),
             Route::Reject(_)
         ));
-        assert!(matches!(route("uploads//clip.mp4", None), Route::Reject(_)));
+        assert!(matches!(
+            route("uploads//clip.mp4", None, false),
+            Route::Reject(_)
+        ));
         assert!(
-            matches!(route("uploads/Alice Smith/clip.mp4", None), Route::Reject(m) if m.contains("not an account alias"))
+            matches!(route("uploads/Alice Smith/clip.mp4", None, false), Route::Reject(m) if m.contains("not an account alias"))
         );
     }
 

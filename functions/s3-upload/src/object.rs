@@ -17,10 +17,12 @@ enum Opened {
 
 /// HEADs the version the event named (its version id, else `If-Match` on
 /// its ETag), so the claim and every later read are of that version and
-/// not of whatever replaced it.
+/// not of whatever replaced it. A version that is no longer the current
+/// one (the owner deleted the object, leaving a delete marker, or uploaded
+/// another version) is gone: the owner withdrew it.
 async fn open(s3: &aws_sdk_s3::Client, object: &ObjectRef) -> Result<Opened, Retry> {
     let pin = match (&object.version_id, &object.e_tag) {
-        (Some(version), _) => Pin::VersionId(version),
+        (Some(version), _) => Pin::CurrentVersion(version),
         (None, Some(tag)) => Pin::ETag(tag),
         // A hand-made event without either: the current object.
         (None, None) => Pin::Current,

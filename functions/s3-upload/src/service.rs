@@ -12,7 +12,7 @@ use shared::tiktok::upload::ChunkRetryPolicy;
 
 use crate::config::UploadConfig;
 use crate::events::{EventError, Incoming, ObjectRef, objects_in_message, objects_in_s3_event};
-use crate::keys::{Route, UploadKey, route};
+use crate::keys::{Route, UploadKey, manifest_folder_alias, route};
 
 /// Why the function could not start; each names what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -159,7 +159,18 @@ impl UploadService {
 
     /// Handles one object. `Err` means "deliver it again".
     pub async fn handle_object(&self, object: &ObjectRef) -> Result<Option<Outcome>, Retry> {
-        match route(&object.key, self.config.default_account.as_deref()) {
+        let default_account = self.config.default_account.as_deref();
+        let folder_is_alias = match manifest_folder_alias(&object.key, default_account) {
+            Some(alias) => self
+                .forwarder
+                .accounts
+                .alias_binding(alias)
+                .await
+                .map_err(|e| shared::forward::retry("look up an alias", e))?
+                .is_some(),
+            None => false,
+        };
+        match route(&object.key, default_account, folder_is_alias) {
             Route::Ignore(reason) => {
                 tracing::debug!(key = %object.key, reason, "ignored");
                 Ok(None)

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use shared::forward::{Hitch, Outcome, PhotoSet, PhotoText, Retry, retry};
-use shared::jobs::{Job, JobKind, PostTarget};
+use shared::jobs::{Job, JobKind, ObjectVersion, PostTarget};
 use shared::media::convert::{PhotoFile, PhotoLimits, convert_all};
 use shared::media::limits::{InputKind, TooLarge};
 use shared::media::manifest::Manifest;
@@ -79,33 +79,42 @@ impl UploadService {
             .map_err(|e| retry("make a media URL", e))
     }
 
-    /// Streams an object into `sink`, refusing it by name when it is over
-    /// `kind`'s limit: first by the size S3 announces (before any of the
-    /// body is read), then by counting, should the size be missing. Only
-    /// one network buffer is held at a time, whatever the object's size.
-    /// `Err` is a passing failure worth a retry; `Ok(Err)` is final.
+    /// Streams an image into `sink` at its recorded version, refusing it
+    /// by name when it is over `kind`'s limit: first by the size S3
+    /// announces (before any of the body is read), then by counting,
+    /// should the size be missing. Only one network buffer is held at a
+    /// time, whatever the object's size. `Err` is a passing failure worth
+    /// a retry.
     async fn read_capped<W: tokio::io::AsyncWrite + Unpin>(
         &self,
-        bucket: &str,
-        key: &str,
-        name: &str,
+        image: &Image<'_>,
         kind: InputKind,
         sink: &mut W,
-    ) -> Result<Result<(), TooLarge>, Retry> {
+    ) -> Result<ImageRead, Retry> {
         use tokio::io::AsyncWriteExt as _;
-        let object = self
-            .s3
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| retry("read an object", shared::aws::describe_sdk_error(&e)))?;
+        let mut request = self.s3.get_object().bucket(image.bucket).key(image.key);
+        request = match image.version {
+            Some(ObjectVersion::VersionId(v)) => request.version_id(v),
+            Some(ObjectVersion::ETag(tag)) => request.if_match(format!("\"{tag}\"")),
+            None => request,
+        };
+        let object = match request.send().await {
+            Ok(object) => object,
+            Err(err) if version_gone(&err) => {
+                return Ok(ImageRead::Gone(shared::aws::describe_sdk_error(&err)));
+            }
+            Err(err) => {
+                return Err(retry(
+                    "read an object",
+                    shared::aws::describe_sdk_error(&err),
+                ));
+            }
+        };
         let announced = object.content_length().and_then(|n| u64::try_from(n).ok());
         if let Some(size) = announced
-            && let Err(too_large) = kind.check(name, size)
+            && let Err(too_large) = kind.check(image.name, size)
         {
-            return Ok(Err(too_large));
+            return Ok(ImageRead::TooLarge(too_large));
         }
         let mut body = object.body;
         let mut read: u64 = 0;
@@ -116,7 +125,7 @@ impl UploadService {
         {
             read = read.saturating_add(u64::try_from(chunk.len()).unwrap_or(u64::MAX));
             if read > kind.max_bytes() {
-                return Ok(Err(kind.exceeded(name)));
+                return Ok(ImageRead::TooLarge(kind.exceeded(image.name)));
             }
             sink.write_all(&chunk)
                 .await
@@ -125,35 +134,65 @@ impl UploadService {
         sink.flush()
             .await
             .map_err(|e| retry("store an object's body", e))?;
-        Ok(Ok(()))
+        Ok(ImageRead::Stored)
     }
 
     /// Downloads a slideshow image to `path` (Lambda's /tmp) within
     /// [`InputKind::Image`]'s limit, without holding it in memory.
     async fn download_capped(
         &self,
-        bucket: &str,
-        key: &str,
-        name: &str,
+        image: &Image<'_>,
         path: &std::path::Path,
-    ) -> Result<Result<(), TooLarge>, Retry> {
+    ) -> Result<ImageRead, Retry> {
         let mut file = tokio::fs::File::create(path)
             .await
             .map_err(|e| retry("store an image for conversion", e))?;
-        self.read_capped(bucket, key, name, InputKind::Image, &mut file)
-            .await
+        self.read_capped(image, InputKind::Image, &mut file).await
     }
 
-    async fn exists(&self, bucket: &str, key: &str) -> Result<bool, Retry> {
+    /// The current version of an image, if it is there.
+    async fn version_of(&self, bucket: &str, key: &str) -> Result<Option<ObjectVersion>, Retry> {
         match self.s3.head_object().bucket(bucket).key(key).send().await {
-            Ok(_) => Ok(true),
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_not_found()) => Ok(false),
+            Ok(head) => Ok(Some(ObjectVersion::of(head.version_id(), head.e_tag()))),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_not_found()) => Ok(None),
             Err(err) => Err(retry(
                 "look for an image",
                 shared::aws::describe_sdk_error(&err),
             )),
         }
     }
+}
+
+/// One slideshow image to read: where, at which version, and its name in
+/// the manifest (for messages).
+struct Image<'a> {
+    bucket: &'a str,
+    key: &'a str,
+    /// The version the job recorded; `None` reads the current object.
+    version: Option<&'a ObjectVersion>,
+    name: &'a str,
+}
+
+/// What reading an image came to, short of a passing failure.
+enum ImageRead {
+    Stored,
+    /// Over the limit (named in the message).
+    TooLarge(TooLarge),
+    /// The version the job recorded is gone; what S3 said.
+    Gone(String),
+}
+
+/// Whether a GET failed because the version asked for is gone (a deleted
+/// version, an ETag that no longer matches): waiting will not bring it back.
+fn version_gone(
+    err: &aws_sdk_s3::error::SdkError<aws_sdk_s3::operation::get_object::GetObjectError>,
+) -> bool {
+    use aws_sdk_s3::error::ProvideErrorMetadata as _;
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    matches!(status, Some(404 | 412))
+        || err.as_service_error().is_some_and(|e| {
+            e.is_no_such_key() || matches!(e.code(), Some("NoSuchVersion" | "PreconditionFailed"))
+        })
 }
 
 /// The slideshow an event's manifest names, as the use case reads it.
@@ -181,12 +220,19 @@ impl PhotoSet for EventSlideshow<'_> {
         None
     }
 
-    /// Every image must be there; a late one is waited for a while.
-    async fn ready(&self, job: &Job) -> Result<(), Hitch> {
+    /// Every image must be there; a late one is waited for a while. The
+    /// versions found are what the job records; once it has, they are
+    /// what it posts.
+    async fn ready(&self, job: &Job) -> Result<Vec<ObjectVersion>, Hitch> {
+        if !job.image_versions.is_empty() {
+            return Ok(job.image_versions.clone());
+        }
         let manifest = self.manifest()?;
         let keys = manifest.image_keys(&self.object.key);
+        let mut versions = Vec::with_capacity(keys.len());
         for (index, key) in keys.iter().enumerate() {
-            if self.service.exists(&self.object.bucket, key).await? {
+            if let Some(version) = self.service.version_of(&self.object.bucket, key).await? {
+                versions.push(version);
                 continue;
             }
             let waited = self
@@ -215,7 +261,7 @@ impl PhotoSet for EventSlideshow<'_> {
                 ),
             });
         }
-        Ok(())
+        Ok(versions)
     }
 
     /// Converts on local disk, so memory holds only what the workers
@@ -228,15 +274,28 @@ impl PhotoSet for EventSlideshow<'_> {
         for (index, key) in manifest.image_keys(&self.object.key).iter().enumerate() {
             let path = dir.path().join(format!("{index}"));
             let name = &manifest.images[index];
-            if let Err(too_large) = self
-                .service
-                .download_capped(bucket, key, name, &path)
-                .await?
-            {
-                return Err(Hitch::Refused {
-                    code: "bad_image",
-                    message: format!("images[{index}] {too_large}"),
-                });
+            let image = Image {
+                bucket,
+                key,
+                version: job.image_versions.get(index),
+                name,
+            };
+            match self.service.download_capped(&image, &path).await? {
+                ImageRead::Stored => {}
+                ImageRead::TooLarge(too_large) => {
+                    return Err(Hitch::Refused {
+                        code: "bad_image",
+                        message: format!("images[{index}] {too_large}"),
+                    });
+                }
+                ImageRead::Gone(gone) => {
+                    return Err(Hitch::Refused {
+                        code: "source_gone",
+                        message: format!(
+                            "images[{index}] \u{201c}{name}\u{201d} as it was when the upload started is gone ({gone}); upload the slideshow again"
+                        ),
+                    });
+                }
             }
             files.push(PhotoFile {
                 name: name.clone(),
@@ -258,7 +317,7 @@ impl PhotoSet for EventSlideshow<'_> {
                 code: "bad_image",
                 message: err.to_string(),
             })?;
-            let key = photo_key(&job.id, index);
+            let key = photo_key(&job.id, index, &photo.jpeg);
             put_jpeg(&self.service.s3, bucket, &key, photo.jpeg)
                 .await
                 .map_err(|e| retry("write a converted photo", e))?;

@@ -21,7 +21,7 @@ fn a_direct_s3_event_names_its_created_objects_with_decoded_keys() {
     assert_eq!(o.size, Some(3_000_000));
     assert!(o.version_id.is_some());
     assert_eq!(
-        route(&o.key, None),
+        route(&o.key, None, false),
         Route::Job(UploadKey::Video {
             account: "alice".into(),
             name: "holiday clip été.mp4".into()

@@ -27,6 +27,10 @@ struct Env {
     service: UploadService,
     bucket: String,
     table: String,
+    /// The bucket keeps versions; events name them.
+    versioned: bool,
+    /// Where the account tokens are kept.
+    secrets_prefix: String,
 }
 
 const OPEN_ID: &str = "open-vid";
@@ -46,6 +50,12 @@ struct Options {
     image_grace_secs: u64,
     /// Retried messages visible again at once, so a test can receive them.
     redelivery_immediate: bool,
+    /// A versioned bucket (as template.yaml makes it).
+    versioned: bool,
+    /// The host the simulator puts in upload URLs (its own when `None`).
+    upload_url_host: Option<&'static str>,
+    /// DEFAULT_ACCOUNT: keys may leave the account out.
+    default_account: Option<&'static str>,
 }
 
 async fn env_with(media: bool) -> Env {
@@ -68,6 +78,7 @@ async fn env_opts(options: Options) -> Env {
     // Presigned URLs of the bucket on moto start with this prefix.
     let prefix_for_sim = format!("{}/{bucket}/media/", endpoint.trim_end_matches('/'));
     let sim = TestSim::start(|s| {
+        s.upload_url_host = options.upload_url_host.map(str::to_owned);
         if media {
             s.verified_url_prefixes = vec![prefix_for_sim.clone()];
             s.allow_http_pull = true;
@@ -81,6 +92,19 @@ async fn env_opts(options: Options) -> Env {
         app_secret_id,
     } = deployment_stores(&aws).await;
     aws.s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    if options.versioned {
+        aws.s3
+            .put_bucket_versioning()
+            .bucket(&bucket)
+            .versioning_configuration(
+                aws_sdk_s3::types::VersioningConfiguration::builder()
+                    .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
 
     // A connected account "alice", as the login function leaves it.
     let scopes: &[&str] = if options.direct_post {
@@ -94,9 +118,9 @@ async fn env_opts(options: Options) -> Env {
 
     let config = UploadConfig {
         table: table.clone(),
-        secrets_prefix: prefix,
+        secrets_prefix: prefix.clone(),
         app_secret_id,
-        default_account: None,
+        default_account: options.default_account.map(str::to_owned),
         chunk_size: 10_000_000,
         media_urls: media.then_some(s3_upload::config::MediaUrls::Presigned),
         image_grace: std::time::Duration::from_secs(options.image_grace_secs),
@@ -127,6 +151,8 @@ async fn env_opts(options: Options) -> Env {
         service,
         bucket,
         table,
+        versioned: options.versioned,
+        secrets_prefix: prefix,
     }
 }
 
@@ -146,7 +172,12 @@ impl Env {
         ObjectRef {
             bucket: self.bucket.clone(),
             key: key.to_owned(),
-            version_id: None,
+            // As S3's event names it.
+            version_id: if self.versioned {
+                Some(out.version_id().expect("a versioned put").to_owned())
+            } else {
+                None
+            },
             e_tag: out.e_tag().map(str::to_owned),
             size: None,
         }
@@ -1541,4 +1572,416 @@ async fn an_unusable_init_answer_is_flagged_with_what_it_named() {
             assert!(job.publish_id().is_none() && job.init_started_at().is_some());
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// Upload URLs, withdrawn or changed uploads, and a job's own account
+// ---------------------------------------------------------------------------
+
+impl Env {
+    /// The deployment's token and account stores.
+    fn stores(
+        &self,
+    ) -> (
+        TokenManager<shared::tokens::SecretsManagerTokenStore>,
+        Accounts,
+    ) {
+        (
+            TokenManager::for_deployment(
+                &self.aws,
+                self.sim.client(),
+                &self.secrets_prefix,
+                &self.table,
+            ),
+            Accounts::new(self.aws.dynamodb.clone(), &self.table),
+        )
+    }
+}
+
+/// Replaces some of the simulator's settings.
+async fn sim_settings(sim: &TestSim, patch: serde_json::Value) {
+    let mut settings = sim.get("/_sim/settings").await;
+    for (k, v) in patch.as_object().unwrap() {
+        settings[k] = v.clone();
+    }
+    sim.control(reqwest::Method::PUT, "/_sim/settings", Some(settings))
+        .await;
+}
+
+/// The job of the version `object` names (its version id in a versioned
+/// bucket).
+async fn job_of_version(env: &Env, object: &ObjectRef) -> shared::jobs::Job {
+    let version = ObjectVersion::of(object.version_id.as_deref(), object.e_tag.as_deref());
+    env.jobs()
+        .get(&JobId::for_upload(&object.bucket, &object.key, &version))
+        .await
+        .unwrap()
+        .expect("a job record")
+}
+
+/// 403, 404 and 405 have all been seen from TikTok's upload host for an
+/// expired upload URL. Each, on a chunk PUT, takes the expired-URL path: the
+/// job fails with `upload_url_expired` (upload again), neither retried with
+/// the dead URL nor taken for TikTok refusing the bytes. The simulator hands
+/// its upload URLs out on `open-upload-i18n.tiktokapis.com`, as TikTok may.
+#[tokio::test]
+async fn an_expired_upload_url_answering_403_404_or_405_takes_the_expired_path() {
+    let env = env_opts(Options {
+        upload_url_host: Some("open-upload-i18n.tiktokapis.com"),
+        ..Options::default()
+    })
+    .await;
+    for status in [403, 404, 405] {
+        // Upload URLs live a minute here, so the simulator's clock need not
+        // outrun the account's token.
+        sim_settings(
+            &env.sim,
+            serde_json::json!({"expired_upload_status": status, "upload_url_ttl_secs": 60}),
+        )
+        .await;
+        let object = env
+            .put(
+                &format!("uploads/alice/expired {status}.mp4"),
+                fake_mp4(1000, 200 + status),
+                None,
+            )
+            .await;
+        // The first delivery's chunk never gets through; the job keeps its URL.
+        env.sim
+            .fault(
+                serde_json::json!({"method": "PUT", "path_prefix": "/upload/", "times": 2,
+                "action": {"type": "reset"}}),
+            )
+            .await;
+        let first = env.service.handle_object(&object).await;
+        assert!(first.is_err(), "{status}: {first:?}");
+        let job = env.job(&object).await;
+        assert_eq!(job.status, JobStatus::Uploading, "{status}");
+        assert!(
+            job.upload_url()
+                .unwrap()
+                .expose()
+                .starts_with("https://open-upload-i18n.tiktokapis.com/upload/video/?"),
+            "{status}: the URL TikTok gave is kept as it was"
+        );
+        // Once it expired, the URL answers `status`.
+        env.sim.advance_clock(61).await;
+        let puts = env.sim.requests("/upload/").await.len();
+        match env.service.handle_object(&object).await.unwrap() {
+            Some(Outcome::Failed { code, message, .. }) => {
+                assert_eq!(code, "upload_url_expired", "{status}: {message}");
+                assert!(message.contains(&status.to_string()), "{message}");
+                assert!(!message.contains("upload_token"), "{message}");
+            }
+            other => panic!("{status}: expected the expired-URL failure, got {other:?}"),
+        }
+        assert_eq!(
+            env.sim.requests("/upload/").await.len(),
+            puts + 1,
+            "{status}: the dead URL is not tried again"
+        );
+        let job = env.job(&object).await;
+        assert_eq!(job.status, JobStatus::Failed, "{status}");
+        assert!(job.upload_url().is_none(), "{status}");
+    }
+}
+
+/// An upload URL that is not under `https://*.tiktokapis.com/` would get
+/// the creator's video: it is refused as an unusable init answer, and no
+/// byte goes to it.
+#[tokio::test]
+async fn an_upload_url_off_tiktoks_domain_is_refused() {
+    let env = env_opts(Options {
+        upload_url_host: Some("uploads.example.com"),
+        ..Options::default()
+    })
+    .await;
+    let object = env
+        .put("uploads/alice/elsewhere.mp4", fake_mp4(1000, 210), None)
+        .await;
+    let (code, message) = flagged(env.service.handle_object(&object).await.unwrap());
+    assert_eq!(code, "init_unconfirmed");
+    assert!(message.contains("uploads.example.com"), "{message}");
+    assert!(message.contains("tiktokapis.com"), "{message}");
+    assert!(!message.contains("upload_token"), "{message}");
+    assert!(env.sim.requests("/upload/").await.is_empty());
+    let job = env.job(&object).await;
+    assert_eq!(job.status, JobStatus::Stuck);
+    assert!(job.publish_id().is_some() && job.upload_url().is_none());
+}
+
+/// In a versioned bucket (the event names a version id): a video deleted
+/// (a delete marker on top) before its init is cancelled, not sent from the
+/// noncurrent version; likewise one overwritten, whose new version is what
+/// TikTok gets.
+#[tokio::test]
+async fn a_video_deleted_or_overwritten_before_init_is_cancelled() {
+    let env = env_opts(Options {
+        versioned: true,
+        ..Options::default()
+    })
+    .await;
+    let deleted = env
+        .put("uploads/alice/withdrawn.mp4", fake_mp4(1000, 220), None)
+        .await;
+    assert!(deleted.version_id.is_some());
+    let marker = env
+        .aws
+        .s3
+        .delete_object()
+        .bucket(&env.bucket)
+        .key(&deleted.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(marker.delete_marker(), Some(true));
+    match env.service.handle_object(&deleted).await.unwrap() {
+        Some(Outcome::Cancelled { code, message, .. }) => {
+            assert_eq!(code, "source_gone");
+            assert!(message.contains("withdrawn.mp4"), "{message}");
+        }
+        other => panic!("expected the deleted upload cancelled, got {other:?}"),
+    }
+    assert_eq!(
+        job_of_version(&env, &deleted).await.status,
+        JobStatus::Cancelled
+    );
+    // A redelivery finds it finished.
+    assert!(matches!(
+        env.service.handle_object(&deleted).await.unwrap(),
+        Some(Outcome::AlreadyHandled {
+            status: JobStatus::Cancelled,
+            ..
+        })
+    ));
+
+    let old = env
+        .put("uploads/alice/replaced.mp4", fake_mp4(1000, 221), None)
+        .await;
+    let new_bytes = fake_mp4(2000, 222);
+    let new = env
+        .put("uploads/alice/replaced.mp4", new_bytes.clone(), None)
+        .await;
+    assert_ne!(old.version_id, new.version_id);
+    match env.service.handle_object(&old).await.unwrap() {
+        Some(Outcome::Cancelled { code, .. }) => assert_eq!(code, "source_gone"),
+        other => panic!("expected the overwritten version cancelled, got {other:?}"),
+    }
+    assert_eq!(
+        env.inits().await,
+        0,
+        "nothing sent from a noncurrent version"
+    );
+    let publish_id = uploaded(env.service.handle_object(&new).await.unwrap());
+    assert_eq!(
+        env.sim.publish(&publish_id).await["sha256"],
+        sha256_hex(&new_bytes)
+    );
+}
+
+/// A slideshow's images are read at the versions recorded when its job
+/// started: an image replaced after that (here, while the job waits to be
+/// retried) does not change the post; the JPEGs under `media/` carry a hash
+/// of their content in their key.
+#[tokio::test]
+async fn a_slideshow_image_replaced_after_the_job_started_posts_the_original() {
+    let env = env_opts(Options {
+        media: true,
+        versioned: true,
+        ..Options::default()
+    })
+    .await;
+    let landscape = test_image(1600, 1200, image::ImageFormat::Png);
+    let portrait = test_image(600, 900, image::ImageFormat::Png);
+    env.put("uploads/alice/swap/1.png", landscape, None).await;
+    env.put("uploads/alice/swap/2.png", portrait.clone(), None)
+        .await;
+    let object = env
+        .put(
+            "uploads/alice/swap/slideshow.json",
+            manifest(&["1.png", "2.png"], "Swap", None),
+            None,
+        )
+        .await;
+    // The first attempt converts and offers, and TikTok refuses for a
+    // passing reason: the job waits to be retried.
+    env.sim
+        .fault(serde_json::json!({"method": "POST", "path_prefix": "/v2/post/publish/content/init/",
+            "times": 1, "action": {"type": "status", "status": 500, "error_code": "internal_error"}}))
+        .await;
+    let outcome = env.service.handle_object(&object).await.unwrap();
+    assert!(
+        matches!(outcome, Some(Outcome::RetryScheduled { .. })),
+        "{outcome:?}"
+    );
+    let waiting = job_of_version(&env, &object).await;
+    assert_eq!(waiting.image_versions.len(), 2, "recorded at the start");
+    // Meanwhile the owner swaps the first image for a portrait one.
+    env.put("uploads/alice/swap/1.png", portrait, None).await;
+
+    env.jobs()
+        .transition(
+            &waiting,
+            JobStatus::Claimed,
+            Changes::default(),
+            Clock::system().now(),
+        )
+        .await
+        .unwrap();
+    let publish_id = uploaded(env.service.handle_object(&object).await.unwrap());
+    let record = pulled(&env, &publish_id).await;
+    let images = record["images"].as_array().unwrap();
+    assert_eq!(
+        (images[0]["width"].clone(), images[0]["height"].clone()),
+        (1080.into(), 810.into()),
+        "the landscape image as it was when the job started: {record}"
+    );
+    assert_eq!(
+        job_of_version(&env, &object).await.image_versions,
+        waiting.image_versions
+    );
+
+    // Each JPEG's key names its content.
+    let listed = env
+        .aws
+        .s3
+        .list_objects_v2()
+        .bucket(&env.bucket)
+        .prefix(format!("media/{}/", waiting.id))
+        .send()
+        .await
+        .unwrap();
+    let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    assert!(!keys.is_empty());
+    for key in keys {
+        let name = key.rsplit('/').next().unwrap();
+        let (_, hash) = name.trim_end_matches(".jpg").split_once('-').unwrap();
+        assert_eq!(hash.len(), 16, "{key}");
+    }
+}
+
+/// A job keeps the account it resolved: its alias moved to another TikTok
+/// account before a retry, the retry never posts to the new holder. Here the
+/// job's own account was revoked by the move, so the job fails, saying so.
+#[tokio::test]
+async fn a_retry_after_the_alias_moved_never_posts_to_the_new_holder() {
+    let env = env().await;
+    let object = env
+        .put("uploads/alice/moved.mp4", fake_mp4(1000, 230), None)
+        .await;
+    env.sim
+        .fault(serde_json::json!({"method": "POST", "path_prefix": "/v2/post/publish/inbox/video/init/",
+            "times": 1, "action": {"type": "status", "status": 500, "error_code": "internal_error"}}))
+        .await;
+    let outcome = env.service.handle_object(&object).await.unwrap();
+    assert!(
+        matches!(outcome, Some(Outcome::RetryScheduled { .. })),
+        "{outcome:?}"
+    );
+    let waiting = env.job(&object).await;
+    assert_eq!(waiting.open_id.as_deref(), Some(OPEN_ID));
+
+    // "alice" is taken over by another TikTok account.
+    const NEW_HOLDER: &str = "open-new-holder";
+    env.sim.seed_user(NEW_HOLDER, serde_json::json!({})).await;
+    let (manager, accounts) = env.stores();
+    let tokens = env
+        .sim
+        .tokens(NEW_HOLDER, &["user.info.basic", "video.upload"])
+        .await;
+    let stored = manager.save_token_response(&tokens).await.unwrap();
+    accounts
+        .connect(
+            shared::accounts::ConnectedAccount {
+                open_id: NEW_HOLDER.into(),
+                alias: "alice".into(),
+                display_name: None,
+                avatar_url: None,
+                scopes: stored.scopes.clone(),
+                access_expires_at: stored.access_expires_at,
+                refresh_expires_at: stored.refresh_expires_at,
+            },
+            shared::accounts::AliasPermits {
+                rebind: true,
+                move_alias: false,
+            },
+            "invite-rebind",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        accounts
+            .get_by_alias("alice")
+            .await
+            .unwrap()
+            .unwrap()
+            .open_id,
+        NEW_HOLDER
+    );
+
+    env.sim.advance_clock(11).await;
+    env.jobs()
+        .transition(
+            &waiting,
+            JobStatus::Claimed,
+            Changes::default(),
+            Clock::system().now(),
+        )
+        .await
+        .unwrap();
+    let sent = env.inits().await;
+    match env.service.handle_object(&object).await.unwrap() {
+        Some(Outcome::Failed { code, message, .. }) => {
+            assert_eq!(code, "account_not_active");
+            assert!(message.contains("started for"), "{message}");
+            assert!(message.contains("alice"), "{message}");
+        }
+        other => panic!("expected the job to fail on its own account, got {other:?}"),
+    }
+    assert_eq!(env.inits().await, sent, "nothing sent to the new holder");
+    let publishes = env.sim.get("/_sim/publishes").await;
+    assert!(
+        !publishes.to_string().contains(NEW_HOLDER),
+        "no publish for the new holder: {publishes}"
+    );
+    let job = env.job(&object).await;
+    assert_eq!(job.status, JobStatus::Failed);
+    assert_eq!(
+        job.open_id.as_deref(),
+        Some(OPEN_ID),
+        "the job keeps its account"
+    );
+}
+
+/// In a deployment with a default account, `uploads/<x>/slideshow.json`
+/// where `x` is a bound alias is that account's slideshow, never the
+/// default account's folder `x`.
+#[tokio::test]
+async fn a_folder_named_for_a_bound_alias_is_that_alias_upload() {
+    let env = env_opts(Options {
+        media: true,
+        default_account: Some("solo"),
+        ..Options::default()
+    })
+    .await;
+    for name in ["1.png", "2.png"] {
+        env.put(
+            &format!("uploads/alice/{name}"),
+            test_image(600, 600, image::ImageFormat::Png),
+            None,
+        )
+        .await;
+    }
+    let object = env
+        .put(
+            "uploads/alice/slideshow.json",
+            manifest(&["1.png", "2.png"], "Mine", None),
+            None,
+        )
+        .await;
+    let publish_id = uploaded(env.service.handle_object(&object).await.unwrap());
+    let job = env.job(&object).await;
+    assert_eq!(job.alias.as_deref(), Some("alice"));
+    assert_eq!(job.open_id.as_deref(), Some(OPEN_ID));
+    assert_eq!(env.sim.publish(&publish_id).await["open_id"], OPEN_ID);
 }

@@ -130,6 +130,7 @@ async fn the_binary_forwards_an_sqs_batch_under_the_lambda_emulator() {
             ("SECRETS_PREFIX", prefix.clone()),
             ("TIKTOK_APP_SECRET_ID", app_secret_id),
             ("TIKTOK_API_BASE_URL", sim.base_url().to_owned()),
+            ("TIKTOK_UPLOAD_BASE_URL", sim.base_url().to_owned()),
             ("CHUNK_SIZE_BYTES", "10000000".into()),
         ],
     )
@@ -244,6 +245,7 @@ async fn a_failed_invocation_reports_its_kind_to_the_runtime_api() {
             ("SECRETS_PREFIX", prefix.clone()),
             ("TIKTOK_APP_SECRET_ID", app_secret_id),
             ("TIKTOK_API_BASE_URL", sim.base_url().to_owned()),
+            ("TIKTOK_UPLOAD_BASE_URL", sim.base_url().to_owned()),
             ("MEDIA_PRESIGNED_URLS", "true".into()),
         ],
     )

@@ -15,17 +15,21 @@ pub struct Cli {
 
 impl Cli {
     pub fn new(bin_dir: &Path, stack: &Stack, tiktok: &TikTokTarget) -> Self {
+        let mut env = vec![
+            ("TABLE_NAME", stack.table.clone()),
+            ("SECRETS_PREFIX", stack.secrets_prefix.clone()),
+            ("TIKTOK_APP_SECRET_ID", stack.app_secret_id.clone()),
+            ("INVITE_KEY_SECRET_ID", stack.invite_key_secret_id.clone()),
+            ("UPLOAD_BUCKET", stack.bucket.clone()),
+            ("TIKTOK_API_BASE_URL", tiktok.api_base_url.clone()),
+            ("TIKTOK_AUTH_URL", tiktok.auth_url.clone()),
+        ];
+        if let Some(upload) = &tiktok.upload_base_url {
+            env.push(("TIKTOK_UPLOAD_BASE_URL", upload.clone()));
+        }
         Self {
             binary: bin_dir.join("tiktok-drafts"),
-            env: vec![
-                ("TABLE_NAME", stack.table.clone()),
-                ("SECRETS_PREFIX", stack.secrets_prefix.clone()),
-                ("TIKTOK_APP_SECRET_ID", stack.app_secret_id.clone()),
-                ("INVITE_KEY_SECRET_ID", stack.invite_key_secret_id.clone()),
-                ("UPLOAD_BUCKET", stack.bucket.clone()),
-                ("TIKTOK_API_BASE_URL", tiktok.api_base_url.clone()),
-                ("TIKTOK_AUTH_URL", tiktok.auth_url.clone()),
-            ],
+            env,
         }
     }
 

@@ -22,6 +22,9 @@ use crate::stack::Stack;
 pub struct TikTokTarget {
     pub api_base_url: String,
     pub auth_url: String,
+    /// The simulator, standing in for TikTok's upload hosts; `None` against
+    /// TikTok.
+    pub upload_base_url: Option<String>,
 }
 
 /// How TikTok reaches the converted photos.
@@ -71,6 +74,11 @@ fn local_overrides(
             ("TIKTOK_AUTH_URL", tiktok.auth_url.clone()),
         ],
     };
+    if let Some(upload) = &tiktok.upload_base_url {
+        overrides
+            .add
+            .push(("TIKTOK_UPLOAD_BASE_URL", upload.clone()));
+    }
     match binary {
         // The local HTTP API's callback; the template's parameter must be
         // https, which a loopback address is not.

@@ -68,6 +68,13 @@ pub struct Settings {
     /// HTTP status of OAuth error bodies; field reports say TikTok uses 200.
     pub oauth_error_status: u16,
     pub upload_url_ttl_secs: i64,
+    /// What the upload host answers for an expired upload URL: 403, 404 and
+    /// 405 have all been seen from TikTok; 405 by default, the least obvious.
+    pub expired_upload_status: u16,
+    /// The host init puts in `upload_url` (`https://{host}/upload/video/...`),
+    /// e.g. `open-upload-i18n.tiktokapis.com`; a client reaches it through its
+    /// upload stand-in setting. `None`: the simulator's own base URL.
+    pub upload_url_host: Option<String>,
     pub init_per_min: u32,
     pub creator_info_per_min: u32,
     pub status_per_min: u32,
@@ -104,6 +111,8 @@ impl Default for Settings {
             rotate_refresh_tokens: true,
             oauth_error_status: 200,
             upload_url_ttl_secs: 3600,
+            expired_upload_status: 405,
+            upload_url_host: None,
             init_per_min: 6,
             creator_info_per_min: 20,
             status_per_min: 30,

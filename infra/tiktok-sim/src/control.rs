@@ -82,6 +82,18 @@ pub async fn put_settings(AxState(app): AxState<Arc<App>>, body: bytes::Bytes) -
             "oauth_error_status is not an HTTP status",
         ));
     }
+    if ![403, 404, 405].contains(&settings.expired_upload_status) {
+        return Err(ControlError::bad(
+            "expired_upload_status must be 403, 404 or 405",
+        ));
+    }
+    if let Some(host) = &settings.upload_url_host
+        && url::Url::parse(&format!("https://{host}/")).map_or(true, |u| u.host_str() != Some(host))
+    {
+        return Err(ControlError::bad(
+            "upload_url_host must be a bare host name",
+        ));
+    }
     if !(1..=crate::request_log::MAX_CAPACITY).contains(&settings.request_log_capacity) {
         return Err(ControlError::bad(
             "request_log_capacity must be 1 to 1000000",

@@ -460,9 +460,12 @@ fn video_init(
                         complete: false,
                     },
                 );
+                let base = match &state.settings.upload_url_host {
+                    Some(host) => format!("https://{host}"),
+                    None => app.base_url.clone(),
+                };
                 data["upload_url"] = json!(format!(
-                    "{}/upload/video/?upload_id={upload_id}&upload_token={upload_token}",
-                    app.base_url
+                    "{base}/upload/video/?upload_id={upload_id}&upload_token={upload_token}"
                 ));
             }
             VideoSource::Pull(url) => {

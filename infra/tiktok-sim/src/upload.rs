@@ -114,7 +114,7 @@ fn check_headers(
     let (Some(upload_id), Some(upload_token)) = (upload_id, upload_token) else {
         return Err(not_found());
     };
-    let (upload, status, now, ttl) = app.read(|state| {
+    let (upload, status, now, ttl, expired_status) = app.read(|state| {
         let upload = state.uploads.get(&upload_id).cloned();
         let status = upload
             .as_ref()
@@ -125,6 +125,7 @@ fn check_headers(
             status,
             state.now_ms(),
             state.settings.upload_url_ttl_secs,
+            state.settings.expired_upload_status,
         )
     });
     let Some(upload) = upload else {
@@ -139,7 +140,7 @@ fn check_headers(
     }
     if now > upload.issued_at_ms + ttl * 1000 {
         return Err(UploadReply::new(
-            StatusCode::FORBIDDEN,
+            StatusCode::from_u16(expired_status).unwrap_or(StatusCode::METHOD_NOT_ALLOWED),
             "upload_url_expired",
         ));
     }

@@ -248,10 +248,53 @@ async fn header_and_order_errors() {
         StatusCode::NOT_FOUND
     );
 
-    // Expired after an hour.
+    // Expired after an hour: 405 by default, the least obvious of the
+    // three statuses TikTok has been seen to answer.
     sim.advance(3601).await;
     let r = put_chunk(&sim, &url, &data, chunk as usize, size as usize - 1).await;
-    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    sim.handle.shutdown().await;
+}
+
+/// An expired upload URL answers the status the settings name (403, 404 or
+/// 405, nothing else), and init can hand out URLs on another TikTok host.
+#[tokio::test]
+async fn expired_status_and_upload_host_are_settings() {
+    let sim = started().await;
+    for (status, want) in [
+        (403, StatusCode::FORBIDDEN),
+        (404, StatusCode::NOT_FOUND),
+        (405, StatusCode::METHOD_NOT_ALLOWED),
+    ] {
+        sim.settings(json!({"expired_upload_status": status})).await;
+        let (_, _, url) = init(&sim, 4000, 4000).await;
+        sim.advance(3601).await;
+        let data = fake_mp4(4000);
+        assert_eq!(put_chunk(&sim, &url, &data, 0, 3999).await.status(), want);
+    }
+    let refused = sim
+        .http
+        .put(sim.url("/_sim/settings"))
+        .json(&json!({"expired_upload_status": 500}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+
+    sim.settings(json!({"upload_url_host": "open-upload-i18n.tiktokapis.com"}))
+        .await;
+    let (_, _, url) = init(&sim, 4000, 4000).await;
+    assert!(
+        url.starts_with("https://open-upload-i18n.tiktokapis.com/upload/video/?upload_id="),
+        "{url}"
+    );
+    // The simulator plays that host too: the same path and query on its base.
+    let local = format!("{}/{}", sim.base, url.splitn(4, '/').nth(3).unwrap());
+    let data = fake_mp4(4000);
+    assert_eq!(
+        put_chunk(&sim, &local, &data, 0, 3999).await.status(),
+        StatusCode::CREATED
+    );
     sim.handle.shutdown().await;
 }
 

@@ -120,8 +120,8 @@ impl Forwarder {
             leases: LeaseTable::new(aws.dynamodb.clone(), table),
             tokens: TokenManager::for_deployment(aws, tiktok.clone(), secrets_prefix, table)
                 .with_clock(clock.clone()),
+            uploader: chunk_uploader(ChunkRetryPolicy::default(), &tiktok)?,
             tiktok,
-            uploader: chunk_uploader(ChunkRetryPolicy::default())?,
             clock,
             job_retry: JobRetryPolicy::default(),
             chunk_size: DEFAULT_CHUNK_SIZE,
@@ -131,7 +131,7 @@ impl Forwarder {
 
     /// Another retry policy for chunk PUTs (tests use one without waits).
     pub fn with_upload_retry(mut self, policy: ChunkRetryPolicy) -> Result<Self, BuildError> {
-        self.uploader = chunk_uploader(policy)?;
+        self.uploader = chunk_uploader(policy, &self.tiktok)?;
         Ok(self)
     }
 
@@ -280,7 +280,8 @@ impl Forwarder {
     }
 }
 
-fn chunk_uploader(policy: ChunkRetryPolicy) -> Result<Uploader, BuildError> {
+/// The uploader for `tiktok`'s upload hosts.
+fn chunk_uploader(policy: ChunkRetryPolicy, tiktok: &TikTokClient) -> Result<Uploader, BuildError> {
     // Chunk PUTs carry megabytes: no whole-request timeout, a generous one
     // per chunk instead; and never a redirect, which would re-send them.
     let http = reqwest::Client::builder()
@@ -288,7 +289,9 @@ fn chunk_uploader(policy: ChunkRetryPolicy) -> Result<Uploader, BuildError> {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| BuildError(e.to_string()))?;
-    Ok(Uploader::new(http, policy).with_chunk_timeout(CHUNK_TIMEOUT))
+    Ok(Uploader::new(http, policy)
+        .with_chunk_timeout(CHUNK_TIMEOUT)
+        .with_hosts(tiktok.endpoints().upload_hosts()))
 }
 
 /// Whether the job still has to read its object: not once TikTok has

@@ -5,9 +5,9 @@
 use std::future::Future;
 
 use super::init::InitRequest;
-use super::outcome::{Flow, Hitch, finish};
+use super::outcome::{Flow, Hitch, finish, retry};
 use super::{Forwarder, Outcome, Retry};
-use crate::jobs::{Job, JobStatus, NewJob};
+use crate::jobs::{Job, JobStatus, NewJob, ObjectVersion};
 use crate::tiktok::PhotoPost;
 
 /// The post's text and cover, as TikTok shows them.
@@ -29,12 +29,16 @@ pub trait PhotoSet: Sync {
     fn refusal(&self) -> Option<Hitch>;
 
     /// Whether every photo is there, once the job's account is known and
-    /// before a draft slot is taken (a slideshow waits for late images).
-    fn ready(&self, job: &Job) -> impl Future<Output = Result<(), Hitch>> + Send;
+    /// before a draft slot is taken (a slideshow waits for late images);
+    /// the versions of the photos found, in post order, which the job
+    /// records the first time (none where photos have no versions, such as
+    /// local files). [`PhotoSet::offer`] reads the photos at the versions
+    /// the job recorded.
+    fn ready(&self, job: &Job) -> impl Future<Output = Result<Vec<ObjectVersion>, Hitch>> + Send;
 
-    /// Converts the photos and puts them where TikTok can pull them; the
-    /// URLs, in post order. After the slot: a held post converts when it is
-    /// released.
+    /// Converts the photos (at `job.image_versions`, when it has them) and
+    /// puts them where TikTok can pull them; the URLs, in post order. After
+    /// the slot: a held post converts when it is released.
     fn offer(&self, job: &Job) -> impl Future<Output = Result<Vec<String>, Hitch>> + Send;
 
     /// The post's text and cover.
@@ -81,9 +85,17 @@ impl Forwarder {
             return Err(self.hitch(&job, hitch).await);
         }
         let (job, account) = self.account(job).await?;
-        if let Err(hitch) = photos.ready(&job).await {
-            return Err(self.hitch(&job, hitch).await);
-        }
+        let versions = match photos.ready(&job).await {
+            Ok(versions) => versions,
+            Err(hitch) => return Err(self.hitch(&job, hitch).await),
+        };
+        // Pinned the first time, before anything is converted: every later
+        // attempt posts the images as they were now.
+        let job = self
+            .jobs
+            .record_image_versions(&job, &versions, self.clock.now())
+            .await
+            .map_err(|e| retry("record the image versions", e))?;
         // The slot before the work: a held post converts when released.
         self.slot(&job).await?;
         let urls = match photos.offer(&job).await {

@@ -16,9 +16,16 @@ use crate::tokens::FreshToken;
 
 impl Forwarder {
     /// The one place the job's account is resolved: the active account
-    /// behind its alias, recorded on the job. An unknown or inactive
-    /// account fails the job, saying how to connect it.
+    /// behind its alias, recorded on the job the first time; from then on
+    /// the recorded account (`open_id`), whatever the alias names now. An
+    /// unknown, gone or inactive account fails the job, saying why.
     pub(super) async fn account(&self, job: Job) -> Flow<(Job, Account)> {
+        // Resolved once, kept for good: a retry after the alias moved to
+        // another TikTok account still posts to the job's own account (or
+        // fails), never to the alias's new holder.
+        if let Some(open_id) = job.open_id.clone() {
+            return self.own_account(job, &open_id).await;
+        }
         let alias = job.alias.clone().unwrap_or_default();
         let account = match self.accounts.get_by_alias(&alias).await {
             Ok(Some(a)) => a,
@@ -37,15 +44,34 @@ impl Forwarder {
             );
             return Err(self.fail(&job, "account_not_active", message).await);
         }
-        let job = if job.open_id.is_none() {
-            self.jobs
-                .set_account(&job, &account.open_id, self.clock.now())
-                .await
-                .map_err(|e| retry("record the account", e))?
-        } else {
-            job
-        };
+        let job = self
+            .jobs
+            .set_account(&job, &account.open_id, self.clock.now())
+            .await
+            .map_err(|e| retry("record the account", e))?;
         Ok((job, account))
+    }
+
+    /// The account the job resolved earlier, whatever its alias says now.
+    async fn own_account(&self, job: Job, open_id: &str) -> Flow<(Job, Account)> {
+        let alias = job.alias.as_deref().unwrap_or_default();
+        match self.accounts.get(open_id).await {
+            Ok(Some(account)) if account.state == AccountState::Active => Ok((job, account)),
+            Ok(Some(account)) => {
+                let message = format!(
+                    "the TikTok account this upload was started for (as \u{201c}{alias}\u{201d}) is {}: connect it again, or upload the file again for the alias's current account",
+                    account.state
+                );
+                Err(self.fail(&job, "account_not_active", message).await)
+            }
+            Ok(None) => {
+                let message = format!(
+                    "the TikTok account this upload was started for (as \u{201c}{alias}\u{201d}) is no longer connected; nothing was sent to another account: upload the file again to post it for the alias's current account"
+                );
+                Err(self.fail(&job, "account_gone", message).await)
+            }
+            Err(e) => Err(retry("look up the job's account", e).into()),
+        }
     }
 
     /// A pending-draft slot, or the job is held as `queued`.

@@ -4,7 +4,7 @@
 //!
 //! | item | `pk` / `sk` | attributes |
 //! |---|---|---|
-//! | job | `JOB#<id>` / `JOB` | `job_id`, `s3_bucket`, `s3_key`, `s3_version_id` or `s3_etag`, `object_size`, `alias`, `open_id`, `kind`, `post_mode` (`draft`/`direct`), `privacy_level`, `caption`, `status`, `publish_id`, `upload_url`, `chunk_plan` (JSON), `next_offset`, `attempts`, `error_code`, `error_message`, `tiktok_status`, `fail_reason`, `post_ids` (list of N), `share_urls`, `notes` (lists of S), `created_at`, `updated_at`, `not_before`, `init_started_at`; while unfinished also `gsi1pk` = `UNFINISHED#<shard>`, `gsi1sk` = `<due>#<id>`; once it has an account `gsi2pk` = `JOBS#<open_id>`, `gsi2sk` = `<created_at>#<id>` (see [`super::by_account`]) |
+//! | job | `JOB#<id>` / `JOB` | `job_id`, `s3_bucket`, `s3_key`, `s3_version_id` or `s3_etag`, `object_size`, `alias`, `open_id`, `kind`, `post_mode` (`draft`/`direct`), `privacy_level`, `caption`, `status`, `publish_id`, `upload_url`, `chunk_plan` (JSON), `next_offset`, `attempts`, `error_code`, `error_message`, `tiktok_status`, `fail_reason`, `post_ids` (list of N), `share_urls`, `image_versions` (list of `v:<version id>` or `e:<etag>`: a slideshow's images as the job started), `notes` (list of S: what the video probe noted), `created_at`, `updated_at`, `not_before`, `init_started_at`; while unfinished also `gsi1pk` = `UNFINISHED#<shard>`, `gsi1sk` = `<due>#<id>`; once it has an account `gsi2pk` = `JOBS#<open_id>`, `gsi2sk` = `<created_at>#<id>` (see [`super::by_account`]) |
 //! | pending-draft slot | `DRAFTS#<open_id>` / `SLOT#<job id>` | `job_id`, `taken_at`, `expires_at` (TTL) |
 //! | queue entry | `DRAFTS#<open_id>` / `QUEUED#<created_at>#<job id>` | `job_id`, `created_at`, `open_id`, `not_before` (when held until a time); `gsi1pk` = `HELD`, `gsi1sk` = the sort key |
 //! | slot guard | `DRAFTS#<open_id>` / `GUARD` | `open_id`, `version` |
@@ -63,6 +63,7 @@ pub(crate) mod attr {
     pub const STATUS_PUBLISH_ID: &str = "status_publish_id";
     pub const POST_IDS: &str = "post_ids";
     pub const SHARE_URLS: &str = "share_urls";
+    pub const IMAGE_VERSIONS: &str = "image_versions";
     pub const NOTES: &str = "notes";
 }
 
@@ -221,6 +222,9 @@ pub fn job_to_item(job: &Job) -> Item {
     if !job.share_urls.is_empty() {
         put("share_urls", texts(&job.share_urls));
     }
+    if !job.image_versions.is_empty() {
+        put(attr::IMAGE_VERSIONS, image_versions(&job.image_versions));
+    }
     if !job.notes.is_empty() {
         put(attr::NOTES, texts(&job.notes));
     }
@@ -230,6 +234,12 @@ pub fn job_to_item(job: &Job) -> Item {
         put("not_before", s(stamp(at)));
     }
     item
+}
+
+/// A slideshow's image versions as stored (see [`ObjectVersion::to_tagged`]).
+pub(crate) fn image_versions(versions: &[ObjectVersion]) -> AttributeValue {
+    let tagged: Vec<String> = versions.iter().map(ObjectVersion::to_tagged).collect();
+    texts(&tagged)
 }
 
 /// The attempt's attributes: the init marker, or what init returned.
@@ -332,6 +342,14 @@ pub fn job_from_item(key: &str, item: &Item) -> Result<Job, JobError> {
         Some(_) => return Err(corrupt("post_ids is not a list".into())),
     };
     let share_urls = text_list(item, "share_urls").map_err(corrupt)?;
+    let image_versions = text_list(item, attr::IMAGE_VERSIONS)
+        .map_err(corrupt)?
+        .iter()
+        .map(|text| {
+            ObjectVersion::from_tagged(text)
+                .ok_or_else(|| corrupt("image_versions holds an unreadable version".into()))
+        })
+        .collect::<Result<_, _>>()?;
     let notes = text_list(item, attr::NOTES).map_err(corrupt)?;
     Ok(Job {
         id,
@@ -356,6 +374,7 @@ pub fn job_from_item(key: &str, item: &Item) -> Result<Job, JobError> {
         status_publish_id: opt_text(item, "status_publish_id"),
         post_ids,
         share_urls,
+        image_versions,
         notes,
         created_at: required_time("created_at")?,
         updated_at: required_time("updated_at")?,
@@ -446,9 +465,27 @@ mod tests {
         job.status_publish_id = Some("v_inbox_file~v2.1".into());
         job.post_ids = vec![7_459_287_841_546_292_488];
         job.share_urls = vec!["https://www.tiktok.com/@alice/video/7459287841546292488".into()];
+        job.image_versions = vec![
+            ObjectVersion::VersionId("3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY".into()),
+            ObjectVersion::ETag("d41d8cd98f00b204e9800998ecf8427e".into()),
+        ];
         job.notes = vec!["HDR (HLG) video: TikTok takes it".into()];
         job.not_before = Some(now + TimeDelta::seconds(60));
         job
+    }
+
+    /// Items written before image versions were recorded read as none;
+    /// an unreadable version is named, not guessed.
+    #[test]
+    fn image_versions_are_optional_and_checked() {
+        let job = sample();
+        let mut item = job_to_item(&job);
+        assert!(item.contains_key("image_versions"));
+        item.remove("image_versions");
+        assert!(job_from_item("k", &item).unwrap().image_versions.is_empty());
+        item.insert("image_versions".into(), texts(&["x:1"]));
+        let err = job_from_item("k", &item).unwrap_err();
+        assert!(err.to_string().contains("image_versions"), "{err}");
     }
 
     #[test]

@@ -98,6 +98,23 @@ impl ObjectVersion {
     /// in a bucket whose versioning is suspended) is no version: every
     /// overwrite replaces the null version, so only the ETag tells two
     /// uploads apart, and an event and a HEAD of one object agree.
+    /// As stored: `v:<version id>` or `e:<etag>`.
+    pub fn to_tagged(&self) -> String {
+        match self {
+            Self::VersionId(v) => format!("v:{v}"),
+            Self::ETag(e) => format!("e:{e}"),
+        }
+    }
+
+    /// Reads [`ObjectVersion::to_tagged`]'s form.
+    pub fn from_tagged(text: &str) -> Option<Self> {
+        match text.split_once(':')? {
+            ("v", v) if !v.is_empty() => Some(Self::VersionId(v.to_owned())),
+            ("e", e) => Some(Self::etag(e)),
+            _ => None,
+        }
+    }
+
     pub fn of(version_id: Option<&str>, e_tag: Option<&str>) -> Self {
         match (version_id.filter(|v| !v.is_empty() && *v != "null"), e_tag) {
             (Some(v), _) => Self::VersionId(v.to_owned()),
@@ -228,6 +245,11 @@ pub struct Job {
     /// when the account's username is known. TikTok's status answer has no
     /// share or cover URL, so nothing else is recorded.
     pub share_urls: Vec<String>,
+    /// The versions of the objects a job reads besides its own (a
+    /// slideshow's images, in post order), recorded once when the job
+    /// started, so every attempt posts what was there then: a swapped
+    /// image cannot change a post halfway. Empty until recorded.
+    pub image_versions: Vec<ObjectVersion>,
     /// What the creator should know about the media that is no reason to
     /// refuse it (an HDR video, one longer than 3 minutes), in words; set
     /// by the video probe before anything is sent.
@@ -325,6 +347,7 @@ impl Job {
             status_publish_id: None,
             post_ids: Vec::new(),
             share_urls: Vec::new(),
+            image_versions: Vec::new(),
             notes: Vec::new(),
             created_at: now,
             updated_at: now,

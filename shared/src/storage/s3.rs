@@ -50,8 +50,13 @@ pub struct S3Object {
 pub enum Pin<'a> {
     /// Whatever is current.
     Current,
-    /// This version id (a versioned bucket).
+    /// This version id (a versioned bucket), even once another version or
+    /// a delete marker is on top of it.
     VersionId(&'a str),
+    /// This version id while it is still the current one: once the owner
+    /// deleted the object (a delete marker) or uploaded another version,
+    /// it is gone, not read from the noncurrent version.
+    CurrentVersion(&'a str),
     /// The object only while its ETag is this one (an unversioned bucket),
     /// with or without the quotes HeadObject puts around it.
     ETag(&'a str),
@@ -62,6 +67,7 @@ impl Pin<'_> {
         match self {
             Pin::Current => "its current version".into(),
             Pin::VersionId(v) => format!("version {v}"),
+            Pin::CurrentVersion(v) => format!("version {v} as its current version"),
             Pin::ETag(tag) => format!("ETag {}", tag.trim_matches('"')),
         }
     }
@@ -88,7 +94,9 @@ impl S3Object {
     ) -> Result<Self, StorageError> {
         let mut request = client.head_object().bucket(bucket).key(key);
         match pin {
-            Pin::Current => {}
+            // The current object is HEADed and compared below: a delete
+            // marker on top answers 404.
+            Pin::Current | Pin::CurrentVersion(_) => {}
             Pin::VersionId(v) => request = request.version_id(v),
             Pin::ETag(tag) => request = request.if_match(quoted(tag)),
         }
@@ -100,7 +108,9 @@ impl S3Object {
                 Pin::Current => false,
                 // 404 for a deleted version (or a delete marker's), 412 for
                 // an ETag that no longer matches.
-                Pin::VersionId(_) | Pin::ETag(_) => not_found || status == Some(412),
+                Pin::VersionId(_) | Pin::CurrentVersion(_) | Pin::ETag(_) => {
+                    not_found || status == Some(412)
+                }
             };
             if version_gone {
                 StorageError::VersionGone {
@@ -121,6 +131,15 @@ impl S3Object {
                 }
             }
         })?;
+        if let Pin::CurrentVersion(wanted) = pin
+            && head.version_id() != Some(wanted)
+        {
+            return Err(StorageError::VersionGone {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+                version: pin.describe(),
+            });
+        }
         let size = head
             .content_length()
             .and_then(|n| u64::try_from(n).ok())

@@ -14,6 +14,7 @@ use super::posting::{
     CreatorInfo, DirectPostInfo, InitResponse, PhotoPost, PhotoPostBody, PublishStatus, SourceInfo,
     VideoSource,
 };
+use super::upload::UploadHosts;
 use crate::backoff::Backoff;
 use crate::caption;
 use crate::secret::Secret;
@@ -434,7 +435,7 @@ impl TikTokClient {
                 publish_id: named,
                 detail: format!("{path}: data does not match: {e}"),
             })?;
-        check_init(&init, file_upload)?;
+        check_init(&init, file_upload, &self.endpoints().upload_hosts())?;
         Ok(init)
     }
 
@@ -610,7 +611,11 @@ fn check_media_url(raw: &str) -> Result<(), TikTokError> {
     }
 }
 
-fn check_init(init: &InitResponse, file_upload: bool) -> Result<(), TikTokError> {
+fn check_init(
+    init: &InitResponse,
+    file_upload: bool,
+    upload_hosts: &UploadHosts,
+) -> Result<(), TikTokError> {
     if init.publish_id.is_empty() {
         return Err(TikTokError::InitUnusable {
             publish_id: None,
@@ -622,6 +627,18 @@ fn check_init(init: &InitResponse, file_upload: bool) -> Result<(), TikTokError>
             publish_id: Some(init.publish_id.clone()),
             detail: format!(
                 "init for FILE_UPLOAD answered no upload_url (publish_id {})",
+                init.publish_id
+            ),
+        });
+    }
+    // A URL that is not TikTok's would receive the creator's video.
+    if let Some(url) = init.upload_url.as_ref().filter(|_| file_upload)
+        && let Err(err) = upload_hosts.target(url.expose())
+    {
+        return Err(TikTokError::InitUnusable {
+            publish_id: Some(init.publish_id.clone()),
+            detail: format!(
+                "init for FILE_UPLOAD answered an upload URL that is refused: {err} (publish_id {})",
                 init.publish_id
             ),
         });

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use url::Url;
 
+use super::upload::UploadHosts;
 use crate::secret::Secret;
 
 pub const DEFAULT_API_BASE_URL: &str = "https://open.tiktokapis.com";
@@ -29,6 +30,9 @@ pub struct Endpoints {
     pub api_base_url: Url,
     /// The Login Kit authorize page.
     pub auth_url: Url,
+    /// A stand-in for TikTok's upload hosts (the simulator): `None` in
+    /// production, where chunks go to the upload URL init returned.
+    pub upload_base_url: Option<Url>,
 }
 
 impl Default for Endpoints {
@@ -37,13 +41,15 @@ impl Default for Endpoints {
             // Constants, checked by a test.
             api_base_url: Url::parse(DEFAULT_API_BASE_URL).expect("default API URL parses"),
             auth_url: Url::parse(DEFAULT_AUTH_URL).expect("default auth URL parses"),
+            upload_base_url: None,
         }
     }
 }
 
 impl Endpoints {
     /// Reads `TIKTOK_API_BASE_URL` and `TIKTOK_AUTH_URL`, each defaulting to
-    /// TikTok's production host.
+    /// TikTok's production host, and `TIKTOK_UPLOAD_BASE_URL` (unset in
+    /// production).
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
@@ -61,13 +67,21 @@ impl Endpoints {
             lookup("TIKTOK_AUTH_URL").as_deref(),
             DEFAULT_AUTH_URL,
         )?;
+        let upload_base_url = match lookup("TIKTOK_UPLOAD_BASE_URL") {
+            Some(v) if !v.trim().is_empty() => {
+                Some(parse_url("TIKTOK_UPLOAD_BASE_URL", Some(&v), &v)?)
+            }
+            _ => None,
+        };
         Ok(Self {
             api_base_url,
             auth_url,
+            upload_base_url,
         })
     }
 
-    /// Both URLs under one base, as the simulator serves them.
+    /// Every URL under one base, as the simulator serves them (its upload
+    /// host included).
     pub fn for_base_url(base: &str) -> Result<Self, ConfigError> {
         let api_base_url = parse_url("TIKTOK_API_BASE_URL", Some(base), DEFAULT_API_BASE_URL)?;
         let auth_url =
@@ -78,9 +92,18 @@ impl Endpoints {
                     reason: e.to_string(),
                 })?;
         Ok(Self {
+            upload_base_url: Some(api_base_url.clone()),
             api_base_url,
             auth_url,
         })
+    }
+
+    /// Which upload URLs are taken and where their chunks go.
+    pub fn upload_hosts(&self) -> UploadHosts {
+        match &self.upload_base_url {
+            Some(base) => UploadHosts::stand_in(base.clone()),
+            None => UploadHosts::tiktok(),
+        }
     }
 
     /// The full URL of an API path such as `/v2/oauth/token/`.
@@ -198,6 +221,30 @@ mod tests {
             "https://open.tiktokapis.com/v2/oauth/token/"
         );
         assert_eq!(e.auth_url.as_str(), DEFAULT_AUTH_URL);
+        assert_eq!(e.upload_hosts(), UploadHosts::tiktok());
+    }
+
+    #[test]
+    fn an_upload_stand_in_is_read_and_checked() {
+        let e = Endpoints::from_lookup(|name| match name {
+            "TIKTOK_UPLOAD_BASE_URL" => Some("http://127.0.0.1:9300".into()),
+            _ => None,
+        })
+        .unwrap();
+        let target = e
+            .upload_hosts()
+            .target("https://open-upload-i18n.tiktokapis.com/upload/video/?upload_id=1")
+            .unwrap();
+        assert_eq!(
+            target.as_str(),
+            "http://127.0.0.1:9300/upload/video/?upload_id=1"
+        );
+        let err = Endpoints::from_lookup(|name| match name {
+            "TIKTOK_UPLOAD_BASE_URL" => Some("nope".into()),
+            _ => None,
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("TIKTOK_UPLOAD_BASE_URL"), "{err}");
     }
 
     #[test]

@@ -45,7 +45,9 @@ use shared::storage::ChunkSource;
 use shared::storage::FileSource;
 use shared::storage::S3Object;
 use shared::tiktok::chunk_plan::DEFAULT_CHUNK_SIZE;
-use shared::tiktok::upload::{ChunkRetryPolicy, UploadReport, Uploader, VideoContentType};
+use shared::tiktok::upload::{
+    ChunkRetryPolicy, UploadHosts, UploadReport, Uploader, VideoContentType,
+};
 use shared::tiktok::{AppCredentials, ChunkPlan, Endpoints, TikTokClient, VideoSource};
 use tokio::io::AsyncReadExt as _;
 
@@ -406,7 +408,10 @@ async fn upload<S: ChunkSource>(
     plan: &ChunkPlan,
     source: &S,
 ) -> Result<UploadReport, String> {
+    // The simulator plays TikTok's upload host: its own URLs are taken.
+    let sim = reqwest::Url::parse(upload_url.expose()).map_err(|e| e.to_string())?;
     Uploader::new(reqwest::Client::new(), ChunkRetryPolicy::default())
+        .with_hosts(UploadHosts::stand_in(sim))
         .upload(
             upload_url.expose(),
             plan,

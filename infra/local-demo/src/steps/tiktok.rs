@@ -38,6 +38,7 @@ pub async fn start(
             TikTokTarget {
                 api_base_url: endpoints.api_base_url.to_string(),
                 auth_url: endpoints.auth_url.to_string(),
+                upload_base_url: None,
             },
             media,
         )
@@ -67,6 +68,7 @@ pub async fn start(
         let tiktok = TikTokTarget {
             api_base_url: base.clone(),
             auth_url: format!("{base}/v2/auth/authorize/"),
+            upload_base_url: Some(base.clone()),
         };
         (Some(base), tiktok, MediaAccess::Presigned)
     };

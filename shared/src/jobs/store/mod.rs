@@ -23,6 +23,7 @@ mod claims;
 mod drafts;
 mod index;
 mod moves;
+mod sources;
 
 pub use drafts::{MAX_PENDING_DRAFTS, PENDING_WINDOW, SlotDecision};
 pub use index::{PageKey, UnfinishedPage};

@@ -1,13 +1,10 @@
 //! What the upload host says: its progress header, its `Retry-After`, an
-//! excerpt of an error body with the URL's secrets hidden, and the upload
-//! URL itself checked without ever echoing it.
+//! excerpt of an error body with the URL's secrets hidden.
 
 use std::time::Duration;
 
 use reqwest::Url;
 use reqwest::header::{CONTENT_RANGE, HeaderMap, RETRY_AFTER};
-
-use super::UploadError;
 
 /// How much of an error response body is kept for the error message.
 pub(super) const BODY_EXCERPT_CHARS: usize = 300;
@@ -16,21 +13,6 @@ pub(super) const BODY_READ_LIMIT: usize = 4096;
 /// Query values at least this long are treated as secrets and redacted from
 /// response excerpts (upload tokens and ids are much longer).
 pub(super) const MIN_SECRET_LEN: usize = 8;
-
-/// Parses the upload URL; errors name the problem, never the URL.
-pub(super) fn parse_upload_url(raw: &str) -> Result<Url, UploadError> {
-    let url = Url::parse(raw).map_err(|e| UploadError::InvalidUrl(e.to_string()))?;
-    if !matches!(url.scheme(), "https" | "http") {
-        return Err(UploadError::InvalidUrl(format!(
-            "scheme {:?} is not http(s)",
-            url.scheme()
-        )));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(UploadError::InvalidUrl("it has no host".to_owned()));
-    }
-    Ok(url)
-}
 
 /// Query values long enough to be tokens, to be kept out of error messages.
 pub(super) fn query_secrets(url: &Url) -> Vec<String> {

@@ -31,11 +31,12 @@ use crate::media::detect::VideoKind;
 use crate::storage::{ChunkSource, SourceError};
 
 mod answer;
+mod hosts;
 
 use answer::{
-    ServerProgress, parse_upload_url, query_secrets, read_body_excerpt, redact, retry_after,
-    server_progress,
+    ServerProgress, query_secrets, read_body_excerpt, redact, retry_after, server_progress,
 };
+pub use hosts::{TIKTOK_UPLOAD_DOMAIN, UploadHosts, UploadUrlError};
 
 // ---------------------------------------------------------------------------
 // Settings
@@ -213,10 +214,13 @@ pub enum UploadError {
     InvalidUrl(String),
     #[error("cannot start at byte {offset}: it is not the start of a chunk of the plan")]
     MisalignedOffset { offset: u64 },
-    #[error("the upload URL has expired (HTTP 403); init the upload again")]
-    UrlExpired,
-    #[error("TikTok knows no upload for this URL (HTTP 404); init the upload again")]
-    UnknownUpload,
+    /// TikTok's upload host answered 403, 404 or 405: the upload URL has
+    /// expired or names an upload it no longer has (all three have been
+    /// seen for an expired URL).
+    #[error(
+        "the upload URL no longer works (HTTP {status}): it expired or TikTok dropped the upload; init the upload again"
+    )]
+    SessionGone { status: u16 },
     #[error("TikTok rejected chunk {chunk_index} with HTTP {status}: {body}")]
     Rejected {
         chunk_index: u64,
@@ -255,8 +259,7 @@ impl UploadError {
             Self::InvalidPlan(_)
             | Self::InvalidUrl(_)
             | Self::MisalignedOffset { .. }
-            | Self::UrlExpired
-            | Self::UnknownUpload
+            | Self::SessionGone { .. }
             | Self::Rejected { .. }
             | Self::Protocol { .. }
             | Self::Request(_) => false,
@@ -266,7 +269,7 @@ impl UploadError {
     /// Whether the upload can only go on with a fresh init (a new upload URL,
     /// from byte 0).
     pub fn needs_new_upload(&self) -> bool {
-        matches!(self, Self::UrlExpired | Self::UnknownUpload)
+        matches!(self, Self::SessionGone { .. })
     }
 }
 
@@ -284,6 +287,7 @@ pub struct Uploader {
     http: reqwest::Client,
     policy: ChunkRetryPolicy,
     chunk_timeout: Option<Duration>,
+    hosts: UploadHosts,
 }
 
 /// What one PUT came to.
@@ -336,7 +340,15 @@ impl Uploader {
             http,
             policy,
             chunk_timeout: None,
+            hosts: UploadHosts::tiktok(),
         }
+    }
+
+    /// Which upload URLs are taken and where their chunks go (TikTok's own
+    /// hosts, directly, unless told otherwise).
+    pub fn with_hosts(mut self, hosts: UploadHosts) -> Self {
+        self.hosts = hosts;
+        self
     }
 
     /// Gives up on a single PUT (counted as a passing failure and retried)
@@ -367,7 +379,10 @@ impl Uploader {
         progress: &mut P,
     ) -> Result<UploadReport, UploadError> {
         plan.check_structure()?;
-        let url = parse_upload_url(upload_url)?;
+        let url = self
+            .hosts
+            .target(upload_url)
+            .map_err(|e| UploadError::InvalidUrl(e.to_string()))?;
         let host = url.host_str().unwrap_or_default().to_owned();
         let secrets = query_secrets(&url);
         let target = Target {
@@ -647,8 +662,11 @@ impl Uploader {
                     why: format!("HTTP 416 reporting {reported}"),
                 }
             }
-            StatusCode::FORBIDDEN => Attempt::Fatal(UploadError::UrlExpired),
-            StatusCode::NOT_FOUND => Attempt::Fatal(UploadError::UnknownUpload),
+            StatusCode::FORBIDDEN | StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED => {
+                Attempt::Fatal(UploadError::SessionGone {
+                    status: status.as_u16(),
+                })
+            }
             StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => Attempt::Transient {
                 why: format!("HTTP {status}"),
                 retry_after: retry_after(&headers),

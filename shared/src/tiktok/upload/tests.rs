@@ -376,6 +376,7 @@ fn uploader(attempts: u32) -> Uploader {
         reqwest::Client::new(),
         ChunkRetryPolicy::immediate(attempts),
     )
+    .with_hosts(UploadHosts::loopback())
 }
 
 #[derive(Default)]
@@ -646,50 +647,43 @@ async fn endless_416_is_bounded_by_the_attempt_budget() {
     assert_eq!(server.requests().len(), 4);
 }
 
+/// 403, 404 and 405 have all been seen from TikTok's upload host for an
+/// expired or unknown upload URL: each means the session is gone (a new
+/// init), never a retry of the same URL, and none echoes the token.
 #[tokio::test]
-async fn forbidden_is_url_expired_and_hides_the_token() {
+async fn forbidden_not_found_and_not_allowed_mean_the_session_is_gone() {
     let (plan, data) = small_plan();
-    let server = TestServer::start(plan.video_size, Style::LastIndex).await;
-    server.with(|s| s.faults.insert(1, Fault::Status(403, None)));
-    let err = uploader(5)
-        .upload(
-            &server.url,
-            &plan,
-            VideoContentType::Mp4,
-            &BytesSource::new(data),
-            0,
-            &mut (),
-        )
-        .await
-        .unwrap_err();
-    assert!(matches!(err, UploadError::UrlExpired), "{err:?}");
-    assert!(!err.is_retryable());
-    assert!(err.needs_new_upload());
-    assert!(!err.to_string().contains(TOKEN));
-    assert!(!format!("{err:?}").contains(TOKEN));
-    assert_eq!(server.requests().len(), 2);
+    for status in [403, 404, 405] {
+        let server = TestServer::start(plan.video_size, Style::LastIndex).await;
+        server.with(|s| s.faults.insert(1, Fault::Status(status, None)));
+        let err = uploader(5)
+            .upload(
+                &server.url,
+                &plan,
+                VideoContentType::Mp4,
+                &BytesSource::new(data.clone()),
+                0,
+                &mut (),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, UploadError::SessionGone { status: s } if s == status),
+            "{status}: {err:?}"
+        );
+        assert!(!err.is_retryable(), "{status}");
+        assert!(err.needs_new_upload(), "{status}");
+        assert!(err.to_string().contains(&status.to_string()), "{err}");
+        assert!(!err.to_string().contains(TOKEN));
+        assert!(!format!("{err:?}").contains(TOKEN));
+        assert_eq!(server.requests().len(), 2, "{status}: not retried");
+    }
 }
 
 #[tokio::test]
-async fn not_found_and_bad_request_are_not_retried() {
+async fn bad_request_is_not_retried() {
     let (plan, data) = small_plan();
     let source = BytesSource::new(data);
-    let server = TestServer::start(plan.video_size, Style::LastIndex).await;
-    server.with(|s| s.faults.insert(0, Fault::Status(404, None)));
-    let err = uploader(5)
-        .upload(
-            &server.url,
-            &plan,
-            VideoContentType::Mp4,
-            &source,
-            0,
-            &mut (),
-        )
-        .await
-        .unwrap_err();
-    assert!(matches!(err, UploadError::UnknownUpload), "{err:?}");
-    assert!(err.needs_new_upload());
-
     let server = TestServer::start(plan.video_size, Style::LastIndex).await;
     server.with(|s| s.faults.insert(0, Fault::Status(400, None)));
     let err = uploader(5)
@@ -1047,6 +1041,7 @@ async fn retry_after_is_honoured_and_backoff_sleeps() {
     };
     let begun = tokio::time::Instant::now();
     let report = Uploader::new(reqwest::Client::new(), policy)
+        .with_hosts(UploadHosts::loopback())
         .upload(
             &server.url,
             &plan,
@@ -1145,6 +1140,8 @@ async fn bad_urls_are_refused_without_echoing_them() {
         "not a url",
         "ftp://host/video/?upload_token=SECRETSECRET",
         "file:///tmp/x?upload_token=SECRETSECRET",
+        "https://uploads.example.com/video/?upload_token=SECRETSECRET",
+        "http://open-upload.tiktokapis.com/video/?upload_token=SECRETSECRET",
     ] {
         let err = uploader(1)
             .upload(url, &plan, VideoContentType::Mp4, &source, 0, &mut ())
