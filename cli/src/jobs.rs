@@ -29,6 +29,7 @@ pub fn job_json(job: &Job) -> Value {
         "tiktok_status": job.tiktok_status.as_ref().map(|s| s.as_str().to_owned()),
         "fail_reason": job.fail_reason.as_ref().map(|f| f.as_str().to_owned()),
         "post_ids": job.post_ids.iter().map(|id| id.to_string()).collect::<Vec<_>>(),
+        "notes": job.notes,
         "created_at": job.created_at.to_rfc3339(),
         "updated_at": job.updated_at.to_rfc3339(),
         "not_before": job.not_before.map(|t| t.to_rfc3339()),
@@ -140,6 +141,9 @@ fn describe(job: &Job) -> String {
             "earlier:    {}: {} (an earlier attempt; the job got past it)",
             e.code, e.message
         ));
+    }
+    for note in &job.notes {
+        lines.push(format!("note:       {note}"));
     }
     lines.join("\n")
 }

@@ -1,12 +1,13 @@
 //! `upload`: a local video to an account's TikTok drafts, through the same
 //! use case as the S3 path ([`shared::forward`]): the bytes decide what the
-//! file is, the upload is claimed once (the job id comes from this host, the
-//! file's absolute path and its SHA-256), a pending-draft slot is taken
-//! before init, the init is marked as started and happens once, its answer
-//! is saved before anything else (an answer lost on the way flags the job
-//! instead of sending it again), and the offset is saved after every chunk,
-//! so that running the same command again resumes instead of making a
-//! second draft.
+//! file is and whether TikTok would take it (its headers, probed before
+//! anything else), the upload is claimed once (the job id comes from this
+//! host, the file's absolute path and its SHA-256), a pending-draft slot is
+//! taken before init, the init is marked as started and happens once, its
+//! answer is saved before anything else (an answer lost on the way flags the
+//! job instead of sending it again), and the offset is saved after every
+//! chunk, so that running the same command again resumes instead of making
+//! a second draft.
 
 use std::path::{Path, PathBuf};
 
@@ -14,15 +15,15 @@ use bytes::Bytes;
 use indicatif::ProgressBar;
 use serde_json::json;
 use shared::caption::{VIDEO_TITLE_MAX, trim_to_utf16};
-use shared::forward::{Hitch, VideoFile};
+use shared::forward::{Hitch, VideoFile, inspect_video};
 use shared::jobs::{Job, JobKind, LOCAL_FILE_BUCKET, NewJob, ObjectVersion, PostTarget, Upload};
-use shared::media::detect::{VideoKind, check_video};
+use shared::media::detect::VideoKind;
 use shared::storage::{ChunkSource, FileSource, SourceError};
 use shared::tiktok::ChunkPlan;
 use shared::tiktok::chunk_plan::{DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
 
 use crate::context::{CliResult, Deployment, Fail, Output, hostname};
-use crate::sending::{Sending, local_file, read_prefix, sha256_file};
+use crate::sending::{Sending, local_file, sha256_file};
 
 #[derive(clap::Args)]
 pub struct UploadArgs {
@@ -47,15 +48,28 @@ pub async fn run(d: &Deployment, args: UploadArgs, json: bool) -> CliResult<Outp
             args.chunk_size
         )));
     }
-    // The file first: a missing file or one that is not a video stops here,
-    // before anything is recorded or sent.
+    // The file first: a missing file, one that is not a video, or a video
+    // outside TikTok's limits (by its headers) stops here, before a token
+    // is asked for or anything is recorded or sent. The upload probes it
+    // again (the use case's own guarantee) and notes what the creator
+    // should know on the job.
     let (path, size) = local_file(&args.video)?;
-    check_video(&read_prefix(&path)?, size).map_err(|e| {
-        Fail::new(format!(
-            "{} cannot go to TikTok: {e}; nothing was sent",
-            args.video.display()
-        ))
-    })?;
+    let probe_file = LocalVideo::open(&path, ProgressBar::hidden()).await?;
+    match inspect_video(&probe_file).await {
+        Ok(_) => {}
+        Err(Hitch::Refused { message, .. }) => {
+            return Err(Fail::new(format!(
+                "{} cannot go to TikTok: {message}; nothing was sent or recorded",
+                args.video.display()
+            )));
+        }
+        Err(Hitch::Retry(retry)) => {
+            return Err(Fail::new(format!(
+                "cannot read {}: {retry}",
+                args.video.display()
+            )));
+        }
+    }
     ChunkPlan::new(size, args.chunk_size)
         .map_err(|e| Fail::new(format!("{} cannot go to TikTok: {e}", args.video.display())))?;
 

@@ -105,6 +105,11 @@ fn upload_item(index: usize, job: &Job) -> String {
     {
         item.push_str(&format!("<p class=\"hint\">{}</p>", escape(hint)));
     }
+    // What the upload's video probe noted (HDR, longer than 3 minutes):
+    // the creator may have to trim or check it in the app.
+    for note in &job.notes {
+        item.push_str(&format!("<p class=\"note\">{}</p>", escape(note)));
+    }
     // Links are built from TikTok's post ids; only https ones are shown,
     // whatever a stored record says.
     for link in job.share_urls.iter().filter(|l| l.starts_with("https://")) {
@@ -268,8 +273,11 @@ mod tests {
             photo,
             job("uploads/alice/b.mp4", JobStatus::Inbox, None),
         ];
+        let mut jobs = jobs;
+        jobs[2].notes = vec!["4 min 5 s (245 s) long: <trim> it".into()];
         let html = list_page(&view(&account, &jobs));
         assert_eq!(html.matches("data-copy=").count(), 1, "{html}");
+        assert!(html.contains("<p class=\"note\">4 min 5 s (245 s) long: &lt;trim&gt; it</p>"));
         assert!(html.contains("id=\"caption-0\">First line\nsecond</p>"));
         assert!(html.contains("<h2>trip</h2>"));
         assert!(html.contains("In your TikTok inbox"));

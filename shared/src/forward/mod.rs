@@ -4,7 +4,8 @@
 //!
 //! The order is what makes it safe to run twice: claim the upload, take the
 //! job's lease (one worker per job), re-read the job under it and pick up
-//! from what it saved, resolve the account, check the media, take a
+//! from what it saved, resolve the account, check the media (a video's
+//! headers against TikTok's limits), take a
 //! pending-draft slot, get a token, mark the init as started, init once and
 //! save what init returned before anything else, then send the bytes (or
 //! let TikTok pull them) and hand the job over to the status checker. An
@@ -16,6 +17,8 @@
 //! - [`video`]: a video, by FILE_UPLOAD or PULL_FROM_URL, from any
 //!   [`VideoFile`];
 //! - [`photos`]: a photo post, from any [`PhotoSet`];
+//! - [`probe`]: a video's headers against TikTok's limits, before anything
+//!   is spent on it;
 //! - `steps`: the steps both share (account, slot, token, TikTok calls,
 //!   recording refusals and failures); `init`: init once.
 //!
@@ -40,11 +43,13 @@ use crate::tokens::{SecretsManagerTokenStore, TokenManager};
 mod init;
 pub mod outcome;
 pub mod photos;
+pub mod probe;
 mod steps;
 pub mod video;
 
 pub use outcome::{Hitch, Outcome, Retry, retry};
 pub use photos::{PhotoSet, PhotoText};
+pub use probe::{Probed, inspect_video};
 pub use video::VideoFile;
 
 use outcome::{Flow, Stop, finish};

@@ -7,6 +7,7 @@ use std::future::Future;
 
 use super::init::InitRequest;
 use super::outcome::{Flow, Hitch, finish, retry};
+use super::probe::{Probed, source_hitch};
 use super::{Forwarder, Outcome};
 use crate::jobs::{Changes, FileTransfer, Job, JobStatus, NewJob, PostTarget, UploadAttempt};
 use crate::media::detect::{DETECT_PREFIX_LEN, VideoKind, check_video};
@@ -124,8 +125,8 @@ impl Forwarder {
         }
     }
 
-    /// A new attempt: account, media check, slot, token, init once, then
-    /// the bytes (or TikTok's pull).
+    /// A new attempt: account, the video's probe, slot, token, init once,
+    /// then the bytes (or TikTok's pull).
     async fn start_video<F: VideoFile>(
         &self,
         job: Job,
@@ -138,7 +139,8 @@ impl Forwarder {
                 .await);
         }
         let (job, account) = self.account(job).await?;
-        let kind = self.check_media(&job, file).await?;
+        let (job, probed) = self.probe_video(job, file).await?;
+        let kind = probed.kind;
         self.slot(&job).await?;
         let token = self.token(&job, &account.open_id).await?;
         let plan = match ChunkPlan::new(file.size(), self.chunk_size) {
@@ -151,7 +153,7 @@ impl Forwarder {
             Err(hitch) => return Err(self.hitch(&job, hitch).await),
         };
         let file_upload = matches!(source, VideoSource::FileUpload(_));
-        let direct = self.direct_post(&job, &token).await?;
+        let direct = self.direct_post(&job, &token, file, &probed).await?;
         let request = match &direct {
             None => InitRequest::InboxVideo(&source),
             Some(post_info) => InitRequest::DirectVideo(post_info, &source),
@@ -176,10 +178,16 @@ impl Forwarder {
         }
     }
 
-    /// What a direct post needs before its init: the scope, and a privacy
-    /// level TikTok offers this creator now (the audit rules). `None` for a
-    /// draft.
-    async fn direct_post(&self, job: &Job, token: &FreshToken) -> Flow<Option<DirectPostInfo>> {
+    /// What a direct post needs before its init: the scope, a privacy
+    /// level TikTok offers this creator now (the audit rules), and a video
+    /// no longer than the creator may post. `None` for a draft.
+    async fn direct_post<F: VideoFile>(
+        &self,
+        job: &Job,
+        token: &FreshToken,
+        file: &F,
+        probed: &Probed,
+    ) -> Flow<Option<DirectPostInfo>> {
         let PostTarget::Direct { privacy_level } = job.post else {
             return Ok(None);
         };
@@ -207,6 +215,8 @@ impl Forwarder {
             );
             return Err(self.fail(job, "privacy_level_not_offered", message).await);
         }
+        self.creator_limit(job, file, probed, info.max_video_post_duration_sec)
+            .await?;
         let mut post_info = DirectPostInfo::new(privacy_level);
         post_info.title = job.caption.clone();
         Ok(Some(post_info))
@@ -308,25 +318,14 @@ impl<F: VideoFile> UploadProgress for SaveProgress<'_, F> {
 
 /// What the file's first bytes say it is, or why it is not a video TikTok
 /// takes (or can no longer be read).
-async fn video_kind<F: VideoFile>(file: &F) -> Result<VideoKind, Hitch> {
+pub(super) async fn video_kind<F: VideoFile>(file: &F) -> Result<VideoKind, Hitch> {
     let prefix_len = file.size().min(DETECT_PREFIX_LEN as u64);
     let prefix = if prefix_len == 0 {
         bytes::Bytes::new()
     } else {
         match file.read_range(0, prefix_len).await {
             Ok(prefix) => prefix,
-            Err(err) if err.is_retryable() => {
-                return Err(retry("read the file's first bytes", err).into());
-            }
-            Err(err) => {
-                return Err(Hitch::Refused {
-                    code: "source_unreadable",
-                    message: format!(
-                        "{} could not be read: {err}; upload the file again",
-                        file.describe()
-                    ),
-                });
-            }
+            Err(err) => return Err(source_hitch(file, err)),
         }
     };
     check_video(&prefix, file.size()).map_err(|e| Hitch::Refused {

@@ -4,7 +4,7 @@
 //!
 //! | item | `pk` / `sk` | attributes |
 //! |---|---|---|
-//! | job | `JOB#<id>` / `JOB` | `job_id`, `s3_bucket`, `s3_key`, `s3_version_id` or `s3_etag`, `object_size`, `alias`, `open_id`, `kind`, `post_mode` (`draft`/`direct`), `privacy_level`, `caption`, `status`, `publish_id`, `upload_url`, `chunk_plan` (JSON), `next_offset`, `attempts`, `error_code`, `error_message`, `tiktok_status`, `fail_reason`, `post_ids` (list of N), `share_urls`, `image_versions` (list of `v:<version id>` or `e:<etag>`: a slideshow's images as the job started), `created_at`, `updated_at`, `not_before`, `init_started_at`; while unfinished also `gsi1pk` = `UNFINISHED#<shard>`, `gsi1sk` = `<due>#<id>`; once it has an account `gsi2pk` = `JOBS#<open_id>`, `gsi2sk` = `<created_at>#<id>` (see [`super::by_account`]) |
+//! | job | `JOB#<id>` / `JOB` | `job_id`, `s3_bucket`, `s3_key`, `s3_version_id` or `s3_etag`, `object_size`, `alias`, `open_id`, `kind`, `post_mode` (`draft`/`direct`), `privacy_level`, `caption`, `status`, `publish_id`, `upload_url`, `chunk_plan` (JSON), `next_offset`, `attempts`, `error_code`, `error_message`, `tiktok_status`, `fail_reason`, `post_ids` (list of N), `share_urls`, `image_versions` (list of `v:<version id>` or `e:<etag>`: a slideshow's images as the job started), `notes` (list of S: what the video probe noted), `created_at`, `updated_at`, `not_before`, `init_started_at`; while unfinished also `gsi1pk` = `UNFINISHED#<shard>`, `gsi1sk` = `<due>#<id>`; once it has an account `gsi2pk` = `JOBS#<open_id>`, `gsi2sk` = `<created_at>#<id>` (see [`super::by_account`]) |
 //! | pending-draft slot | `DRAFTS#<open_id>` / `SLOT#<job id>` | `job_id`, `taken_at`, `expires_at` (TTL) |
 //! | queue entry | `DRAFTS#<open_id>` / `QUEUED#<created_at>#<job id>` | `job_id`, `created_at`, `open_id`, `not_before` (when held until a time); `gsi1pk` = `HELD`, `gsi1sk` = the sort key |
 //! | slot guard | `DRAFTS#<open_id>` / `GUARD` | `open_id`, `version` |
@@ -64,6 +64,7 @@ pub(crate) mod attr {
     pub const POST_IDS: &str = "post_ids";
     pub const SHARE_URLS: &str = "share_urls";
     pub const IMAGE_VERSIONS: &str = "image_versions";
+    pub const NOTES: &str = "notes";
 }
 
 /// The key of a job's item.
@@ -224,6 +225,9 @@ pub fn job_to_item(job: &Job) -> Item {
     if !job.image_versions.is_empty() {
         put(attr::IMAGE_VERSIONS, image_versions(&job.image_versions));
     }
+    if !job.notes.is_empty() {
+        put(attr::NOTES, texts(&job.notes));
+    }
     put("created_at", s(stamp(job.created_at)));
     put("updated_at", s(stamp(job.updated_at)));
     if let Some(at) = job.not_before {
@@ -346,6 +350,7 @@ pub fn job_from_item(key: &str, item: &Item) -> Result<Job, JobError> {
                 .ok_or_else(|| corrupt("image_versions holds an unreadable version".into()))
         })
         .collect::<Result<_, _>>()?;
+    let notes = text_list(item, attr::NOTES).map_err(corrupt)?;
     Ok(Job {
         id,
         upload: Upload {
@@ -370,6 +375,7 @@ pub fn job_from_item(key: &str, item: &Item) -> Result<Job, JobError> {
         post_ids,
         share_urls,
         image_versions,
+        notes,
         created_at: required_time("created_at")?,
         updated_at: required_time("updated_at")?,
         not_before: time("not_before")?,
@@ -463,6 +469,7 @@ mod tests {
             ObjectVersion::VersionId("3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY".into()),
             ObjectVersion::ETag("d41d8cd98f00b204e9800998ecf8427e".into()),
         ];
+        job.notes = vec!["HDR (HLG) video: TikTok takes it".into()];
         job.not_before = Some(now + TimeDelta::seconds(60));
         job
     }

@@ -250,6 +250,10 @@ pub struct Job {
     /// started, so every attempt posts what was there then: a swapped
     /// image cannot change a post halfway. Empty until recorded.
     pub image_versions: Vec<ObjectVersion>,
+    /// What the creator should know about the media that is no reason to
+    /// refuse it (an HDR video, one longer than 3 minutes), in words; set
+    /// by the video probe before anything is sent.
+    pub notes: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// Not to be picked up before this (backoff, held jobs).
@@ -344,6 +348,7 @@ impl Job {
             post_ids: Vec::new(),
             share_urls: Vec::new(),
             image_versions: Vec::new(),
+            notes: Vec::new(),
             created_at: now,
             updated_at: now,
             not_before: None,

@@ -15,7 +15,7 @@ use crate::jobs::model::{FileTransfer, Job, JobId, LastError, NewJob, UploadAtte
 use crate::jobs::state_machine::JobStatus;
 use crate::secret::Secret;
 use crate::table::{
-    Checked, Cond, GSI1_PK, GSI1_SK, Transacted, Update, Write, n_u64, opt_text, s,
+    Checked, Cond, GSI1_PK, GSI1_SK, Transacted, Update, Write, n_u64, opt_text, s, texts,
 };
 use crate::tiktok::ChunkPlan;
 
@@ -204,6 +204,26 @@ impl Jobs {
                 tracing::info!(job_id = %job.id, status = %job.status, error_code = %error.code, "job error recorded");
                 job_from_item(&key.pk, &item)
             }
+            Checked::ConditionFailed => self.conflict(&job.id, job.status).await,
+        }
+    }
+
+    /// Records what the creator should know about the media (the video
+    /// probe's notes), replacing any earlier ones. Not a status change:
+    /// conditional on the job still being in `job.status`.
+    pub async fn set_notes(
+        &self,
+        job: &Job,
+        notes: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<Job, JobError> {
+        let update = Update::new()
+            .set(attr::NOTES, texts(notes))
+            .set(attr::UPDATED_AT, s(stamp(at(now))))
+            .when(Cond::eq(attr::STATUS, s(job.status.as_str())));
+        let key = job_key(&job.id);
+        match self.table.update(&key, &update).await? {
+            Checked::Done(item) => job_from_item(&key.pk, &item),
             Checked::ConditionFailed => self.conflict(&job.id, job.status).await,
         }
     }

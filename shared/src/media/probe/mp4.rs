@@ -47,6 +47,12 @@ async fn find_moov<S: ChunkSource>(
         }
         at += box_len;
     }
+    if at < size {
+        // Unusual but not impossible: TikTok may still find a moov there.
+        return Err(ProbeError::Unreadable(format!(
+            "no movie header (moov) among the first {MAX_TOP_LEVEL_BOXES} top-level boxes"
+        )));
+    }
     Err(ProbeError::Damaged(
         "it has no movie header (moov): the file is incomplete or not a finished recording".into(),
     ))
