@@ -5,7 +5,8 @@
 //! failure half-way finishes the job.
 
 use serde_json::json;
-use shared::tokens::TokenStore as _;
+use shared::tiktok::TikTokClient;
+use shared::tokens::{FreshToken, SecretsManagerTokenStore, TokenManager, TokenStore as _};
 
 use crate::context::{CliResult, Ctx as _, Deployment, Fail, Output};
 
@@ -38,10 +39,7 @@ pub async fn run(d: &Deployment, alias: &str, confirmed: bool) -> CliResult<Outp
     let tiktok = d.tiktok().await?;
     let tokens = d.tokens(tiktok.clone())?;
     let revoked_at_tiktok = match tokens.get_fresh_token(&account.open_id).await {
-        Ok(token) => tiktok
-            .revoke(&token.access_token)
-            .await
-            .map_err(|e| e.to_string()),
+        Ok(token) => revoke(&tokens, &tiktok, token).await,
         Err(e) => Err(e.to_string()),
     };
     if !accounts
@@ -77,4 +75,26 @@ pub async fn run(d: &Deployment, alias: &str, confirmed: bool) -> CliResult<Outp
             "secret_deleted": true,
         }),
     ))
+}
+
+/// Revokes the grant with an access token TikTok still takes. A revoke
+/// with a token that died before its expiry may be answered as done while
+/// it ends nothing, so the token is proven first by a call that refuses a
+/// dead one (user info, through the one refresh-and-retry path).
+async fn revoke(
+    tokens: &TokenManager<SecretsManagerTokenStore>,
+    tiktok: &TikTokClient,
+    mut token: FreshToken,
+) -> Result<(), String> {
+    tokens
+        .call_with_token(&mut token, |access| {
+            let tiktok = tiktok.clone();
+            async move { tiktok.user_info(&access).await }
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    tiktok
+        .revoke(&token.access_token)
+        .await
+        .map_err(|e| e.to_string())
 }

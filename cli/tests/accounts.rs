@@ -213,7 +213,18 @@ async fn disconnect_ends_the_grant_deletes_the_secret_and_frees_the_alias() {
     stack.connect("open-oz", "oz", &scopes).await;
     let store = SecretsManagerTokenStore::new(stack.aws.secrets.clone(), &stack.prefix);
     let accounts = Accounts::new(stack.aws.dynamodb.clone(), &stack.table);
-    let nias = store.load("open-nia").await.unwrap().unwrap();
+    // A second grant of the same creator (another login): TikTok's revoke
+    // ends the whole grant, so this one must stop working too.
+    let other_grant = stack.sim.tokens("open-nia", &scopes).await;
+    // And the stored access token died early: a revoke made with it would
+    // end nothing.
+    stack
+        .sim
+        .post(
+            "/_sim/users/open-nia/invalidate_access",
+            serde_json::json!({}),
+        )
+        .await;
 
     // Without --yes: says what it would do, changes nothing.
     let out = stack.run(&["disconnect", "--account", "nia"]).await;
@@ -235,14 +246,17 @@ async fn disconnect_ends_the_grant_deletes_the_secret_and_frees_the_alias() {
     assert_eq!(done["open_id"], "open-nia");
     assert_eq!(done["revoked_at_tiktok"], true, "{done}");
     assert_eq!(stack.requests("/v2/oauth/revoke/").await, 1);
-    // The grant is gone at TikTok: the old access token no longer works.
+    // The early death was found and cured (one refresh) before the revoke.
+    assert_eq!(stack.requests("/v2/oauth/token/").await, 1);
+    // The grant is gone at TikTok: no token of the creator works any more.
     assert!(
         stack
             .sim
             .client()
-            .user_info(&nias.access_token)
+            .refresh_token(other_grant.refresh_token.as_ref().unwrap())
             .await
-            .is_err()
+            .is_err(),
+        "the creator's other grant still works: the revoke ended nothing"
     );
     assert!(store.load("open-nia").await.unwrap().is_none());
     let nia = accounts.get("open-nia").await.unwrap().unwrap();
