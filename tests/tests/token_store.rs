@@ -767,3 +767,161 @@ async fn no_token_material_in_logs_errors_or_the_table() {
     std::io::stdout().flush().ok();
     env.sim.shutdown().await;
 }
+
+/// Asks our local AWS server to answer the next `times` requests of
+/// `target` whose body names `contains` with a 500 (a Secrets Manager
+/// outage, as far as this client can tell).
+async fn aws_fault(target: &str, contains: &str, times: u32) {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("local AWS");
+    let answer = reqwest::Client::new()
+        .post(format!("{}/_faults", endpoint.trim_end_matches('/')))
+        .json(&json!({
+            "target": target, "contains": contains, "times": times,
+            "status": 500, "code": "InternalServiceError"
+        }))
+        .send()
+        .await
+        .expect("fault control");
+    assert!(answer.status().is_success());
+}
+
+async fn clear_aws_faults() {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("local AWS");
+    let answer = reqwest::Client::new()
+        .delete(format!("{}/_faults", endpoint.trim_end_matches('/')))
+        .send()
+        .await
+        .expect("fault control");
+    assert!(answer.status().is_success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_token_the_secret_will_not_take_is_kept_and_moved_in_by_the_next_holder() {
+    let env = Env::start(|_| {}).await;
+    let open_id = "open-kept";
+    env.put_account(open_id).await;
+    let minted = env.connect(open_id).await;
+    let original_refresh = minted.refresh_token.clone().expect("refresh token");
+    let secret = env.manager.store().secret_name(open_id).unwrap();
+    env.advance(ACCESS_TTL + 60).await;
+
+    // Secrets Manager refuses every save for longer than the save budget.
+    aws_fault("secretsmanager.PutSecretValue", &secret, 1000).await;
+    let fresh = env
+        .manager
+        .get_fresh_token(open_id)
+        .await
+        .expect("the refresh works although its save does not");
+    assert!(fresh.refreshed_here);
+    assert_eq!(env.token_posts().await, 1);
+    // The secret still holds the spent token; the rotated one is in the
+    // table, not lost.
+    let in_secret = env.manager.store().load(open_id).await.unwrap().unwrap();
+    assert_eq!(in_secret.refresh_token, original_refresh);
+    let kept = env
+        .aws
+        .dynamodb
+        .get_item()
+        .table_name(&env.table)
+        .key("pk", AttributeValue::S(format!("TOKENS_PENDING#{open_id}")))
+        .key("sk", AttributeValue::S("PENDING".into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item;
+    assert!(kept.is_some(), "the rotated tokens are kept in the table");
+    assert!(
+        kept.as_ref()
+            .and_then(|item| item.get("expires_at"))
+            .is_some(),
+        "the kept item expires by itself"
+    );
+
+    // Secrets Manager is back. The next holder moves the kept tokens into
+    // the secret before it spends any refresh token, and spends the kept
+    // one, not the burnt one: the account stays connected.
+    clear_aws_faults().await;
+    env.advance(ACCESS_TTL + 60).await;
+    let later = env
+        .manager
+        .get_fresh_token(open_id)
+        .await
+        .expect("the next refresh uses the kept token");
+    assert!(later.refreshed_here);
+    assert_eq!(env.token_posts().await, 2, "no refresh with a burnt token");
+    assert_eq!(env.account_state(open_id).await.0, "active");
+    let after = env.manager.store().load(open_id).await.unwrap().unwrap();
+    assert_eq!(after.access_token, later.access_token);
+    assert_ne!(after.refresh_token, original_refresh);
+    let gone = env
+        .aws
+        .dynamodb
+        .get_item()
+        .table_name(&env.table)
+        .key("pk", AttributeValue::S(format!("TOKENS_PENDING#{open_id}")))
+        .key("sk", AttributeValue::S("PENDING".into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item;
+    assert!(gone.is_none(), "the kept item is gone once moved");
+    env.client
+        .user_info(&after.access_token)
+        .await
+        .expect("the stored access token works");
+    env.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_that_lost_its_lease_never_writes_the_secret() {
+    let env = Env::start(|_| {}).await;
+    let open_id = "open-lost-lease";
+    env.put_account(open_id).await;
+    let minted = env.connect(open_id).await;
+    let original_refresh = minted.refresh_token.clone().expect("refresh token");
+    env.advance(ACCESS_TTL + 60).await;
+
+    // TikTok answers in 1.5 s; meanwhile someone else holds the lease (as
+    // after a pause longer than the lease).
+    env.sim
+        .fault(
+            json!({"path_prefix":"/v2/oauth/token/","times":1,"action":{"type":"delay","ms":1500}}),
+        )
+        .await;
+    let manager = env.manager.clone();
+    let refresh = tokio::spawn(async move { manager.get_fresh_token(open_id).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        env.lease_item(open_id).await.is_some(),
+        "the refresh holds the lease"
+    );
+    env.put_lease(open_id, "someone-else", 60).await;
+    let _ = refresh.await.expect("the task ends");
+
+    // The secret was not written by the holder that lost the lease: it still
+    // holds the tokens of the connection, and the other holder's lease
+    // stands. The rotated tokens are kept in the table for the next holder.
+    assert_eq!(env.token_posts().await, 1);
+    let in_secret = env.manager.store().load(open_id).await.unwrap().unwrap();
+    assert_eq!(in_secret.refresh_token, original_refresh);
+    assert_eq!(
+        env.lease_item(open_id).await.as_deref(),
+        Some("someone-else")
+    );
+    let kept = env
+        .aws
+        .dynamodb
+        .get_item()
+        .table_name(&env.table)
+        .key("pk", AttributeValue::S(format!("TOKENS_PENDING#{open_id}")))
+        .key("sk", AttributeValue::S("PENDING".into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item;
+    assert!(kept.is_some(), "the rotated tokens are kept, not lost");
+    env.sim.shutdown().await;
+}
