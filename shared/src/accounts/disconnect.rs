@@ -4,11 +4,10 @@
 //! were; the token secret and TikTok's grant are the caller's to end (see
 //! `tiktok-drafts disconnect`).
 
-use aws_sdk_dynamodb::types::{Delete, TransactWriteItem, Update};
 use chrono::Utc;
 
-use super::{ACCOUNT_SK, ALIAS_SK, AccountError, AccountState, Accounts, account_pk, alias_pk};
-use crate::table::{PK, SK, n, s};
+use super::{AccountError, Accounts, account_key, alias_key, revoked_for_alias};
+use crate::table::{Cond, Transacted, Write, s};
 
 impl Accounts {
     /// Marks the account holding `alias` revoked with `reason`, and deletes
@@ -21,46 +20,15 @@ impl Accounts {
         alias: &str,
         reason: &str,
     ) -> Result<bool, AccountError> {
-        let build = |e: aws_sdk_dynamodb::error::BuildError| AccountError::Store {
-            table: self.table.clone(),
-            detail: e.to_string(),
-        };
-        let revoke = Update::builder()
-            .table_name(&self.table)
-            .key(PK, s(account_pk(open_id)))
-            .key(SK, s(ACCOUNT_SK))
-            .update_expression(
-                "SET #state = :revoked, #state_reason = :reason, #updated_at = :now, #former_alias = :alias REMOVE #alias",
-            )
-            .condition_expression("#alias = :alias")
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_names("#state_reason", "state_reason")
-            .expression_attribute_names("#updated_at", "updated_at")
-            .expression_attribute_names("#former_alias", "former_alias")
-            .expression_attribute_names("#alias", "alias")
-            .expression_attribute_values(":revoked", s(AccountState::Revoked.as_str()))
-            .expression_attribute_values(":reason", s(reason))
-            .expression_attribute_values(":now", n(Utc::now().timestamp()))
-            .expression_attribute_values(":alias", s(alias))
-            .build()
-            .map_err(build)?;
-        let release = Delete::builder()
-            .table_name(&self.table)
-            .key(PK, s(alias_pk(alias)))
-            .key(SK, s(ALIAS_SK))
-            .condition_expression("open_id = :me")
-            .expression_attribute_values(":me", s(open_id))
-            .build()
-            .map_err(build)?;
-        let written = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(revoke).build())
-            .transact_items(TransactWriteItem::builder().delete(release).build())
-            .send()
-            .await;
-        match written {
-            Ok(_) => {
+        let writes = vec![
+            Write::Update(
+                account_key(open_id),
+                revoked_for_alias(alias, reason, Utc::now()),
+            ),
+            Write::Delete(alias_key(alias), Some(Cond::eq("open_id", s(open_id)))),
+        ];
+        match self.table.transact(writes).await? {
+            Transacted::Done => {
                 tracing::info!(
                     open_id,
                     alias,
@@ -69,11 +37,7 @@ impl Accounts {
                 );
                 Ok(true)
             }
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_transaction_canceled_exception()) =>
-            {
+            Transacted::Cancelled(_) => {
                 tracing::warn!(
                     open_id,
                     alias,
@@ -81,7 +45,6 @@ impl Accounts {
                 );
                 Ok(false)
             }
-            Err(err) => Err(self.store_error(&err)),
         }
     }
 }

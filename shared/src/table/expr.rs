@@ -188,6 +188,8 @@ enum Change {
     /// Set only when the attribute is not there yet (`if_not_exists`).
     SetIfAbsent(AttributeValue),
     Remove,
+    /// Added to a number (`ADD`; a missing attribute counts as 0).
+    Add(AttributeValue),
 }
 
 /// An update of one item: attributes set and removed, and the condition it
@@ -225,6 +227,12 @@ impl Update {
     /// Removes `attr`.
     pub fn remove(self, attr: &str) -> Self {
         self.change(attr, Change::Remove)
+    }
+
+    /// Adds `count` to the number `attr` (0 when missing), as one atomic
+    /// step: counters that concurrent writers bump.
+    pub fn add(self, attr: &str, count: i64) -> Self {
+        self.change(attr, Change::Add(AttributeValue::N(count.to_string())))
     }
 
     /// Makes the update conditional on `cond` too.
@@ -267,6 +275,7 @@ impl Update {
         let mut p = Placeholders::default();
         let mut set = Vec::new();
         let mut remove = Vec::new();
+        let mut add = Vec::new();
         for (attr, change) in &self.changes {
             let name = p.name(attr);
             match change {
@@ -278,17 +287,21 @@ impl Update {
                     ));
                 }
                 Change::Remove => remove.push(name),
+                Change::Add(v) => add.push(format!("{name} {}", p.value(v.clone()))),
             }
         }
         let mut expression = String::new();
         if !set.is_empty() {
             expression.push_str(&format!("SET {}", set.join(", ")));
         }
-        if !remove.is_empty() {
+        for (clause, parts) in [("REMOVE", &remove), ("ADD", &add)] {
+            if parts.is_empty() {
+                continue;
+            }
             if !expression.is_empty() {
                 expression.push(' ');
             }
-            expression.push_str(&format!("REMOVE {}", remove.join(", ")));
+            expression.push_str(&format!("{clause} {}", parts.join(", ")));
         }
         let condition = self.condition.as_ref().map(|c| c.render(&mut p));
         Rendered {
@@ -407,6 +420,23 @@ mod tests {
                 .unwrap()
                 .requires(&Cond::eq("status", s("claimed")))
         );
+    }
+
+    #[test]
+    fn counters_are_added_to_after_sets_and_removes() {
+        let update = Update::new()
+            .add("link_version", 1)
+            .set("updated_at", AttributeValue::N("5".into()))
+            .remove("note")
+            .when(Cond::item_exists());
+        let r = update.render();
+        assert_eq!(
+            plain(&r.expression, &r),
+            "SET updated_at = 5 REMOVE note ADD link_version 1"
+        );
+        assert_eq!(update.sets("link_version"), None, "an add is not a set");
+        let alone = Update::new().add("n", -2).render();
+        assert_eq!(plain(&alone.expression, &alone), "ADD n -2");
     }
 
     #[test]
