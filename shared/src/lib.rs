@@ -31,17 +31,14 @@
 
 #[allow(missing_docs)]
 pub mod accounts;
-#[allow(missing_docs)]
 pub mod app_secret;
 pub mod aws;
 pub mod backoff;
 pub mod caption;
 pub mod clock;
-#[allow(missing_docs)]
 pub mod creator_link;
 pub mod forward;
 pub mod html;
-#[allow(missing_docs)]
 pub mod invite;
 pub mod jobs;
 pub mod lease;
