@@ -43,9 +43,7 @@ pub mod invite;
 pub mod jobs;
 pub mod lease;
 pub mod logging;
-#[allow(missing_docs)]
 pub mod login;
-#[allow(missing_docs)]
 pub mod login_state;
 #[allow(missing_docs)]
 pub mod media;
