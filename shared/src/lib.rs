@@ -47,7 +47,6 @@ pub mod login;
 pub mod login_state;
 #[allow(missing_docs)]
 pub mod media;
-#[allow(missing_docs)]
 pub mod plain_words;
 pub mod s3_metadata;
 pub mod secret;
@@ -55,9 +54,7 @@ pub mod storage;
 pub mod table;
 #[allow(missing_docs)]
 pub mod tiktok;
-#[allow(missing_docs)]
 pub mod tokens;
-#[allow(missing_docs)]
 pub mod webhook;
 
 pub use secret::Secret;
