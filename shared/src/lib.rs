@@ -52,7 +52,6 @@ pub mod s3_metadata;
 pub mod secret;
 pub mod storage;
 pub mod table;
-#[allow(missing_docs)]
 pub mod tiktok;
 pub mod tokens;
 pub mod webhook;
