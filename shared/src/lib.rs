@@ -45,7 +45,6 @@ pub mod lease;
 pub mod logging;
 pub mod login;
 pub mod login_state;
-#[allow(missing_docs)]
 pub mod media;
 pub mod plain_words;
 pub mod s3_metadata;

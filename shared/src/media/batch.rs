@@ -90,7 +90,9 @@ pub trait PhotoSource {
 /// An image already in memory.
 #[derive(Debug, Clone)]
 pub struct PhotoBytes {
+    /// How the image is named in errors: its file name or key.
     pub name: String,
+    /// The encoded image (JPEG, PNG, HEIC, …), as uploaded.
     pub bytes: Vec<u8>,
 }
 
@@ -107,7 +109,9 @@ impl PhotoSource for PhotoBytes {
 /// opened when a worker takes it and streamed through the decoder.
 #[derive(Debug, Clone)]
 pub struct PhotoFile {
+    /// How the image is named in errors: its file name or key.
     pub name: String,
+    /// Where the encoded image is on disk.
     pub path: PathBuf,
 }
 
@@ -133,6 +137,7 @@ pub struct PhotoError {
     pub index: usize,
     /// The source's name.
     pub name: String,
+    /// Why it could not be converted.
     #[source]
     pub source: ConvertError,
 }
