@@ -149,8 +149,9 @@ pub fn worker_count(max_threads: usize) -> usize {
     max_threads.min(cores).max(1)
 }
 
-/// Converts every input with [`to_tiktok_jpeg`], in parallel, returning one
-/// result per input in input order.
+/// Converts every input with
+/// [`to_tiktok_jpeg`](super::convert::to_tiktok_jpeg), in parallel,
+/// returning one result per input in input order.
 ///
 /// Workers are capped at [`worker_count`]`(max_threads)`: each 12 MP image
 /// needs about 70 MB while in flight, and unbounded parallelism was measured

@@ -81,7 +81,7 @@ const _: () = assert!(MAX_PIXEL_BYTES <= PIXEL_BUDGET_BYTES);
 
 /// The pixel memory converting a `width` × `height` image of `color`
 /// needs at its peak: the decoded buffer, plus the 8-bit RGB(A) copy
-/// [`flatten_onto_white`] makes unless the decoder already gave 8-bit
+/// `flatten_onto_white` makes unless the decoder already gave 8-bit
 /// RGB(A) (which it takes over in place).
 pub fn pixel_bytes(color: PixelLayout, width: u32, height: u32) -> u64 {
     // Saturating: a header may claim 2^32 - 1 on both sides, whose byte

@@ -1,11 +1,11 @@
 //! Job records on the shared table, one file per kind of record:
 //!
-//! - [`claims`]: claiming an upload exactly once, and what an attempt saves
+//! - `claims`: claiming an upload exactly once, and what an attempt saves
 //!   before using it (the init marker, `publish_id`, upload URL, offset);
-//! - [`moves`]: moving a job with optimistic concurrency, as
+//! - `moves`: moving a job with optimistic concurrency, as
 //!   [`super::transition`] plans it;
-//! - [`drafts`]: the per-account pending-draft slots and the held queue;
-//! - [`index`]: the index of followed jobs the status checker walks.
+//! - `drafts`: the per-account pending-draft slots and the held queue;
+//! - `index`: the index of followed jobs the status checker walks.
 //!
 //! How the items are laid out is [`super::codec`]'s business.
 
