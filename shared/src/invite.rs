@@ -74,7 +74,7 @@ pub enum InviteError {
         "an account alias has 1 to {MAX_ALIAS_LEN} characters from a-z, 0-9, '-' and '_' (got {alias:?})"
     )]
     BadAlias {
-        /// The alias as given, cut to a few characters over the limit.
+        /// The alias as given, cut short when much too long.
         alias: String,
     },
     /// The lifetime asked for is zero or longer than [`Invitation::MAX_TTL`].
@@ -308,7 +308,7 @@ pub enum SigningKeyError {
         /// What is wrong: no string value, not base64, or too short.
         reason: String,
     },
-    /// Secrets Manager could not be asked (permissions, network, throttling).
+    /// Secrets Manager failed (permissions, network, throttling).
     #[error("cannot reach the invitation signing key secret {secret_id}: {detail}")]
     Unavailable {
         /// The secret's id or ARN, as given.

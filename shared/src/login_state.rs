@@ -87,7 +87,7 @@ pub enum StateError {
         /// Which attribute is missing or wrong.
         detail: String,
     },
-    /// DynamoDB could not be asked or refused the request.
+    /// DynamoDB could not be reached, or refused the request.
     #[error("cannot reach the login store (table {table}): {detail}")]
     Store {
         /// The table's name.
@@ -120,7 +120,7 @@ pub struct PendingLogin {
     /// The exact `redirect_uri` of the authorize request; the token exchange
     /// must repeat it.
     pub redirect_uri: String,
-    /// When `/auth/start` stored the login, to the whole second.
+    /// When the login was started, to the whole second.
     pub created_at: DateTime<Utc>,
     /// When the login stops being accepted (and the table's TTL removes it).
     pub expires_at: DateTime<Utc>,

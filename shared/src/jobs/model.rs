@@ -138,7 +138,7 @@ pub struct Upload {
     /// The bucket, or [`LOCAL_FILE_BUCKET`] for a file the CLI sends.
     pub bucket: String,
     /// The object's key (`uploads/<alias>/…`), decoded from the event's URL
-    /// encoding.
+    /// encoding; `<host>:<absolute path>` for a file the CLI sends.
     pub key: String,
     /// The version the job is for; reads are pinned to it.
     pub version: ObjectVersion,

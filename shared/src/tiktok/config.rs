@@ -19,7 +19,7 @@ pub const DEFAULT_AUTH_URL: &str = "https://www.tiktok.com/v2/auth/authorize/";
 /// can fix it.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// A required value is not set (or empty).
+    /// A required value is not set.
     #[error("{name} is not set")]
     Missing {
         /// The environment variable (or setting) that is missing.

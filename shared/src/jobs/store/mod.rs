@@ -102,7 +102,7 @@ pub enum JobError {
         /// What is missing or wrong.
         detail: String,
     },
-    /// DynamoDB could not be asked or refused the request.
+    /// DynamoDB could not be reached, or refused the request.
     #[error("cannot reach the job store (table {table}): {detail}")]
     Store {
         /// The table's name.
