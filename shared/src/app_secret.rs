@@ -13,15 +13,30 @@ use crate::tiktok::{AppCredentials, Endpoints, TikTokClient};
 /// The environment variable naming the app-credentials secret.
 pub const APP_SECRET_ID_VAR: &str = "TIKTOK_APP_SECRET_ID";
 
+/// Why the app's credentials could not be read from Secrets Manager.
 #[derive(Debug, thiserror::Error)]
 pub enum AppSecretError {
+    /// Secrets Manager did not hand over the secret: it is missing, the
+    /// function may not read it, or the call failed.
     #[error("cannot read the TikTok app secret {secret_id}: {detail}")]
-    Read { secret_id: String, detail: String },
-    /// The message never includes the secret's value.
+    Read {
+        /// The secret's id or ARN, as the function was told it.
+        secret_id: String,
+        /// Secrets Manager's error, described.
+        detail: String,
+    },
+    /// The secret was read but its string is not the expected JSON. The
+    /// message never includes the secret's value.
     #[error(
         "the TikTok app secret {secret_id} is not JSON with client_key and client_secret: {detail}"
     )]
-    Malformed { secret_id: String, detail: String },
+    Malformed {
+        /// The secret's id or ARN, as the function was told it.
+        secret_id: String,
+        /// What is wrong with it: no string value, or where the JSON breaks
+        /// (a position, never the content).
+        detail: String,
+    },
 }
 
 #[derive(Deserialize)]
@@ -33,8 +48,11 @@ struct Stored {
 /// Why a deployment's TikTok client could not be built at cold start.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientSetupError {
+    /// The app's client key and secret could not be read.
     #[error(transparent)]
     AppSecret(#[from] AppSecretError),
+    /// The HTTP client could not be built (TLS set-up); the text is the
+    /// library's error.
     #[error("cannot build the HTTP client: {0}")]
     Http(String),
 }

@@ -39,12 +39,21 @@ const MAX_OPEN_ID_LEN: usize = 256;
 /// what is wrong and what to do, nothing secret.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LinkError {
+    /// The token is not a link's shape, or its contents do not parse (for
+    /// example cut short when copied).
     #[error("this link is damaged or incomplete")]
     Malformed,
+    /// The signature does not match: altered, or made with another
+    /// deployment's key.
     #[error("this link is not valid")]
     BadSignature,
+    /// The link was good but its expiry has passed.
     #[error("this link expired on {expired_at}")]
-    Expired { expired_at: DateTime<Utc> },
+    Expired {
+        /// When it stopped being valid.
+        expired_at: DateTime<Utc>,
+    },
+    /// The payload's version is not the one this code reads.
     #[error("this link was made by another version of the service")]
     UnsupportedVersion,
 }
@@ -87,14 +96,19 @@ impl CreatorLink {
         }
     }
 
+    /// The TikTok `open_id` of the account whose uploads the link shows.
     pub fn open_id(&self) -> &str {
         &self.open_id
     }
 
+    /// The account's link version when the link was made; the link works
+    /// only while the account still has this version.
     pub fn link_version(&self) -> u64 {
         self.link_version
     }
 
+    /// When the link stops working, to the whole second; `None`: it works
+    /// until revoked.
     pub fn expires_at(&self) -> Option<DateTime<Utc>> {
         self.expires_at
     }

@@ -51,20 +51,38 @@ pub const MAX_ALIAS_LEN: usize = 64;
 /// person holding the link: they say what is wrong, never anything secret.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InviteError {
+    /// The token is not an invitation's shape, or its signed contents are
+    /// not a valid invitation (for example cut short when copied).
     #[error("this invitation link is damaged or incomplete; ask for a new one")]
     Malformed,
+    /// The signature does not match: altered, or made with another
+    /// deployment's key.
     #[error("this invitation link is not valid; ask for a new one")]
     BadSignature,
+    /// The invitation was good but its expiry has passed.
     #[error("this invitation expired on {expired_at}; ask for a new one")]
-    Expired { expired_at: DateTime<Utc> },
+    Expired {
+        /// When it stopped being valid.
+        expired_at: DateTime<Utc>,
+    },
+    /// The payload's version is not the one this code reads.
     #[error("this invitation was made by another version of the service; ask for a new one")]
     UnsupportedVersion,
+    /// The alias given to make an invitation (or connect an account) is not
+    /// one [`validate_alias`] accepts.
     #[error(
         "an account alias has 1 to {MAX_ALIAS_LEN} characters from a-z, 0-9, '-' and '_' (got {alias:?})"
     )]
-    BadAlias { alias: String },
+    BadAlias {
+        /// The alias as given, cut short when much too long.
+        alias: String,
+    },
+    /// The lifetime asked for is zero or longer than [`Invitation::MAX_TTL`].
     #[error("an invitation must be valid for a positive time of at most {max_days} days")]
-    BadLifetime { max_days: i64 },
+    BadLifetime {
+        /// The longest lifetime allowed, in whole days.
+        max_days: i64,
+    },
 }
 
 /// Checks that `alias` can name an account: 1 to 64 characters of lowercase
@@ -174,18 +192,25 @@ impl Invitation {
         &self.id
     }
 
+    /// The alias the invited account will be connected under, as in
+    /// `uploads/<alias>/`.
     pub fn alias(&self) -> &str {
         &self.alias
     }
 
+    /// When the link stops working, to the whole second.
     pub fn expires_at(&self) -> DateTime<Utc> {
         self.expires_at
     }
 
+    /// Whether the login may take the alias from the TikTok account that
+    /// holds it today (`invite --rebind`).
     pub fn rebind(&self) -> bool {
         self.rebind
     }
 
+    /// Whether the login may move the TikTok account from its current alias
+    /// to this one ([`Invitation::allowing_move`]).
     pub fn move_alias(&self) -> bool {
         self.move_alias
     }
@@ -269,12 +294,28 @@ fn b64() -> base64::engine::GeneralPurpose {
 /// secret, never its value.
 #[derive(Debug, thiserror::Error)]
 pub enum SigningKeyError {
+    /// Secrets Manager has no secret of that id.
     #[error("the invitation signing key secret {secret_id} does not exist")]
-    NotFound { secret_id: String },
+    NotFound {
+        /// The secret's id or ARN, as given.
+        secret_id: String,
+    },
+    /// The secret exists but holds no usable key.
     #[error("the invitation signing key secret {secret_id} is unusable: {reason}")]
-    Invalid { secret_id: String, reason: String },
+    Invalid {
+        /// The secret's id or ARN, as given.
+        secret_id: String,
+        /// What is wrong: no string value, not base64, or too short.
+        reason: String,
+    },
+    /// Secrets Manager failed (permissions, network, throttling).
     #[error("cannot reach the invitation signing key secret {secret_id}: {detail}")]
-    Unavailable { secret_id: String, detail: String },
+    Unavailable {
+        /// The secret's id or ARN, as given.
+        secret_id: String,
+        /// Secrets Manager's error, described.
+        detail: String,
+    },
 }
 
 /// The HMAC key that signs invitations: at least 32 random bytes. `Debug`

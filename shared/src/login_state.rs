@@ -69,18 +69,32 @@ pub enum StateError {
     /// tombstone keeps login data around.
     #[error("this login is unknown or was already completed; please start again")]
     Unknown,
+    /// The login is still stored but its time ([`DEFAULT_TTL`] unless set
+    /// otherwise) ran out before the callback.
     #[error("this login took too long and expired; please start again")]
     Expired,
     /// The login exists but was started elsewhere (another browser, or the
     /// CLI). Nothing was changed: the state is still there for its holder.
     #[error("this login was started somewhere else; nothing was changed")]
     NotThisBrowser,
+    /// Storing a new login found one with the same `state`; nothing was
+    /// overwritten.
     #[error("a login with this state exists already")]
     Duplicate,
+    /// The stored item lacks an attribute or has one of the wrong type.
     #[error("the stored login is unreadable: {detail}")]
-    Corrupt { detail: String },
+    Corrupt {
+        /// Which attribute is missing or wrong.
+        detail: String,
+    },
+    /// DynamoDB could not be reached, or refused the request.
     #[error("cannot reach the login store (table {table}): {detail}")]
-    Store { table: String, detail: String },
+    Store {
+        /// The table's name.
+        table: String,
+        /// DynamoDB's error, described.
+        detail: String,
+    },
 }
 
 /// A login between start and callback. `Debug` hides the state and the
@@ -90,12 +104,15 @@ pub enum StateError {
 pub struct PendingLogin {
     /// The OAuth `state`: 32 random bytes, base64url.
     pub state: String,
+    /// The alias the account will be connected under, from the invitation.
     pub alias: String,
     /// The invitation this login was started with; consumed when the login
     /// completes, in the account transaction.
     pub invite_id: String,
     /// What the invitation lets this login do with aliases.
     pub permits: AliasPermits,
+    /// The PKCE verifier whose challenge went to TikTok with the authorize
+    /// request; the token exchange sends it.
     pub verifier: PkceVerifier,
     /// Hex SHA-256 of the starting browser's cookie nonce; `None` for a
     /// login started by the CLI.
@@ -103,7 +120,9 @@ pub struct PendingLogin {
     /// The exact `redirect_uri` of the authorize request; the token exchange
     /// must repeat it.
     pub redirect_uri: String,
+    /// When the login was started, to the whole second.
     pub created_at: DateTime<Utc>,
+    /// When the login stops being accepted (and the table's TTL removes it).
     pub expires_at: DateTime<Utc>,
 }
 
@@ -166,7 +185,10 @@ impl PendingLogin {
 pub enum Holder<'a> {
     /// A browser, with the nonce its cookie for this login carried (`None`
     /// when it sent none).
-    Browser { nonce: Option<&'a str> },
+    Browser {
+        /// The nonce from the browser's login cookie.
+        nonce: Option<&'a str>,
+    },
     /// `tiktok-drafts connect`, finishing a login it started with
     /// `--print-url` (it has no cookie; the operator's table access is its
     /// proof).
@@ -198,6 +220,7 @@ pub struct LoginStates {
 }
 
 impl LoginStates {
+    /// The pending logins kept in `table`.
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
         Self {
             table: Table::new(client, table),

@@ -16,6 +16,7 @@ pub enum Standing {
     Working,
     /// In the TikTok inbox: the creator finishes and posts it.
     InInbox,
+    /// On the creator's TikTok profile.
     Posted,
     /// Held or retrying by itself: nothing to do but wait (or free a draft).
     Waiting,
@@ -24,6 +25,8 @@ pub enum Standing {
 }
 
 impl Standing {
+    /// A short lowercase name for the standing, used as a CSS class
+    /// (`is-<name>`) on the creator's page.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Working => "working",
@@ -38,6 +41,7 @@ impl Standing {
 /// How one upload reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobWords {
+    /// Where it stands, broadly.
     pub standing: Standing,
     /// A few words: "In your TikTok inbox", "Failed: …".
     pub label: String,
@@ -52,6 +56,7 @@ pub struct JobWords {
 pub struct Failure {
     /// Lower case, no final full stop: it follows "Failed: ".
     pub reason: String,
+    /// What the creator (or the operator) can do about it, as a sentence.
     pub hint: String,
 }
 

@@ -35,19 +35,33 @@ type HmacSha256 = Hmac<Sha256>;
 /// appear in a message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WebhookError {
+    /// No [`SIGNATURE_HEADER`]: not from TikTok, or a probe.
     #[error("the request has no TikTok-Signature header")]
     MissingSignature,
+    /// The header is not `t=<seconds>,s=<hex>`; the text says which part is
+    /// wrong.
     #[error("the TikTok-Signature header is malformed: {0}")]
     MalformedSignature(&'static str),
+    /// The HMAC does not match: altered, or signed with another app's
+    /// secret.
     #[error("the TikTok-Signature does not match the body")]
     BadSignature,
+    /// Signed too long ago: possibly a replay.
     #[error("the signature's timestamp is {age_secs} s old (at most {tolerance_secs} s allowed)")]
-    Stale { age_secs: i64, tolerance_secs: u64 },
+    Stale {
+        /// How old the signature's `t` is, in seconds.
+        age_secs: i64,
+        /// The most allowed, in seconds.
+        tolerance_secs: u64,
+    },
+    /// Signed further ahead of our clock than allowed.
     #[error(
         "the signature's timestamp is {ahead_secs} s in the future (at most {tolerance_secs} s allowed)"
     )]
     FromTheFuture {
+        /// How far the signature's `t` is ahead of now, in seconds.
         ahead_secs: i64,
+        /// The most allowed, in seconds.
         tolerance_secs: u64,
     },
     /// The signature was good, the JSON is not what TikTok documents.
@@ -204,6 +218,7 @@ pub struct Webhook {
     pub create_time: i64,
     /// The creator it concerns (empty when TikTok left it out).
     pub user_openid: String,
+    /// What happened, with the event's content read.
     pub event: Event,
 }
 
@@ -217,15 +232,30 @@ pub enum Event {
     Complete(PublishRef),
     /// `post.publish.failed`, with TikTok's fail reason.
     Failed {
+        /// The upload that failed.
         publish: PublishRef,
+        /// Why, as TikTok said it.
         reason: FailReason,
     },
     /// `post.publish.publicly_available`: the post passed moderation.
-    PubliclyAvailable { publish: PublishRef, post_id: u64 },
+    PubliclyAvailable {
+        /// The upload that became the post.
+        publish: PublishRef,
+        /// TikTok's id of the post (the number in its URL).
+        post_id: u64,
+    },
     /// `post.publish.no_longer_publicaly_available` (TikTok's spelling).
-    NoLongerPubliclyAvailable { publish: PublishRef, post_id: u64 },
+    NoLongerPubliclyAvailable {
+        /// The upload that became the post.
+        publish: PublishRef,
+        /// TikTok's id of the post (the number in its URL).
+        post_id: u64,
+    },
     /// `authorization.removed`: the grant is gone (already revoked).
-    AuthorizationRemoved { reason: i64 },
+    AuthorizationRemoved {
+        /// TikTok's reason code; [`removal_reason_text`] says it in words.
+        reason: i64,
+    },
     /// Any other event, by name; its content is not read.
     Unknown(String),
 }
@@ -233,6 +263,7 @@ pub enum Event {
 /// Which upload a `post.publish.*` event is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublishRef {
+    /// The `publish_id` TikTok gave the upload at init; the job records it.
     pub publish_id: String,
     /// `INBOX_SHARE` for drafts; the direct-post value is undocumented.
     pub publish_type: Option<String>,

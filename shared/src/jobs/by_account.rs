@@ -3,7 +3,7 @@
 //!
 //! A job enters the index once it knows its account: `gsi2pk` =
 //! `JOBS#<open_id>`, `gsi2sk` = `<created_at>#<job id>` (the job store writes
-//! both with the `open_id`, see [`index_keys`]). Jobs without an account and
+//! both with the `open_id`, see `index_keys`). Jobs without an account and
 //! every other kind of item stay out of it. Queried backwards from now, a
 //! page of one account's recent uploads is one Query of its own partition,
 //! however many accounts and jobs the table holds; the checker's index

@@ -17,14 +17,8 @@
 pub mod by_account;
 pub mod checker_state;
 pub mod codec;
-// Documentation debt (`missing_docs`): fields and error variants.
-#[allow(missing_docs)]
 pub mod model;
-// Documentation debt (`missing_docs`): fields and error variants.
-#[allow(missing_docs)]
 pub mod state_machine;
-// Documentation debt (`missing_docs`): fields and error variants.
-#[allow(missing_docs)]
 pub mod store;
 pub mod transition;
 

@@ -58,6 +58,7 @@ impl JobId {
         }
     }
 
+    /// The 64 hex digits, as stored and shown.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -81,6 +82,7 @@ impl fmt::Display for JobId {
 /// otherwise the ETag (a re-upload of the same bytes is the same job).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ObjectVersion {
+    /// S3's version id (never `"null"`).
     VersionId(String),
     /// Without surrounding quotes: S3 events send it bare, HeadObject quoted.
     ETag(String),
@@ -93,11 +95,6 @@ impl ObjectVersion {
         Self::ETag(value.trim_matches('"').to_owned())
     }
 
-    /// The version an S3 event or HeadObject names, one way for both: its
-    /// version id, else its ETag. The version id `"null"` (what S3 reports
-    /// in a bucket whose versioning is suspended) is no version: every
-    /// overwrite replaces the null version, so only the ETag tells two
-    /// uploads apart, and an event and a HEAD of one object agree.
     /// As stored: `v:<version id>` or `e:<etag>`.
     pub fn to_tagged(&self) -> String {
         match self {
@@ -115,6 +112,11 @@ impl ObjectVersion {
         }
     }
 
+    /// The version an S3 event or HeadObject names, one way for both: its
+    /// version id, else its ETag. The version id `"null"` (what S3 reports
+    /// in a bucket whose versioning is suspended) is no version: every
+    /// overwrite replaces the null version, so only the ETag tells two
+    /// uploads apart, and an event and a HEAD of one object agree.
     pub fn of(version_id: Option<&str>, e_tag: Option<&str>) -> Self {
         match (version_id.filter(|v| !v.is_empty() && *v != "null"), e_tag) {
             (Some(v), _) => Self::VersionId(v.to_owned()),
@@ -133,14 +135,19 @@ pub const LOCAL_FILE_BUCKET: &str = "(local-file)";
 /// The S3 object a job uploads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upload {
+    /// The bucket, or [`LOCAL_FILE_BUCKET`] for a file the CLI sends.
     pub bucket: String,
+    /// The object's key (`uploads/<alias>/…`), decoded from the event's URL
+    /// encoding; `<host>:<absolute path>` for a file the CLI sends.
     pub key: String,
+    /// The version the job is for; reads are pinned to it.
     pub version: ObjectVersion,
     /// Bytes, as the event or HeadObject reported.
     pub size: u64,
 }
 
 impl Upload {
+    /// The id of this upload's job ([`JobId::for_upload`]).
     pub fn job_id(&self) -> JobId {
         JobId::for_upload(&self.bucket, &self.key, &self.version)
     }
@@ -154,11 +161,14 @@ impl Upload {
 /// What is being posted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum JobKind {
+    /// One video file.
     Video,
+    /// A photo post: the images of a folder, from its manifest.
     Slideshow,
 }
 
 impl JobKind {
+    /// The name stored on the job and shown: `video` or `slideshow`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Video => "video",
@@ -166,6 +176,7 @@ impl JobKind {
         }
     }
 
+    /// Reads [`JobKind::as_str`]'s names; `None` for any other text.
     pub fn parse(value: &str) -> Option<Self> {
         match value {
             "video" => Some(Self::Video),
@@ -181,12 +192,15 @@ impl JobKind {
 pub enum PostTarget {
     /// Into the creator's inbox; counts against the 5 pending drafts.
     Draft,
+    /// Straight onto the creator's profile, with who may see it.
     Direct {
+        /// Who may see the post; one of those the creator's account offers.
         privacy_level: PrivacyLevel,
     },
 }
 
 impl PostTarget {
+    /// Whether the post goes to the creator's inbox as a draft.
     pub fn is_draft(self) -> bool {
         self == Self::Draft
     }
@@ -204,12 +218,15 @@ pub struct LastError {
 /// What the S3 handler knows when it claims an upload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewJob {
+    /// The object the job uploads, and so its id.
     pub upload: Upload,
     /// The alias from the key (`uploads/<alias>/…`), when it had one.
     pub alias: Option<String>,
     /// `None` until the alias is resolved to an account.
     pub open_id: Option<String>,
+    /// A video or a slideshow.
     pub kind: JobKind,
+    /// Draft or direct post.
     pub post: PostTarget,
     /// Kept with the job: inbox video drafts drop the caption, so the
     /// creator copies it from the job record.
@@ -219,12 +236,21 @@ pub struct NewJob {
 /// A job record as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
+    /// Derived from the upload ([`Upload::job_id`]).
     pub id: JobId,
+    /// The object the job uploads.
     pub upload: Upload,
+    /// The alias from the key (`uploads/<alias>/…`), when it had one.
     pub alias: Option<String>,
+    /// The TikTok account the job posts to; `None` until the alias is
+    /// resolved to a connected account.
     pub open_id: Option<String>,
+    /// A video or a slideshow.
     pub kind: JobKind,
+    /// Draft or direct post.
     pub post: PostTarget,
+    /// The caption sent with the post (inbox video drafts drop it, so the
+    /// creator copies it from here); `None` when the upload had none.
     pub caption: Option<String>,
     /// Where the job stands.
     pub status: JobStatus,
@@ -233,13 +259,19 @@ pub struct Job {
     pub attempt: UploadAttempt,
     /// Failed tries so far (what the backoff grows with).
     pub attempts: u32,
+    /// The most recent failure, kept after a later success; `None` while
+    /// nothing has failed.
     pub last_error: Option<LastError>,
+    /// TikTok's last reported publish status for `status_publish_id`.
     pub tiktok_status: Option<PublishState>,
+    /// TikTok's reason for a failed publish, for `status_publish_id`.
     pub fail_reason: Option<FailReason>,
     /// The `publish_id` that `tiktok_status` and `fail_reason` were reported
     /// for. A retry gets a new publish_id, so what TikTok said about an
     /// earlier attempt is never taken for the current one.
     pub status_publish_id: Option<String>,
+    /// TikTok's ids of the posts, as its status answer listed them; empty
+    /// until the post is publicly available.
     pub post_ids: Vec<u64>,
     /// The public links of the posts (`https://www.tiktok.com/@<username>/video/<post id>`),
     /// when the account's username is known. TikTok's status answer has no
@@ -254,7 +286,9 @@ pub struct Job {
     /// refuse it (an HDR video, one longer than 3 minutes), in words; set
     /// by the video probe before anything is sent.
     pub notes: Vec<String>,
+    /// When the upload was claimed.
     pub created_at: DateTime<Utc>,
+    /// When the record was last written.
     pub updated_at: DateTime<Utc>,
     /// Not to be picked up before this (backoff, held jobs).
     pub not_before: Option<DateTime<Utc>>,

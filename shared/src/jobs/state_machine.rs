@@ -47,6 +47,9 @@ pub enum JobStatus {
     Failed,
     /// The checker saw no progress for 30 minutes; someone should look.
     Stuck,
+    /// Stopped for good, not for a fault of the media: TikTok reports the
+    /// publish cancelled, or the S3 object changed or was deleted before its
+    /// upload finished.
     Cancelled,
 }
 
@@ -65,6 +68,7 @@ pub const ALL_STATUSES: [JobStatus; 10] = [
 ];
 
 impl JobStatus {
+    /// The name stored on the job and shown: `claimed`, `retry_wait`, …
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Claimed => "claimed",
@@ -80,6 +84,7 @@ impl JobStatus {
         }
     }
 
+    /// Reads [`JobStatus::as_str`]'s names; `None` for any other text.
     pub fn parse(value: &str) -> Option<Self> {
         ALL_STATUSES.into_iter().find(|s| s.as_str() == value)
     }
@@ -140,8 +145,11 @@ impl fmt::Display for JobStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("a job cannot go from {from} to {to}: {why}")]
 pub struct IllegalTransition {
+    /// The job's status.
     pub from: JobStatus,
+    /// The status asked for.
     pub to: JobStatus,
+    /// Which rule forbids it, in words.
     pub why: &'static str,
 }
 
@@ -276,10 +284,15 @@ impl JobRetryPolicy {
 /// Where the state machine sends a job, and what to record with the move.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Step {
+    /// The status to move to.
     pub to: JobStatus,
     /// The failed-attempt count after this step.
     pub attempts: u32,
+    /// Not to be picked up before this (the backoff of a retry, a held
+    /// job's next look); `None` clears it.
     pub not_before: Option<DateTime<Utc>>,
+    /// The failure to record on the job; `None` leaves the last one as it
+    /// is.
     pub error: Option<LastError>,
 }
 
@@ -288,6 +301,7 @@ pub struct Step {
 pub enum Decision {
     /// Nothing to move; TikTok is still working, or it says what we know.
     Stay,
+    /// Move the job as the step says.
     Move(Step),
 }
 

@@ -90,17 +90,26 @@ impl LoginTimeouts {
 /// What the login knows when TikTok sends the creator back.
 #[derive(Debug, Clone)]
 pub struct Callback<'a> {
+    /// The authorization code from the redirect's query; single use and
+    /// short-lived.
     pub code: &'a str,
+    /// The `redirect_uri` the authorize request named; the exchange must
+    /// repeat it exactly.
     pub redirect_uri: &'a str,
+    /// The PKCE verifier stored with the pending login.
     pub verifier: &'a PkceVerifier,
     /// `scopes` of the redirect's query, when TikTok sent it.
     pub granted_in_query: Option<&'a str>,
     /// The scopes this deployment needs.
     pub required: &'a [&'static str],
+    /// The alias the invitation names; the account is connected under it.
     pub alias: &'a str,
+    /// What the invitation lets this login do with aliases (rebind, move).
     pub permits: AliasPermits,
     /// The invitation this login uses up.
     pub invite_id: &'a str,
+    /// The time the login goes by: token expiries and the account's
+    /// timestamps are counted from it.
     pub now: DateTime<Utc>,
 }
 
@@ -110,11 +119,19 @@ pub struct Callback<'a> {
 pub enum LoginError {
     /// The creator switched off a permission the service needs.
     #[error("the login switched off permissions this service needs: {}", .missing.join(", "))]
-    ScopesMissing { missing: Vec<&'static str> },
+    ScopesMissing {
+        /// The required scopes the grant lacks.
+        missing: Vec<&'static str>,
+    },
+    /// TikTok refused the code (expired, used, or not this app's) or could
+    /// not be reached; no grant was made.
     #[error("TikTok did not exchange the code: {0}")]
     Exchange(#[source] TikTokError),
+    /// The code exchange took longer than [`LoginTimeouts::exchange`] (the
+    /// value here); whether the code was spent is unknown.
     #[error("TikTok did not answer the code exchange within {} s", .0.as_secs())]
     ExchangeTimedOut(Duration),
+    /// TikTok's answer lacks what must be stored (an `open_id`, a token).
     #[error("TikTok's token answer could not be used: {0}")]
     Unusable(#[source] TokenError),
     /// The invitation or the alias does not allow this login (used, taken,
@@ -122,7 +139,11 @@ pub enum LoginError {
     /// account as this deployment knows it, when it is connected here.
     #[error("{reason}")]
     Refused {
+        /// The rule that refused it (invitation used, alias taken, move not
+        /// allowed).
         reason: AccountError,
+        /// The logging-in TikTok account as connected here; `None` when it
+        /// is not connected (or could not be read).
         connected: Option<Box<Account>>,
     },
     /// The account store failed; nothing was recorded.

@@ -29,6 +29,8 @@ pub struct Facts<'a> {
     pub open_id: &'a str,
     /// The alias the invitation names.
     pub alias: &'a str,
+    /// What the invitation allows: taking the alias from its holder
+    /// (rebind), moving the account from its current alias.
     pub permits: AliasPermits,
     /// The account of `open_id`, if connected here before.
     pub existing: Option<&'a Account>,

@@ -90,7 +90,9 @@ pub trait PhotoSource {
 /// An image already in memory.
 #[derive(Debug, Clone)]
 pub struct PhotoBytes {
+    /// How the image is named in errors: its file name or key.
     pub name: String,
+    /// The encoded image (JPEG, PNG, HEIC, …), as uploaded.
     pub bytes: Vec<u8>,
 }
 
@@ -107,7 +109,9 @@ impl PhotoSource for PhotoBytes {
 /// opened when a worker takes it and streamed through the decoder.
 #[derive(Debug, Clone)]
 pub struct PhotoFile {
+    /// How the image is named in errors: its file name or key.
     pub name: String,
+    /// Where the encoded image is on disk.
     pub path: PathBuf,
 }
 
@@ -133,6 +137,7 @@ pub struct PhotoError {
     pub index: usize,
     /// The source's name.
     pub name: String,
+    /// Why it could not be converted.
     #[source]
     pub source: ConvertError,
 }
@@ -144,8 +149,9 @@ pub fn worker_count(max_threads: usize) -> usize {
     max_threads.min(cores).max(1)
 }
 
-/// Converts every input with [`to_tiktok_jpeg`], in parallel, returning one
-/// result per input in input order.
+/// Converts every input with
+/// [`to_tiktok_jpeg`](super::convert::to_tiktok_jpeg), in parallel,
+/// returning one result per input in input order.
 ///
 /// Workers are capped at [`worker_count`]`(max_threads)`: each 12 MP image
 /// needs about 70 MB while in flight, and unbounded parallelism was measured

@@ -81,7 +81,7 @@ const _: () = assert!(MAX_PIXEL_BYTES <= PIXEL_BUDGET_BYTES);
 
 /// The pixel memory converting a `width` × `height` image of `color`
 /// needs at its peak: the decoded buffer, plus the 8-bit RGB(A) copy
-/// [`flatten_onto_white`] makes unless the decoder already gave 8-bit
+/// `flatten_onto_white` makes unless the decoder already gave 8-bit
 /// RGB(A) (which it takes over in place).
 pub fn pixel_bytes(color: PixelLayout, width: u32, height: u32) -> u64 {
     // Saturating: a header may claim 2^32 - 1 on both sides, whose byte
@@ -159,6 +159,7 @@ pub struct ConvertedPhoto {
 /// creator; [`PhotoError`] adds which image it was.
 #[derive(Debug, Error)]
 pub enum ConvertError {
+    /// A zero-byte file.
     #[error("the file is empty")]
     Empty,
     /// A HEIC/HEIF photo that cannot be decoded: another codec inside,
@@ -169,18 +170,24 @@ pub enum ConvertError {
     /// without a system library the Lambda runtime lacks (see README).
     #[error("AVIF images are not supported: export the image as JPEG and upload it again")]
     Avif,
+    /// A camera's raw photo (Canon CR3): no decoder here.
     #[error(
         "camera raw photos (CR3) are not supported: export the photo as JPEG or PNG \
          and upload it again"
     )]
     CameraRaw,
+    /// A video where an image was expected.
     #[error("the file is a video, not an image; photos must be JPEG, PNG, WebP or GIF")]
     Video,
+    /// Not a format recognised by its first bytes.
     #[error("the file is not a recognised image; photos must be JPEG, PNG, WebP or GIF")]
     NotAnImage,
+    /// The image's format is known but its data is damaged or cut short.
     #[error("the {format} image is damaged or incomplete and could not be decoded: {source}")]
     Decode {
+        /// The format its first bytes claim.
         format: ImageKind,
+        /// The decoder's error.
         #[source]
         source: image::ImageError,
     },
@@ -193,24 +200,40 @@ pub enum ConvertError {
          upload it again"
     )]
     TooManyPixels {
+        /// The image's format.
         format: ImageKind,
+        /// The width its header claims, in pixels.
         width: u32,
+        /// The height its header claims, in pixels.
         height: u32,
+        /// The memory decoding would take, in bytes.
         bytes: u64,
     },
+    /// The header claims a width or height of zero.
     #[error("the {format} image has zero width or height")]
-    ZeroSize { format: ImageKind },
+    ZeroSize {
+        /// The image's format.
+        format: ImageKind,
+    },
+    /// Even the lowest quality tried cannot bring the JPEG under the
+    /// byte limit.
     #[error(
         "the JPEG would be {bytes} bytes even at quality {quality}, more than the limit of \
          {max} bytes; use a simpler or smaller image"
     )]
     TooLarge {
+        /// The JPEG's size at that quality, in bytes.
         bytes: usize,
+        /// The limit, in bytes.
         max: usize,
+        /// The lowest quality tried.
         quality: u8,
     },
+    /// The limits given to the conversion contradict themselves (a caller's
+    /// bug); the text says which.
     #[error("invalid photo limits: {0}")]
     InvalidLimits(&'static str),
+    /// Reading the encoded image failed (a local file, a download).
     #[error("could not read the image: {0}")]
     Read(#[source] std::io::Error),
     /// Resizer or encoder refused buffers we built: a bug here, not in the

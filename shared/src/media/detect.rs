@@ -80,9 +80,13 @@ pub enum VideoKind {
 /// Still image formats recognised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ImageKind {
+    /// JPEG (JFIF or Exif).
     Jpeg,
+    /// PNG.
     Png,
+    /// WebP, lossy or lossless.
     WebP,
+    /// GIF; only its first frame is converted.
     Gif,
     /// HEIF with HEVC (iPhone photos): recognised so it can be refused clearly.
     Heic,
@@ -151,43 +155,62 @@ impl fmt::Display for ImageKind {
 /// is and what to do instead, because it ends up in front of the creator.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum MediaError {
+    /// A zero-byte object.
     #[error("the file is empty (0 bytes); upload the video again")]
     Empty,
+    /// Over TikTok's 4 GB.
     #[error(
         "the file is {size} bytes, more than TikTok's limit of {max} bytes (4 GB); \
          shorten or compress the video"
     )]
-    TooLarge { size: u64, max: u64 },
+    TooLarge {
+        /// The object's size, in bytes.
+        size: u64,
+        /// The limit, in bytes.
+        max: u64,
+    },
+    /// An image (it belongs in a slideshow folder).
     #[error(
         "the file is a {0} image, not a video; TikTok accepts MP4, MOV and WebM \
          (put images in a slideshow folder with a slideshow.json instead)"
     )]
     ImageNotVideo(ImageKind),
+    /// A Matroska (`.mkv`) file: TikTok takes WebM, not general Matroska.
     #[error(
         "the file is a Matroska (.mkv) video, which TikTok does not accept; \
          remux or export it as MP4 (or WebM)"
     )]
     Matroska,
+    /// An MPEG-4 audio file (M4A and kin): no picture.
     #[error(
         "the file is an audio file ({0}), not a video; TikTok accepts MP4, MOV and WebM \
          videos with a picture"
     )]
     AudioNotVideo(AudioKind),
+    /// A 3GP phone video.
     #[error(
         "the file is a 3GP phone video, which TikTok does not accept; \
          export or convert it to MP4 (H.264)"
     )]
     ThreeGpp,
+    /// An ISO media file (MP4's family) of a brand that is not a video
+    /// TikTok takes.
     #[error(
         "the file is an ISO media file of type {brand:?}, not an MP4 or MOV video; \
          TikTok accepts MP4, MOV and WebM"
     )]
-    OtherIsoMedia { brand: String },
+    OtherIsoMedia {
+        /// The `ftyp` major brand, as read.
+        brand: String,
+    },
+    /// Nothing recognised by its first bytes.
     #[error(
         "the file is not a recognised video; TikTok accepts MP4, MOV and WebM \
          (the file's contents decide, not its name)"
     )]
     NotVideo,
+    /// An MP4/MOV whose first boxes are cut short or malformed; the text says
+    /// where.
     #[error("the file looks like an MP4/MOV video but its header is broken: {0}; upload it again")]
     TruncatedHeader(String),
 }

@@ -38,7 +38,10 @@ pub enum HeicError {
         "the HEIF image is coded as {codec}, not as the HEVC (HEIC) phones write, and \
          cannot be converted; export it as JPEG and upload it again"
     )]
-    UnsupportedCodec { codec: String },
+    UnsupportedCodec {
+        /// What the photo is coded as (AVC, JPEG, uncompressed, …).
+        codec: String,
+    },
     /// A HEIF feature `heifer` does not decode.
     #[error(
         "the HEIC image uses something not supported here ({0}); export it as JPEG and upload it again"
@@ -47,14 +50,20 @@ pub enum HeicError {
     /// Cut short or corrupt.
     #[error("the HEIC image is damaged or incomplete ({0}); upload it again or export it as JPEG")]
     Damaged(String),
+    /// Too many pixels to decode within the memory allowed (a
+    /// decompression bomb, or simply a huge photo); refused before decoding.
     #[error(
         "the HEIC image is {width} × {height} pixels, too large to convert (it would need \
          {bytes} bytes of memory, more than {max}); scale it down and upload it again"
     )]
     TooManyPixels {
+        /// The width the container claims, in pixels.
         width: u32,
+        /// The height the container claims, in pixels.
         height: u32,
+        /// The memory decoding would take at its peak, in bytes.
         bytes: u64,
+        /// The memory allowed, in bytes.
         max: u64,
     },
 }
@@ -65,7 +74,12 @@ pub enum HeicColour {
     /// An embedded ICC profile.
     Icc(Vec<u8>),
     /// H.273 code points (`nclx`): primaries and transfer characteristics.
-    Nclx { primaries: u16, transfer: u16 },
+    Nclx {
+        /// The colour primaries code (1: BT.709/sRGB, 12: Display P3, …).
+        primaries: u16,
+        /// The transfer characteristics code (13: sRGB, 16: PQ, 18: HLG, …).
+        transfer: u16,
+    },
     /// Nothing said: sRGB, as for every other untagged photo.
     Unspecified,
 }
@@ -75,7 +89,9 @@ pub enum HeicColour {
 pub struct HeicInfo {
     /// Stored size of the primary image (before `irot`).
     pub width: u32,
+    /// Stored height of the primary image, in pixels (before `irot`).
     pub height: u32,
+    /// How the image's colours are described.
     pub colour: HeicColour,
     /// Whether the primary image is turned or mirrored for display (`irot`,
     /// `imir`), which [`decode`] applies.
@@ -85,7 +101,9 @@ pub struct HeicInfo {
 /// A decoded primary image: 8-bit RGBA, transforms applied, in the colour
 /// space [`HeicInfo::colour`] describes.
 pub struct HeicImage {
+    /// What the container said about it.
     pub info: HeicInfo,
+    /// The pixels, as displayed (turned and mirrored already).
     pub image: DynamicImage,
 }
 

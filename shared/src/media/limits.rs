@@ -112,6 +112,8 @@ impl InputKind {
 /// and says what to do, because it ends up in front of the creator.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub struct TooLarge {
+    /// What the object is (an image, a manifest, a caption sidecar), which
+    /// sets its limit.
     pub kind: InputKind,
     /// The object's file name.
     pub name: String,

@@ -79,35 +79,55 @@ pub enum ManifestError {
          \"images\": [\"1.jpg\", ...], \"cover_index\": 0}})"
     )]
     Json(#[source] serde_json::Error),
+    /// `images` is empty.
     #[error("slideshow.json lists no images; \"images\" needs 1 to {MAX_IMAGES} file names")]
     NoImages,
+    /// More images than TikTok takes in one post.
     #[error(
         "slideshow.json lists {count} images; TikTok takes at most {MAX_IMAGES} in one post, \
          remove {} of them",
         .count - MAX_IMAGES
     )]
-    TooManyImages { count: usize },
+    TooManyImages {
+        /// How many `images` lists.
+        count: usize,
+    },
+    /// An entry of `images` is not a plain file name beside the manifest
+    /// (see [`check_image_name`]).
     #[error("images[{index}] {name:?} must be a file name in the slideshow's folder: {reason}")]
     BadImageName {
+        /// Its position in `images`, from 0.
         index: usize,
+        /// The entry as written.
         name: String,
+        /// What is wrong with it.
         reason: &'static str,
     },
+    /// An image listed twice.
     #[error(
         "images[{index}] {name:?} repeats images[{first}]; each image may appear once \
          (copy the file under another name to show it twice)"
     )]
     DuplicateImage {
+        /// The position of the repeat in `images`, from 0.
         index: usize,
+        /// The position of its first appearance.
         first: usize,
+        /// The file name.
         name: String,
     },
+    /// `cover_index` does not point into `images`.
     #[error(
         "cover_index {cover_index} is out of range: there are {count} images, \
          so it must be 0 to {}",
         .count - 1
     )]
-    CoverOutOfRange { cover_index: usize, count: usize },
+    CoverOutOfRange {
+        /// The `cover_index` given.
+        cover_index: usize,
+        /// How many images there are.
+        count: usize,
+    },
 }
 
 /// The JSON as written, before the rules are checked.

@@ -1,7 +1,7 @@
 //! Media handling for uploads: what a file is, how a photo becomes a JPEG
 //! TikTok accepts, and what a slideshow manifest may say.
 //!
-//! - [`detect`]: type by magic bytes (never by extension), and the checks an
+//! - [`mod@detect`]: type by magic bytes (never by extension), and the checks an
 //!   object must pass before it is sent as a video.
 //! - [`colour`]: an embedded ICC profile (Display P3, AdobeRGB, ...) to sRGB.
 //! - [`convert`]: any supported photo to a baseline 4:2:0 JPEG that fits

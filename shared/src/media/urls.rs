@@ -22,12 +22,18 @@ pub enum MediaUrls {
 /// Why the media URL settings are refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MediaUrlError {
+    /// `MEDIA_BASE_URL` does not parse as a URL, or has a query or no
+    /// final `/`; the text says which.
     #[error("MEDIA_BASE_URL is not valid: {0}")]
     BadBase(String),
+    /// S3 presigning failed for one object.
     #[error("cannot presign s3://{bucket}/{key}: {detail}")]
     Presign {
+        /// The object's bucket.
         bucket: String,
+        /// The object's key.
         key: String,
+        /// The SDK's error, described.
         detail: String,
     },
 }

@@ -10,10 +10,7 @@
 //! other way round.
 
 pub mod media_folder;
-// Documentation debt (`missing_docs`): accessors and error fields.
-#[allow(missing_docs)]
 pub mod s3;
-#[allow(missing_docs)]
 pub mod source;
 
 pub use s3::{Pin, S3Object, StorageError};

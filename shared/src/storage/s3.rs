@@ -10,22 +10,34 @@ use crate::aws::describe_sdk_error;
 /// Why an S3 object could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
+    /// Nothing is at that key now (a delete marker counts as nothing).
     #[error("s3://{bucket}/{key} does not exist")]
-    NotFound { bucket: String, key: String },
+    NotFound {
+        /// The object's bucket.
+        bucket: String,
+        /// The object's key.
+        key: String,
+    },
     /// The version asked for was deleted, or (in an unversioned bucket) the
     /// object was overwritten: what the event named is no longer there, and
     /// waiting will not bring it back.
     #[error("s3://{bucket}/{key} no longer has {version} (overwritten or deleted)")]
     VersionGone {
+        /// The object's bucket.
         bucket: String,
+        /// The object's key.
         key: String,
         /// `version <id>` or `ETag <tag>`, for messages.
         version: String,
     },
+    /// Any other failure (permissions, throttling, network); it may pass.
     #[error("cannot read s3://{bucket}/{key}: {detail}")]
     Read {
+        /// The object's bucket.
         bucket: String,
+        /// The object's key.
         key: String,
+        /// S3's error, described.
         detail: String,
     },
 }
@@ -164,22 +176,29 @@ impl S3Object {
         })
     }
 
+    /// The object's length in bytes, from HEAD.
     pub fn size(&self) -> u64 {
         self.size
     }
 
+    /// The bucket the object is in.
     pub fn bucket(&self) -> &str {
         &self.bucket
     }
 
+    /// The object's key, as given (not URL-encoded).
     pub fn key(&self) -> &str {
         &self.key
     }
 
+    /// The version every read is pinned to; `None` in an unversioned (or
+    /// suspended) bucket, where the ETag pins the reads instead.
     pub fn version_id(&self) -> Option<&str> {
         self.version_id.as_deref()
     }
 
+    /// The object's ETag as HEAD returned it (quoted); `None` only if S3
+    /// sent none.
     pub fn e_tag(&self) -> Option<&str> {
         self.e_tag.as_deref()
     }

@@ -21,6 +21,8 @@ pub struct SourceError {
 }
 
 impl SourceError {
+    /// A failure described by `message`; `retryable` when trying again could
+    /// help.
     pub fn new(message: impl Into<String>, retryable: bool) -> Self {
         Self {
             message: message.into(),
@@ -38,10 +40,12 @@ impl SourceError {
         Self::new(message, false)
     }
 
+    /// Whether trying the same read again could succeed.
     pub fn is_retryable(&self) -> bool {
         self.retryable
     }
 
+    /// What went wrong, for logs and the job's last error.
     pub fn message(&self) -> &str {
         &self.message
     }
@@ -116,6 +120,7 @@ impl FileSource {
         self.len
     }
 
+    /// Whether the file was empty when it was opened.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -173,14 +178,17 @@ pub struct BytesSource {
 }
 
 impl BytesSource {
+    /// A source over `data`, without copying it.
     pub fn new(data: impl Into<Bytes>) -> Self {
         Self { data: data.into() }
     }
 
+    /// The video's length in bytes.
     pub fn len(&self) -> u64 {
         self.data.len() as u64
     }
 
+    /// Whether there are no bytes at all.
     pub fn is_empty(&self) -> bool {
         self.data.is_empty()
     }

@@ -34,35 +34,80 @@ pub const DEFAULT_CHUNK_SIZE: u64 = 10_000_000;
 /// Why a chunk plan cannot be built, or why a given plan breaks TikTok's rules.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChunkPlanError {
+    /// A zero-byte video.
     #[error("the video is empty; TikTok needs at least one byte")]
     Empty,
+    /// The video is over [`MAX_VIDEO_SIZE`].
     #[error("the video is {video_size} bytes; TikTok accepts at most {MAX_VIDEO_SIZE}")]
-    TooLarge { video_size: u64 },
+    TooLarge {
+        /// The video's size in bytes.
+        video_size: u64,
+    },
+    /// A plan with a chunk size of zero.
     #[error("the chunk size is zero")]
     ZeroChunkSize,
+    /// The chunk size exceeds the video, so no whole chunk fits.
     #[error("the chunk size ({chunk_size}) is larger than the video ({video_size} bytes)")]
-    ChunkLargerThanVideo { chunk_size: u64, video_size: u64 },
+    ChunkLargerThanVideo {
+        /// The chunk size in bytes.
+        chunk_size: u64,
+        /// The video's size in bytes.
+        video_size: u64,
+    },
+    /// The plan's chunk count is not `floor(video_size / chunk_size)`.
     #[error(
         "total_chunk_count is {actual} but floor(video_size / chunk_size) is {expected}; \
          TikTok computes it with floor"
     )]
-    CountMismatch { expected: u64, actual: u64 },
+    CountMismatch {
+        /// `floor(video_size / chunk_size)`.
+        expected: u64,
+        /// The count the plan has.
+        actual: u64,
+    },
+    /// Zero chunks, or more than [`MAX_CHUNKS`].
     #[error("{count} chunks; TikTok accepts 1 to {MAX_CHUNKS}")]
-    ChunkCount { count: u64 },
+    ChunkCount {
+        /// The number of chunks the plan would have.
+        count: u64,
+    },
+    /// A one-chunk plan whose chunk size is not the video's size.
     #[error(
         "a single chunk must carry the whole video (chunk_size {chunk_size}, video {video_size} bytes)"
     )]
-    SingleChunkNotWhole { chunk_size: u64, video_size: u64 },
+    SingleChunkNotWhole {
+        /// The chunk size in bytes.
+        chunk_size: u64,
+        /// The video's size in bytes.
+        video_size: u64,
+    },
+    /// A one-chunk plan for a video over [`MAX_SINGLE_CHUNK`].
     #[error(
         "the video is {video_size} bytes; above {MAX_SINGLE_CHUNK} it must go up in several chunks"
     )]
-    SingleChunkTooLarge { video_size: u64 },
+    SingleChunkTooLarge {
+        /// The video's size in bytes.
+        video_size: u64,
+    },
+    /// Several chunks of less than [`MIN_CHUNK_SIZE`] each.
     #[error("chunk size {chunk_size} is below the minimum of {MIN_CHUNK_SIZE} bytes")]
-    ChunkTooSmall { chunk_size: u64 },
+    ChunkTooSmall {
+        /// The chunk size in bytes.
+        chunk_size: u64,
+    },
+    /// Several chunks of more than [`MAX_CHUNK_SIZE`] each.
     #[error("chunk size {chunk_size} is above the maximum of {MAX_CHUNK_SIZE} bytes")]
-    ChunkTooLarge { chunk_size: u64 },
+    ChunkTooLarge {
+        /// The chunk size in bytes.
+        chunk_size: u64,
+    },
+    /// The remainder would make the last chunk longer than
+    /// [`MAX_LAST_CHUNK`].
     #[error("the last chunk would be {len} bytes; TikTok accepts at most {MAX_LAST_CHUNK}")]
-    LastChunkTooLarge { len: u64 },
+    LastChunkTooLarge {
+        /// The last chunk's length in bytes.
+        len: u64,
+    },
 }
 
 /// How a video is cut into chunks: the three numbers sent at init.
@@ -78,8 +123,11 @@ pub enum ChunkPlanError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "RawChunkPlan")]
 pub struct ChunkPlan {
+    /// The whole video, in bytes.
     pub video_size: u64,
+    /// The length of every chunk but the last, in bytes.
     pub chunk_size: u64,
+    /// How many chunks: `floor(video_size / chunk_size)`.
     pub total_chunk_count: u64,
 }
 

@@ -82,6 +82,8 @@ pub struct TikTokClient {
 }
 
 impl TikTokClient {
+    /// A client for the app `app`, talking to `endpoints` through `http`
+    /// (see [`super::config::http_client`]), with the default read retries.
     pub fn new(http: reqwest::Client, endpoints: Endpoints, app: AppCredentials) -> Self {
         Self {
             http,
@@ -91,15 +93,18 @@ impl TikTokClient {
         }
     }
 
+    /// With other retries of read calls than [`ReadRetry::default`].
     pub fn with_read_retry(mut self, retry: ReadRetry) -> Self {
         self.read_retry = retry;
         self
     }
 
+    /// The TikTok hosts (or the simulator's) this client calls.
     pub fn endpoints(&self) -> &Endpoints {
         &self.endpoints
     }
 
+    /// The app's client key: public, it names the app in every request.
     pub fn client_key(&self) -> &str {
         &self.app.client_key
     }

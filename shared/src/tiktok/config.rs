@@ -10,17 +10,29 @@ use url::Url;
 use super::upload::UploadHosts;
 use crate::secret::Secret;
 
+/// TikTok's API host, used when `TIKTOK_API_BASE_URL` is not set.
 pub const DEFAULT_API_BASE_URL: &str = "https://open.tiktokapis.com";
+/// TikTok's Login Kit authorize page, used when `TIKTOK_AUTH_URL` is not set.
 pub const DEFAULT_AUTH_URL: &str = "https://www.tiktok.com/v2/auth/authorize/";
 
 /// A configuration value that is missing or malformed, named so the operator
 /// can fix it.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// A required value is not set.
     #[error("{name} is not set")]
-    Missing { name: &'static str },
+    Missing {
+        /// The environment variable (or setting) that is missing.
+        name: &'static str,
+    },
+    /// A value is set but cannot be used.
     #[error("{name} is not valid: {reason}")]
-    Invalid { name: &'static str, reason: String },
+    Invalid {
+        /// The environment variable (or setting) at fault.
+        name: &'static str,
+        /// What is wrong with it, quoting the value given.
+        reason: String,
+    },
 }
 
 /// TikTok's hosts.
@@ -138,7 +150,9 @@ fn parse_url(name: &'static str, value: Option<&str>, default: &str) -> Result<U
 /// The app's credentials from the TikTok developer portal.
 #[derive(Debug, Clone)]
 pub struct AppCredentials {
+    /// Names the app in every request; not secret.
     pub client_key: String,
+    /// Authenticates the app in token exchanges, refreshes and revokes.
     pub client_secret: Secret,
 }
 
@@ -149,8 +163,10 @@ pub struct AppCredentials {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PkceEncoding {
+    /// Lowercase hex of SHA-256(verifier), as TikTok's desktop docs say.
     #[default]
     Hex,
+    /// Base64url of SHA-256(verifier), unpadded, as RFC 7636 says.
     Base64url,
 }
 
@@ -182,7 +198,9 @@ impl std::str::FromStr for PkceEncoding {
 /// JSON calls, so the uploader sets its own per request.
 #[derive(Debug, Clone, Copy)]
 pub struct HttpTimeouts {
+    /// For setting up the connection (TCP and TLS).
     pub connect: Duration,
+    /// For a whole request, from sending to the end of the answer's body.
     pub request: Duration,
 }
 

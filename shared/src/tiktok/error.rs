@@ -35,29 +35,56 @@ pub enum ErrorClass {
 /// [`ApiErrorCode::InvalidParams`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ApiErrorCode {
+    /// `access_token_invalid`: the access token is expired or revoked.
     AccessTokenInvalid,
+    /// `scope_not_authorized`: the grant lacks a scope the call needs.
     ScopeNotAuthorized,
+    /// `scope_permission_missed`: the grant lacks a scope the call needs.
     ScopePermissionMissed,
+    /// `rate_limit_exceeded`: too many requests for now.
     RateLimitExceeded,
+    /// `internal_error`: TikTok's own fault.
     InternalError,
+    /// `invalid_file_upload`: the media's format, size or length is not
+    /// accepted.
     InvalidFileUpload,
+    /// `invalid_param` or `invalid_params`: a field of the request is wrong.
     InvalidParams,
+    /// `app_version_check_failed`: the creator's TikTok app is too old for
+    /// photo drafts.
     AppVersionCheckFailed,
+    /// `invalid_publish_id`: TikTok does not know the `publish_id`.
     InvalidPublishId,
+    /// `token_not_authorized_for_specified_publish_id`: the `publish_id`
+    /// belongs to another account.
     TokenNotAuthorizedForSpecifiedPublishId,
+    /// `publish_not_cancellable`: too late to cancel the publish.
     PublishNotCancellable,
+    /// `spam_risk_too_many_posts`: the account's daily posting cap.
     SpamRiskTooManyPosts,
+    /// `spam_risk_too_many_pending_share`: 5 drafts already pending in the
+    /// account's inbox within 24 hours.
     SpamRiskTooManyPendingShare,
+    /// `spam_risk_user_banned_from_posting`: the account may not post.
     SpamRiskUserBannedFromPosting,
+    /// `reached_active_user_cap`: the app's daily cap of active creators.
     ReachedActiveUserCap,
+    /// `unaudited_client_can_only_post_to_private_accounts`: until TikTok
+    /// audits the app, it posts only privately, to private accounts.
     UnauditedClientCanOnlyPostToPrivateAccounts,
+    /// `url_ownership_unverified`: a PULL_FROM_URL address is not under a
+    /// prefix verified for the app.
     UrlOwnershipUnverified,
+    /// `privacy_level_option_mismatch`: the privacy level is not one the
+    /// creator's account offers.
     PrivacyLevelOptionMismatch,
     /// A code the documentation does not list; kept verbatim.
     Other(String),
 }
 
 impl ApiErrorCode {
+    /// The variant for TikTok's `error.code` text; unknown codes are
+    /// [`ApiErrorCode::Other`].
     pub fn parse(code: &str) -> Self {
         match code {
             "access_token_invalid" => Self::AccessTokenInvalid,
@@ -86,6 +113,7 @@ impl ApiErrorCode {
         }
     }
 
+    /// TikTok's code text (`invalid_params` for both spellings).
     pub fn as_str(&self) -> &str {
         match self {
             Self::AccessTokenInvalid => "access_token_invalid",
@@ -204,16 +232,21 @@ impl fmt::Display for ApiErrorCode {
 /// An error from a Content Posting or v2 endpoint (`error.code != "ok"`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
+    /// The answer's HTTP status (TikTok sends errors with 200 too).
     pub http_status: u16,
+    /// TikTok's `error.code`.
     pub code: ApiErrorCode,
     /// TikTok's own message, as sent.
     pub message: String,
+    /// TikTok's id of the request, for its support; `None` when not sent.
     pub log_id: Option<String>,
     /// From a `Retry-After` header, when TikTok sent one.
     pub retry_after: Option<Duration>,
 }
 
 impl ApiError {
+    /// What to do about it: a 5xx is retryable whatever its code, otherwise
+    /// as the code says ([`ApiErrorCode::class`]).
     pub fn class(&self) -> ErrorClass {
         // A 5xx is a passing fault whatever code came with it.
         if self.http_status >= 500 {
@@ -226,21 +259,37 @@ impl ApiError {
 /// The `error` values of the OAuth endpoints.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OAuthErrorCode {
+    /// `access_denied`: the creator declined the login.
     AccessDenied,
+    /// `invalid_client`: the client key or secret is wrong.
     InvalidClient,
+    /// `invalid_grant`: the code or refresh token is invalid, expired or
+    /// revoked.
     InvalidGrant,
+    /// `invalid_request`: a parameter is wrong, often the redirect URI.
     InvalidRequest,
+    /// `invalid_scope`: a scope asked for is not enabled for the app.
     InvalidScope,
+    /// `unauthorized_client`: the app may not use this grant type.
     UnauthorizedClient,
+    /// `unsupported_grant_type`: TikTok does not know the grant type.
     UnsupportedGrantType,
+    /// `unsupported_response_type`: TikTok does not know the response type.
     UnsupportedResponseType,
+    /// `server_error`: TikTok's own fault.
     ServerError,
+    /// `temporarily_unavailable`: TikTok's login is down for now.
     TemporarilyUnavailable,
+    /// `non_sandbox_target`: a sandbox app's login by an account that is not
+    /// one of its target users.
     NonSandboxTarget,
+    /// A code this list does not know; kept verbatim.
     Other(String),
 }
 
 impl OAuthErrorCode {
+    /// The variant for the `error` text; unknown codes are
+    /// [`OAuthErrorCode::Other`].
     pub fn parse(code: &str) -> Self {
         match code {
             "access_denied" => Self::AccessDenied,
@@ -258,6 +307,7 @@ impl OAuthErrorCode {
         }
     }
 
+    /// TikTok's code text.
     pub fn as_str(&self) -> &str {
         match self {
             Self::AccessDenied => "access_denied",
@@ -275,6 +325,7 @@ impl OAuthErrorCode {
         }
     }
 
+    /// What to do about this code, regardless of the HTTP status.
     pub fn class(&self) -> ErrorClass {
         match self {
             Self::ServerError | Self::TemporarilyUnavailable => ErrorClass::Retryable,
@@ -288,6 +339,7 @@ impl OAuthErrorCode {
         }
     }
 
+    /// A sentence a creator or operator can act on.
     pub fn human_message(&self) -> &'static str {
         match self {
             Self::AccessDenied => "The creator declined the TikTok login.",
@@ -325,18 +377,24 @@ impl fmt::Display for OAuthErrorCode {
 /// authorize redirect (`error=` on the callback).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OAuthError {
+    /// The answer's HTTP status (TikTok sends errors with 200 too).
     pub http_status: u16,
+    /// TikTok's `error`.
     pub code: OAuthErrorCode,
+    /// TikTok's `error_description`, as sent; may be empty.
     pub description: String,
+    /// TikTok's id of the request, for its support; `None` when not sent.
     pub log_id: Option<String>,
 }
 
 /// The one error type of the TikTok client.
 #[derive(Debug, thiserror::Error)]
 pub enum TikTokError {
+    /// A Content Posting or v2 endpoint answered with an error.
     #[error("TikTok API error {} (HTTP {}): {}{}", .0.code, .0.http_status, .0.code.human_message(), log_suffix(.0.log_id.as_deref()))]
     Api(ApiError),
 
+    /// An OAuth endpoint (or the authorize redirect) answered with an error.
     #[error("TikTok login error {}: {}{}", .0.code, .0.code.human_message(), log_suffix(.0.log_id.as_deref()))]
     OAuth(OAuthError),
 
@@ -349,8 +407,11 @@ pub enum TikTokError {
     /// a gateway's HTML page.
     #[error("unexpected HTTP {status} from TikTok: {detail}")]
     UnexpectedResponse {
+        /// The HTTP status.
         status: u16,
+        /// What was wrong: the start of the body, or why it did not decode.
         detail: String,
+        /// From a `Retry-After` header, when there was one.
         retry_after: Option<Duration>,
     },
 
@@ -366,7 +427,9 @@ pub enum TikTokError {
     /// `publish_id` is the one the answer named, if any. Never retried.
     #[error("TikTok accepted the init but its answer cannot be used: {detail}")]
     InitUnusable {
+        /// The `publish_id` the answer named; `None` when it named none.
         publish_id: Option<String>,
+        /// What is wrong with the answer.
         detail: String,
     },
 }
@@ -379,6 +442,9 @@ fn log_suffix(log_id: Option<&str>) -> String {
 }
 
 impl TikTokError {
+    /// What the caller should do about it: network failures, 5xx, 408 and
+    /// 429 are retryable; TikTok's codes as [`ApiError::class`] and
+    /// [`OAuthErrorCode::class`] say.
     pub fn class(&self) -> ErrorClass {
         match self {
             Self::Api(e) => e.class(),
@@ -401,6 +467,7 @@ impl TikTokError {
         }
     }
 
+    /// Whether the same request may succeed later.
     pub fn is_retryable(&self) -> bool {
         self.class() == ErrorClass::Retryable
     }

@@ -14,9 +14,13 @@ use url::Url;
 use super::config::PkceEncoding;
 use crate::secret::Secret;
 
-/// Scopes this project asks for.
+/// The scope for the creator's profile (open_id, display name, avatar);
+/// always asked for.
 pub const SCOPE_USER_INFO_BASIC: &str = "user.info.basic";
+/// The scope for sending drafts to the creator's inbox; always asked for.
 pub const SCOPE_VIDEO_UPLOAD: &str = "video.upload";
+/// The scope for posting straight to the profile; asked for only where the
+/// deployment enabled direct posts.
 pub const SCOPE_VIDEO_PUBLISH: &str = "video.publish";
 
 /// The scopes to request: drafts need `user.info.basic,video.upload`; direct
@@ -59,6 +63,8 @@ const UNRESERVED: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz
 pub struct PkceVerifier(Secret);
 
 impl PkceVerifier {
+    /// The length of the verifiers [`PkceVerifier::generate`] makes, in
+    /// characters (TikTok allows 43 to 128).
     pub const LENGTH: usize = 64;
 
     /// A fresh random verifier from the operating system's CSPRNG.
@@ -84,6 +90,7 @@ impl PkceVerifier {
         Ok(Self(Secret::new(value)))
     }
 
+    /// The verifier itself, for the token exchange; never log it.
     pub fn expose(&self) -> &str {
         self.0.expose()
     }
@@ -118,10 +125,18 @@ pub fn random_token() -> String {
 /// What goes into the authorize URL.
 #[derive(Debug, Clone)]
 pub struct AuthorizeRequest<'a> {
+    /// The app's client key.
     pub client_key: &'a str,
+    /// The scopes to ask for ([`scopes_for`]).
     pub scopes: &'a [&'a str],
+    /// Where TikTok sends the creator back; must be registered for the app
+    /// exactly as written.
     pub redirect_uri: &'a str,
+    /// The login's single-use anti-CSRF value, returned unchanged on the
+    /// callback.
     pub state: &'a str,
+    /// The verifier whose challenge to send, and its encoding; `None` sends
+    /// no PKCE parameters.
     pub pkce: Option<(&'a PkceVerifier, PkceEncoding)>,
     /// `disable_auto_auth=1` always shows the consent page, so a creator can
     /// pick another account; left out when `None`.
@@ -153,7 +168,9 @@ pub fn authorize_url(auth_url: &Url, req: &AuthorizeRequest<'_>) -> Url {
 /// A successful answer of `/v2/oauth/token/` (flat JSON, no `data` wrapper).
 #[derive(Debug, Clone, Deserialize)]
 pub struct TokenResponse {
+    /// The TikTok account the grant is for (stable per app).
     pub open_id: String,
+    /// The bearer token for API calls.
     pub access_token: Secret,
     /// Seconds. TikTok's pages disagree on the lifetime (24 h or 2 h): never
     /// assume one, always use this.
@@ -162,16 +179,19 @@ pub struct TokenResponse {
     /// old one stops working. Absent in some answers; then keep the old one.
     #[serde(default)]
     pub refresh_token: Option<Secret>,
+    /// Seconds the refresh token lives; `None` when TikTok left it out.
     #[serde(default)]
     pub refresh_expires_in: Option<i64>,
     /// Comma-separated, as TikTok sends it.
     #[serde(default)]
     pub scope: String,
+    /// `Bearer` in TikTok's answers; not relied on.
     #[serde(default)]
     pub token_type: Option<String>,
 }
 
 impl TokenResponse {
+    /// The granted scopes, split ([`parse_scopes`]).
     pub fn scopes(&self) -> Vec<String> {
         parse_scopes(&self.scope)
     }
@@ -191,14 +211,20 @@ pub(crate) struct OAuthErrorBody {
 /// answer, depending on the fields asked for and the scopes granted.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
 pub struct UserInfo {
+    /// The account's id for this app.
     #[serde(default)]
     pub open_id: Option<String>,
+    /// The account's id across the apps of one developer.
     #[serde(default)]
     pub union_id: Option<String>,
+    /// The profile's display name (free text, not unique).
     #[serde(default)]
     pub display_name: Option<String>,
+    /// The `@` handle, as in profile and post URLs, when asked for;
+    /// [`super::TikTokClient::user_info`] does not ask for it.
     #[serde(default)]
     pub username: Option<String>,
+    /// A link to the profile picture.
     #[serde(default)]
     pub avatar_url: Option<String>,
 }

@@ -14,7 +14,10 @@ pub enum VideoSource {
     FileUpload(ChunkPlan),
     /// TikTok downloads the video; the URL must sit under a verified domain
     /// or URL prefix.
-    PullFromUrl { video_url: String },
+    PullFromUrl {
+        /// Where TikTok downloads the video from.
+        video_url: String,
+    },
 }
 
 /// `source_info` as TikTok wants it: only the fields of the chosen source,
@@ -50,13 +53,19 @@ impl<'a> From<&'a VideoSource> for SourceInfo<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum PrivacyLevel {
+    /// Anyone.
     PublicToEveryone,
+    /// Only the creator's mutual followers (friends).
     MutualFollowFriends,
+    /// Only the creator's followers.
     FollowerOfCreator,
+    /// Only the creator; the one level an unaudited app may use.
     SelfOnly,
 }
 
 impl PrivacyLevel {
+    /// TikTok's name for it, as sent and as listed in
+    /// [`CreatorInfo::privacy_level_options`].
     pub fn as_str(self) -> &'static str {
         match self {
             Self::PublicToEveryone => "PUBLIC_TO_EVERYONE",
@@ -92,16 +101,27 @@ impl fmt::Display for PrivacyLevel {
 /// `post_info` of a direct video post.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DirectPostInfo {
+    /// Who may see the post; one of the creator's options.
     pub privacy_level: PrivacyLevel,
+    /// The caption, at most [`crate::caption::VIDEO_TITLE_MAX`] UTF-16
+    /// units; `None` posts without one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
+    /// Whether others may not duet the video.
     pub disable_duet: bool,
+    /// Whether others may not stitch the video.
     pub disable_stitch: bool,
+    /// Whether the post takes no comments.
     pub disable_comment: bool,
+    /// Which frame is the cover, in milliseconds from the start; `None`
+    /// leaves it to TikTok.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub video_cover_timestamp_ms: Option<u32>,
+    /// Whether the post is a paid partnership (promotes a third party).
     pub brand_content_toggle: bool,
+    /// Whether the post promotes the creator's own business.
     pub brand_organic_toggle: bool,
+    /// Whether the post is labelled as AI-generated content.
     pub is_aigc: bool,
 }
 
@@ -129,21 +149,30 @@ impl DirectPostInfo {
 pub enum PostMode {
     /// Into the creator's inbox as a draft; the default of this project.
     MediaUpload,
+    /// Straight onto the creator's profile.
     DirectPost,
 }
 
 /// A photo post (`/v2/post/publish/content/init/`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PhotoPost {
+    /// Draft or direct post.
     pub post_mode: PostMode,
+    /// The post's title, at most [`crate::caption::PHOTO_TITLE_MAX`] UTF-16
+    /// units; `None` (or empty) sends none.
     pub title: Option<String>,
+    /// The post's text, at most [`crate::caption::PHOTO_DESCRIPTION_MAX`]
+    /// UTF-16 units; `None` (or empty) sends none.
     pub description: Option<String>,
     /// Required for [`PostMode::DirectPost`], not sent for drafts.
     pub privacy_level: Option<PrivacyLevel>,
+    /// Whether the post takes no comments; direct posts only.
     pub disable_comment: bool,
+    /// Whether TikTok adds music to the slideshow; direct posts only.
     pub auto_add_music: bool,
     /// URLs under a verified domain or prefix, in display order (1 to 35).
     pub photo_images: Vec<String>,
+    /// Which of `photo_images` is the cover, from 0.
     pub photo_cover_index: u32,
 }
 
@@ -229,25 +258,36 @@ pub struct InitResponse {
 /// `creator_info/query`.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
 pub struct CreatorInfo {
+    /// A link to the creator's profile picture.
     #[serde(default)]
     pub creator_avatar_url: Option<String>,
+    /// The creator's `@` handle, as in profile and post URLs.
     #[serde(default)]
     pub creator_username: Option<String>,
+    /// The creator's display name.
     #[serde(default)]
     pub creator_nickname: Option<String>,
+    /// The privacy levels the creator's account offers, as TikTok names them
+    /// ([`PrivacyLevel::as_str`]).
     #[serde(default)]
     pub privacy_level_options: Vec<String>,
+    /// Whether the creator switched comments off in the app's settings.
     #[serde(default)]
     pub comment_disabled: bool,
+    /// Whether the creator switched duets off in the app's settings.
     #[serde(default)]
     pub duet_disabled: bool,
+    /// Whether the creator switched stitches off in the app's settings.
     #[serde(default)]
     pub stitch_disabled: bool,
+    /// The longest video this creator may post, in seconds; `None` when
+    /// TikTok did not say.
     #[serde(default)]
     pub max_video_post_duration_sec: Option<u32>,
 }
 
 impl CreatorInfo {
+    /// Whether `level` is among the creator's privacy level options.
     pub fn allows(&self, level: PrivacyLevel) -> bool {
         self.privacy_level_options
             .iter()
@@ -259,15 +299,22 @@ impl CreatorInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(from = "String", into = "String")]
 pub enum PublishState {
+    /// `PROCESSING_UPLOAD`: receiving or processing the uploaded bytes.
     ProcessingUpload,
+    /// `PROCESSING_DOWNLOAD`: pulling the media from its URL.
     ProcessingDownload,
+    /// `SEND_TO_USER_INBOX`: the draft is in the creator's inbox.
     SendToUserInbox,
+    /// `PUBLISH_COMPLETE`: posted.
     PublishComplete,
+    /// `FAILED`: see the answer's [`FailReason`].
     Failed,
+    /// A state TikTok does not document; kept verbatim.
     Other(String),
 }
 
 impl PublishState {
+    /// TikTok's name for the state.
     pub fn as_str(&self) -> &str {
         match self {
             Self::ProcessingUpload => "PROCESSING_UPLOAD",
@@ -314,23 +361,38 @@ impl fmt::Display for PublishState {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(from = "String", into = "String")]
 pub enum FailReason {
+    /// `file_format_check_failed`: a format TikTok does not take.
     FileFormatCheckFailed,
+    /// `duration_check_failed`: too long or too short for the account.
     DurationCheckFailed,
+    /// `frame_rate_check_failed`: outside 23 to 60 frames a second.
     FrameRateCheckFailed,
+    /// `picture_size_check_failed`: dimensions or file size out of range.
     PictureSizeCheckFailed,
+    /// `internal`: TikTok's own fault; retryable.
     Internal,
+    /// `video_pull_failed`: TikTok could not download the video; retryable.
     VideoPullFailed,
+    /// `photo_pull_failed`: TikTok could not download a photo; retryable.
     PhotoPullFailed,
+    /// `publish_cancelled`: the publish was cancelled.
     PublishCancelled,
+    /// `auth_removed`: the creator revoked the app's access meanwhile.
     AuthRemoved,
+    /// `spam_risk_too_many_posts`: the account's daily posting cap.
     SpamRiskTooManyPosts,
+    /// `spam_risk_user_banned_from_posting`: the account may not post.
     SpamRiskUserBannedFromPosting,
+    /// `spam_risk_text`: the caption was flagged.
     SpamRiskText,
+    /// `spam_risk`: the post was flagged as spam.
     SpamRisk,
+    /// A reason TikTok does not document; kept verbatim.
     Other(String),
 }
 
 impl FailReason {
+    /// TikTok's name for the reason.
     pub fn as_str(&self) -> &str {
         match self {
             Self::FileFormatCheckFailed => "file_format_check_failed",
@@ -359,6 +421,7 @@ impl FailReason {
         )
     }
 
+    /// A sentence a creator or operator can act on.
     pub fn human_message(&self) -> &'static str {
         match self {
             Self::FileFormatCheckFailed => {
@@ -428,7 +491,10 @@ impl fmt::Display for FailReason {
 /// carry only `status` and `fail_reason`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct PublishStatus {
+    /// Where the publish stands.
     pub status: PublishState,
+    /// Why it failed; `None` unless `status` is `FAILED` (an empty string
+    /// reads as `None`).
     #[serde(default, deserialize_with = "empty_string_as_none")]
     pub fail_reason: Option<FailReason>,
     /// TikTok's spelling. Post ids exceed 2^53, so they are parsed as u64,
@@ -439,8 +505,10 @@ pub struct PublishStatus {
         deserialize_with = "post_ids"
     )]
     pub post_ids: Vec<u64>,
+    /// FILE_UPLOAD: how many bytes TikTok has received so far.
     #[serde(default)]
     pub uploaded_bytes: Option<u64>,
+    /// PULL_FROM_URL: how many bytes TikTok has downloaded so far.
     #[serde(default)]
     pub downloaded_bytes: Option<u64>,
 }

@@ -27,7 +27,9 @@ pub enum AuthedCallError {
     /// `needs_reconnect`). TikTok did nothing with the call.
     #[error("{error}")]
     Token {
+        /// Why no usable token could be had.
         error: TokenError,
+        /// TikTok's refusal of the token the call was first made with.
         refused: TikTokError,
     },
 }

@@ -103,9 +103,13 @@ impl RefreshSettings {
 /// An access token that has more than the margin left.
 #[derive(Debug, Clone)]
 pub struct FreshToken {
+    /// The TikTok account the token is for.
     pub open_id: String,
+    /// The bearer token for TikTok's API calls.
     pub access_token: Secret,
+    /// When TikTok stops taking it.
     pub expires_at: DateTime<Utc>,
+    /// What the creator granted the app, as last stored.
     pub scopes: Vec<String>,
     /// True when this call (not another invocation) refreshed it.
     pub refreshed_here: bool,
@@ -115,11 +119,20 @@ pub struct FreshToken {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RefreshOutcome {
     /// More than the window was left; nothing was done.
-    StillFresh { access_expires_at: DateTime<Utc> },
+    StillFresh {
+        /// When the stored access token expires.
+        access_expires_at: DateTime<Utc>,
+    },
     /// This call refreshed the tokens.
-    Refreshed { access_expires_at: DateTime<Utc> },
+    Refreshed {
+        /// When the new access token expires.
+        access_expires_at: DateTime<Utc>,
+    },
     /// Another invocation refreshed them meanwhile.
-    RefreshedElsewhere { access_expires_at: DateTime<Utc> },
+    RefreshedElsewhere {
+        /// When the access token it stored expires.
+        access_expires_at: DateTime<Utc>,
+    },
 }
 
 /// Hands out fresh access tokens and refreshes them safely.
@@ -194,24 +207,29 @@ impl<S: TokenStore + Clone + 'static> TokenManager<S> {
         }
     }
 
+    /// With other refresh margins, waits and retries than the defaults.
     pub fn with_settings(mut self, settings: RefreshSettings) -> Self {
         self.settings = settings;
         self
     }
 
+    /// Judges expiries by `clock` instead of the system's.
     pub fn with_clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
         self
     }
 
+    /// Where the tokens are kept.
     pub fn store(&self) -> &S {
         &self.store
     }
 
+    /// The clock expiries are judged by.
     pub fn clock(&self) -> &Clock {
         &self.clock
     }
 
+    /// The refresh margins, waits and retries in use.
     pub fn settings(&self) -> &RefreshSettings {
         &self.settings
     }

@@ -42,15 +42,24 @@ pub const SECRET_PREFIX_VAR: &str = "SECRETS_PREFIX";
 /// The tokens of one account, as the secret holds them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredTokens {
+    /// The TikTok account the tokens are for; also the secret's last name
+    /// part.
     pub open_id: String,
+    /// The bearer token for TikTok's API calls.
     pub access_token: Secret,
+    /// When TikTok stops taking the access token (from `expires_in`).
     pub access_expires_at: DateTime<Utc>,
+    /// The token that gets a new access token; TikTok rotates it, so each
+    /// refresh stores the one it returns.
     pub refresh_token: Secret,
     /// `None` when TikTok did not say how long the refresh token lives.
     #[serde(default)]
     pub refresh_expires_at: Option<DateTime<Utc>>,
+    /// What the creator granted the app (`video.upload`, …), as TikTok last
+    /// listed it.
     #[serde(default)]
     pub scopes: Vec<String>,
+    /// When these tokens were received (the login or the last refresh).
     pub updated_at: DateTime<Utc>,
     /// Set when TikTok refused the refresh token (or it expired): no further
     /// refresh is tried until the creator connects again, which overwrites
@@ -189,52 +198,104 @@ pub enum TokenErrorKind {
 /// (`open_id`) and never carry token material.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
+    /// The account has no stored tokens: never connected, or disconnected.
     #[error("no TikTok tokens are stored for account {open_id}; connect the account first")]
-    NotConnected { open_id: String },
+    NotConnected {
+        /// The account's TikTok `open_id`.
+        open_id: String,
+    },
 
+    /// The grant is gone (refresh token refused or expired, or a fresh
+    /// access token refused); the account is marked `needs_reconnect`.
     #[error(
         "the TikTok authorization of account {open_id} is no longer valid ({reason}); the creator must reconnect the account"
     )]
-    NeedsReconnect { open_id: String, reason: String },
+    NeedsReconnect {
+        /// The account's TikTok `open_id`.
+        open_id: String,
+        /// What showed the grant is gone, for the operator.
+        reason: String,
+    },
 
+    /// The refresh failed for a passing reason (TikTok down, rate limited)
+    /// after its retries; the stored tokens are unchanged.
     #[error(
         "TikTok could not refresh the token of account {open_id} right now ({source}); try again later"
     )]
     RefreshUnavailable {
+        /// The account's TikTok `open_id`.
         open_id: String,
+        /// TikTok's last error.
         #[source]
         source: TikTokError,
     },
 
+    /// TikTok refused the refresh for a reason that retrying will not mend
+    /// (a request or app problem, not the creator's grant).
     #[error("TikTok refused to refresh the token of account {open_id}: {source}")]
     RefreshRejected {
+        /// The account's TikTok `open_id`.
         open_id: String,
+        /// TikTok's error.
         #[source]
         source: TikTokError,
     },
 
+    /// Another invocation holds the account's refresh lease and did not
+    /// finish within [`RefreshSettings::wait_deadline`].
     #[error(
         "another invocation is refreshing the token of account {open_id} and did not finish within {waited_ms} ms; try again later"
     )]
-    Busy { open_id: String, waited_ms: u64 },
+    Busy {
+        /// The account's TikTok `open_id`.
+        open_id: String,
+        /// How long this call waited, in milliseconds.
+        waited_ms: u64,
+    },
 
+    /// The refresh task stopped before it answered (it panicked or was
+    /// cancelled); whatever it did is in the store or lost with it.
     #[error("the token refresh of account {open_id} did not finish ({detail}); try again later")]
-    RefreshInterrupted { open_id: String, detail: String },
+    RefreshInterrupted {
+        /// The account's TikTok `open_id`.
+        open_id: String,
+        /// Why the task ended, from the runtime.
+        detail: String,
+    },
 
+    /// Secrets Manager (or the table, for tokens kept there) failed.
     #[error("the token store is unavailable for account {open_id}: {detail}; try again later")]
-    Store { open_id: String, detail: String },
+    Store {
+        /// The account's TikTok `open_id`.
+        open_id: String,
+        /// The AWS error, described.
+        detail: String,
+    },
 
+    /// The stored value is not [`StoredTokens`] JSON; the message never
+    /// quotes it.
     #[error("the stored tokens of account {open_id} are unreadable: {detail}")]
-    Corrupt { open_id: String, detail: String },
+    Corrupt {
+        /// The account's TikTok `open_id`.
+        open_id: String,
+        /// Where the JSON breaks, or what is missing.
+        detail: String,
+    },
 
+    /// The `open_id` (given here, cut short) cannot be part of a secret
+    /// name.
     #[error("{0:?} is not a valid TikTok open_id for a secret name")]
     InvalidOpenId(String),
 
+    /// TikTok's token answer lacks what must be stored (an `open_id`, an
+    /// access or first refresh token, a lifetime in range), or is for
+    /// another account; the text says which.
     #[error("unusable TikTok token answer: {0}")]
     BadTokenAnswer(String),
 }
 
 impl TokenError {
+    /// Whether to retry, ask the creator to reconnect, or tell the operator.
     pub fn kind(&self) -> TokenErrorKind {
         match self {
             Self::NeedsReconnect { .. } | Self::NotConnected { .. } => TokenErrorKind::Reconnect,

@@ -21,6 +21,8 @@ pub struct SecretsManagerTokenStore {
 }
 
 impl SecretsManagerTokenStore {
+    /// Secrets under `prefix` (trailing `/` dropped; empty means
+    /// [`DEFAULT_SECRET_PREFIX`]), tagged with the stack from `STACK_NAME`.
     pub fn new(client: Client, prefix: impl Into<String>) -> Self {
         let prefix: String = prefix.into();
         let prefix = prefix.trim().trim_end_matches('/').to_owned();
@@ -46,6 +48,7 @@ impl SecretsManagerTokenStore {
         Self::new(client, prefix)
     }
 
+    /// The first part of every secret name, without a trailing `/`.
     pub fn prefix(&self) -> &str {
         &self.prefix
     }

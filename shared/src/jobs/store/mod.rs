@@ -1,11 +1,11 @@
 //! Job records on the shared table, one file per kind of record:
 //!
-//! - [`claims`]: claiming an upload exactly once, and what an attempt saves
+//! - `claims`: claiming an upload exactly once, and what an attempt saves
 //!   before using it (the init marker, `publish_id`, upload URL, offset);
-//! - [`moves`]: moving a job with optimistic concurrency, as
+//! - `moves`: moving a job with optimistic concurrency, as
 //!   [`super::transition`] plans it;
-//! - [`drafts`]: the per-account pending-draft slots and the held queue;
-//! - [`index`]: the index of followed jobs the status checker walks.
+//! - `drafts`: the per-account pending-draft slots and the held queue;
+//! - `index`: the index of followed jobs the status checker walks.
 //!
 //! How the items are laid out is [`super::codec`]'s business.
 
@@ -35,37 +35,81 @@ pub enum JobError {
     /// and decide again.
     #[error("job {id} is no longer {expected} (it is {})", found.map_or("gone", JobStatus::as_str))]
     Conflict {
+        /// The job.
         id: JobId,
+        /// The status the caller read and meant to move from.
         expected: JobStatus,
+        /// The status it has now; `None` when the job is gone.
         found: Option<JobStatus>,
     },
     /// TikTok already has this upload: resume it, never init again.
     #[error("job {id} was already initialised with TikTok (publish_id {publish_id})")]
-    AlreadyInitialised { id: JobId, publish_id: String },
+    AlreadyInitialised {
+        /// The job.
+        id: JobId,
+        /// The `publish_id` its init already got.
+        publish_id: String,
+    },
     /// An init was sent for this job and its answer never recorded: TikTok
     /// may have the upload. Only an operator can tell (the creator's inbox).
     #[error("job {id} sent an init at {since} whose answer was never recorded")]
-    InitInDoubt { id: JobId, since: DateTime<Utc> },
+    InitInDoubt {
+        /// The job.
+        id: JobId,
+        /// When that init was sent.
+        since: DateTime<Utc>,
+    },
+    /// The state machine does not allow the move; nothing was written.
     #[error("job {id}: {source}")]
     IllegalTransition {
+        /// The job.
         id: JobId,
+        /// The move and the rule it breaks.
         #[source]
         source: IllegalTransition,
     },
+    /// No job has this id.
     #[error("no job {id}")]
-    NotFound { id: JobId },
+    NotFound {
+        /// The id asked for.
+        id: JobId,
+    },
     /// Slots and the queue are per account; the job's alias is unresolved.
     #[error("job {id} has no resolved TikTok account yet")]
-    NoAccount { id: JobId },
+    NoAccount {
+        /// The job.
+        id: JobId,
+    },
+    /// Other uploads of the account kept winning the race for its draft
+    /// slots, through every retry; the job is unchanged.
     #[error("too many uploads for account {open_id} are taking draft slots at once; try again")]
-    Busy { open_id: String },
+    Busy {
+        /// The account whose slots were contended.
+        open_id: String,
+    },
+    /// A shard number of the unfinished index at or past
+    /// [`UNFINISHED_SHARDS`].
     #[error("there is no shard {shard} of unfinished jobs (there are {UNFINISHED_SHARDS})")]
-    BadShard { shard: u8 },
+    BadShard {
+        /// The shard asked for.
+        shard: u8,
+    },
     /// Names the attribute, never its value (it may be the upload URL).
     #[error("the stored item {key} is unreadable: {detail}")]
-    Corrupt { key: String, detail: String },
+    Corrupt {
+        /// The item's partition key (`JOB#<id>`, …).
+        key: String,
+        /// What is missing or wrong.
+        detail: String,
+    },
+    /// DynamoDB could not be reached, or refused the request.
     #[error("cannot reach the job store (table {table}): {detail}")]
-    Store { table: String, detail: String },
+    Store {
+        /// The table's name.
+        table: String,
+        /// DynamoDB's error, described.
+        detail: String,
+    },
 }
 
 impl From<TableError> for JobError {
@@ -88,12 +132,14 @@ pub enum Claim {
 }
 
 impl Claim {
+    /// The job, new or found.
     pub fn job(&self) -> &Job {
         match self {
             Self::New(job) | Self::Existing(job) => job,
         }
     }
 
+    /// Whether this call created the job.
     pub fn is_new(&self) -> bool {
         matches!(self, Self::New(_))
     }

@@ -10,13 +10,17 @@ use crate::media::detect::VIDEO_MAX_BYTES;
 /// The limits a video must meet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VideoLimits {
+    /// Lowest frame rate, in frames a second.
     pub min_fps: u64,
+    /// Highest frame rate, in frames a second.
     pub max_fps: u64,
     /// Each side of the picture, in pixels.
     pub min_side: u32,
+    /// The longest either side may be, in pixels.
     pub max_side: u32,
     /// Longest video init accepts, in seconds.
     pub max_duration_secs: u64,
+    /// Largest file, in bytes.
     pub max_bytes: u64,
     /// A direct post's creator limit (`max_video_post_duration_sec` from
     /// creator_info); `None` for drafts, which the creator trims in the app.
@@ -73,7 +77,9 @@ impl RefusalKind {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct Refusal {
+    /// Which check failed.
     pub kind: RefusalKind,
+    /// For the creator: the measured value and the limit.
     pub message: String,
 }
 
@@ -84,7 +90,10 @@ pub enum Note {
     Hdr(HdrTransfer),
     /// Longer than 3 minutes: some creators can only post 3 minutes and will
     /// have to trim it in the app.
-    Long { duration_ms: u64 },
+    Long {
+        /// The video's length, in milliseconds.
+        duration_ms: u64,
+    },
     /// The container gives no frame rate, so it could not be checked.
     FrameRateUnknown,
     /// The container gives no duration, so it could not be checked.

@@ -28,11 +28,17 @@ use crate::storage::{ChunkSource, SourceError};
 /// A video codec as the sample entry or `CodecID` names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VideoCodec {
+    /// H.264 (AVC); TikTok takes it.
     H264,
+    /// H.265 (HEVC); TikTok takes it.
     H265,
+    /// VP8; TikTok takes it (WebM).
     Vp8,
+    /// VP9; TikTok takes it (WebM).
     Vp9,
+    /// AV1; refused before upload, TikTok does not list it.
     Av1,
+    /// Apple ProRes; refused before upload.
     ProRes,
     /// Anything else, by its four-character code or Matroska codec id.
     Other(String),
@@ -56,7 +62,9 @@ impl fmt::Display for VideoCodec {
 /// that 59.94 (60000/1001) and 60.5 compare exactly against 60.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameRate {
+    /// The numerator: the rate is `frames / per` frames a second.
     pub frames: u64,
+    /// The denominator.
     pub per: u64,
 }
 
@@ -92,6 +100,8 @@ pub enum HdrTransfer {
 }
 
 impl HdrTransfer {
+    /// The HDR transfer of an H.273 transfer characteristics code; `None`
+    /// for SDR and unknown codes.
     pub fn from_code(code: u64) -> Option<Self> {
         match code {
             16 => Some(HdrTransfer::Pq),
@@ -113,28 +123,35 @@ impl fmt::Display for HdrTransfer {
 /// The first video track.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VideoTrack {
+    /// How the pictures are encoded.
     pub codec: VideoCodec,
     /// Coded picture size, in pixels.
     pub width: u32,
+    /// Coded picture height, in pixels.
     pub height: u32,
     /// Average over the track; `None` when the container does not say
     /// (a WebM without `DefaultDuration`, a fragmented MP4).
     pub frame_rate: Option<FrameRate>,
+    /// The HDR transfer the track declares; `None` for SDR (or none
+    /// declared).
     pub hdr: Option<HdrTransfer>,
 }
 
 /// What the probe read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VideoProbe {
+    /// The container, from the file's first bytes.
     pub container: VideoKind,
     /// `None` for a file with no video track (sound only).
     pub video: Option<VideoTrack>,
+    /// Whether there is a sound track.
     pub has_audio: bool,
     /// The presentation's duration in milliseconds, when the container
     /// says (live-recorded WebM often does not).
     pub duration_ms: Option<u64>,
     /// How many ranged reads and bytes the probe took.
     pub reads: u32,
+    /// The bytes those reads fetched, in all.
     pub bytes_read: u64,
 }
 

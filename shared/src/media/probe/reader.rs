@@ -26,6 +26,8 @@ pub struct RangeReader<'a, S> {
 }
 
 impl<'a, S: ChunkSource> RangeReader<'a, S> {
+    /// A reader of `source`, an object of `size` bytes; nothing is read
+    /// yet.
     pub fn new(source: &'a S, size: u64) -> Self {
         Self {
             source,
@@ -41,10 +43,12 @@ impl<'a, S: ChunkSource> RangeReader<'a, S> {
         self.size
     }
 
+    /// How many ranged reads were made so far.
     pub fn reads(&self) -> u32 {
         self.reads
     }
 
+    /// How many bytes those reads fetched, in all.
     pub fn bytes_read(&self) -> u64 {
         self.bytes_read
     }
