@@ -67,6 +67,7 @@ pub enum AccountState {
 }
 
 impl AccountState {
+    /// The state as stored in the `state` attribute (and shown by the CLI).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Active => "active",
@@ -75,6 +76,8 @@ impl AccountState {
         }
     }
 
+    /// The state a stored `state` attribute names; `None` for a name this
+    /// version does not know.
     pub fn parse(value: &str) -> Option<Self> {
         match value {
             "active" => Some(Self::Active),
@@ -94,13 +97,19 @@ impl fmt::Display for AccountState {
 /// What a completed login learned about an account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectedAccount {
+    /// TikTok's id of the user for this app (from the token exchange).
     pub open_id: String,
+    /// The alias the invitation was made for: the account's name in this
+    /// deployment (`uploads/<alias>/…`).
     pub alias: String,
     /// `None` leaves a stored value as it is: a failed user-info call on
     /// reconnect should not blank the name the operator knows the account by.
     pub display_name: Option<String>,
+    /// The profile picture's URL from user info; `None` keeps a stored one.
     pub avatar_url: Option<String>,
+    /// The scopes the creator granted, as TikTok listed them.
     pub scopes: Vec<String>,
+    /// When the access token just received expires.
     pub access_expires_at: DateTime<Utc>,
     /// `None` when TikTok did not say; a stored value is kept then.
     pub refresh_expires_at: Option<DateTime<Utc>>,
@@ -121,6 +130,7 @@ pub struct AliasPermits {
 /// A completed [`Accounts::connect`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Connection {
+    /// The account as stored after the login.
     pub account: Account,
     /// The alias the account was moved from, when the login moved it.
     pub moved_from: Option<String>,
@@ -129,13 +139,16 @@ pub struct Connection {
 /// Who used an invitation (the `INVITE#<id>` item).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsedInvitation {
+    /// The alias the invitation connected.
     pub alias: String,
+    /// The TikTok account that used it.
     pub open_id: String,
 }
 
 /// Which account an alias names (the `ALIAS#<alias>` item).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AliasBinding {
+    /// The account holding the alias.
     pub open_id: String,
     /// When that account took the alias; `None` on bindings written before
     /// this was recorded.
@@ -145,18 +158,29 @@ pub struct AliasBinding {
 /// An account record as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
+    /// TikTok's id of the user for this app; the account's key.
     pub open_id: String,
     /// `None` after the alias moved to another account.
     pub alias: Option<String>,
     /// The alias a rebind took from this account, so that the operator (and
     /// the CLI's hints) can name it.
     pub former_alias: Option<String>,
+    /// The TikTok display name, as user info last gave it.
     pub display_name: Option<String>,
+    /// The profile picture's URL, as user info last gave it.
     pub avatar_url: Option<String>,
+    /// The scopes of the current grant.
     pub scopes: Vec<String>,
+    /// When the stored access token expires (TikTok may end it sooner);
+    /// `None` before the first tokens were recorded.
     pub access_expires_at: Option<DateTime<Utc>>,
+    /// When the stored refresh token expires; after it the creator must log
+    /// in again. `None` when TikTok never said.
     pub refresh_expires_at: Option<DateTime<Utc>>,
+    /// Where the account stands.
     pub state: AccountState,
+    /// Why it is in that state, for the operator (what happened and what to
+    /// do); `None` for a healthy account.
     pub state_reason: Option<String>,
     /// Something the operator should act on while the account still works,
     /// e.g. the refresh token expiring within days. Cleared by a login.
@@ -165,12 +189,14 @@ pub struct Account {
     /// gives it to accounts with `video.publish`): it makes a post's public
     /// link.
     pub username: Option<String>,
+    /// When the account was first connected to this deployment.
     pub created_at: DateTime<Utc>,
     /// When the creator last connected (or reconnected) the account through
     /// a login. Unlike `updated_at`, which token refreshes and state changes
     /// move, this says whether a grant is newer than an event about it.
     /// `None` on accounts recorded before it existed.
     pub connected_at: Option<DateTime<Utc>>,
+    /// When the item last changed (a login, a refresh, a state change).
     pub updated_at: DateTime<Utc>,
     /// The version a link to the creator's page must carry (0 until the
     /// first [`Accounts::revoke_links`]): bumping it makes every older link
@@ -182,7 +208,9 @@ pub struct Account {
 /// many items could not.
 #[derive(Debug, Clone, Default)]
 pub struct AccountList {
+    /// The readable accounts, by alias then open_id.
     pub accounts: Vec<Account>,
+    /// How many account items could not be read (each logged by key).
     pub unreadable: u32,
 }
 
@@ -190,31 +218,63 @@ pub struct AccountList {
 /// person connecting (safe to show); the rest are ours.
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
+    /// The invitation's single use is spent.
     #[error("this invitation was already used; ask for a new one")]
     InvitationUsed,
     /// Names the alias only: who holds it is none of the requester's business.
     #[error(
         "the alias {alias:?} is already connected to another TikTok account; ask the operator for an invitation that moves it"
     )]
-    AliasTaken { alias: String },
+    AliasTaken {
+        /// The alias the login asked for.
+        alias: String,
+    },
     /// The TikTok account is connected under another alias, and the
     /// invitation does not allow moving it.
     #[error(
         "this TikTok account is connected as {from:?}; the invitation for {to:?} does not allow moving it (ask the operator for one made with --move)"
     )]
-    MoveNotAllowed { from: String, to: String },
+    MoveNotAllowed {
+        /// The alias the account holds.
+        from: String,
+        /// The alias the invitation is for.
+        to: String,
+    },
+    /// The items kept changing under the login's transaction, past its
+    /// retries.
     #[error("the account changed while it was being connected; please try again")]
     Conflict,
+    /// Not an alias this deployment accepts (see `invite::validate_alias`).
     #[error("{alias:?} is not a valid account alias")]
-    BadAlias { alias: String },
+    BadAlias {
+        /// The alias as given.
+        alias: String,
+    },
+    /// TikTok's `open_id` is empty or too long to be a key.
     #[error("TikTok's open_id is empty or too long")]
     BadOpenId,
+    /// There is no account item with this `open_id`.
     #[error("no account with open_id {open_id}")]
-    NotFound { open_id: String },
+    NotFound {
+        /// The `open_id` asked for.
+        open_id: String,
+    },
+    /// A stored item does not read as what it should be.
     #[error("the stored item {key} is unreadable: {detail}")]
-    Corrupt { key: String, detail: String },
+    Corrupt {
+        /// The item's partition key.
+        key: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// The table could not be reached or refused the request.
     #[error("cannot reach the account store (table {table}): {detail}")]
-    Store { table: String, detail: String },
+    Store {
+        /// The table's name.
+        table: String,
+        /// What failed; never an item's values.
+        detail: String,
+    },
 }
 
 /// The account store.
@@ -224,6 +284,7 @@ pub struct Accounts {
 }
 
 impl Accounts {
+    /// The account store on table `table`.
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
         Self {
             table: Table::new(client, table),

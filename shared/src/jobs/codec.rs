@@ -162,7 +162,7 @@ pub(crate) fn post_ids(ids: &[u64]) -> AttributeValue {
     AttributeValue::L(ids.iter().map(|id| n_u64(*id)).collect())
 }
 
-/// The job item as [`Jobs::claim`] writes it (without the index of
+/// The job item as [`Jobs::claim`](super::Jobs::claim) writes it (without the index of
 /// unfinished work; with the account index once the job has an account).
 /// The one writer of job items (tests build stream images with it too).
 pub fn job_to_item(job: &Job) -> Item {
