@@ -30,7 +30,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use chrono::{DateTime, Utc};
 use shared::aws::describe_sdk_error;
-use shared::table::{PK, SK, TTL};
+use shared::table::{Checked, Cond, Key, TTL, Table};
 
 use crate::schema::{Detail, SOURCE};
 
@@ -60,8 +60,7 @@ pub enum Published {
 
 #[derive(Debug, Clone)]
 pub struct Publisher {
-    dynamodb: aws_sdk_dynamodb::Client,
-    table: String,
+    table: Table,
     eventbridge: aws_sdk_eventbridge::Client,
     bus: String,
     marker_ttl: Duration,
@@ -76,8 +75,7 @@ impl Publisher {
         marker_ttl: Duration,
     ) -> Self {
         Self {
-            dynamodb,
-            table: table.into(),
+            table: Table::new(dynamodb, table),
             eventbridge,
             bus: bus.into(),
             marker_ttl,
@@ -112,21 +110,15 @@ impl Publisher {
     }
 
     async fn marker_exists(&self, event_id: &str) -> Result<bool, PublishError> {
-        let answer = self
-            .dynamodb
-            .get_item()
-            .table_name(&self.table)
-            .key(PK, AttributeValue::S(marker_pk(event_id)))
-            .key(SK, AttributeValue::S(MARKER_SK.into()))
-            .consistent_read(true)
-            .projection_expression("pk")
-            .send()
+        let marker = self
+            .table
+            .get(&marker_key(event_id))
             .await
             .map_err(|e| PublishError::Marker {
                 event_id: event_id.to_owned(),
-                detail: describe_sdk_error(&e),
+                detail: e.detail,
             })?;
-        Ok(answer.item.is_some_and(|item| !item.is_empty()))
+        Ok(marker.is_some_and(|item| !item.is_empty()))
     }
 
     async fn put_event(&self, detail: &Detail) -> Result<(), PublishError> {
@@ -168,37 +160,28 @@ impl Publisher {
         let expires = now
             .timestamp()
             .saturating_add(self.marker_ttl.as_secs() as i64);
-        let written = self
-            .dynamodb
-            .put_item()
-            .table_name(&self.table)
-            .item(PK, AttributeValue::S(marker_pk(&detail.event_id)))
-            .item(SK, AttributeValue::S(MARKER_SK.into()))
-            .item("event_id", AttributeValue::S(detail.event_id.clone()))
-            .item("kind", AttributeValue::S(detail.kind.as_str().into()))
-            .item(
-                "published_at",
+        let mut item = marker_key(&detail.event_id).attributes();
+        item.extend([
+            ("event_id".to_owned(), AttributeValue::S(detail.event_id.clone())),
+            ("kind".to_owned(), AttributeValue::S(detail.kind.as_str().into())),
+            (
+                "published_at".to_owned(),
                 AttributeValue::N(now.timestamp().to_string()),
-            )
-            .item(TTL, AttributeValue::N(expires.to_string()))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match written {
-            Ok(_) => Ok(()),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
+            ),
+            (TTL.to_owned(), AttributeValue::N(expires.to_string())),
+        ]);
+        match self.table.put(item, Some(&Cond::no_item())).await {
+            Ok(Checked::Done(())) => Ok(()),
+            Ok(Checked::ConditionFailed) => {
                 tracing::warn!(event_id = %detail.event_id, "another invocation published this event too (a duplicate on the bus)");
                 Ok(())
             }
-            Err(err) => Err(describe_sdk_error(&err)),
+            Err(err) => Err(err.detail),
         }
     }
 }
 
-fn marker_pk(event_id: &str) -> String {
-    format!("{MARKER_PREFIX}{event_id}")
+/// The marker item of a published event.
+fn marker_key(event_id: &str) -> Key {
+    Key::new(format!("{MARKER_PREFIX}{event_id}"), MARKER_SK)
 }
