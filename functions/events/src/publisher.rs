@@ -110,14 +110,14 @@ impl Publisher {
     }
 
     async fn marker_exists(&self, event_id: &str) -> Result<bool, PublishError> {
-        let marker = self
-            .table
-            .get(&marker_key(event_id))
-            .await
-            .map_err(|e| PublishError::Marker {
-                event_id: event_id.to_owned(),
-                detail: e.detail,
-            })?;
+        let marker =
+            self.table
+                .get(&marker_key(event_id))
+                .await
+                .map_err(|e| PublishError::Marker {
+                    event_id: event_id.to_owned(),
+                    detail: e.detail,
+                })?;
         Ok(marker.is_some_and(|item| !item.is_empty()))
     }
 
@@ -162,8 +162,14 @@ impl Publisher {
             .saturating_add(self.marker_ttl.as_secs() as i64);
         let mut item = marker_key(&detail.event_id).attributes();
         item.extend([
-            ("event_id".to_owned(), AttributeValue::S(detail.event_id.clone())),
-            ("kind".to_owned(), AttributeValue::S(detail.kind.as_str().into())),
+            (
+                "event_id".to_owned(),
+                AttributeValue::S(detail.event_id.clone()),
+            ),
+            (
+                "kind".to_owned(),
+                AttributeValue::S(detail.kind.as_str().into()),
+            ),
             (
                 "published_at".to_owned(),
                 AttributeValue::N(now.timestamp().to_string()),

@@ -1953,6 +1953,75 @@ async fn a_retry_after_the_alias_moved_never_posts_to_the_new_holder() {
     );
 }
 
+/// A job whose account item is gone before a retry (deleted from the table
+/// by hand, say) fails with `account_gone`, naming the alias, and sends
+/// nothing: it never falls back to whoever the alias names now.
+#[tokio::test]
+async fn a_retry_whose_account_is_gone_fails_clearly_and_sends_nothing() {
+    let env = env().await;
+    let object = env
+        .put("uploads/alice/gone.mp4", fake_mp4(1000, 231), None)
+        .await;
+    env.sim
+        .fault(serde_json::json!({"method": "POST", "path_prefix": "/v2/post/publish/inbox/video/init/",
+            "times": 1, "action": {"type": "status", "status": 500, "error_code": "internal_error"}}))
+        .await;
+    let outcome = env.service.handle_object(&object).await.unwrap();
+    assert!(
+        matches!(outcome, Some(Outcome::RetryScheduled { .. })),
+        "{outcome:?}"
+    );
+    let waiting = env.job(&object).await;
+    assert_eq!(waiting.open_id.as_deref(), Some(OPEN_ID));
+
+    shared::table::Table::new(env.aws.dynamodb.clone(), &env.table)
+        .delete(
+            &shared::table::Key::new(format!("ACCOUNT#{OPEN_ID}"), "ACCOUNT"),
+            None,
+        )
+        .await
+        .unwrap();
+    let (_, accounts) = env.stores();
+    assert!(accounts.get(OPEN_ID).await.unwrap().is_none());
+
+    env.sim.advance_clock(11).await;
+    env.jobs()
+        .transition(
+            &waiting,
+            JobStatus::Claimed,
+            Changes::default(),
+            Clock::system().now(),
+        )
+        .await
+        .unwrap();
+    let sent = env.inits().await;
+    match env.service.handle_object(&object).await.unwrap() {
+        Some(Outcome::Failed { code, message, .. }) => {
+            assert_eq!(code, "account_gone");
+            assert!(message.contains("\u{201c}alice\u{201d}"), "{message}");
+            assert!(message.contains("no longer connected"), "{message}");
+            assert!(message.contains("nothing was sent"), "{message}");
+        }
+        other => panic!("expected the job to fail for its missing account, got {other:?}"),
+    }
+    assert_eq!(
+        env.inits().await,
+        sent,
+        "no init for a job without its account"
+    );
+    let job = env.job(&object).await;
+    assert_eq!(job.status, JobStatus::Failed);
+    assert_eq!(
+        job.last_error.as_ref().map(|e| e.code.as_str()),
+        Some("account_gone")
+    );
+    assert_eq!(
+        job.open_id.as_deref(),
+        Some(OPEN_ID),
+        "the job keeps its account"
+    );
+}
+
 /// In a deployment with a default account, `uploads/<x>/slideshow.json`
 /// where `x` is a bound alias is that account's slideshow, never the
 /// default account's folder `x`.
