@@ -404,7 +404,7 @@ async fn the_page_in_a_real_browser_at_phone_and_desktop_sizes() {
         .unwrap();
     let page_url = format!("{}/creator/", api.base_url());
 
-    // Links as `tiktok-drafts link` makes them (cli/tests/link.rs runs the
+    // Links as `tiktok-drafts link` makes them (cli/tests/cli/link.rs runs the
     // command itself): one, then revoked, then a new one.
     let link = |token: String| format!("{page_url}{token}");
     let revoked = link(data.token("open-alice", 0));

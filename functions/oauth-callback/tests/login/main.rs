@@ -1,6 +1,8 @@
 //! The real login handler (a lambda_http request in, a response out) against
 //! local AWS (moto) and the TikTok simulator, which reads TikTok's rules
-//! strictly: a revoke ends the user's whole grant to the app.
+//! strictly: a revoke ends the user's whole grant to the app. The module
+//! `lambda_binary` runs the real `oauth-callback` binary under the Lambda
+//! emulator (it was a test binary of its own).
 
 mod harness;
 
@@ -8,6 +10,7 @@ mod aliases;
 mod browser_binding;
 mod deadlines;
 mod keeps_connections;
+mod lambda_binary;
 
 use std::time::Duration;
 

@@ -1,18 +1,16 @@
 //! Webhook sending: signed deliveries on status changes and removed authorizations, the
 //! delivery record, redelivery, and nothing sent without a `webhook_url`.
 
-mod common;
-
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::common::{Sim, error_code, fake_mp4, file_upload_source};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode as AxStatus};
 use axum::routing::post;
-use common::{Sim, error_code, fake_mp4, file_upload_source};
 use hmac::{Hmac, Mac};
 use reqwest::StatusCode;
 use serde_json::{Value, json};

@@ -3,9 +3,7 @@
 //! current link version), `--revoke` moves the version on, and bad input
 //! fails clearly.
 
-mod common;
-
-use common::{Stack, assert_fails};
+use crate::common::{Stack, assert_fails};
 use shared::accounts::Accounts;
 use shared::creator_link::CreatorLink;
 use shared::invite::SigningKey;

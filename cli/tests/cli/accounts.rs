@@ -1,8 +1,6 @@
 //! `accounts`, `refresh` and `info` against the local stack.
 
-mod common;
-
-use common::{Stack, assert_fails};
+use crate::common::{Stack, assert_fails};
 use shared::accounts::{AccountState, Accounts, AliasPermits, ConnectedAccount};
 
 #[tokio::test]

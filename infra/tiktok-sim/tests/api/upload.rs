@@ -1,8 +1,6 @@
 //! The upload host: chunk order, headers, expiry, faults and restarts.
 
-mod common;
-
-use common::{Sim, error_code, fake_mp4, file_upload_source};
+use crate::common::{Sim, error_code, fake_mp4, file_upload_source};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};

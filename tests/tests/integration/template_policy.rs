@@ -544,7 +544,7 @@ const LOGIN_ITEM_ACTIONS: &[&str] = &[
 ];
 
 /// The partition keys a login writes and reads (shared::accounts,
-/// shared::login_state, the token lease); tests/tests/template_stack.rs
+/// shared::login_state, the token lease); tests/tests/integration/template_stack.rs
 /// checks every request the real login makes against the template.
 const LOGIN_KEY_PREFIXES: &[&str] = &[
     "ACCOUNT#*",

@@ -1,8 +1,6 @@
 //! Seeded publishes behave like ones made through the API.
 
-mod common;
-
-use common::Sim;
+use crate::common::Sim;
 use serde_json::json;
 
 #[tokio::test]

@@ -1,8 +1,6 @@
 //! Content Posting API inits, status fetch and cancel against the simulator.
 
-mod common;
-
-use common::{Sim, error_code, file_upload_source};
+use crate::common::{Sim, error_code, file_upload_source};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

@@ -1,12 +1,10 @@
 //! `connect` against the simulator: the loopback flow driven like a browser
 //! would drive it, the print-then-paste flow, and refusals that store nothing.
 
-mod common;
-
 use std::io::{BufRead as _, BufReader};
 use std::process::Stdio;
 
-use common::{Stack, assert_fails};
+use crate::common::{Stack, assert_fails};
 use serde_json::json;
 use tiktok_drafts_tests::SIM_REDIRECT_URI;
 

@@ -2,9 +2,7 @@
 //! to the simulator's drafts exactly once, the job shows it, and bad input
 //! fails clearly with nothing sent.
 
-mod common;
-
-use common::{Stack, assert_fails};
+use crate::common::{Stack, assert_fails};
 use tiktok_drafts_tests::{fake_mp4, sha256_hex, test_image};
 
 #[tokio::test]

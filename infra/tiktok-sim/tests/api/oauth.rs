@@ -1,8 +1,6 @@
 //! Login Kit v2 against the simulator: authorize, code exchange, refresh, revoke, user info.
 
-mod common;
-
-use common::{Sim, error_code};
+use crate::common::{Sim, error_code};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};

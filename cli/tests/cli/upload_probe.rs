@@ -4,11 +4,9 @@
 //! the videos TikTok takes go to drafts, and `status` shows the notes the
 //! creator should read.
 
-mod common;
-
 use std::path::PathBuf;
 
-use common::{Stack, assert_fails};
+use crate::common::{Stack, assert_fails};
 
 /// A committed video fixture (infra/test-media/fixtures/video, made by its
 /// make.sh; provenance in its README).

@@ -2,8 +2,6 @@
 //! simulator, and the real `tiktok-drafts` binary pointed at both through
 //! the environment variables the functions use.
 
-#![allow(dead_code)]
-
 use std::process::{Command, Output};
 
 use shared::accounts::{Accounts, ConnectedAccount};

@@ -1,9 +1,7 @@
 //! `slideshow` against the local stack: local images become JPEGs in the
 //! bucket, TikTok pulls them as a photo draft, and bad input sends nothing.
 
-mod common;
-
-use common::{Stack, assert_fails};
+use crate::common::{Stack, assert_fails};
 use tiktok_drafts_tests::{fake_mp4, test_image};
 
 #[tokio::test]

@@ -1,8 +1,6 @@
 //! Helpers shared by the simulator's integration tests: plain reqwest calls, no project
 //! client.
 
-#![allow(dead_code)] // each test binary uses a different subset
-
 use std::time::Duration;
 
 use reqwest::StatusCode;

@@ -1,16 +1,14 @@
 //! PULL_FROM_URL against a small local media server.
 
-mod common;
-
 use std::io::Cursor;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::common::{Sim, error_code, fake_mp4};
 use axum::Router;
 use axum::http::{StatusCode as AxStatus, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use common::{Sim, error_code, fake_mp4};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};

@@ -2,13 +2,11 @@
 //! and generated containers, uploaded and pulled, end in SEND_TO_USER_INBOX
 //! or FAILED with the fail_reason TikTok gives.
 
-mod common;
-
 use std::net::SocketAddr;
 
+use crate::common::{self, Sim, file_upload_source};
 use axum::Router;
 use axum::routing::get;
-use common::{Sim, file_upload_source};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use test_media::video::{Codec, VideoSpec};
