@@ -5,7 +5,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use shared::accounts::{Account, AccountState};
 use shared::tiktok::oauth::SCOPE_VIDEO_PUBLISH;
-use shared::tokens::RefreshOutcome;
+use shared::tiktok::{CreatorInfo, TikTokClient};
+use shared::tokens::{RefreshOutcome, SecretsManagerTokenStore, TokenManager};
 
 use crate::context::{CliResult, Ctx as _, Deployment, Fail, Output, reconnect_hint, table, when};
 
@@ -238,57 +239,9 @@ pub async fn info(d: &Deployment) -> CliResult<Output> {
     ];
     for account in active {
         let alias = account.alias.clone().unwrap_or_else(|| "-".into());
-        let (info, error) = if !account.scopes.iter().any(|s| s == SCOPE_VIDEO_PUBLISH) {
-            (
-                None,
-                Some(format!(
-                    "creator_info needs the {SCOPE_VIDEO_PUBLISH} scope (direct posting); this account granted {}, which is all drafts need",
-                    account.scopes.join(",")
-                )),
-            )
-        } else {
-            match tokens.get_fresh_token(&account.open_id).await {
-                Err(err) => (None, Some(err.to_string())),
-                Ok(mut token) => match tokens
-                    .call_with_token(&mut token, |access| {
-                        let tiktok = &tiktok;
-                        async move { tiktok.creator_info(&access).await }
-                    })
-                    .await
-                {
-                    Ok(info) => (Some(info), None),
-                    Err(err) => (None, Some(err.to_string())),
-                },
-            }
-        };
-        match &info {
-            Some(i) => lines.push(format!(
-                "  {alias}: {} (@{}), privacy options {}, max video {} s",
-                i.creator_nickname.as_deref().unwrap_or("-"),
-                i.creator_username.as_deref().unwrap_or("-"),
-                i.privacy_level_options.join(","),
-                i.max_video_post_duration_sec
-                    .map_or_else(|| "-".to_owned(), |d| d.to_string())
-            )),
-            None => lines.push(format!(
-                "  {alias}: {}",
-                error.as_deref().unwrap_or_default()
-            )),
-        }
-        creators.push(json!({
-            "alias": account.alias,
-            "open_id": account.open_id,
-            "creator_info": info.as_ref().map(|i| json!({
-                "nickname": i.creator_nickname,
-                "username": i.creator_username,
-                "privacy_level_options": i.privacy_level_options,
-                "max_video_post_duration_sec": i.max_video_post_duration_sec,
-                "comment_disabled": i.comment_disabled,
-                "duet_disabled": i.duet_disabled,
-                "stitch_disabled": i.stitch_disabled,
-            })),
-            "error": error,
-        }));
+        let (info, error) = creator_info(&tokens, &tiktok, account).await;
+        lines.push(creator_line(&alias, info.as_ref(), error.as_deref()));
+        creators.push(creator_json(account, info.as_ref(), error.as_deref()));
     }
     Ok(Output::new(
         lines.join("\n"),
@@ -305,4 +258,69 @@ pub async fn info(d: &Deployment) -> CliResult<Output> {
             "active_accounts": creators,
         }),
     ))
+}
+
+/// What TikTok's creator_info says about an active account, or why there is
+/// nothing: the account did not grant the `video.publish` scope it needs,
+/// or the token or the call failed.
+async fn creator_info(
+    tokens: &TokenManager<SecretsManagerTokenStore>,
+    tiktok: &TikTokClient,
+    account: &Account,
+) -> (Option<CreatorInfo>, Option<String>) {
+    if !account.scopes.iter().any(|s| s == SCOPE_VIDEO_PUBLISH) {
+        return (
+            None,
+            Some(format!(
+                "creator_info needs the {SCOPE_VIDEO_PUBLISH} scope (direct posting); this account granted {}, which is all drafts need",
+                account.scopes.join(",")
+            )),
+        );
+    }
+    match tokens.get_fresh_token(&account.open_id).await {
+        Err(err) => (None, Some(err.to_string())),
+        Ok(mut token) => match tokens
+            .call_with_token(&mut token, |access| async move {
+                tiktok.creator_info(&access).await
+            })
+            .await
+        {
+            Ok(info) => (Some(info), None),
+            Err(err) => (None, Some(err.to_string())),
+        },
+    }
+}
+
+/// The `info` text line for one active account: its creator info, or why
+/// there is none.
+fn creator_line(alias: &str, info: Option<&CreatorInfo>, error: Option<&str>) -> String {
+    match info {
+        Some(i) => format!(
+            "  {alias}: {} (@{}), privacy options {}, max video {} s",
+            i.creator_nickname.as_deref().unwrap_or("-"),
+            i.creator_username.as_deref().unwrap_or("-"),
+            i.privacy_level_options.join(","),
+            i.max_video_post_duration_sec
+                .map_or_else(|| "-".to_owned(), |d| d.to_string())
+        ),
+        None => format!("  {alias}: {}", error.unwrap_or_default()),
+    }
+}
+
+/// The `info` JSON for one active account.
+fn creator_json(account: &Account, info: Option<&CreatorInfo>, error: Option<&str>) -> Value {
+    json!({
+        "alias": account.alias,
+        "open_id": account.open_id,
+        "creator_info": info.map(|i| json!({
+            "nickname": i.creator_nickname,
+            "username": i.creator_username,
+            "privacy_level_options": i.privacy_level_options,
+            "max_video_post_duration_sec": i.max_video_post_duration_sec,
+            "comment_disabled": i.comment_disabled,
+            "duet_disabled": i.duet_disabled,
+            "stitch_disabled": i.stitch_disabled,
+        })),
+        "error": error,
+    })
 }

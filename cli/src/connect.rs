@@ -254,6 +254,9 @@ async fn pasted(
     Ok(connected_output(&connection))
 }
 
+/// The desktop flow: listens on 127.0.0.1, prints the authorize URL, waits
+/// for TikTok's redirect with this login's state, finishes the login and
+/// tells the browser how it went.
 async fn loopback(
     d: &Deployment,
     tiktok: &TikTokClient,
@@ -261,18 +264,7 @@ async fn loopback(
     alias: &str,
     direct: bool,
 ) -> CliResult<Output> {
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
-        .await
-        .map_err(|e| {
-            Fail::new(format!(
-                "cannot listen on 127.0.0.1:{}: {e}; choose another --port (and register it with the TikTok app)",
-                args.port
-            ))
-        })?;
-    let port = listener
-        .local_addr()
-        .ctx("cannot read the listening port")?
-        .port();
+    let (listener, port) = listen(args.port).await?;
     let redirect_uri = format!("http://127.0.0.1:{port}/callback");
     let state = random_token();
     let verifier = PkceVerifier::generate();
@@ -286,42 +278,7 @@ async fn loopback(
         "Open this URL in a browser and log in to TikTok as the creator of \u{201c}{alias}\u{201d}:\n{url}\nWaiting up to {} for TikTok's redirect to {redirect_uri} ...",
         humantime::format_duration(args.timeout)
     );
-    let waited = tokio::time::timeout(args.timeout, async {
-        loop {
-            let (mut stream, _) = match listener.accept().await {
-                Ok(s) => s,
-                Err(_) => continue,
-            };
-            let Some(target) = read_request_target(&mut stream).await else {
-                continue;
-            };
-            let (path, query) = target.split_once('?').unwrap_or((target.as_str(), ""));
-            if path != "/callback" {
-                respond(&mut stream, 404, "Not found", "Nothing here.").await;
-                continue;
-            }
-            let callback = Callback::from_query(query);
-            if callback.state.as_deref() != Some(state.as_str()) {
-                // Not our login (a stale tab, or a forged request): keep waiting.
-                respond(
-                    &mut stream,
-                    400,
-                    "Login not recognised",
-                    "This answer does not belong to the login the command is waiting for.",
-                )
-                .await;
-                continue;
-            }
-            return (stream, callback);
-        }
-    })
-    .await;
-    let (mut stream, callback) = waited.map_err(|_| {
-        Fail::new(format!(
-            "no login arrived within {}; nothing was stored",
-            humantime::format_duration(args.timeout)
-        ))
-    })?;
+    let (mut stream, callback) = wait_for_callback(&listener, &state, args.timeout).await?;
     let result = match callback.refusal() {
         Some(fail) => Err(fail),
         None => match callback.code.as_deref() {
@@ -347,24 +304,93 @@ async fn loopback(
     };
     match &result {
         Ok(connection) => {
-            let name = connection
-                .account
-                .display_name
-                .clone()
-                .unwrap_or_else(|| "Your TikTok account".into());
-            let text = match &connection.moved_from {
-                Some(old) => format!(
-                    "{name} was moved from \u{201c}{old}\u{201d} to \u{201c}{alias}\u{201d}. You can close this page."
-                ),
-                None => format!(
-                    "{name} is now connected as \u{201c}{alias}\u{201d}. You can close this page."
-                ),
-            };
+            let text = connected_page(connection, alias);
             respond(&mut stream, 200, "Connected", &text).await;
         }
         Err(fail) => respond(&mut stream, 400, "Not connected", &fail.message).await,
     }
     result.map(|connection| connected_output(&connection))
+}
+
+/// The loopback listener for the redirect, and the port it got (`port` 0
+/// takes any free one).
+async fn listen(port: u16) -> CliResult<(tokio::net::TcpListener, u16)> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(|e| {
+            Fail::new(format!(
+                "cannot listen on 127.0.0.1:{port}: {e}; choose another --port (and register it with the TikTok app)"
+            ))
+        })?;
+    let port = listener
+        .local_addr()
+        .ctx("cannot read the listening port")?
+        .port();
+    Ok((listener, port))
+}
+
+/// Waits up to `timeout` for TikTok's redirect to `/callback` with this
+/// login's `state`, answering anything else and waiting on. Gives the
+/// connection (still to be answered) and what the redirect said.
+async fn wait_for_callback(
+    listener: &tokio::net::TcpListener,
+    state: &str,
+    timeout: Duration,
+) -> CliResult<(tokio::net::TcpStream, Callback)> {
+    let waited = tokio::time::timeout(timeout, async {
+        loop {
+            let (mut stream, _) = match listener.accept().await {
+                Ok(s) => s,
+                Err(_) => continue,
+            };
+            let Some(target) = read_request_target(&mut stream).await else {
+                continue;
+            };
+            let (path, query) = target.split_once('?').unwrap_or((target.as_str(), ""));
+            if path != "/callback" {
+                respond(&mut stream, 404, "Not found", "Nothing here.").await;
+                continue;
+            }
+            let callback = Callback::from_query(query);
+            if callback.state.as_deref() != Some(state) {
+                // Not our login (a stale tab, or a forged request): keep waiting.
+                respond(
+                    &mut stream,
+                    400,
+                    "Login not recognised",
+                    "This answer does not belong to the login the command is waiting for.",
+                )
+                .await;
+                continue;
+            }
+            return (stream, callback);
+        }
+    })
+    .await;
+    waited.map_err(|_| {
+        Fail::new(format!(
+            "no login arrived within {}; nothing was stored",
+            humantime::format_duration(timeout)
+        ))
+    })
+}
+
+/// What the browser is told once the account is connected (or moved) as
+/// `alias`.
+fn connected_page(connection: &Connection, alias: &str) -> String {
+    let name = connection
+        .account
+        .display_name
+        .clone()
+        .unwrap_or_else(|| "Your TikTok account".into());
+    match &connection.moved_from {
+        Some(old) => format!(
+            "{name} was moved from \u{201c}{old}\u{201d} to \u{201c}{alias}\u{201d}. You can close this page."
+        ),
+        None => {
+            format!("{name} is now connected as \u{201c}{alias}\u{201d}. You can close this page.")
+        }
+    }
 }
 
 /// Reads an HTTP request head and returns its target (`/path?query`).

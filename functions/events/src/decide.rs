@@ -196,6 +196,37 @@ fn version(at: DateTime<Utc>) -> String {
 /// The detail of a job's event; `None` for an account's kind.
 fn job_detail(kind: Kind, old: Option<&Job>, new: &Job) -> Option<Detail> {
     let pk = format!("{JOB_PREFIX}{}", new.id);
+    let (headline, summary, hint, reason) = job_wording(kind, new)?;
+    Some(Detail {
+        schema_version: SCHEMA_VERSION,
+        event_id: event_id(
+            &pk,
+            JOB_SK,
+            kind,
+            &old.map(|o| version(o.updated_at)).unwrap_or_default(),
+            &version(new.updated_at),
+        ),
+        kind,
+        account: AccountRef {
+            alias: new.alias.clone(),
+            open_id: new.open_id.clone(),
+        },
+        upload: Some(upload_ref(new)),
+        status: new.status.as_str().to_owned(),
+        previous_status: old.map(|o| o.status.as_str().to_owned()),
+        reason,
+        hint: one_line(&hint),
+        links: new.share_urls.clone(),
+        headline: one_line(&headline),
+        summary: one_line(&summary),
+        occurred_at: new.updated_at,
+    })
+}
+
+/// What a job's event says, in the job's plain words: the headline, the
+/// summary, the hint and the reason (for the kinds that have one); `None`
+/// for an account's kind.
+fn job_wording(kind: Kind, new: &Job) -> Option<(String, String, String, Option<Reason>)> {
     let file = one_line(&plain_words::upload_name(new));
     let who = one_line(&account_name(new.alias.as_deref(), new.open_id.as_deref()));
     let words = plain_words::job_words(new);
@@ -262,44 +293,26 @@ fn job_detail(kind: Kind, old: Option<&Job>, new: &Job) -> Option<Detail> {
         ),
         Kind::AccountNeedsReconnect | Kind::AccountRevoked => return None,
     };
-    Some(Detail {
-        schema_version: SCHEMA_VERSION,
-        event_id: event_id(
-            &pk,
-            JOB_SK,
-            kind,
-            &old.map(|o| version(o.updated_at)).unwrap_or_default(),
-            &version(new.updated_at),
-        ),
-        kind,
-        account: AccountRef {
-            alias: new.alias.clone(),
-            open_id: new.open_id.clone(),
-        },
-        upload: Some(UploadRef {
-            job_id: new.id.to_string(),
-            kind: new.kind.as_str().to_owned(),
-            file: plain_words::upload_name(new),
-            bucket: new.upload.bucket.clone(),
-            key: new.upload.key.clone(),
-            post_mode: if new.post.is_draft() {
-                "draft"
-            } else {
-                "direct"
-            }
-            .to_owned(),
-            caption: new.caption.clone(),
-            created_at: new.created_at,
-        }),
-        status: new.status.as_str().to_owned(),
-        previous_status: old.map(|o| o.status.as_str().to_owned()),
-        reason,
-        hint: one_line(&hint),
-        links: new.share_urls.clone(),
-        headline: one_line(&headline),
-        summary: one_line(&summary),
-        occurred_at: new.updated_at,
-    })
+    Some((headline, summary, hint, reason))
+}
+
+/// The upload a job's event is about.
+fn upload_ref(job: &Job) -> UploadRef {
+    UploadRef {
+        job_id: job.id.to_string(),
+        kind: job.kind.as_str().to_owned(),
+        file: plain_words::upload_name(job),
+        bucket: job.upload.bucket.clone(),
+        key: job.upload.key.clone(),
+        post_mode: if job.post.is_draft() {
+            "draft"
+        } else {
+            "direct"
+        }
+        .to_owned(),
+        caption: job.caption.clone(),
+        created_at: job.created_at,
+    }
 }
 
 fn account_detail(kind: Kind, old: Option<&Account>, new: &Account) -> Detail {

@@ -209,16 +209,6 @@ impl Stack {
         settings: StackSettings,
         stop: &watch::Receiver<bool>,
     ) -> DemoResult<Self> {
-        let step = || {
-            if *stop.borrow() {
-                Err("interrupted".to_owned())
-            } else {
-                Ok(())
-            }
-        };
-        let aws = made.aws.clone();
-        let sqs = made.sqs.clone();
-        let region = made.region.clone();
         let run_id = format!("{:08x}", rand::random::<u32>());
         let name = format!("tiktok-drafts-demo-{run_id}");
         let alias = if settings.unique_alias {
@@ -227,45 +217,26 @@ impl Stack {
             crate::ALIAS.to_owned()
         };
         if settings.from_template {
-            step()?;
+            step(stop)?;
             return Self::from_template(made, settings, name, alias).await;
         }
+        Self::by_hand(made, settings, name, alias, stop).await
+    }
+
+    /// The deployment made by hand (real AWS), one part at a time, each
+    /// recorded in `made` as it is made: the queues, the bucket (unless one
+    /// was given), the table, the secrets.
+    async fn by_hand(
+        made: &mut Made,
+        settings: StackSettings,
+        name: String,
+        alias: String,
+        stop: &watch::Receiver<bool>,
+    ) -> DemoResult<Self> {
         let upload_batch_size = template_batch_size().await?;
         let table = name.clone();
         let secrets_prefix = name.clone();
-
-        step()?;
-        let dead_letter_queue_url = sqs
-            .create_queue()
-            .queue_name(format!("{name}-dlq"))
-            .send()
-            .await
-            .map_err(sdk("create the dead-letter queue"))?
-            .queue_url
-            .ok_or("the dead-letter queue has no URL")?;
-        made.queue_urls.push(dead_letter_queue_url.clone());
-        let dead_letter_arn = queue_arn(&sqs, &dead_letter_queue_url).await?;
-        step()?;
-        let queue_url = sqs
-            .create_queue()
-            .queue_name(format!("{name}-uploads"))
-            .attributes(
-                QueueAttributeName::VisibilityTimeout,
-                VISIBILITY_TIMEOUT_SECS,
-            )
-            .attributes(
-                QueueAttributeName::RedrivePolicy,
-                serde_json::json!({"deadLetterTargetArn": dead_letter_arn, "maxReceiveCount": 5})
-                    .to_string(),
-            )
-            .send()
-            .await
-            .map_err(sdk("create the upload queue"))?
-            .queue_url
-            .ok_or("the upload queue has no URL")?;
-        made.queue_urls.push(queue_url.clone());
-        let queue_arn = queue_arn(&sqs, &queue_url).await?;
-
+        let queues = create_queues(made, &name, stop).await?;
         let (bucket, owns_bucket) = match settings.bucket {
             Some(bucket) => {
                 made.foreign_bucket = Some(bucket.clone());
@@ -274,73 +245,22 @@ impl Stack {
             None => (name.clone(), true),
         };
         if owns_bucket {
-            step()?;
-            create_bucket(&aws.s3, &bucket, &region).await?;
-            made.bucket = Some(bucket.clone());
-            step()?;
-            turn_on_versioning(&aws.s3, &bucket).await?;
-            // S3 may send to the queue, for this bucket only (as the template
-            // says); moto does not check, AWS does.
-            let policy = serde_json::json!({
-                "Version": "2012-10-17",
-                "Statement": [{
-                    "Effect": "Allow",
-                    "Principal": {"Service": "s3.amazonaws.com"},
-                    "Action": "sqs:SendMessage",
-                    "Resource": queue_arn,
-                    "Condition": {"ArnEquals": {"aws:SourceArn": format!("arn:aws:s3:::{bucket}")}}
-                }]
-            });
-            step()?;
-            sqs.set_queue_attributes()
-                .queue_url(&queue_url)
-                .attributes(QueueAttributeName::Policy, policy.to_string())
-                .send()
-                .await
-                .map_err(sdk("let S3 send to the upload queue"))?;
-            notify_uploads(&aws.s3, &bucket, &queue_arn, stop).await?;
+            create_upload_bucket(made, &bucket, &queues, stop).await?;
         }
-
-        // Recorded before the call: a table made whose TTL step then fails
-        // must be deleted too (a table that was never made is skipped).
-        step()?;
-        made.table = Some(table.clone());
-        // Most of this is waiting for the table to become ACTIVE, which a
-        // signal may cut short: the table is recorded already, and deleting
-        // it waits for ACTIVE itself.
-        tokio::select! {
-            made = shared::table::create_table(&aws.dynamodb, &table) => {
-                made.map_err(|e| format!("create the table: {e}"))?;
-            }
-            () = stopped(stop) => return Err("interrupted".into()),
-        }
-        let app_secret_id = format!("{secrets_prefix}/app");
-        let invite_key_secret_id = format!("{secrets_prefix}/invite-key");
-        // The secrets are found by prefix when deleted, whichever exist.
-        step()?;
-        made.secrets_prefix = Some(secrets_prefix.clone());
-        aws.secrets
-            .create_secret()
-            .name(&app_secret_id)
-            .secret_string(
-                serde_json::json!({
-                    "client_key": settings.client_key,
-                    "client_secret": settings.client_secret,
-                })
-                .to_string(),
-            )
-            .send()
-            .await
-            .map_err(sdk("create the app secret"))?;
-        step()?;
-        // The template generates this key at deploy time.
-        SigningKey::create_if_missing(&aws.secrets, &invite_key_secret_id)
-            .await
-            .map_err(|e| format!("create the invitation key: {e}"))?;
+        create_table(made, &table, stop).await?;
+        let (app_secret_id, invite_key_secret_id) = create_secrets(
+            made,
+            &secrets_prefix,
+            &settings.client_key,
+            &settings.client_secret,
+            stop,
+        )
+        .await?;
+        let region = made.region.clone();
         Ok(Self {
             schedule_rule_arn: format!("arn:aws:events:{region}:123456789012:rule/{name}-check"),
-            aws,
-            sqs,
+            aws: made.aws.clone(),
+            sqs: made.sqs.clone(),
             region,
             name,
             alias,
@@ -350,9 +270,9 @@ impl Stack {
             secrets_prefix,
             app_secret_id,
             invite_key_secret_id,
-            queue_url,
-            queue_arn,
-            dead_letter_queue_url,
+            queue_url: queues.queue_url,
+            queue_arn: queues.queue_arn,
+            dead_letter_queue_url: queues.dead_letter_queue_url,
             upload_batch_size,
             template: None,
         })
@@ -441,6 +361,165 @@ impl Stack {
             template: Some(template),
         })
     }
+}
+
+/// Ends the making of the stack with an error when `stop` is true: checked
+/// before each step, never in the middle of one.
+fn step(stop: &watch::Receiver<bool>) -> DemoResult<()> {
+    if *stop.borrow() {
+        Err("interrupted".to_owned())
+    } else {
+        Ok(())
+    }
+}
+
+/// The upload queue and its dead-letter queue, as made by hand.
+struct Queues {
+    dead_letter_queue_url: String,
+    queue_url: String,
+    queue_arn: String,
+}
+
+/// Makes the dead-letter queue, then the upload queue that sends to it after
+/// five deliveries, recording each in `made`.
+async fn create_queues(
+    made: &mut Made,
+    name: &str,
+    stop: &watch::Receiver<bool>,
+) -> DemoResult<Queues> {
+    let sqs = made.sqs.clone();
+    step(stop)?;
+    let dead_letter_queue_url = sqs
+        .create_queue()
+        .queue_name(format!("{name}-dlq"))
+        .send()
+        .await
+        .map_err(sdk("create the dead-letter queue"))?
+        .queue_url
+        .ok_or("the dead-letter queue has no URL")?;
+    made.queue_urls.push(dead_letter_queue_url.clone());
+    let dead_letter_arn = queue_arn(&sqs, &dead_letter_queue_url).await?;
+    step(stop)?;
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(format!("{name}-uploads"))
+        .attributes(
+            QueueAttributeName::VisibilityTimeout,
+            VISIBILITY_TIMEOUT_SECS,
+        )
+        .attributes(
+            QueueAttributeName::RedrivePolicy,
+            serde_json::json!({"deadLetterTargetArn": dead_letter_arn, "maxReceiveCount": 5})
+                .to_string(),
+        )
+        .send()
+        .await
+        .map_err(sdk("create the upload queue"))?
+        .queue_url
+        .ok_or("the upload queue has no URL")?;
+    made.queue_urls.push(queue_url.clone());
+    let queue_arn = queue_arn(&sqs, &queue_url).await?;
+    Ok(Queues {
+        dead_letter_queue_url,
+        queue_url,
+        queue_arn,
+    })
+}
+
+/// Makes the demo's own bucket (recorded in `made`), versioned, and has it
+/// notify the upload queue of new uploads, with a queue policy that lets S3
+/// send for this bucket only.
+async fn create_upload_bucket(
+    made: &mut Made,
+    bucket: &str,
+    queues: &Queues,
+    stop: &watch::Receiver<bool>,
+) -> DemoResult<()> {
+    let s3 = made.aws.s3.clone();
+    step(stop)?;
+    create_bucket(&s3, bucket, &made.region).await?;
+    made.bucket = Some(bucket.to_owned());
+    step(stop)?;
+    turn_on_versioning(&s3, bucket).await?;
+    // S3 may send to the queue, for this bucket only (as the template
+    // says); moto does not check, AWS does.
+    let policy = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Service": "s3.amazonaws.com"},
+            "Action": "sqs:SendMessage",
+            "Resource": queues.queue_arn,
+            "Condition": {"ArnEquals": {"aws:SourceArn": format!("arn:aws:s3:::{bucket}")}}
+        }]
+    });
+    step(stop)?;
+    made.sqs
+        .set_queue_attributes()
+        .queue_url(&queues.queue_url)
+        .attributes(QueueAttributeName::Policy, policy.to_string())
+        .send()
+        .await
+        .map_err(sdk("let S3 send to the upload queue"))?;
+    notify_uploads(&s3, bucket, &queues.queue_arn, stop).await
+}
+
+/// Makes the table, recorded in `made` before the call: a table made whose
+/// TTL step then fails must be deleted too (a table that was never made is
+/// skipped).
+async fn create_table(
+    made: &mut Made,
+    table: &str,
+    stop: &watch::Receiver<bool>,
+) -> DemoResult<()> {
+    step(stop)?;
+    made.table = Some(table.to_owned());
+    // Most of this is waiting for the table to become ACTIVE, which a
+    // signal may cut short: the table is recorded already, and deleting
+    // it waits for ACTIVE itself.
+    tokio::select! {
+        created = shared::table::create_table(&made.aws.dynamodb, table) => {
+            created.map_err(|e| format!("create the table: {e}"))?;
+        }
+        () = stopped(stop) => return Err("interrupted".into()),
+    }
+    Ok(())
+}
+
+/// Makes the app secret (with the app's credentials) and the invitation key
+/// under `secrets_prefix`, recorded in `made` first. Gives their ids.
+async fn create_secrets(
+    made: &mut Made,
+    secrets_prefix: &str,
+    client_key: &str,
+    client_secret: &str,
+    stop: &watch::Receiver<bool>,
+) -> DemoResult<(String, String)> {
+    let app_secret_id = format!("{secrets_prefix}/app");
+    let invite_key_secret_id = format!("{secrets_prefix}/invite-key");
+    // The secrets are found by prefix when deleted, whichever exist.
+    step(stop)?;
+    made.secrets_prefix = Some(secrets_prefix.to_owned());
+    made.aws
+        .secrets
+        .create_secret()
+        .name(&app_secret_id)
+        .secret_string(
+            serde_json::json!({
+                "client_key": client_key,
+                "client_secret": client_secret,
+            })
+            .to_string(),
+        )
+        .send()
+        .await
+        .map_err(sdk("create the app secret"))?;
+    step(stop)?;
+    // The template generates this key at deploy time.
+    SigningKey::create_if_missing(&made.aws.secrets, &invite_key_secret_id)
+        .await
+        .map_err(|e| format!("create the invitation key: {e}"))?;
+    Ok((app_secret_id, invite_key_secret_id))
 }
 
 /// Messages per upload-function invocation, as the template's SQS event

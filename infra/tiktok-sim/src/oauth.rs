@@ -18,8 +18,8 @@ use crate::app::App;
 use crate::config::{PkceEncoding, PkceMode, Settings};
 use crate::rate_limit::Bucket;
 use crate::state::{
-    AuthCode, Grant, KNOWN_SCOPES, PublishStatus, State, TokenRecord, new_log_id, random_token,
-    sha256_hex,
+    AuthCode, AuthorizeScript, Grant, KNOWN_SCOPES, PublishStatus, State, TokenRecord, new_log_id,
+    random_token, sha256_hex,
 };
 
 /// A flat OAuth error, `{error, error_description, log_id}`.
@@ -193,109 +193,184 @@ pub async fn authorize(
     AxState(app): AxState<Arc<App>>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
-    let get = |k: &str| params.get(k).map(String::as_str).filter(|v| !v.is_empty());
-    app.update(|st| {
-        let settings = st.settings.clone();
-        if get("client_key") != Some(settings.client_key.as_str()) {
-            return bad_page("client_key is missing or unknown.");
-        }
-        let Some(redirect_uri) = get("redirect_uri") else {
-            return bad_page("redirect_uri is missing.");
-        };
-        if !settings.redirect_uris.iter().any(|u| u == redirect_uri) {
-            return bad_page("redirect_uri is not registered for this app.");
-        }
-        let Some(csrf_state) = get("state") else {
-            return redirect_error(redirect_uri, None, "invalid_request", "state is required.");
-        };
-        let fail = |error: &str, description: &str| {
-            redirect_error(redirect_uri, Some(csrf_state), error, description)
-        };
-        if get("response_type") != Some("code") {
-            return fail("unsupported_response_type", "response_type must be code.");
-        }
-        let Some(scope) = get("scope") else {
-            return fail("invalid_scope", "scope is required.");
-        };
-        let requested: Vec<String> = scope.split(',').map(str::to_owned).collect();
-        if requested
-            .iter()
-            .any(|s| !KNOWN_SCOPES.contains(&s.as_str()))
-        {
-            return fail(
-                "invalid_scope",
-                "scope holds an unknown scope (the list is comma-separated).",
-            );
-        }
-        let challenge = get("code_challenge");
-        let method = get("code_challenge_method");
-        let stored_challenge = match settings.pkce {
-            PkceMode::Off => None,
-            PkceMode::Optional | PkceMode::Required => {
-                if challenge.is_none() && settings.pkce == PkceMode::Required {
-                    return fail("invalid_request", "code_challenge is required.");
-                }
-                if challenge.is_none() && method.is_some() {
-                    return fail(
-                        "invalid_request",
-                        "code_challenge_method without code_challenge.",
-                    );
-                }
-                if let Some(challenge) = challenge {
-                    if method != Some("S256") {
-                        return fail("invalid_request", "code_challenge_method must be S256.");
-                    }
-                    if !is_valid_challenge(challenge, settings.pkce_encoding) {
-                        return fail(
-                            "invalid_request",
-                            "code_challenge is not a SHA-256 digest in the expected encoding.",
-                        );
-                    }
-                }
-                challenge.map(str::to_owned)
-            }
-        };
-        let script = st.authorize_queue.pop_front();
-        let (open_id, deny, grant_scopes) = match script {
-            Some(s) => (s.open_id, s.deny, s.grant_scopes),
-            None => match st.users.first() {
-                Some(user) => (user.open_id.clone(), false, None),
-                None => return bad_page("No simulated user exists: POST /_sim/users first."),
-            },
-        };
-        if st.user(&open_id).is_none() {
-            return bad_page("The scripted user does not exist.");
-        }
-        if deny {
-            return fail(
-                "access_denied",
-                "The user denied the authorization request.",
-            );
-        }
-        let granted: Vec<String> = requested
-            .into_iter()
-            .filter(|s| grant_scopes.as_ref().is_none_or(|g| g.contains(s)))
-            .collect();
-        let code = random_token(64);
-        let now = st.now_ms();
-        st.codes.insert(
-            sha256_hex(code.as_bytes()),
-            AuthCode {
-                client_key: settings.client_key.clone(),
-                redirect_uri: redirect_uri.to_owned(),
-                open_id,
-                scopes: granted.clone(),
-                code_challenge: stored_challenge,
-                expires_at_ms: now + settings.code_ttl_secs * 1000,
-                used: false,
-            },
+    app.update(|st| authorize_in(st, &params))
+}
+
+/// The authorize page under the state lock: checks the app, then the request (errors from
+/// here on go back to the redirect URI), takes the next scripted user and issues a code.
+fn authorize_in(st: &mut State, params: &HashMap<String, String>) -> Response {
+    let get = |k: &str| param(params, k);
+    let settings = st.settings.clone();
+    let redirect_uri = match check_client(&settings, get("client_key"), get("redirect_uri")) {
+        Ok(redirect_uri) => redirect_uri,
+        Err(message) => return bad_page(message),
+    };
+    let Some(csrf_state) = get("state") else {
+        return redirect_error(redirect_uri, None, "invalid_request", "state is required.");
+    };
+    let fail = |error: &str, description: &str| {
+        redirect_error(redirect_uri, Some(csrf_state), error, description)
+    };
+    let requested = match requested_scopes(get("response_type"), get("scope")) {
+        Ok(requested) => requested,
+        Err((error, description)) => return fail(error, description),
+    };
+    let stored_challenge = match check_pkce(
+        &settings,
+        get("code_challenge"),
+        get("code_challenge_method"),
+    ) {
+        Ok(stored_challenge) => stored_challenge,
+        Err((error, description)) => return fail(error, description),
+    };
+    let AuthorizeScript {
+        open_id,
+        deny,
+        grant_scopes,
+    } = match next_login(st) {
+        Ok(login) => login,
+        Err(message) => return bad_page(message),
+    };
+    if deny {
+        return fail(
+            "access_denied",
+            "The user denied the authorization request.",
         );
-        let scopes = granted.join(",");
-        redirect_with(
-            redirect_uri,
-            &[("code", &code), ("scopes", &scopes), ("state", csrf_state)],
-        )
-    })
+    }
+    let granted: Vec<String> = requested
+        .into_iter()
+        .filter(|s| grant_scopes.as_ref().is_none_or(|g| g.contains(s)))
+        .collect();
+    let code = random_token(64);
+    let now = st.now_ms();
+    st.codes.insert(
+        sha256_hex(code.as_bytes()),
+        AuthCode {
+            client_key: settings.client_key.clone(),
+            redirect_uri: redirect_uri.to_owned(),
+            open_id,
+            scopes: granted.clone(),
+            code_challenge: stored_challenge,
+            expires_at_ms: now + settings.code_ttl_secs * 1000,
+            used: false,
+        },
+    );
+    let scopes = granted.join(",");
+    redirect_with(
+        redirect_uri,
+        &[("code", &code), ("scopes", &scopes), ("state", csrf_state)],
+    )
+}
+
+/// A query parameter, with an empty value taken as absent.
+fn param<'a>(params: &'a HashMap<String, String>, key: &str) -> Option<&'a str> {
+    params
+        .get(key)
+        .map(String::as_str)
+        .filter(|v| !v.is_empty())
+}
+
+/// The app's part of an authorize request: a known client key and a registered redirect
+/// URI. Gives the redirect URI, or what the error page says (nothing may be sent to an
+/// unchecked URI).
+fn check_client<'a>(
+    settings: &Settings,
+    client_key: Option<&str>,
+    redirect_uri: Option<&'a str>,
+) -> Result<&'a str, &'static str> {
+    if client_key != Some(settings.client_key.as_str()) {
+        return Err("client_key is missing or unknown.");
+    }
+    let Some(redirect_uri) = redirect_uri else {
+        return Err("redirect_uri is missing.");
+    };
+    if !settings.redirect_uris.iter().any(|u| u == redirect_uri) {
+        return Err("redirect_uri is not registered for this app.");
+    }
+    Ok(redirect_uri)
+}
+
+/// Checks `response_type` and `scope` and gives the requested scopes, or the OAuth error
+/// and its description.
+fn requested_scopes(
+    response_type: Option<&str>,
+    scope: Option<&str>,
+) -> Result<Vec<String>, (&'static str, &'static str)> {
+    if response_type != Some("code") {
+        return Err(("unsupported_response_type", "response_type must be code."));
+    }
+    let Some(scope) = scope else {
+        return Err(("invalid_scope", "scope is required."));
+    };
+    let requested: Vec<String> = scope.split(',').map(str::to_owned).collect();
+    if requested
+        .iter()
+        .any(|s| !KNOWN_SCOPES.contains(&s.as_str()))
+    {
+        return Err((
+            "invalid_scope",
+            "scope holds an unknown scope (the list is comma-separated).",
+        ));
+    }
+    Ok(requested)
+}
+
+/// Checks the PKCE parameters against the simulator's PKCE mode and gives the challenge to
+/// store with the code (none when PKCE is off or none was sent), or the OAuth error and
+/// its description.
+fn check_pkce(
+    settings: &Settings,
+    challenge: Option<&str>,
+    method: Option<&str>,
+) -> Result<Option<String>, (&'static str, &'static str)> {
+    match settings.pkce {
+        PkceMode::Off => Ok(None),
+        PkceMode::Optional | PkceMode::Required => {
+            if challenge.is_none() && settings.pkce == PkceMode::Required {
+                return Err(("invalid_request", "code_challenge is required."));
+            }
+            if challenge.is_none() && method.is_some() {
+                return Err((
+                    "invalid_request",
+                    "code_challenge_method without code_challenge.",
+                ));
+            }
+            if let Some(challenge) = challenge {
+                if method != Some("S256") {
+                    return Err(("invalid_request", "code_challenge_method must be S256."));
+                }
+                if !is_valid_challenge(challenge, settings.pkce_encoding) {
+                    return Err((
+                        "invalid_request",
+                        "code_challenge is not a SHA-256 digest in the expected encoding.",
+                    ));
+                }
+            }
+            Ok(challenge.map(str::to_owned))
+        }
+    }
+}
+
+/// Takes the next scripted login, or with none queued the first user, who allows every
+/// requested scope. What the error page says when that user does not exist.
+fn next_login(st: &mut State) -> Result<AuthorizeScript, &'static str> {
+    let login = match st.authorize_queue.pop_front() {
+        Some(script) => script,
+        None => match st.users.first() {
+            Some(user) => AuthorizeScript {
+                open_id: user.open_id.clone(),
+                deny: false,
+                grant_scopes: None,
+            },
+            None => {
+                return Err("No simulated user exists: POST /_sim/users first.");
+            }
+        },
+    };
+    if st.user(&login.open_id).is_none() {
+        return Err("The scripted user does not exist.");
+    }
+    Ok(login)
 }
 
 /// Parses a form body; `None` when a field repeats (an ambiguous request).

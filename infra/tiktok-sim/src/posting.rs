@@ -1,4 +1,5 @@
-//! Content Posting API: creator info, the three init endpoints, status fetch and cancel.
+//! Content Posting API: creator info, the three init endpoints (photo posts in [`photo`]),
+//! status fetch and cancel.
 
 use std::sync::Arc;
 
@@ -20,10 +21,11 @@ use crate::state::{
     url_without_query,
 };
 
+mod photo;
+
+pub use photo::content_init;
+
 const MAX_VIDEO_TITLE: usize = 2200;
-const MAX_PHOTO_TITLE: usize = 90;
-const MAX_PHOTO_DESCRIPTION: usize = 4000;
-const MAX_PHOTOS: usize = 35;
 const DAY_MS: i64 = 24 * 3600 * 1000;
 
 #[derive(Debug, Deserialize)]
@@ -62,36 +64,6 @@ struct VideoPostInfo {
     brand_content_toggle: Option<bool>,
     brand_organic_toggle: Option<bool>,
     is_aigc: Option<bool>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ContentInitBody {
-    media_type: String,
-    post_mode: String,
-    post_info: Option<Value>,
-    source_info: PhotoSourceInfo,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)] // like VideoPostInfo: serde checks the types, the raw JSON is stored
-struct PhotoPostInfo {
-    title: Option<String>,
-    description: Option<String>,
-    privacy_level: Option<String>,
-    disable_comment: Option<bool>,
-    auto_add_music: Option<bool>,
-    brand_content_toggle: Option<bool>,
-    brand_organic_toggle: Option<bool>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PhotoSourceInfo {
-    source: String,
-    photo_images: Vec<String>,
-    photo_cover_index: i64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -375,6 +347,9 @@ pub async fn direct_video_init(
     )
 }
 
+/// The shared body of the two video inits: checks the caller and the request against the
+/// state, records the publish (and its upload session for a file upload), and starts the
+/// download for a pull once the state is saved.
 fn video_init(
     app: &Arc<App>,
     caller: &Caller,
@@ -383,90 +358,23 @@ fn video_init(
     source_info: VideoSourceInfo,
 ) -> Result<Response, ApiError> {
     let (response, pull_id) = app.update(|state| {
-        let user = user_of(state, caller)?;
-        check_banned(&user)?;
-        let source = parse_video_source(source_info, &state.settings)?;
-        if let Some((_, privacy_level)) = &post_info {
-            check_direct_post(state, &user, privacy_level)?;
-        }
-        if let VideoSource::Pull(url) = &source {
-            check_verified_url(&state.settings, url)?;
-        }
-        if kind == PublishKind::InboxVideo {
-            check_pending_cap(state, &user.open_id)?;
-        }
+        let privacy_level = post_info.as_ref().map(|(_, level)| level.as_str());
+        let (user, source) = check_video_init(state, caller, kind, privacy_level, source_info)?;
         let number = state.next_number();
         let now = state.now_ms();
-        let direct = kind == PublishKind::DirectVideo;
-        let publish_id = match (&source, direct) {
-            (VideoSource::File(_), false) => format!("v_inbox_file~v2.{number}"),
-            (VideoSource::Pull(_), false) => format!("v_inbox_url~v2.{number}"),
-            (VideoSource::File(_), true) => format!("v_pub_file~v2-1.{number}"),
-            (VideoSource::Pull(_), true) => format!("v_pub_url~v2.{number}"),
-        };
-        let mut publish = Publish {
-            publish_id: publish_id.clone(),
-            open_id: user.open_id.clone(),
+        let publish_id = video_publish_id(&source, kind == PublishKind::DirectVideo, number);
+        let mut publish = new_video_publish(
+            publish_id.clone(),
+            user.open_id.clone(),
             kind,
-            post_mode: if direct {
-                "DIRECT_POST"
-            } else {
-                "MEDIA_UPLOAD"
-            }
-            .to_owned(),
-            source: Source::FileUpload,
-            status: PublishStatus::ProcessingUpload,
-            fail_reason: None,
-            post_info: post_info.map(|(value, _)| value),
-            video_size: None,
-            chunk_size: None,
-            total_chunk_count: None,
-            uploaded_bytes: None,
-            downloaded_bytes: None,
-            video_url: None,
-            pull_urls: Vec::new(),
-            photo_cover_index: None,
-            sha256: None,
-            media_format: None,
-            images: Vec::new(),
-            post_ids: Vec::new(),
-            upload_id: None,
-            media_ready: false,
-            created_at_ms: now,
-            updated_at_ms: now,
-        };
+            post_info.map(|(value, _)| value),
+            now,
+        );
         let mut data = json!({"publish_id": publish_id});
         let mut pull_id = None;
         match source {
             VideoSource::File(plan) => {
-                let upload_id = random_token(32);
-                let upload_token = random_token(48);
-                publish.video_size = Some(plan.video_size);
-                publish.chunk_size = Some(plan.chunk_size);
-                publish.total_chunk_count = Some(plan.total_chunk_count);
-                publish.uploaded_bytes = Some(0);
-                publish.upload_id = Some(upload_id.clone());
-                state.uploads.insert(
-                    upload_id.clone(),
-                    Upload {
-                        upload_id: upload_id.clone(),
-                        upload_token_sha256: sha256_hex(upload_token.as_bytes()),
-                        publish_id: publish_id.clone(),
-                        issued_at_ms: now,
-                        video_size: plan.video_size,
-                        chunk_size: plan.chunk_size,
-                        total_chunk_count: plan.total_chunk_count,
-                        received: 0,
-                        complete: false,
-                    },
-                );
-                let base = match &state.settings.upload_url_host {
-                    Some(host) => format!("https://{host}"),
-                    None => app.base_url.clone(),
-                };
-                data["upload_url"] = json!(format!(
-                    "{base}/upload/video/?upload_id={upload_id}&upload_token={upload_token}"
-                ));
+                data["upload_url"] = json!(open_upload(app, state, &mut publish, &plan, now));
             }
             VideoSource::Pull(url) => {
                 publish.source = Source::PullFromUrl;
@@ -486,129 +394,118 @@ fn video_init(
     Ok(response)
 }
 
-/// `POST /v2/post/publish/content/init/` (photo posts).
-pub async fn content_init(
-    AxState(app): AxState<Arc<App>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    // The scope depends on post_mode, so it is checked after parsing.
-    let caller = admit(
-        &app,
-        &headers,
-        Some(&["video.upload", "video.publish"]),
-        Some((Bucket::ContentInit, |s| s.init_per_min)),
-    )?;
-    let body: ContentInitBody = api::parse_body(&body)?;
-    if body.media_type != "PHOTO" {
-        return Err(ApiError::invalid_param("media_type must be PHOTO"));
+/// A video init's checks, in the order TikTok makes them: the user, a ban, the source,
+/// the direct-post rules (when `privacy_level` is given), a pull URL's prefix, and the
+/// pending-share cap for an inbox upload. Gives the user and the validated source.
+fn check_video_init(
+    state: &State,
+    caller: &Caller,
+    kind: PublishKind,
+    privacy_level: Option<&str>,
+    source_info: VideoSourceInfo,
+) -> Result<(User, VideoSource), ApiError> {
+    let user = user_of(state, caller)?;
+    check_banned(&user)?;
+    let source = parse_video_source(source_info, &state.settings)?;
+    if let Some(privacy_level) = privacy_level {
+        check_direct_post(state, &user, privacy_level)?;
     }
-    let direct = match body.post_mode.as_str() {
-        "DIRECT_POST" => true,
-        "MEDIA_UPLOAD" => false,
-        other => {
-            return Err(ApiError::invalid_param(format!(
-                "Unknown post_mode: {other}"
-            )));
-        }
-    };
-    caller.require_scope(if direct {
-        &["video.publish"]
-    } else {
-        &["video.upload"]
-    })?;
-    let raw_post_info = body.post_info.clone().unwrap_or_else(|| json!({}));
-    let post_info: PhotoPostInfo = api::parse_value(raw_post_info.clone(), "post_info")?;
-    if post_info
-        .title
-        .as_deref()
-        .is_some_and(|t| api::utf16_len(t) > MAX_PHOTO_TITLE)
-    {
-        return Err(ApiError::invalid_param(format!(
-            "post_info.title is longer than {MAX_PHOTO_TITLE} UTF-16 code units"
-        )));
+    if let VideoSource::Pull(url) = &source {
+        check_verified_url(&state.settings, url)?;
     }
-    if post_info
-        .description
-        .as_deref()
-        .is_some_and(|d| api::utf16_len(d) > MAX_PHOTO_DESCRIPTION)
-    {
-        return Err(ApiError::invalid_param(format!(
-            "post_info.description is longer than {MAX_PHOTO_DESCRIPTION} UTF-16 code units"
-        )));
+    if kind == PublishKind::InboxVideo {
+        check_pending_cap(state, &user.open_id)?;
     }
-    let privacy_level = match (direct, post_info.privacy_level) {
-        (true, Some(level)) => Some(level),
-        (true, None) => {
-            return Err(ApiError::invalid_param(
-                "post_info.privacy_level is required for DIRECT_POST",
-            ));
-        }
-        (false, _) => None,
-    };
-    let source = body.source_info;
-    if source.source != "PULL_FROM_URL" {
-        return Err(ApiError::invalid_param(
-            "photo source must be PULL_FROM_URL",
-        ));
-    }
-    let count = source.photo_images.len();
-    if !(1..=MAX_PHOTOS).contains(&count) {
-        return Err(ApiError::invalid_param(format!(
-            "photo_images must hold 1 to {MAX_PHOTOS} URLs"
-        )));
-    }
-    let cover = usize::try_from(source.photo_cover_index)
-        .ok()
-        .filter(|&i| i < count)
-        .ok_or_else(|| ApiError::invalid_param("photo_cover_index is out of range"))?;
+    Ok((user, source))
+}
 
-    let publish_id = app.update(|state| {
-        let user = user_of(state, &caller)?;
-        check_banned(&user)?;
-        if let Some(level) = &privacy_level {
-            check_direct_post(state, &user, level)?;
-        }
-        for url in &source.photo_images {
-            check_verified_url(&state.settings, url)?;
-        }
-        if !direct {
-            check_pending_cap(state, &user.open_id)?;
-        }
-        let number = state.next_number();
-        let now = state.now_ms();
-        let publish_id = format!("p_pub_url~v2.{number}");
-        let publish = Publish {
-            publish_id: publish_id.clone(),
-            open_id: user.open_id.clone(),
-            kind: PublishKind::Photo,
-            post_mode: body.post_mode.clone(),
-            source: Source::PullFromUrl,
-            status: PublishStatus::ProcessingDownload,
-            fail_reason: None,
-            post_info: Some(raw_post_info),
-            video_size: None,
-            chunk_size: None,
-            total_chunk_count: None,
-            uploaded_bytes: None,
-            downloaded_bytes: Some(0),
-            video_url: None,
-            pull_urls: source.photo_images.clone(),
-            photo_cover_index: u32::try_from(cover).ok(),
-            sha256: None,
-            media_format: None,
-            images: Vec::new(),
-            post_ids: Vec::new(),
-            upload_id: None,
-            media_ready: false,
-            created_at_ms: now,
-            updated_at_ms: now,
-        };
-        state.publishes.insert(publish_id.clone(), publish);
-        Ok::<_, ApiError>(publish_id)
-    })?;
-    pull::spawn(Arc::clone(&app), publish_id.clone());
-    Ok(api::ok(Some(json!({"publish_id": publish_id}))))
+/// A video publish_id in TikTok's shape, which names the flow (inbox or direct) and the
+/// source (file or URL).
+fn video_publish_id(source: &VideoSource, direct: bool, number: u64) -> String {
+    match (source, direct) {
+        (VideoSource::File(_), false) => format!("v_inbox_file~v2.{number}"),
+        (VideoSource::Pull(_), false) => format!("v_inbox_url~v2.{number}"),
+        (VideoSource::File(_), true) => format!("v_pub_file~v2-1.{number}"),
+        (VideoSource::Pull(_), true) => format!("v_pub_url~v2.{number}"),
+    }
+}
+
+/// A new video publish waiting for its file upload; a pull changes the source fields.
+fn new_video_publish(
+    publish_id: String,
+    open_id: String,
+    kind: PublishKind,
+    post_info: Option<Value>,
+    now: i64,
+) -> Publish {
+    let post_mode = if kind == PublishKind::DirectVideo {
+        "DIRECT_POST"
+    } else {
+        "MEDIA_UPLOAD"
+    };
+    Publish {
+        publish_id,
+        open_id,
+        kind,
+        post_mode: post_mode.to_owned(),
+        source: Source::FileUpload,
+        status: PublishStatus::ProcessingUpload,
+        fail_reason: None,
+        post_info,
+        video_size: None,
+        chunk_size: None,
+        total_chunk_count: None,
+        uploaded_bytes: None,
+        downloaded_bytes: None,
+        video_url: None,
+        pull_urls: Vec::new(),
+        photo_cover_index: None,
+        sha256: None,
+        media_format: None,
+        images: Vec::new(),
+        post_ids: Vec::new(),
+        upload_id: None,
+        media_ready: false,
+        created_at_ms: now,
+        updated_at_ms: now,
+    }
+}
+
+/// Opens the upload session for a file upload: records the chunk plan on the publish and
+/// the session (with only the token's hash) in the state, and gives the upload URL.
+fn open_upload(
+    app: &App,
+    state: &mut State,
+    publish: &mut Publish,
+    plan: &ChunkPlan,
+    now: i64,
+) -> String {
+    let upload_id = random_token(32);
+    let upload_token = random_token(48);
+    publish.video_size = Some(plan.video_size);
+    publish.chunk_size = Some(plan.chunk_size);
+    publish.total_chunk_count = Some(plan.total_chunk_count);
+    publish.uploaded_bytes = Some(0);
+    publish.upload_id = Some(upload_id.clone());
+    state.uploads.insert(
+        upload_id.clone(),
+        Upload {
+            upload_id: upload_id.clone(),
+            upload_token_sha256: sha256_hex(upload_token.as_bytes()),
+            publish_id: publish.publish_id.clone(),
+            issued_at_ms: now,
+            video_size: plan.video_size,
+            chunk_size: plan.chunk_size,
+            total_chunk_count: plan.total_chunk_count,
+            received: 0,
+            complete: false,
+        },
+    );
+    let base = match &state.settings.upload_url_host {
+        Some(host) => format!("https://{host}"),
+        None => app.base_url.clone(),
+    };
+    format!("{base}/upload/video/?upload_id={upload_id}&upload_token={upload_token}")
 }
 
 fn owned_publish(state: &State, caller: &Caller, publish_id: &str) -> Result<Publish, ApiError> {

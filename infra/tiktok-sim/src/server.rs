@@ -158,12 +158,70 @@ async fn handle(
     let (parts, incoming) = request.into_parts();
     let path = parts.uri.path().to_owned();
     let method = parts.method.as_str().to_owned();
-    let mut entry = LoggedRequest {
+    let mut entry = new_log_entry(&parts);
+    let body = Body::new(incoming);
+
+    // Control calls are never faulted, so a test cannot lock itself out.
+    let fault = if path.starts_with("/_sim/") {
+        None
+    } else {
+        lock(&app.faults).take(&method, &path)
+    };
+    let after = AfterRouting::for_fault(fault.as_ref());
+    entry.fault = fault.as_ref().map(fault_label);
+    match fault {
+        Some(FaultAction::Status { status, error_code }) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let response = fault_response(&path, status, error_code);
+            finish_log(&app, entry, &response);
+            return Ok(response);
+        }
+        Some(FaultAction::Reset) => {
+            read_some_then_log(&app, entry, body).await;
+            return Err(ResetFault);
+        }
+        Some(FaultAction::Delay { ms }) => {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+        // These act on the answer, after the router (see `after`).
+        Some(
+            FaultAction::OmitField { .. }
+            | FaultAction::DropAnswer
+            | FaultAction::AnswerLate { .. },
+        )
+        | None => {}
+    }
+
+    let body = match read_api_body(&parts, &path, body, &mut entry).await {
+        Ok(body) => body,
+        Err(response) => {
+            finish_log(&app, entry, &response);
+            return Ok(response);
+        }
+    };
+    let request = Request::from_parts(parts, body);
+    let response = match router.oneshot(request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    };
+    let response = match &after.omit {
+        Some(field) => omit_field(response, field).await,
+        None => response,
+    };
+    finish_log(&app, entry, &response);
+    after.deliver(response).await
+}
+
+/// The log entry for a request as it arrives: what its line and headers say, with the
+/// query redacted and the bearer token only as a short hash. Status, time and body are
+/// filled in later.
+fn new_log_entry(parts: &axum::http::request::Parts) -> LoggedRequest {
+    LoggedRequest {
         seq: 0,
         time: String::new(),
         time_ms: 0,
-        method: method.clone(),
-        path: path.clone(),
+        method: parts.method.as_str().to_owned(),
+        path: parts.uri.path().to_owned(),
         query: parts.uri.query().map(redact_query),
         status: 0,
         error_code: None,
@@ -177,116 +235,118 @@ async fn handle(
         form_fields: None,
         grant_type: None,
         fault: None,
-    };
-    let is_control = path.starts_with("/_sim/");
-    let mut body = Body::new(incoming);
+    }
+}
 
-    // Control calls are never faulted, so a test cannot lock itself out.
-    let fault = if is_control {
-        None
-    } else {
-        lock(&app.faults).take(&method, &path)
-    };
-    let omit = match &fault {
-        Some(FaultAction::OmitField { field }) => Some(field.clone()),
-        _ => None,
-    };
-    let drop_answer = matches!(fault, Some(FaultAction::DropAnswer));
-    let answer_late = match &fault {
-        Some(FaultAction::AnswerLate { ms }) => Some(Duration::from_millis(*ms)),
-        _ => None,
-    };
+/// How the request log names a fault that was applied.
+fn fault_label(fault: &FaultAction) -> String {
     match fault {
-        Some(FaultAction::Status { status, error_code }) => {
-            entry.fault = Some(format!("status {status}"));
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let response = fault_response(&path, status, error_code);
-            finish_log(&app, entry, &response);
-            return Ok(response);
+        FaultAction::Status { status, .. } => format!("status {status}"),
+        FaultAction::Reset => "reset".to_owned(),
+        FaultAction::Delay { ms } => format!("delay {ms}ms"),
+        FaultAction::OmitField { field } => format!("omit_field {field}"),
+        FaultAction::DropAnswer => "drop_answer".to_owned(),
+        FaultAction::AnswerLate { ms } => format!("answer_late {ms}ms"),
+    }
+}
+
+/// What a fault still does once the router has answered: leave a field out, send the
+/// answer late, or drop it.
+struct AfterRouting {
+    omit: Option<String>,
+    drop_answer: bool,
+    answer_late: Option<Duration>,
+}
+
+impl AfterRouting {
+    /// The part of `fault` that acts on the answer (nothing for the other faults).
+    fn for_fault(fault: Option<&FaultAction>) -> Self {
+        AfterRouting {
+            omit: match fault {
+                Some(FaultAction::OmitField { field }) => Some(field.clone()),
+                _ => None,
+            },
+            drop_answer: matches!(fault, Some(FaultAction::DropAnswer)),
+            answer_late: match fault {
+                Some(FaultAction::AnswerLate { ms }) => Some(Duration::from_millis(*ms)),
+                _ => None,
+            },
         }
-        Some(FaultAction::Reset) => {
-            entry.fault = Some("reset".to_owned());
-            // Read part of the body first, so the client is mid-send when the line drops.
-            let wanted = entry.content_length.unwrap_or(0).min(RESET_READ_BYTES);
-            let mut read: u64 = 0;
-            let mut stream = body.into_data_stream();
-            while read < wanted {
-                match stream.next().await {
-                    Some(Ok(bytes)) => read += bytes.len() as u64,
-                    _ => break,
-                }
-            }
-            log_entry(&app, entry);
+    }
+
+    /// Sends the (already logged) answer: late, dropped, or as it is.
+    async fn deliver(self, response: Response<Body>) -> Result<Response<Body>, ResetFault> {
+        if let Some(wait) = self.answer_late {
+            // Acted on and logged already; only the answer is late.
+            tokio::time::sleep(wait).await;
+        }
+        if self.drop_answer {
+            // Acted on and logged with the status it would have had; the line
+            // drops before the client reads a byte of it.
             return Err(ResetFault);
         }
-        Some(FaultAction::Delay { ms }) => {
-            entry.fault = Some(format!("delay {ms}ms"));
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-        }
-        Some(FaultAction::OmitField { field }) => {
-            entry.fault = Some(format!("omit_field {field}"));
-        }
-        Some(FaultAction::DropAnswer) => {
-            entry.fault = Some("drop_answer".to_owned());
-        }
-        Some(FaultAction::AnswerLate { ms }) => {
-            entry.fault = Some(format!("answer_late {ms}ms"));
-        }
-        None => {}
+        Ok(response)
     }
+}
 
-    // Small API bodies are read here so the log can show them; uploads stream through.
-    if path.starts_with("/v2/") && parts.method == axum::http::Method::POST {
-        let bytes = match axum::body::to_bytes(body, MAX_API_BODY).await {
-            Ok(bytes) => bytes,
-            Err(_) => {
-                let response =
-                    (StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response();
-                finish_log(&app, entry, &response);
-                return Ok(response);
-            }
-        };
-        if path.starts_with("/v2/oauth/") {
-            // Form values hold secrets: log only the field names and the grant type.
-            if content_type_is(&parts.headers, "application/x-www-form-urlencoded") {
-                let fields: Vec<(String, String)> = url::form_urlencoded::parse(&bytes)
-                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                    .collect();
-                entry.grant_type = fields
-                    .iter()
-                    .find(|(k, _)| k == "grant_type")
-                    .map(|(_, v)| v.clone());
-                entry.form_fields = Some(fields.into_iter().map(|(k, _)| k).collect());
-            }
-        } else if !bytes.is_empty() {
-            entry.body = Some(
-                serde_json::from_slice(&bytes)
-                    .unwrap_or_else(|_| json!(String::from_utf8_lossy(&bytes).into_owned())),
-            );
+/// For a "reset" fault: reads part of the body first, so the client is mid-send when the
+/// line drops, then logs the request.
+async fn read_some_then_log(app: &App, entry: LoggedRequest, body: Body) {
+    let wanted = entry.content_length.unwrap_or(0).min(RESET_READ_BYTES);
+    let mut read: u64 = 0;
+    let mut stream = body.into_data_stream();
+    while read < wanted {
+        match stream.next().await {
+            Some(Ok(bytes)) => read += bytes.len() as u64,
+            _ => break,
         }
-        body = Body::from(bytes);
     }
+    log_entry(app, entry);
+}
 
-    let request = Request::from_parts(parts, body);
-    let response = match router.oneshot(request).await {
-        Ok(response) => response,
-        Err(never) => match never {},
-    };
-    let response = match &omit {
-        Some(field) => omit_field(response, field).await,
-        None => response,
-    };
-    finish_log(&app, entry, &response);
-    if let Some(wait) = answer_late {
-        // Acted on and logged already; only the answer is late.
-        tokio::time::sleep(wait).await;
+/// Reads a small API body (a POST under /v2/) into memory so the log can show it, and
+/// gives it back as a new body; uploads and other requests stream through untouched.
+/// A body past [`MAX_API_BODY`] is answered 413 instead.
+async fn read_api_body(
+    parts: &axum::http::request::Parts,
+    path: &str,
+    body: Body,
+    entry: &mut LoggedRequest,
+) -> Result<Body, Response<Body>> {
+    if !(path.starts_with("/v2/") && parts.method == axum::http::Method::POST) {
+        return Ok(body);
     }
-    if drop_answer {
-        // Acted on and logged with the status it would have had; the line
-        // drops before the client reads a byte of it.
-        return Err(ResetFault);
+    let bytes = match axum::body::to_bytes(body, MAX_API_BODY).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            return Err((StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response());
+        }
+    };
+    log_api_body(&parts.headers, path, &bytes, entry);
+    Ok(Body::from(bytes))
+}
+
+/// Puts what the log may show of an API body into `entry`: for OAuth forms (whose values
+/// hold secrets) only the field names and the grant type, for the rest the JSON (or the
+/// text when it isn't JSON).
+fn log_api_body(headers: &HeaderMap, path: &str, bytes: &[u8], entry: &mut LoggedRequest) {
+    if path.starts_with("/v2/oauth/") {
+        if content_type_is(headers, "application/x-www-form-urlencoded") {
+            let fields: Vec<(String, String)> = url::form_urlencoded::parse(bytes)
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+            entry.grant_type = fields
+                .iter()
+                .find(|(k, _)| k == "grant_type")
+                .map(|(_, v)| v.clone());
+            entry.form_fields = Some(fields.into_iter().map(|(k, _)| k).collect());
+        }
+    } else if !bytes.is_empty() {
+        entry.body = Some(
+            serde_json::from_slice(bytes)
+                .unwrap_or_else(|_| json!(String::from_utf8_lossy(bytes).into_owned())),
+        );
     }
-    Ok(response)
 }
 
 /// The answer without `data.<field>`. Only a JSON success answer is changed; anything else

@@ -96,11 +96,29 @@ struct ChunkTarget {
     len: u64,
 }
 
+/// Checks a chunk's request before its body is read: the upload URL's credentials, then
+/// the headers against the upload's plan and progress.
 fn check_headers(
     app: &App,
     query: Option<&str>,
     headers: &HeaderMap,
 ) -> Result<ChunkTarget, UploadReply> {
+    let Some((upload_id, upload_token)) = upload_credentials(query) else {
+        return Err(upload_not_found());
+    };
+    let upload = live_upload(app, &upload_id, &upload_token)?;
+    let (plan, len) = check_chunk_headers(&upload, headers)?;
+    Ok(ChunkTarget { upload, plan, len })
+}
+
+/// The answer for an upload URL that names no open upload (unknown, wrong token, or its
+/// publish has moved on).
+fn upload_not_found() -> UploadReply {
+    UploadReply::new(StatusCode::NOT_FOUND, "upload_not_found")
+}
+
+/// The `upload_id` and `upload_token` from the upload URL's query, when both are there.
+fn upload_credentials(query: Option<&str>) -> Option<(String, String)> {
     let mut upload_id = None;
     let mut upload_token = None;
     for (k, v) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
@@ -110,12 +128,15 @@ fn check_headers(
             _ => {}
         }
     }
-    let not_found = || UploadReply::new(StatusCode::NOT_FOUND, "upload_not_found");
-    let (Some(upload_id), Some(upload_token)) = (upload_id, upload_token) else {
-        return Err(not_found());
-    };
+    upload_id.zip(upload_token)
+}
+
+/// The upload the credentials open, while it still takes chunks: the token matches, its
+/// publish still waits for the upload (or the upload is complete, so a late chunk gets
+/// its out-of-order answer), and the URL has not expired.
+fn live_upload(app: &App, upload_id: &str, upload_token: &str) -> Result<Upload, UploadReply> {
     let (upload, status, now, ttl, expired_status) = app.read(|state| {
-        let upload = state.uploads.get(&upload_id).cloned();
+        let upload = state.uploads.get(upload_id).cloned();
         let status = upload
             .as_ref()
             .and_then(|u| state.publishes.get(&u.publish_id))
@@ -129,14 +150,14 @@ fn check_headers(
         )
     });
     let Some(upload) = upload else {
-        return Err(not_found());
+        return Err(upload_not_found());
     };
     if upload.upload_token_sha256 != sha256_hex(upload_token.as_bytes()) {
-        return Err(not_found());
+        return Err(upload_not_found());
     }
     if status != Some(PublishStatus::ProcessingUpload) && !upload.complete {
         // The publish failed or was moved on: there is no upload task any more.
-        return Err(not_found());
+        return Err(upload_not_found());
     }
     if now > upload.issued_at_ms + ttl * 1000 {
         return Err(UploadReply::new(
@@ -144,6 +165,17 @@ fn check_headers(
             "upload_url_expired",
         ));
     }
+    Ok(upload)
+}
+
+/// Checks a chunk's headers against its upload: an accepted content type, a
+/// `Content-Range` for the upload's size that starts where the upload stands and spans
+/// the plan's chunk there, and a matching `Content-Length`. Gives the plan and the
+/// chunk's length.
+fn check_chunk_headers(
+    upload: &Upload,
+    headers: &HeaderMap,
+) -> Result<(ChunkPlan, u64), UploadReply> {
     let total = upload.video_size;
     let content_type = header_str(headers, header::CONTENT_TYPE).unwrap_or_default();
     if !ACCEPTED_TYPES
@@ -196,7 +228,7 @@ fn check_headers(
             "content_length_mismatch",
         ));
     }
-    Ok(ChunkTarget { upload, plan, len })
+    Ok((plan, len))
 }
 
 /// `PUT /upload/video/`.

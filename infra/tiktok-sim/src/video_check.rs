@@ -257,7 +257,16 @@ fn elements(data: &[u8]) -> Vec<(u64, &[u8])> {
     out
 }
 
+/// Measures a WebM: checks its doc type, then walks the whole file (see [`WebmScan`]).
 fn measure_webm(file: &mut BufReader<File>, len: u64) -> Result<VideoFacts, VideoRejection> {
+    check_webm_doc_type(file)?;
+    let mut scan = WebmScan::new();
+    scan.walk(file, len)?;
+    scan.into_facts()
+}
+
+/// Reads the EBML header at the start of `file` and checks that its doc type is `webm`.
+fn check_webm_doc_type(file: &mut BufReader<File>) -> Result<(), VideoRejection> {
     let bad = || VideoRejection::Format;
     file.seek(SeekFrom::Start(0)).map_err(|_| bad())?;
     let (_, _) = vint(file, true).ok_or_else(bad)?;
@@ -276,99 +285,142 @@ fn measure_webm(file: &mut BufReader<File>, len: u64) -> Result<VideoFacts, Vide
     if doc_type.as_deref() != Some(b"webm") {
         return Err(bad());
     }
-    let mut scale = 1_000_000u64;
-    let mut duration = 0f64;
-    let mut video_track = None;
-    let mut codec = String::new();
-    let (mut width, mut height) = (0, 0);
-    let mut frames = 0u64;
-    // Walk everything: descend into the Segment, clusters and block groups,
-    // read Info and Tracks whole, count the video track's blocks.
-    loop {
-        let at = file.stream_position().map_err(|_| bad())?;
-        if at >= len {
-            break;
+    Ok(())
+}
+
+/// What the walk through a WebM has found: the timing from `Info`, the first video track
+/// from `Tracks`, and that track's blocks counted.
+struct WebmScan {
+    /// Nanoseconds per unit of `duration` (TimecodeScale).
+    scale: u64,
+    duration: f64,
+    video_track: Option<u64>,
+    codec: String,
+    width: u64,
+    height: u64,
+    frames: u64,
+}
+
+impl WebmScan {
+    /// Nothing found yet, with Matroska's default timecode scale (1 ms).
+    fn new() -> Self {
+        WebmScan {
+            scale: 1_000_000,
+            duration: 0.0,
+            video_track: None,
+            codec: String::new(),
+            width: 0,
+            height: 0,
+            frames: 0,
         }
-        let Some((id, _)) = vint(file, true) else {
-            break;
-        };
-        let Some((size, _)) = vint(file, false) else {
-            break;
-        };
-        match id {
-            SEGMENT | CLUSTER | BLOCK_GROUP => continue,
-            INFO | TRACKS => {
-                let size = usize::try_from(size)
-                    .ok()
-                    .filter(|s| *s <= 1 << 20)
-                    .ok_or_else(bad)?;
-                let mut body = vec![0u8; size];
-                file.read_exact(&mut body).map_err(|_| bad())?;
-                if id == INFO {
-                    for (id, v) in elements(&body) {
-                        match id {
-                            0x2A_D7B1 => scale = uint(v).max(1),
-                            0x4489 if v.len() == 8 => {
-                                duration = f64::from_be_bytes(v.try_into().map_err(|_| bad())?)
-                            }
-                            0x4489 if v.len() == 4 => {
-                                duration =
-                                    f64::from(f32::from_be_bytes(v.try_into().map_err(|_| bad())?))
-                            }
-                            _ => {}
-                        }
-                    }
-                } else {
-                    for (_, entry) in elements(&body).into_iter().filter(|(id, _)| *id == 0xAE) {
-                        let fields = elements(entry);
-                        let get =
-                            |want: u64| fields.iter().find(|(id, _)| *id == want).map(|(_, v)| *v);
-                        if get(0x83).map(uint) == Some(1) && video_track.is_none() {
-                            video_track = get(0xD7).map(uint);
-                            codec =
-                                String::from_utf8_lossy(get(0x86).unwrap_or_default()).into_owned();
-                            for (id, v) in elements(get(0xE0).unwrap_or_default()) {
-                                match id {
-                                    0xB0 => width = uint(v),
-                                    0xBA => height = uint(v),
-                                    _ => {}
-                                }
-                            }
-                        }
+    }
+
+    /// Walks everything after the EBML header: descends into the Segment, clusters and
+    /// block groups, reads Info and Tracks whole, counts the video track's blocks and
+    /// skips the rest.
+    fn walk(&mut self, file: &mut BufReader<File>, len: u64) -> Result<(), VideoRejection> {
+        let bad = || VideoRejection::Format;
+        loop {
+            let at = file.stream_position().map_err(|_| bad())?;
+            if at >= len {
+                break;
+            }
+            let Some((id, _)) = vint(file, true) else {
+                break;
+            };
+            let Some((size, _)) = vint(file, false) else {
+                break;
+            };
+            match id {
+                SEGMENT | CLUSTER | BLOCK_GROUP => continue,
+                INFO | TRACKS => {
+                    let size = usize::try_from(size)
+                        .ok()
+                        .filter(|s| *s <= 1 << 20)
+                        .ok_or_else(bad)?;
+                    let mut body = vec![0u8; size];
+                    file.read_exact(&mut body).map_err(|_| bad())?;
+                    if id == INFO {
+                        self.read_info(&body)?;
+                    } else {
+                        self.read_tracks(&body);
                     }
                 }
-            }
-            SIMPLE_BLOCK | BLOCK => {
-                let (track, n) = vint(file, false).ok_or_else(bad)?;
-                if Some(track) == video_track {
-                    frames += 1;
+                SIMPLE_BLOCK | BLOCK => {
+                    let (track, n) = vint(file, false).ok_or_else(bad)?;
+                    if Some(track) == self.video_track {
+                        self.frames += 1;
+                    }
+                    let rest = size.checked_sub(n).ok_or_else(bad)?;
+                    file.seek(SeekFrom::Current(i64::try_from(rest).map_err(|_| bad())?))
+                        .map_err(|_| bad())?;
                 }
-                let rest = size.checked_sub(n).ok_or_else(bad)?;
-                file.seek(SeekFrom::Current(i64::try_from(rest).map_err(|_| bad())?))
-                    .map_err(|_| bad())?;
-            }
-            _ => {
-                if size == u64::MAX {
-                    return Err(bad());
+                _ => {
+                    if size == u64::MAX {
+                        return Err(bad());
+                    }
+                    file.seek(SeekFrom::Current(i64::try_from(size).map_err(|_| bad())?))
+                        .map_err(|_| bad())?;
                 }
-                file.seek(SeekFrom::Current(i64::try_from(size).map_err(|_| bad())?))
-                    .map_err(|_| bad())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the timecode scale and the duration (a 4- or 8-byte float) from `Info`.
+    fn read_info(&mut self, body: &[u8]) -> Result<(), VideoRejection> {
+        let bad = || VideoRejection::Format;
+        for (id, v) in elements(body) {
+            match id {
+                0x2A_D7B1 => self.scale = uint(v).max(1),
+                0x4489 if v.len() == 8 => {
+                    self.duration = f64::from_be_bytes(v.try_into().map_err(|_| bad())?)
+                }
+                0x4489 if v.len() == 4 => {
+                    self.duration = f64::from(f32::from_be_bytes(v.try_into().map_err(|_| bad())?))
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the number, codec and picture size of the first video track in `Tracks`
+    /// (unless an earlier `Tracks` had one).
+    fn read_tracks(&mut self, body: &[u8]) {
+        for (_, entry) in elements(body).into_iter().filter(|(id, _)| *id == 0xAE) {
+            let fields = elements(entry);
+            let get = |want: u64| fields.iter().find(|(id, _)| *id == want).map(|(_, v)| *v);
+            if get(0x83).map(uint) == Some(1) && self.video_track.is_none() {
+                self.video_track = get(0xD7).map(uint);
+                self.codec = String::from_utf8_lossy(get(0x86).unwrap_or_default()).into_owned();
+                for (id, v) in elements(get(0xE0).unwrap_or_default()) {
+                    match id {
+                        0xB0 => self.width = uint(v),
+                        0xBA => self.height = uint(v),
+                        _ => {}
+                    }
+                }
             }
         }
     }
-    if video_track.is_none() {
-        return Err(bad());
+
+    /// The facts found; a format failure when there was no video track.
+    fn into_facts(self) -> Result<VideoFacts, VideoRejection> {
+        if self.video_track.is_none() {
+            return Err(VideoRejection::Format);
+        }
+        let duration_ms = (self.duration * self.scale as f64 / 1_000_000.0) as u64;
+        Ok(VideoFacts {
+            format: "webm",
+            codec: self.codec,
+            width: self.width,
+            height: self.height,
+            frames: self.frames,
+            frames_ms: duration_ms,
+            duration_ms,
+        })
     }
-    let duration_ms = (duration * scale as f64 / 1_000_000.0) as u64;
-    Ok(VideoFacts {
-        format: "webm",
-        codec,
-        width,
-        height,
-        frames,
-        frames_ms: duration_ms,
-        duration_ms,
-    })
 }
 
 #[cfg(test)]

@@ -269,95 +269,27 @@ fn put_attempt(put: &mut impl FnMut(&str, AttributeValue), attempt: &UploadAttem
 /// Reads a job item (as stored, or an image from the table's stream); `key`
 /// names it in errors. The one reader of job items.
 pub fn job_from_item(key: &str, item: &Item) -> Result<Job, JobError> {
-    let corrupt = |detail: String| JobError::Corrupt {
-        key: key.to_owned(),
-        detail,
-    };
-    let required = |name: &str| {
-        opt_text(item, name).ok_or_else(|| corrupt(format!("{name} is missing or not a string")))
-    };
-    let number = |name: &str| -> Result<u64, JobError> {
-        match item.get(name) {
-            None => Ok(0),
-            Some(_) => opt_u64(item, name).ok_or_else(|| corrupt(format!("{name} is not a count"))),
-        }
-    };
-    let time = |name: &str| -> Result<Option<DateTime<Utc>>, JobError> {
-        match opt_text(item, name) {
-            None => Ok(None),
-            Some(text) => DateTime::parse_from_rfc3339(&text)
-                .map(|t| Some(t.with_timezone(&Utc)))
-                .map_err(|_| corrupt(format!("{name} is not a time"))),
-        }
-    };
-    let required_time =
-        |name: &str| time(name)?.ok_or_else(|| corrupt(format!("{name} is missing")));
-
-    let id_text = required("job_id")?;
-    let id = JobId::parse(&id_text).map_err(|e| corrupt(e.to_string()))?;
-    let version = match (opt_text(item, "s3_version_id"), opt_text(item, "s3_etag")) {
-        (Some(v), _) => ObjectVersion::VersionId(v),
-        (None, Some(e)) => ObjectVersion::ETag(e),
-        (None, None) => return Err(corrupt("neither s3_version_id nor s3_etag".into())),
-    };
-    let kind_text = required("kind")?;
-    let kind =
-        JobKind::parse(&kind_text).ok_or_else(|| corrupt(format!("unknown kind {kind_text:?}")))?;
-    let post = match required("post_mode")?.as_str() {
-        "draft" => PostTarget::Draft,
-        "direct" => {
-            let level = required("privacy_level")?;
-            let privacy_level = level
-                .parse::<PrivacyLevel>()
-                .map_err(|_| corrupt(format!("unknown privacy_level {level:?}")))?;
-            PostTarget::Direct { privacy_level }
-        }
-        other => return Err(corrupt(format!("unknown post_mode {other:?}"))),
-    };
-    let status_text = required("status")?;
-    let status = JobStatus::parse(&status_text)
-        .ok_or_else(|| corrupt(format!("unknown status {status_text:?}")))?;
-    let attempt = attempt_from_item(item, &corrupt)?;
-    let last_error = match (
-        opt_text(item, "error_code"),
-        opt_text(item, "error_message"),
-    ) {
-        (Some(code), message) => Some(LastError {
-            code,
-            message: message.unwrap_or_default(),
-        }),
-        (None, _) => None,
-    };
-    let post_ids = match item.get("post_ids") {
-        None => Vec::new(),
-        Some(AttributeValue::L(list)) => list
-            .iter()
-            .map(|v| match v {
-                AttributeValue::N(text) => text
-                    .parse::<u64>()
-                    .map_err(|_| corrupt("post_ids holds a non-integer".into())),
-                _ => Err(corrupt("post_ids holds a non-number".into())),
-            })
-            .collect::<Result<_, _>>()?,
-        Some(_) => return Err(corrupt("post_ids is not a list".into())),
-    };
-    let share_urls = text_list(item, "share_urls").map_err(corrupt)?;
-    let image_versions = text_list(item, attr::IMAGE_VERSIONS)
-        .map_err(corrupt)?
-        .iter()
-        .map(|text| {
-            ObjectVersion::from_tagged(text)
-                .ok_or_else(|| corrupt("image_versions holds an unreadable version".into()))
-        })
-        .collect::<Result<_, _>>()?;
-    let notes = text_list(item, attr::NOTES).map_err(corrupt)?;
+    let r = ItemReader { key, item };
+    // Fields are read in a fixed order, so an item broken in several ways
+    // always reports the same one.
+    let id = r.job_id()?;
+    let version = r.object_version()?;
+    let kind = r.kind()?;
+    let post = r.post_target()?;
+    let status = r.status()?;
+    let attempt = attempt_from_item(item, &|detail| r.corrupt(detail))?;
+    let last_error = r.last_error();
+    let post_ids = r.post_ids()?;
+    let share_urls = r.text_list("share_urls")?;
+    let image_versions = r.image_versions()?;
+    let notes = r.text_list(attr::NOTES)?;
     Ok(Job {
         id,
         upload: Upload {
-            bucket: required("s3_bucket")?,
-            key: required("s3_key")?,
+            bucket: r.required("s3_bucket")?,
+            key: r.required("s3_key")?,
             version,
-            size: number("object_size")?,
+            size: r.number("object_size")?,
         },
         alias: opt_text(item, "alias"),
         open_id: opt_text(item, "open_id"),
@@ -366,8 +298,8 @@ pub fn job_from_item(key: &str, item: &Item) -> Result<Job, JobError> {
         caption: opt_text(item, "caption"),
         status,
         attempt,
-        attempts: u32::try_from(number("attempts")?)
-            .map_err(|_| corrupt("attempts is too large".into()))?,
+        attempts: u32::try_from(r.number("attempts")?)
+            .map_err(|_| r.corrupt("attempts is too large".into()))?,
         last_error,
         tiktok_status: opt_text(item, "tiktok_status").map(PublishState::from),
         fail_reason: opt_text(item, "fail_reason").map(FailReason::from),
@@ -376,10 +308,154 @@ pub fn job_from_item(key: &str, item: &Item) -> Result<Job, JobError> {
         share_urls,
         image_versions,
         notes,
-        created_at: required_time("created_at")?,
-        updated_at: required_time("updated_at")?,
-        not_before: time("not_before")?,
+        created_at: r.required_time("created_at")?,
+        updated_at: r.required_time("updated_at")?,
+        not_before: r.time("not_before")?,
     })
+}
+
+/// A job item being read by [`job_from_item`]: its attributes one kind or one
+/// field group at a time, each failure a [`JobError::Corrupt`] naming `key`.
+struct ItemReader<'a> {
+    key: &'a str,
+    item: &'a Item,
+}
+
+impl ItemReader<'_> {
+    /// The error for an item that cannot be read as a job.
+    fn corrupt(&self, detail: String) -> JobError {
+        JobError::Corrupt {
+            key: self.key.to_owned(),
+            detail,
+        }
+    }
+
+    /// A string attribute that must be there.
+    fn required(&self, name: &str) -> Result<String, JobError> {
+        opt_text(self.item, name)
+            .ok_or_else(|| self.corrupt(format!("{name} is missing or not a string")))
+    }
+
+    /// A count; 0 when absent.
+    fn number(&self, name: &str) -> Result<u64, JobError> {
+        match self.item.get(name) {
+            None => Ok(0),
+            Some(_) => opt_u64(self.item, name)
+                .ok_or_else(|| self.corrupt(format!("{name} is not a count"))),
+        }
+    }
+
+    /// A time; `None` when absent.
+    fn time(&self, name: &str) -> Result<Option<DateTime<Utc>>, JobError> {
+        match opt_text(self.item, name) {
+            None => Ok(None),
+            Some(text) => DateTime::parse_from_rfc3339(&text)
+                .map(|t| Some(t.with_timezone(&Utc)))
+                .map_err(|_| self.corrupt(format!("{name} is not a time"))),
+        }
+    }
+
+    /// A time that must be there.
+    fn required_time(&self, name: &str) -> Result<DateTime<Utc>, JobError> {
+        self.time(name)?
+            .ok_or_else(|| self.corrupt(format!("{name} is missing")))
+    }
+
+    /// A list of strings; empty when absent.
+    fn text_list(&self, name: &str) -> Result<Vec<String>, JobError> {
+        text_list(self.item, name).map_err(|detail| self.corrupt(detail))
+    }
+
+    /// `job_id`, which must be a well-formed job id.
+    fn job_id(&self) -> Result<JobId, JobError> {
+        let id_text = self.required("job_id")?;
+        JobId::parse(&id_text).map_err(|e| self.corrupt(e.to_string()))
+    }
+
+    /// The uploaded object's version: its version id, else its ETag.
+    fn object_version(&self) -> Result<ObjectVersion, JobError> {
+        match (
+            opt_text(self.item, "s3_version_id"),
+            opt_text(self.item, "s3_etag"),
+        ) {
+            (Some(v), _) => Ok(ObjectVersion::VersionId(v)),
+            (None, Some(e)) => Ok(ObjectVersion::ETag(e)),
+            (None, None) => Err(self.corrupt("neither s3_version_id nor s3_etag".into())),
+        }
+    }
+
+    /// `kind`, which must be one the code knows.
+    fn kind(&self) -> Result<JobKind, JobError> {
+        let kind_text = self.required("kind")?;
+        JobKind::parse(&kind_text)
+            .ok_or_else(|| self.corrupt(format!("unknown kind {kind_text:?}")))
+    }
+
+    /// `post_mode`, and for a direct post its `privacy_level`.
+    fn post_target(&self) -> Result<PostTarget, JobError> {
+        match self.required("post_mode")?.as_str() {
+            "draft" => Ok(PostTarget::Draft),
+            "direct" => {
+                let level = self.required("privacy_level")?;
+                let privacy_level = level
+                    .parse::<PrivacyLevel>()
+                    .map_err(|_| self.corrupt(format!("unknown privacy_level {level:?}")))?;
+                Ok(PostTarget::Direct { privacy_level })
+            }
+            other => Err(self.corrupt(format!("unknown post_mode {other:?}"))),
+        }
+    }
+
+    /// `status`, which must be one the code knows.
+    fn status(&self) -> Result<JobStatus, JobError> {
+        let status_text = self.required("status")?;
+        JobStatus::parse(&status_text)
+            .ok_or_else(|| self.corrupt(format!("unknown status {status_text:?}")))
+    }
+
+    /// The last error, when the item has an `error_code` (its message may be
+    /// absent: empty then).
+    fn last_error(&self) -> Option<LastError> {
+        match (
+            opt_text(self.item, "error_code"),
+            opt_text(self.item, "error_message"),
+        ) {
+            (Some(code), message) => Some(LastError {
+                code,
+                message: message.unwrap_or_default(),
+            }),
+            (None, _) => None,
+        }
+    }
+
+    /// `post_ids`, a list of integers; empty when absent.
+    fn post_ids(&self) -> Result<Vec<u64>, JobError> {
+        match self.item.get("post_ids") {
+            None => Ok(Vec::new()),
+            Some(AttributeValue::L(list)) => list
+                .iter()
+                .map(|v| match v {
+                    AttributeValue::N(text) => text
+                        .parse::<u64>()
+                        .map_err(|_| self.corrupt("post_ids holds a non-integer".into())),
+                    _ => Err(self.corrupt("post_ids holds a non-number".into())),
+                })
+                .collect(),
+            Some(_) => Err(self.corrupt("post_ids is not a list".into())),
+        }
+    }
+
+    /// A slideshow's image versions (see [`image_versions`]); empty when absent.
+    fn image_versions(&self) -> Result<Vec<ObjectVersion>, JobError> {
+        self.text_list(attr::IMAGE_VERSIONS)?
+            .iter()
+            .map(|text| {
+                ObjectVersion::from_tagged(text).ok_or_else(|| {
+                    self.corrupt("image_versions holds an unreadable version".into())
+                })
+            })
+            .collect()
+    }
 }
 
 /// The attempt an item records. A `publish_id` wins over a marker left

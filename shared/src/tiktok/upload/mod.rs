@@ -21,7 +21,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use bytes::Bytes;
-use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE};
+use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, HeaderMap};
 use reqwest::{StatusCode, Url};
 use serde::{Deserialize, Serialize};
 
@@ -433,36 +433,9 @@ impl Uploader {
                 progress.chunk_done(plan.video_size, last_index).await;
                 return Ok(report);
             };
-            let next = plan.chunk(chunk.index + 1);
-            held.retain(|(start, _)| {
-                *start == chunk.start || next.is_some_and(|n| n.start == *start)
-            });
-
-            let data = match take_held(&mut held, chunk.start) {
-                Some(data) => data,
-                None => self.read_with_retries(source, chunk).await?,
-            };
-            let prefetch = next.filter(|n| !held.iter().any(|(start, _)| *start == n.start));
-
-            let (sent, prefetched) = tokio::join!(
-                self.send_chunk(&target, chunk, &data, &mut budget, &mut report),
-                async {
-                    match prefetch {
-                        Some(n) => Some((n, read_checked(source, n).await)),
-                        None => None,
-                    }
-                }
-            );
-            held.push((chunk.start, data));
-            match prefetched {
-                Some((n, Ok(bytes))) => held.push((n.start, bytes)),
-                Some((n, Err(e))) => {
-                    // Read again, with retries, when it is needed.
-                    tracing::debug!(chunk = n.index, error = %e, "prefetch failed");
-                }
-                None => {}
-            }
-
+            let sent = self
+                .send_overlapped(&target, source, chunk, &mut held, &mut budget, &mut report)
+                .await;
             match sent? {
                 Sent::Accepted => {
                     report.chunks_sent += 1;
@@ -486,6 +459,49 @@ impl Uploader {
                 Sent::Resync(to) => offset = to,
             }
         }
+    }
+
+    /// Sends `chunk` while the chunk after it is read (the overlap), using
+    /// what `held` has already read. Leaves in `held` this chunk and, when
+    /// its read worked, the next one; a failed read of the next is tried
+    /// again, with retries, when it is needed.
+    async fn send_overlapped<S: ChunkSource>(
+        &self,
+        target: &Target<'_>,
+        source: &S,
+        chunk: Chunk,
+        held: &mut Vec<(u64, Bytes)>,
+        budget: &mut Budget,
+        report: &mut UploadReport,
+    ) -> Result<Sent, UploadError> {
+        let next = target.plan.chunk(chunk.index + 1);
+        held.retain(|(start, _)| *start == chunk.start || next.is_some_and(|n| n.start == *start));
+
+        let data = match take_held(held, chunk.start) {
+            Some(data) => data,
+            None => self.read_with_retries(source, chunk).await?,
+        };
+        let prefetch = next.filter(|n| !held.iter().any(|(start, _)| *start == n.start));
+
+        let (sent, prefetched) = tokio::join!(
+            self.send_chunk(target, chunk, &data, budget, report),
+            async {
+                match prefetch {
+                    Some(n) => Some((n, read_checked(source, n).await)),
+                    None => None,
+                }
+            }
+        );
+        held.push((chunk.start, data));
+        match prefetched {
+            Some((n, Ok(bytes))) => held.push((n.start, bytes)),
+            Some((n, Err(e))) => {
+                // Read again, with retries, when it is needed.
+                tracing::debug!(chunk = n.index, error = %e, "prefetch failed");
+            }
+            None => {}
+        }
+        sent
     }
 
     /// Reads a chunk, retrying failures the source calls retryable.
@@ -611,84 +627,106 @@ impl Uploader {
         let status = response.status();
         let headers = response.headers().clone();
         let body = read_body_excerpt(response).await;
-        let is_last = chunk.end == plan.video_size;
+        answer_attempt(target, chunk, status, &headers, &body)
+    }
+}
 
-        match status {
-            StatusCode::CREATED if is_last => Attempt::Completed,
-            StatusCode::CREATED => Attempt::Fatal(UploadError::Protocol {
-                chunk_index: chunk.index,
-                detail: format!(
-                    "HTTP 201 (upload complete) after chunk {} of {}",
-                    chunk.index + 1,
-                    plan.total_chunk_count
-                ),
-            }),
-            StatusCode::PARTIAL_CONTENT if is_last => Attempt::Fatal(UploadError::Protocol {
-                chunk_index: chunk.index,
-                detail: "HTTP 206 (more expected) after the last chunk".to_owned(),
-            }),
-            StatusCode::PARTIAL_CONTENT => match server_progress(&headers) {
-                ServerProgress::Absent => Attempt::Accepted,
-                ServerProgress::Nothing => Attempt::Resync {
-                    offset: 0,
-                    why: "HTTP 206 reporting nothing received".to_owned(),
-                },
-                ServerProgress::Through(n) => {
-                    let offset = plan.boundary_at_or_below(n.saturating_add(1));
-                    if offset == chunk.end {
-                        Attempt::Accepted
-                    } else {
-                        Attempt::Resync {
-                            offset,
-                            why: format!(
-                                "HTTP 206 reporting progress 0-{n} after sending {}",
-                                chunk.content_range(plan.video_size)
-                            ),
-                        }
-                    }
-                }
-            },
-            StatusCode::RANGE_NOT_SATISFIABLE => {
-                let (offset, reported) = match server_progress(&headers) {
-                    ServerProgress::Absent => (0, "no progress".to_owned()),
-                    ServerProgress::Nothing => (0, "nothing received".to_owned()),
-                    ServerProgress::Through(n) => (
-                        plan.boundary_at_or_below(n.saturating_add(1)),
-                        format!("progress 0-{n}"),
-                    ),
-                };
+/// What the upload host's answer to one chunk's PUT means: done, accepted,
+/// a resync to the progress it reports, a passing failure, or the end.
+fn answer_attempt(
+    target: &Target<'_>,
+    chunk: Chunk,
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &str,
+) -> Attempt {
+    let plan = target.plan;
+    let is_last = chunk.end == plan.video_size;
+    match status {
+        StatusCode::CREATED if is_last => Attempt::Completed,
+        StatusCode::CREATED => Attempt::Fatal(UploadError::Protocol {
+            chunk_index: chunk.index,
+            detail: format!(
+                "HTTP 201 (upload complete) after chunk {} of {}",
+                chunk.index + 1,
+                plan.total_chunk_count
+            ),
+        }),
+        StatusCode::PARTIAL_CONTENT if is_last => Attempt::Fatal(UploadError::Protocol {
+            chunk_index: chunk.index,
+            detail: "HTTP 206 (more expected) after the last chunk".to_owned(),
+        }),
+        StatusCode::PARTIAL_CONTENT => partial_content(plan, chunk, headers),
+        StatusCode::RANGE_NOT_SATISFIABLE => range_not_satisfiable(plan, headers),
+        StatusCode::FORBIDDEN | StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED => {
+            Attempt::Fatal(UploadError::SessionGone {
+                status: status.as_u16(),
+            })
+        }
+        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => Attempt::Transient {
+            why: format!("HTTP {status}"),
+            retry_after: retry_after(headers),
+        },
+        StatusCode::REQUEST_TIMEOUT => Attempt::Transient {
+            why: format!("HTTP {status}"),
+            retry_after: None,
+        },
+        s if s.is_server_error() => Attempt::Transient {
+            why: format!("HTTP {status}"),
+            retry_after: None,
+        },
+        s if s.is_client_error() => Attempt::Fatal(UploadError::Rejected {
+            chunk_index: chunk.index,
+            status: s.as_u16(),
+            body: redact(body, target.secrets),
+        }),
+        s => Attempt::Fatal(UploadError::Protocol {
+            chunk_index: chunk.index,
+            detail: format!("unexpected HTTP {s}"),
+        }),
+    }
+}
+
+/// A 206 to a chunk that is not the last: accepted when the progress it
+/// reports (if any) ends where the chunk did, a resync otherwise.
+fn partial_content(plan: &ChunkPlan, chunk: Chunk, headers: &HeaderMap) -> Attempt {
+    match server_progress(headers) {
+        ServerProgress::Absent => Attempt::Accepted,
+        ServerProgress::Nothing => Attempt::Resync {
+            offset: 0,
+            why: "HTTP 206 reporting nothing received".to_owned(),
+        },
+        ServerProgress::Through(n) => {
+            let offset = plan.boundary_at_or_below(n.saturating_add(1));
+            if offset == chunk.end {
+                Attempt::Accepted
+            } else {
                 Attempt::Resync {
                     offset,
-                    why: format!("HTTP 416 reporting {reported}"),
+                    why: format!(
+                        "HTTP 206 reporting progress 0-{n} after sending {}",
+                        chunk.content_range(plan.video_size)
+                    ),
                 }
             }
-            StatusCode::FORBIDDEN | StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED => {
-                Attempt::Fatal(UploadError::SessionGone {
-                    status: status.as_u16(),
-                })
-            }
-            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => Attempt::Transient {
-                why: format!("HTTP {status}"),
-                retry_after: retry_after(&headers),
-            },
-            StatusCode::REQUEST_TIMEOUT => Attempt::Transient {
-                why: format!("HTTP {status}"),
-                retry_after: None,
-            },
-            s if s.is_server_error() => Attempt::Transient {
-                why: format!("HTTP {status}"),
-                retry_after: None,
-            },
-            s if s.is_client_error() => Attempt::Fatal(UploadError::Rejected {
-                chunk_index: chunk.index,
-                status: s.as_u16(),
-                body: redact(&body, target.secrets),
-            }),
-            s => Attempt::Fatal(UploadError::Protocol {
-                chunk_index: chunk.index,
-                detail: format!("unexpected HTTP {s}"),
-            }),
         }
+    }
+}
+
+/// A 416: the host has something else than we sent; resync to the chunk
+/// boundary at or below what it reports (the start when it reports nothing).
+fn range_not_satisfiable(plan: &ChunkPlan, headers: &HeaderMap) -> Attempt {
+    let (offset, reported) = match server_progress(headers) {
+        ServerProgress::Absent => (0, "no progress".to_owned()),
+        ServerProgress::Nothing => (0, "nothing received".to_owned()),
+        ServerProgress::Through(n) => (
+            plan.boundary_at_or_below(n.saturating_add(1)),
+            format!("progress 0-{n}"),
+        ),
+    };
+    Attempt::Resync {
+        offset,
+        why: format!("HTTP 416 reporting {reported}"),
     }
 }
 
