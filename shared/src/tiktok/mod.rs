@@ -7,8 +7,6 @@ pub mod config;
 pub mod error;
 pub mod oauth;
 pub mod posting;
-// Documentation debt (`missing_docs`): fields, variants and error variants.
-#[allow(missing_docs)]
 pub mod upload;
 
 pub use chunk_plan::ChunkPlan;

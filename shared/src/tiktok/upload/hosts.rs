@@ -19,12 +19,16 @@ pub const TIKTOK_UPLOAD_DOMAIN: &str = "tiktokapis.com";
 /// Why an upload URL is not one to send a video to.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UploadUrlError {
+    /// Not a URL (the parser's complaint, not the URL).
     #[error("the upload URL does not parse: {0}")]
     Malformed(String),
+    /// A scheme other than https (named).
     #[error("the upload URL is not https (scheme {0:?})")]
     NotHttps(String),
+    /// A host outside TikTok's upload domain (named: hosts carry no secrets).
     #[error("the upload URL's host {0:?} is not under *.{TIKTOK_UPLOAD_DOMAIN}")]
     ForeignHost(String),
+    /// A user name or password in the URL.
     #[error("the upload URL carries credentials in its authority")]
     Credentials,
 }

@@ -45,12 +45,16 @@ pub use hosts::{TIKTOK_UPLOAD_DOMAIN, UploadHosts, UploadUrlError};
 /// The `Content-Type` of the chunks: the three containers TikTok accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum VideoContentType {
+    /// MP4 (`video/mp4`).
     Mp4,
+    /// QuickTime, as iPhones record (`video/quicktime`).
     Mov,
+    /// WebM (`video/webm`).
     WebM,
 }
 
 impl VideoContentType {
+    /// The MIME type sent as each chunk's `Content-Type`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Mp4 => "video/mp4",
@@ -208,42 +212,76 @@ pub struct UploadReport {
 /// Why an upload stopped. No variant carries the upload URL.
 #[derive(Debug, thiserror::Error)]
 pub enum UploadError {
+    /// The plan does not describe the video in chunks TikTok takes (a bug
+    /// of ours, never retried).
     #[error("the chunk plan is inconsistent: {0}")]
     InvalidPlan(#[from] ChunkPlanError),
+    /// The upload URL TikTok gave is not one to send bytes to (what is
+    /// wrong with it; never the URL itself).
     #[error("the upload URL is not usable: {0}")]
     InvalidUrl(String),
+    /// A resume was asked to start mid-chunk.
     #[error("cannot start at byte {offset}: it is not the start of a chunk of the plan")]
-    MisalignedOffset { offset: u64 },
+    MisalignedOffset {
+        /// The byte asked for.
+        offset: u64,
+    },
     /// TikTok's upload host answered 403, 404 or 405: the upload URL has
     /// expired or names an upload it no longer has (all three have been
     /// seen for an expired URL).
     #[error(
         "the upload URL no longer works (HTTP {status}): it expired or TikTok dropped the upload; init the upload again"
     )]
-    SessionGone { status: u16 },
+    SessionGone {
+        /// The HTTP status the upload host answered.
+        status: u16,
+    },
+    /// The upload host refused a chunk for good (a 4xx other than the
+    /// session-gone ones and those retried).
     #[error("TikTok rejected chunk {chunk_index} with HTTP {status}: {body}")]
     Rejected {
+        /// The chunk's index in the plan, from 0.
         chunk_index: u64,
+        /// The HTTP status.
         status: u16,
         /// The start of the response body, with URL secrets redacted.
         body: String,
     },
+    /// The upload host answered something the protocol does not allow
+    /// (201 "complete" before the last chunk, 206 after it, a redirect, a
+    /// status it never sends).
     #[error("the upload host broke the protocol at chunk {chunk_index}: {detail}")]
-    Protocol { chunk_index: u64, detail: String },
+    Protocol {
+        /// The chunk's index in the plan, from 0.
+        chunk_index: u64,
+        /// What was wrong with the answer.
+        detail: String,
+    },
+    /// Passing failures (timeouts, 5xx, resets) went on past the retry
+    /// policy's attempts for one chunk.
     #[error("chunk {chunk_index} failed after {attempts} attempts; last failure: {last_failure}")]
     AttemptsExhausted {
+        /// The chunk's index in the plan, from 0.
         chunk_index: u64,
+        /// How many times it was sent.
         attempts: u32,
+        /// What the last attempt ran into.
         last_failure: String,
     },
+    /// The video's bytes could not be read (S3 or the local file).
     #[error("cannot read chunk {chunk_index} (bytes {start}..{end}) of the video: {source}")]
     Source {
+        /// The chunk's index in the plan, from 0.
         chunk_index: u64,
+        /// Its first byte.
         start: u64,
+        /// One past its last byte.
         end: u64,
+        /// Why the read failed.
         #[source]
         source: SourceError,
     },
+    /// The HTTP request for a chunk could not be built (a bad header value).
     #[error("cannot build the chunk request: {0}")]
     Request(String),
 }
@@ -335,6 +373,8 @@ struct Target<'a> {
 }
 
 impl Uploader {
+    /// An uploader sending through `http`, retrying passing failures by
+    /// `policy`, to TikTok's own upload hosts.
     pub fn new(http: reqwest::Client, policy: ChunkRetryPolicy) -> Self {
         Self {
             http,
@@ -359,6 +399,7 @@ impl Uploader {
         self
     }
 
+    /// How passing failures of a chunk are retried.
     pub fn policy(&self) -> &ChunkRetryPolicy {
         &self.policy
     }
