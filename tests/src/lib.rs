@@ -10,6 +10,9 @@ pub mod lambda_events;
 pub mod stream;
 pub mod template_stack;
 
+/// The simulator's fault rules, for [`TestSim::fault`].
+pub use tiktok_sim::{FaultAction, FaultRule};
+
 use aws_config::SdkConfig;
 
 /// The SDK configuration for moto. The tests need `AWS_ENDPOINT_URL`, which
@@ -210,8 +213,14 @@ impl TestSim {
     }
 
     /// Schedules a fault (see the simulator's README).
-    pub async fn fault(&self, rule: serde_json::Value) {
-        self.post("/_sim/faults", rule).await;
+    pub async fn fault(&self, rule: tiktok_sim::FaultRule) {
+        self.post("/_sim/faults", serde_json::json!(rule)).await;
+    }
+
+    /// Drops every fault not spent yet.
+    pub async fn clear_faults(&self) {
+        self.control(reqwest::Method::DELETE, "/_sim/faults", None)
+            .await;
     }
 
     pub async fn advance_clock(&self, seconds: i64) {

@@ -2,6 +2,7 @@
 
 use crate::common::{Stack, assert_fails};
 use shared::accounts::{AccountState, Accounts, AliasPermits, ConnectedAccount};
+use tiktok_drafts_tests::{FaultAction, FaultRule};
 
 #[tokio::test]
 async fn accounts_refresh_and_info_report_every_account() {
@@ -271,11 +272,7 @@ async fn disconnect_ends_the_grant_deletes_the_secret_and_frees_the_alias() {
     // the output says what the creator can do instead.
     stack
         .sim
-        .fault(serde_json::json!({
-            "path_prefix": "/v2/oauth/revoke/",
-            "times": 20,
-            "action": {"type": "status", "status": 500},
-        }))
+        .fault(FaultRule::new("/v2/oauth/revoke/", FaultAction::status(500)).times(20))
         .await;
     let done = stack
         .json(&["disconnect", "--account", "oz", "--yes"])

@@ -2,6 +2,7 @@
 //! bucket, TikTok pulls them as a photo draft, and bad input sends nothing.
 
 use crate::common::{Stack, assert_fails};
+use tiktok_drafts_tests::{FaultAction, FaultRule};
 use tiktok_drafts_tests::{fake_mp4, test_image};
 
 #[tokio::test]
@@ -176,10 +177,7 @@ async fn a_photo_init_whose_answer_is_lost_is_flagged_and_never_sent_twice() {
     ];
     stack
         .sim
-        .fault(serde_json::json!({
-            "method": "POST", "path_prefix": INIT, "times": 1,
-            "action": {"type": "drop_answer"}
-        }))
+        .fault(FaultRule::new(INIT, FaultAction::DropAnswer).method("POST"))
         .await;
 
     let out = stack.run(&args).await;

@@ -3,6 +3,7 @@
 //! fails clearly with nothing sent.
 
 use crate::common::{Stack, assert_fails};
+use tiktok_drafts_tests::{FaultAction, FaultRule};
 use tiktok_drafts_tests::{fake_mp4, sha256_hex, test_image};
 
 #[tokio::test]
@@ -138,10 +139,12 @@ async fn an_interrupted_upload_resumes_from_the_saved_chunk() {
     // the first chunk saved.
     stack
         .sim
-        .fault(serde_json::json!({
-            "method": "PUT", "path_prefix": "/upload/", "skip": 1, "times": 5,
-            "action": {"type": "status", "status": 503}
-        }))
+        .fault(
+            FaultRule::new("/upload/", FaultAction::status(503))
+                .method("PUT")
+                .skip(1)
+                .times(5),
+        )
         .await;
     let out = stack
         .run(&[
@@ -160,10 +163,7 @@ async fn an_interrupted_upload_resumes_from_the_saved_chunk() {
     assert_eq!(uploading.as_array().unwrap().len(), 1);
     assert_eq!(uploading[0]["next_offset"], 32_000_000);
 
-    stack
-        .sim
-        .control(reqwest::Method::DELETE, "/_sim/faults", None)
-        .await;
+    stack.sim.clear_faults().await;
     let out = stack
         .json(&[
             "upload",
@@ -284,10 +284,7 @@ async fn an_init_whose_answer_is_lost_is_flagged_and_never_sent_twice() {
     let path = video.to_str().unwrap();
     stack
         .sim
-        .fault(serde_json::json!({
-            "method": "POST", "path_prefix": INIT, "times": 1,
-            "action": {"type": "drop_answer"}
-        }))
+        .fault(FaultRule::new(INIT, FaultAction::DropAnswer).method("POST"))
         .await;
 
     let out = stack.run(&["upload", path, "--account", "gina"]).await;

@@ -29,6 +29,27 @@ pub enum FaultAction {
     DropAnswer,
 }
 
+impl FaultAction {
+    /// Answer with HTTP `status` and no error body.
+    pub fn status(status: u16) -> Self {
+        Self::Status {
+            status,
+            error_code: None,
+        }
+    }
+
+    /// Answer with HTTP `status` and TikTok's error body carrying `code`.
+    pub fn error(status: u16, code: &str) -> Self {
+        Self::Status {
+            status,
+            error_code: Some(code.to_owned()),
+        }
+    }
+}
+
+/// Which requests a fault applies to, and what it does to them. Built in
+/// tests as `FaultRule::new("/upload/", FaultAction::Reset).method("PUT").skip(2)`;
+/// sent to `POST /_sim/faults` as JSON.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultRule {
@@ -50,6 +71,40 @@ fn one() -> u32 {
 }
 
 impl FaultRule {
+    /// The next request (of any method) whose path starts with
+    /// `path_prefix` gets `action`: once, unless [`FaultRule::times`] says
+    /// otherwise.
+    pub fn new(path_prefix: &str, action: FaultAction) -> Self {
+        Self {
+            method: None,
+            path_prefix: Some(path_prefix.to_owned()),
+            skip: 0,
+            times: 1,
+            action,
+        }
+    }
+
+    /// Only requests with this HTTP method.
+    pub fn method(mut self, method: &str) -> Self {
+        self.method = Some(method.to_owned());
+        self
+    }
+
+    /// Lets `count` matching requests through first.
+    pub fn skip(mut self, count: u32) -> Self {
+        self.skip = count;
+        self
+    }
+
+    /// Applies to `count` matching requests.
+    pub fn times(mut self, count: u32) -> Self {
+        self.times = count;
+        self
+    }
+}
+
+impl FaultRule {
+    /// Whether the rule is about this request.
     fn matches(&self, method: &str, path: &str) -> bool {
         self.method
             .as_deref()
@@ -104,6 +159,21 @@ impl Faults {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_built_rule_is_the_json_one() {
+        let parsed: FaultRule = serde_json::from_str(
+            r#"{"method":"POST","path_prefix":"/v2/x/","skip":1,"times":2,"action":{"type":"status","status":500,"error_code":"internal_error"}}"#,
+        )
+        .expect("valid rule");
+        let built = FaultRule::new("/v2/x/", FaultAction::error(500, "internal_error"))
+            .method("POST")
+            .skip(1)
+            .times(2);
+        assert_eq!(built, parsed);
+        let json = serde_json::to_value(&built).expect("serialises");
+        assert_eq!(serde_json::from_value::<FaultRule>(json).ok(), Some(parsed));
+    }
 
     #[test]
     fn skip_then_fire_then_spent() {

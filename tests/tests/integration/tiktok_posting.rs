@@ -8,6 +8,7 @@ use shared::tiktok::{
     ApiErrorCode, ChunkPlan, DirectPostInfo, ErrorClass, FailReason, PhotoPost, PrivacyLevel,
     PublishState, TikTokError, VideoSource,
 };
+use tiktok_drafts_tests::{FaultAction, FaultRule};
 use tiktok_drafts_tests::{TestSim, fake_mp4};
 
 const DRAFT_SCOPES: &[&str] = &["user.info.basic", "video.upload"];
@@ -183,11 +184,13 @@ async fn status_reads_are_retried_through_a_passing_5xx() {
     sim.seed_user("open-f", serde_json::json!({})).await;
     let t = sim.tokens("open-f", DRAFT_SCOPES).await;
     let publish_id = upload_small(&sim, &t.access_token, fake_mp4(2_000, 5)).await;
-    sim.fault(serde_json::json!({
-        "path_prefix": "/v2/post/publish/status/fetch/",
-        "times": 2,
-        "action": {"type": "status", "status": 503, "error_code": "internal_error"}
-    }))
+    sim.fault(
+        FaultRule::new(
+            "/v2/post/publish/status/fetch/",
+            FaultAction::error(503, "internal_error"),
+        )
+        .times(2),
+    )
     .await;
     let s = sim
         .client()

@@ -3,6 +3,7 @@
 //! rule and must fail.
 
 use std::time::Duration;
+use tiktok_drafts_tests::{FaultAction, FaultRule};
 
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
@@ -69,13 +70,15 @@ async fn multi_chunk_upload_from_s3_survives_a_5xx_and_a_reset() {
         .unwrap();
 
     sim.fault(
-        serde_json::json!({"method": "PUT", "path_prefix": "/upload/", "skip": 1, "times": 1,
-        "action": {"type": "status", "status": 503}}),
+        FaultRule::new("/upload/", FaultAction::status(503))
+            .method("PUT")
+            .skip(1),
     )
     .await;
     sim.fault(
-        serde_json::json!({"method": "PUT", "path_prefix": "/upload/", "skip": 4, "times": 1,
-        "action": {"type": "reset"}}),
+        FaultRule::new("/upload/", FaultAction::Reset)
+            .method("PUT")
+            .skip(4),
     )
     .await;
 
@@ -157,8 +160,10 @@ async fn an_interrupted_upload_resumes_from_the_saved_offset() {
 
     // The third PUT fails every time: this "invocation" gives up after two chunks.
     sim.fault(
-        serde_json::json!({"method": "PUT", "path_prefix": "/upload/", "skip": 2, "times": 2,
-        "action": {"type": "status", "status": 500}}),
+        FaultRule::new("/upload/", FaultAction::status(500))
+            .method("PUT")
+            .skip(2)
+            .times(2),
     )
     .await;
     struct Saved(u64);
@@ -214,8 +219,9 @@ async fn a_stale_offset_resyncs_from_the_416() {
     } = started_upload("open-416", 80_000_000, 13).await;
     let source = BytesSource::new(video.clone());
     sim.fault(
-        serde_json::json!({"method": "PUT", "path_prefix": "/upload/", "skip": 3, "times": 1,
-        "action": {"type": "status", "status": 500}}),
+        FaultRule::new("/upload/", FaultAction::status(500))
+            .method("PUT")
+            .skip(3),
     )
     .await;
     let _ = Uploader::new(reqwest::Client::new(), ChunkRetryPolicy::immediate(1))

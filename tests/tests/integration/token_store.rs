@@ -6,6 +6,7 @@
 use std::io::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tiktok_drafts_tests::{FaultAction, FaultRule};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::json;
@@ -399,7 +400,7 @@ async fn a_passing_failure_is_retried_and_never_marks_the_account() {
     env.advance(ACCESS_TTL + 60).await;
 
     env.sim
-        .fault(json!({"path_prefix":"/v2/oauth/token/","times":1,"action":{"type":"status","status":503}}))
+        .fault(FaultRule::new("/v2/oauth/token/", FaultAction::status(503)))
         .await;
     let fresh = env.manager.get_fresh_token(open_id).await.expect("retried");
     assert!(fresh.refreshed_here);
@@ -412,7 +413,7 @@ async fn a_passing_failure_is_retried_and_never_marks_the_account() {
     // stored tokens unchanged.
     env.advance(ACCESS_TTL + 60).await;
     env.sim
-        .fault(json!({"path_prefix":"/v2/oauth/token/","times":10,"action":{"type":"status","status":503}}))
+        .fault(FaultRule::new("/v2/oauth/token/", FaultAction::status(503)).times(10))
         .await;
     let before = env.manager.store().load(open_id).await.unwrap().unwrap();
     let err = env.manager.get_fresh_token(open_id).await.unwrap_err();
@@ -425,9 +426,7 @@ async fn a_passing_failure_is_retried_and_never_marks_the_account() {
     assert!(env.lease_item(open_id).await.is_none(), "lease released");
 
     // Once TikTok is back, the same refresh token works.
-    env.sim
-        .control(reqwest::Method::DELETE, "/_sim/faults", None)
-        .await;
+    env.sim.clear_faults().await;
     let fresh2 = env.manager.get_fresh_token(open_id).await.unwrap();
     assert!(fresh2.refreshed_here);
 
@@ -459,9 +458,10 @@ async fn a_refresh_whose_caller_times_out_still_saves_the_rotated_token() {
     // TikTok takes 3 s to answer; the caller gives up after 1 s, while the
     // request is on its way.
     env.sim
-        .fault(
-            json!({"path_prefix":"/v2/oauth/token/","times":1,"action":{"type":"delay","ms":3000}}),
-        )
+        .fault(FaultRule::new(
+            "/v2/oauth/token/",
+            FaultAction::Delay { ms: 3000 },
+        ))
         .await;
     let cut =
         tokio::time::timeout(Duration::from_secs(1), env.manager.get_fresh_token(open_id)).await;
@@ -711,7 +711,7 @@ async fn no_token_material_in_logs_errors_or_the_table() {
     env.manager.get_fresh_token(open_id).await.unwrap();
     env.advance(ACCESS_TTL + 60).await;
     env.sim
-        .fault(json!({"path_prefix":"/v2/oauth/token/","times":1,"action":{"type":"status","status":503}}))
+        .fault(FaultRule::new("/v2/oauth/token/", FaultAction::status(503)))
         .await;
     let fresh = env.manager.get_fresh_token(open_id).await.unwrap();
     seen.push(fresh.access_token.clone());
@@ -886,9 +886,10 @@ async fn a_holder_that_lost_its_lease_never_writes_the_secret() {
     // TikTok answers in 1.5 s; meanwhile someone else holds the lease (as
     // after a pause longer than the lease).
     env.sim
-        .fault(
-            json!({"path_prefix":"/v2/oauth/token/","times":1,"action":{"type":"delay","ms":1500}}),
-        )
+        .fault(FaultRule::new(
+            "/v2/oauth/token/",
+            FaultAction::Delay { ms: 1500 },
+        ))
         .await;
     let manager = env.manager.clone();
     let refresh = tokio::spawn(async move { manager.get_fresh_token(open_id).await });

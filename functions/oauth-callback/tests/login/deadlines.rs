@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::Poll;
 use std::time::{Duration, Instant};
+use tiktok_drafts_tests::{FaultAction, FaultRule};
 
 use lambda_http::http::StatusCode;
 use oauth_callback::FUNCTION_TIMEOUT;
@@ -24,10 +25,10 @@ async fn a_login_whose_tiktok_calls_are_slow_is_answered_within_the_functions_ti
     // TikTok's token endpoint hangs for a minute (the HTTP client alone
     // would wait 30 s).
     env.sim
-        .fault(
-            serde_json::json!({"path_prefix": "/v2/oauth/token/", "times": 1,
-            "action": {"type": "delay", "ms": 60_000}}),
-        )
+        .fault(FaultRule::new(
+            "/v2/oauth/token/",
+            FaultAction::Delay { ms: 60_000 },
+        ))
         .await;
     env.next_login("open-sol").await;
     let start = env.start(&env.invite("sol", false)).await;
@@ -47,10 +48,7 @@ async fn a_login_whose_tiktok_calls_are_slow_is_answered_within_the_functions_ti
     // User info hangs on every attempt: the login connects without the
     // display name, in time, and no three 30-second retries.
     env.sim
-        .fault(
-            serde_json::json!({"path_prefix": "/v2/user/info/", "times": 5,
-            "action": {"type": "delay", "ms": 60_000}}),
-        )
+        .fault(FaultRule::new("/v2/user/info/", FaultAction::Delay { ms: 60_000 }).times(5))
         .await;
     env.next_login("open-sol").await;
     let start = env.start(&env.invite("sol", false)).await;
@@ -62,9 +60,7 @@ async fn a_login_whose_tiktok_calls_are_slow_is_answered_within_the_functions_ti
     assert_eq!(res.status(), StatusCode::OK, "{}", html(&res));
     let account = env.accounts().get("open-sol").await.unwrap().unwrap();
     assert_eq!(account.display_name, None);
-    env.sim
-        .control(reqwest::Method::DELETE, "/_sim/faults", None)
-        .await;
+    env.sim.clear_faults().await;
     env.still_connected("open-sol", "sol").await;
 }
 

@@ -13,6 +13,7 @@ mod keeps_connections;
 mod lambda_binary;
 
 use std::time::Duration;
+use tiktok_drafts_tests::{FaultAction, FaultRule};
 
 use harness::{env, html};
 use lambda_http::http::StatusCode;
@@ -203,10 +204,7 @@ async fn failures_get_a_page_and_store_nothing() {
 
     // TikTok's token endpoint fails.
     env.sim
-        .fault(
-            serde_json::json!({"path_prefix": "/v2/oauth/token/", "times": 1,
-            "action": {"type": "status", "status": 503}}),
-        )
+        .fault(FaultRule::new("/v2/oauth/token/", FaultAction::status(503)))
         .await;
     let removals_before = env.removals("open-fay").await;
     env.sim

@@ -19,6 +19,7 @@ use tiktok_drafts_tests::{
     DeploymentStores, TestSim, connect_account, deployment_stores, fake_mp4, local_aws, sha256_hex,
     test_image, unique_name,
 };
+use tiktok_drafts_tests::{FaultAction, FaultRule};
 
 struct Env {
     sim: TestSim,
@@ -326,8 +327,10 @@ async fn a_crash_after_two_chunks_resumes_on_redelivery() {
     // The third chunk's connection drops on every try of this invocation.
     env.sim
         .fault(
-            serde_json::json!({"method": "PUT", "path_prefix": "/upload/", "skip": 2, "times": 2,
-            "action": {"type": "reset"}}),
+            FaultRule::new("/upload/", FaultAction::Reset)
+                .method("PUT")
+                .skip(2)
+                .times(2),
         )
         .await;
     let first = env.service.handle_object(&object).await;
@@ -459,8 +462,13 @@ async fn a_released_retry_is_held_when_five_drafts_are_pending() {
         .put("uploads/alice/retried.mp4", fake_mp4(1000, 30), None)
         .await;
     env.sim
-        .fault(serde_json::json!({"method": "POST", "path_prefix": "/v2/post/publish/inbox/video/init/",
-            "times": 1, "action": {"type": "status", "status": 500, "error_code": "internal_error"}}))
+        .fault(
+            FaultRule::new(
+                "/v2/post/publish/inbox/video/init/",
+                FaultAction::error(500, "internal_error"),
+            )
+            .method("POST"),
+        )
         .await;
     let outcome = env.service.handle_object(&object).await.unwrap();
     assert!(
@@ -712,8 +720,10 @@ async fn an_sqs_batch_reports_only_the_messages_to_retry() {
     // The second upload's chunk PUTs keep failing.
     env.sim
         .fault(
-            serde_json::json!({"method": "PUT", "path_prefix": "/upload/", "skip": 1, "times": 10,
-            "action": {"type": "status", "status": 503}}),
+            FaultRule::new("/upload/", FaultAction::status(503))
+                .method("PUT")
+                .skip(1)
+                .times(10),
         )
         .await;
     let response = env.service.handle_event(batch).await.unwrap();
@@ -1101,8 +1111,9 @@ async fn a_retry_sets_a_short_visibility_on_its_message() {
     // Every chunk PUT fails for now: a passing error, to be retried.
     env.sim
         .fault(
-            serde_json::json!({"method": "PUT", "path_prefix": "/upload/", "times": 10,
-            "action": {"type": "status", "status": 503}}),
+            FaultRule::new("/upload/", FaultAction::status(503))
+                .method("PUT")
+                .times(10),
         )
         .await;
     let response = env.service.handle_event(batch).await.unwrap();
@@ -1142,8 +1153,10 @@ async fn a_redelivery_resumes_an_upload_flagged_stuck() {
         .await;
     env.sim
         .fault(
-            serde_json::json!({"method": "PUT", "path_prefix": "/upload/", "skip": 2, "times": 2,
-            "action": {"type": "reset"}}),
+            FaultRule::new("/upload/", FaultAction::Reset)
+                .method("PUT")
+                .skip(2)
+                .times(2),
         )
         .await;
     assert!(env.service.handle_object(&object).await.is_err());
@@ -1255,12 +1268,9 @@ async fn an_init_without_a_clear_answer_is_flagged_not_repeated() {
     let env = env().await;
     let cases = [
         // The connection drops after TikTok got the request.
-        ("dropped", serde_json::json!({"type": "reset"})),
+        ("dropped", FaultAction::Reset),
         // A gateway's 502 without TikTok's error body.
-        (
-            "gateway",
-            serde_json::json!({"type": "status", "status": 502}),
-        ),
+        ("gateway", FaultAction::status(502)),
     ];
     for (i, (name, action)) in cases.into_iter().enumerate() {
         let object = env
@@ -1271,8 +1281,7 @@ async fn an_init_without_a_clear_answer_is_flagged_not_repeated() {
             )
             .await;
         env.sim
-            .fault(serde_json::json!({"method": "POST", "path_prefix": "/v2/post/publish/inbox/video/init/",
-                "times": 1, "action": action}))
+            .fault(FaultRule::new("/v2/post/publish/inbox/video/init/", action).method("POST"))
             .await;
         let (code, message) = flagged(env.service.handle_object(&object).await.unwrap());
         assert_eq!(code, "init_unconfirmed", "{name}");
@@ -1327,8 +1336,13 @@ async fn a_clear_passing_refusal_is_a_scheduled_retry() {
         .put("uploads/alice/refused.mp4", fake_mp4(1000, 91), None)
         .await;
     env.sim
-        .fault(serde_json::json!({"method": "POST", "path_prefix": "/v2/post/publish/inbox/video/init/",
-            "times": 1, "action": {"type": "status", "status": 500, "error_code": "internal_error"}}))
+        .fault(
+            FaultRule::new(
+                "/v2/post/publish/inbox/video/init/",
+                FaultAction::error(500, "internal_error"),
+            )
+            .method("POST"),
+        )
         .await;
     match env.service.handle_object(&object).await.unwrap() {
         Some(Outcome::RetryScheduled { code, .. }) => assert_eq!(code, "internal_error"),
@@ -1348,9 +1362,13 @@ async fn a_pending_share_refusal_holds_the_job_until_a_later_time() {
         .put("uploads/alice/too many.mp4", fake_mp4(1000, 92), None)
         .await;
     env.sim
-        .fault(serde_json::json!({"method": "POST", "path_prefix": "/v2/post/publish/inbox/video/init/",
-            "times": 1, "action": {"type": "status", "status": 403,
-            "error_code": "spam_risk_too_many_pending_share"}}))
+        .fault(
+            FaultRule::new(
+                "/v2/post/publish/inbox/video/init/",
+                FaultAction::error(403, "spam_risk_too_many_pending_share"),
+            )
+            .method("POST"),
+        )
         .await;
     let before = Clock::system().now();
     let outcome = env.service.handle_object(&object).await.unwrap();
@@ -1393,15 +1411,14 @@ async fn an_overwritten_or_deleted_version_ends_its_job_clearly() {
     // The first delivery's chunk PUT fails: the job waits in uploading.
     env.sim
         .fault(
-            serde_json::json!({"method": "PUT", "path_prefix": "/upload/", "times": 3,
-            "action": {"type": "status", "status": 503}}),
+            FaultRule::new("/upload/", FaultAction::status(503))
+                .method("PUT")
+                .times(3),
         )
         .await;
     assert!(env.service.handle_object(&old).await.is_err());
     assert_eq!(env.job_of(&old).await.unwrap().status, JobStatus::Uploading);
-    env.sim
-        .control(reqwest::Method::DELETE, "/_sim/faults", None)
-        .await;
+    env.sim.clear_faults().await;
     let new_bytes = fake_mp4(2000, 94);
     let new = env
         .put("uploads/alice/replaced.mp4", new_bytes.clone(), None)
@@ -1546,8 +1563,15 @@ async fn an_unusable_init_answer_is_flagged_with_what_it_named() {
             )
             .await;
         env.sim
-            .fault(serde_json::json!({"method": "POST", "path_prefix": "/v2/post/publish/inbox/video/init/",
-                "times": 1, "action": {"type": "omit_field", "field": field}}))
+            .fault(
+                FaultRule::new(
+                    "/v2/post/publish/inbox/video/init/",
+                    FaultAction::OmitField {
+                        field: field.into(),
+                    },
+                )
+                .method("POST"),
+            )
             .await;
         let (code, message) = flagged(env.service.handle_object(&object).await.unwrap());
         assert_eq!(code, "init_unconfirmed", "{field}");
@@ -1649,8 +1673,9 @@ async fn an_expired_upload_url_answering_403_404_or_405_takes_the_expired_path()
         // The first delivery's chunk never gets through; the job keeps its URL.
         env.sim
             .fault(
-                serde_json::json!({"method": "PUT", "path_prefix": "/upload/", "times": 2,
-                "action": {"type": "reset"}}),
+                FaultRule::new("/upload/", FaultAction::Reset)
+                    .method("PUT")
+                    .times(2),
             )
             .await;
         let first = env.service.handle_object(&object).await;
@@ -1806,8 +1831,13 @@ async fn a_slideshow_image_replaced_after_the_job_started_posts_the_original() {
     // The first attempt converts and offers, and TikTok refuses for a
     // passing reason: the job waits to be retried.
     env.sim
-        .fault(serde_json::json!({"method": "POST", "path_prefix": "/v2/post/publish/content/init/",
-            "times": 1, "action": {"type": "status", "status": 500, "error_code": "internal_error"}}))
+        .fault(
+            FaultRule::new(
+                "/v2/post/publish/content/init/",
+                FaultAction::error(500, "internal_error"),
+            )
+            .method("POST"),
+        )
         .await;
     let outcome = env.service.handle_object(&object).await.unwrap();
     assert!(
@@ -1870,8 +1900,13 @@ async fn a_retry_after_the_alias_moved_never_posts_to_the_new_holder() {
         .put("uploads/alice/moved.mp4", fake_mp4(1000, 230), None)
         .await;
     env.sim
-        .fault(serde_json::json!({"method": "POST", "path_prefix": "/v2/post/publish/inbox/video/init/",
-            "times": 1, "action": {"type": "status", "status": 500, "error_code": "internal_error"}}))
+        .fault(
+            FaultRule::new(
+                "/v2/post/publish/inbox/video/init/",
+                FaultAction::error(500, "internal_error"),
+            )
+            .method("POST"),
+        )
         .await;
     let outcome = env.service.handle_object(&object).await.unwrap();
     assert!(
@@ -1963,8 +1998,13 @@ async fn a_retry_whose_account_is_gone_fails_clearly_and_sends_nothing() {
         .put("uploads/alice/gone.mp4", fake_mp4(1000, 231), None)
         .await;
     env.sim
-        .fault(serde_json::json!({"method": "POST", "path_prefix": "/v2/post/publish/inbox/video/init/",
-            "times": 1, "action": {"type": "status", "status": 500, "error_code": "internal_error"}}))
+        .fault(
+            FaultRule::new(
+                "/v2/post/publish/inbox/video/init/",
+                FaultAction::error(500, "internal_error"),
+            )
+            .method("POST"),
+        )
         .await;
     let outcome = env.service.handle_object(&object).await.unwrap();
     assert!(

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::time::Duration;
+use tiktok_drafts_tests::{FaultAction, FaultRule};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_s3::primitives::ByteStream;
@@ -650,9 +651,13 @@ async fn a_pending_share_refusal_is_released_only_after_its_hold() {
     let env = env().await;
     env.connect("open-w", "wren").await;
     env.sim
-        .fault(serde_json::json!({"method": "POST", "path_prefix": "/v2/post/publish/inbox/video/init/",
-            "times": 1, "action": {"type": "status", "status": 403,
-            "error_code": "spam_risk_too_many_pending_share"}}))
+        .fault(
+            FaultRule::new(
+                "/v2/post/publish/inbox/video/init/",
+                FaultAction::error(403, "spam_risk_too_many_pending_share"),
+            )
+            .method("POST"),
+        )
         .await;
     let (held, outcome) = env.upload("uploads/wren/held.mp4", 120).await;
     assert!(matches!(outcome, Outcome::Queued { .. }), "{outcome:?}");
@@ -811,11 +816,13 @@ async fn a_run_stops_at_its_deadline_and_the_next_one_finishes() {
     // work at 3 s) and 8 workers: at most the first 8 can be answered in
     // time, the rest is cut off or never started.
     env.sim
-        .fault(serde_json::json!({
-            "path_prefix": "/v2/post/publish/status/fetch/",
-            "times": 100,
-            "action": {"type": "delay", "ms": 2_500}
-        }))
+        .fault(
+            FaultRule::new(
+                "/v2/post/publish/status/fetch/",
+                FaultAction::Delay { ms: 2_500 },
+            )
+            .times(100),
+        )
         .await;
     let deadline = Instant::now() + Duration::from_secs(4);
     let report = env.checker.run(deadline).await;
@@ -844,9 +851,7 @@ async fn a_run_stops_at_its_deadline_and_the_next_one_finishes() {
     assert!(left >= 12);
 
     // The next run, without the delay, finishes the rest.
-    env.sim
-        .control(reqwest::Method::DELETE, "/_sim/faults", None)
-        .await;
+    env.sim.clear_faults().await;
     env.next_minute().await;
     let report = env.run().await;
     assert!(!report.stopped_early, "{report:?}");
@@ -913,16 +918,23 @@ async fn a_refused_status_read_is_sent_once_and_counted() {
     env.connect("open-f", "fay").await;
     let jobs = env.seed_jobs("open-f", "fay", 5, "PROCESSING_UPLOAD").await;
     env.sim
-        .fault(serde_json::json!({
-            "path_prefix": "/v2/post/publish/status/fetch/", "times": 2,
-            "action": {"type": "status", "status": 503, "error_code": "internal_error"}
-        }))
+        .fault(
+            FaultRule::new(
+                "/v2/post/publish/status/fetch/",
+                FaultAction::error(503, "internal_error"),
+            )
+            .times(2),
+        )
         .await;
     env.sim
-        .fault(serde_json::json!({
-            "path_prefix": "/v2/post/publish/status/fetch/", "skip": 2, "times": 2,
-            "action": {"type": "status", "status": 429, "error_code": "rate_limit_exceeded"}
-        }))
+        .fault(
+            FaultRule::new(
+                "/v2/post/publish/status/fetch/",
+                FaultAction::error(429, "rate_limit_exceeded"),
+            )
+            .skip(2)
+            .times(2),
+        )
         .await;
     let report = env.run().await;
     // No resend on a 5xx or a 429: one request per job, each one counted.
@@ -1098,16 +1110,17 @@ async fn a_job_whose_status_cannot_be_read_is_flagged_or_failed() {
         .unwrap();
 
     env.sim
-        .fault(serde_json::json!({
-            "path_prefix": "/v2/post/publish/status/fetch/", "times": 1000,
-            "action": {"type": "status", "status": 500, "error_code": "internal_error"}
-        }))
+        .fault(
+            FaultRule::new(
+                "/v2/post/publish/status/fetch/",
+                FaultAction::error(500, "internal_error"),
+            )
+            .times(1000),
+        )
         .await;
     env.run().await;
     assert_eq!(env.job(&failing[0].id).await.status, JobStatus::Processing);
-    env.sim
-        .control(reqwest::Method::DELETE, "/_sim/faults", None)
-        .await;
+    env.sim.clear_faults().await;
 
     // The permanent answers end their jobs at once.
     env.next_minute().await;
@@ -1125,10 +1138,13 @@ async fn a_job_whose_status_cannot_be_read_is_flagged_or_failed() {
     // A job whose every status read fails is flagged stuck after 30
     // minutes without progress, instead of being polled unnoticed forever.
     env.sim
-        .fault(serde_json::json!({
-            "path_prefix": "/v2/post/publish/status/fetch/", "times": 1000,
-            "action": {"type": "status", "status": 500, "error_code": "internal_error"}
-        }))
+        .fault(
+            FaultRule::new(
+                "/v2/post/publish/status/fetch/",
+                FaultAction::error(500, "internal_error"),
+            )
+            .times(1000),
+        )
         .await;
     env.clock.advance_secs(31 * 60);
     env.sim.advance_clock(31 * 60).await;
@@ -1170,10 +1186,13 @@ async fn held_uploads_are_released_first_even_when_the_run_stops_early() {
     env.seed_jobs("open-b", "busy", 40, "PROCESSING_UPLOAD")
         .await;
     env.sim
-        .fault(serde_json::json!({
-            "path_prefix": "/v2/post/publish/status/fetch/", "times": 1000,
-            "action": {"type": "delay", "ms": 3_000}
-        }))
+        .fault(
+            FaultRule::new(
+                "/v2/post/publish/status/fetch/",
+                FaultAction::Delay { ms: 3_000 },
+            )
+            .times(1000),
+        )
         .await;
     let report = env
         .checker
@@ -1579,10 +1598,10 @@ async fn slow_refresh_with_a_second_invocation(open_id: &str, alias: &str, faili
     let original = env.stored(open_id).await.refresh_token;
     env.expire_access_tokens().await;
     env.sim
-        .fault(
-            serde_json::json!({"path_prefix": "/v2/oauth/token/", "times": 1,
-            "action": {"type": "answer_late", "ms": 33_000}}),
-        )
+        .fault(FaultRule::new(
+            "/v2/oauth/token/",
+            FaultAction::AnswerLate { ms: 33_000 },
+        ))
         .await;
     let secret = format!("{}/accounts/{open_id}", env.prefix);
     if failing_saves > 0 {
@@ -1676,8 +1695,11 @@ async fn an_access_token_ended_early_is_refreshed_once_by_init_and_status_fetch(
     env.next_minute().await;
     env.sim
         .fault(
-            serde_json::json!({"path_prefix": "/v2/post/publish/status/fetch/", "times": 2,
-            "action": {"type": "status", "status": 401, "error_code": "access_token_invalid"}}),
+            FaultRule::new(
+                "/v2/post/publish/status/fetch/",
+                FaultAction::error(401, "access_token_invalid"),
+            )
+            .times(2),
         )
         .await;
     env.run().await;
