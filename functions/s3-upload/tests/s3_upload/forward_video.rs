@@ -461,20 +461,7 @@ async fn a_released_retry_is_held_when_five_drafts_are_pending() {
     let object = env
         .put("uploads/alice/retried.mp4", fake_mp4(1000, 30), None)
         .await;
-    env.sim
-        .fault(
-            FaultRule::new(
-                "/v2/post/publish/inbox/video/init/",
-                FaultAction::error(500, "internal_error"),
-            )
-            .method("POST"),
-        )
-        .await;
-    let outcome = env.service.handle_object(&object).await.unwrap();
-    assert!(
-        matches!(outcome, Some(Outcome::RetryScheduled { .. })),
-        "{outcome:?}"
-    );
+    env.init_fails_once(&object).await;
     for i in 0..5 {
         env.sim.advance_clock(11).await;
         let other = env
@@ -491,15 +478,7 @@ async fn a_released_retry_is_held_when_five_drafts_are_pending() {
     let waiting = env.job(&object).await;
     assert_eq!(waiting.status, JobStatus::RetryWait);
     // What the checker does once the retry's wait is over.
-    env.jobs()
-        .transition(
-            &waiting,
-            JobStatus::Claimed,
-            Changes::default(),
-            Clock::system().now(),
-        )
-        .await
-        .unwrap();
+    env.release(&waiting).await;
     let outcome = env.service.handle_object(&object).await.unwrap();
     assert!(
         matches!(outcome, Some(Outcome::Queued { .. })),
@@ -936,6 +915,40 @@ async fn a_direct_post_needs_the_deployment_setting_and_an_offered_privacy_level
 impl Env {
     fn jobs(&self) -> Jobs {
         Jobs::new(self.aws.dynamodb.clone(), &self.table)
+    }
+
+    /// Forwards `object` while TikTok answers its init with a 500 once: the
+    /// job waits to retry (asserted). Returns that job.
+    async fn init_fails_once(&self, object: &ObjectRef) -> shared::jobs::Job {
+        self.sim
+            .fault(
+                FaultRule::new(
+                    "/v2/post/publish/inbox/video/init/",
+                    FaultAction::error(500, "internal_error"),
+                )
+                .method("POST"),
+            )
+            .await;
+        let outcome = self.service.handle_object(object).await.unwrap();
+        assert!(
+            matches!(outcome, Some(Outcome::RetryScheduled { .. })),
+            "{outcome:?}"
+        );
+        self.job(object).await
+    }
+
+    /// What the checker does once a job's wait is over: `claimed` again,
+    /// for the next delivery of its message.
+    async fn release(&self, job: &shared::jobs::Job) {
+        self.jobs()
+            .transition(
+                job,
+                JobStatus::Claimed,
+                Changes::default(),
+                Clock::system().now(),
+            )
+            .await
+            .unwrap();
     }
 
     /// The job of exactly the version `object` names (by its ETag).
@@ -1849,15 +1862,7 @@ async fn a_slideshow_image_replaced_after_the_job_started_posts_the_original() {
     // Meanwhile the owner swaps the first image for a portrait one.
     env.put("uploads/alice/swap/1.png", portrait, None).await;
 
-    env.jobs()
-        .transition(
-            &waiting,
-            JobStatus::Claimed,
-            Changes::default(),
-            Clock::system().now(),
-        )
-        .await
-        .unwrap();
+    env.release(&waiting).await;
     let publish_id = uploaded(env.service.handle_object(&object).await.unwrap());
     let record = pulled(&env, &publish_id).await;
     let images = record["images"].as_array().unwrap();
@@ -1899,21 +1904,7 @@ async fn a_retry_after_the_alias_moved_never_posts_to_the_new_holder() {
     let object = env
         .put("uploads/alice/moved.mp4", fake_mp4(1000, 230), None)
         .await;
-    env.sim
-        .fault(
-            FaultRule::new(
-                "/v2/post/publish/inbox/video/init/",
-                FaultAction::error(500, "internal_error"),
-            )
-            .method("POST"),
-        )
-        .await;
-    let outcome = env.service.handle_object(&object).await.unwrap();
-    assert!(
-        matches!(outcome, Some(Outcome::RetryScheduled { .. })),
-        "{outcome:?}"
-    );
-    let waiting = env.job(&object).await;
+    let waiting = env.init_fails_once(&object).await;
     assert_eq!(waiting.open_id.as_deref(), Some(OPEN_ID));
 
     // "alice" is taken over by another TikTok account.
@@ -1955,15 +1946,7 @@ async fn a_retry_after_the_alias_moved_never_posts_to_the_new_holder() {
     );
 
     env.sim.advance_clock(11).await;
-    env.jobs()
-        .transition(
-            &waiting,
-            JobStatus::Claimed,
-            Changes::default(),
-            Clock::system().now(),
-        )
-        .await
-        .unwrap();
+    env.release(&waiting).await;
     let sent = env.inits().await;
     match env.service.handle_object(&object).await.unwrap() {
         Some(Outcome::Failed { code, message, .. }) => {
@@ -1997,21 +1980,7 @@ async fn a_retry_whose_account_is_gone_fails_clearly_and_sends_nothing() {
     let object = env
         .put("uploads/alice/gone.mp4", fake_mp4(1000, 231), None)
         .await;
-    env.sim
-        .fault(
-            FaultRule::new(
-                "/v2/post/publish/inbox/video/init/",
-                FaultAction::error(500, "internal_error"),
-            )
-            .method("POST"),
-        )
-        .await;
-    let outcome = env.service.handle_object(&object).await.unwrap();
-    assert!(
-        matches!(outcome, Some(Outcome::RetryScheduled { .. })),
-        "{outcome:?}"
-    );
-    let waiting = env.job(&object).await;
+    let waiting = env.init_fails_once(&object).await;
     assert_eq!(waiting.open_id.as_deref(), Some(OPEN_ID));
 
     shared::table::Table::new(env.aws.dynamodb.clone(), &env.table)
@@ -2025,15 +1994,7 @@ async fn a_retry_whose_account_is_gone_fails_clearly_and_sends_nothing() {
     assert!(accounts.get(OPEN_ID).await.unwrap().is_none());
 
     env.sim.advance_clock(11).await;
-    env.jobs()
-        .transition(
-            &waiting,
-            JobStatus::Claimed,
-            Changes::default(),
-            Clock::system().now(),
-        )
-        .await
-        .unwrap();
+    env.release(&waiting).await;
     let sent = env.inits().await;
     match env.service.handle_object(&object).await.unwrap() {
         Some(Outcome::Failed { code, message, .. }) => {
