@@ -24,6 +24,9 @@ use tiktok_drafts_tests::lambda::LambdaFunction;
 use tiktok_drafts_tests::{local_aws, unique_name};
 
 const CAPTION: &str = r#"<b>Sunset</b> & "waves" <img src=x onerror="window.__xss=1"> #beach"#;
+/// A note of the video probe, as the upload function writes it on a job.
+const LONG_NOTE: &str =
+    "4 min 5 s long: some creators can post only 3 minutes and must trim it in the app";
 const POSTED_LINK: &str = "https://www.tiktok.com/@alice_tt/video/7459287841546292488";
 
 struct Data {
@@ -123,6 +126,7 @@ async fn seed(data: &Data) {
     data.connect("bob").await;
     let mut inbox = job("alice", "sunset.mp4", TimeDelta::hours(1), JobStatus::Inbox);
     inbox.caption = Some(CAPTION.into());
+    inbox.notes = vec![LONG_NOTE.into()];
     let mut posted = job(
         "alice",
         "posted.mp4",
@@ -438,6 +442,7 @@ async fn the_page_in_a_real_browser_at_phone_and_desktop_sizes() {
         "posted_link": POSTED_LINK,
         "failed_file": "too-fast.mp4",
         "failure_texts": ["Export it at 30 or 60 frames per second"],
+        "notes": {"sunset.mp4": LONG_NOTE},
         "foreign_texts": ["bob-private.mp4", "bob's own caption", "last-month.mp4"],
         "screenshots_dir": screenshots,
     });

@@ -101,6 +101,12 @@ async function listPage(browser, name, options) {
       for (const text of plan.failure_texts) {
         check(byFile[plan.failed_file].text.includes(text), `${name}: the failure says "${text}"`);
       }
+      // The probe's notes (a long or HDR video) show on their upload.
+      for (const [file, note] of Object.entries(plan.notes)) {
+        const shown = page.locator("li.upload", { has: page.locator("h2", { hasText: file }) }).locator(".note");
+        check((await shown.count()) === 1 && (await shown.isVisible()), `${name}: ${file} shows its note`);
+        check((await shown.textContent()) === note, `${name}: the note reads as written`, await shown.textContent());
+      }
 
       // Another account's uploads never appear.
       const html = await page.content();
