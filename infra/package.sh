@@ -62,6 +62,8 @@ bins=()
 while read -r _ binary; do bins+=(--bin "$binary"); done <<<"$functions"
 
 cd "$ROOT"
+# CMake: libjpeg-turbo is built from source (zig compiles it for arm64).
+"$ROOT/infra/build-deps.sh"
 started=$(date +%s)
 cargo lambda build --release --arm64 --locked --lambda-dir "$LAMBDA_DIR" "${bins[@]}" >&2
 log "built in $(($(date +%s) - started)) s"

@@ -16,6 +16,7 @@ use super::convert::{
 };
 use super::detect::ImageKind;
 use super::heic::{self, HeicColour, HeicError};
+use super::jpeg;
 use super::limits::IMAGE_MAX_BYTES;
 
 /// A decoded photo, ready for [`super::convert`]'s common steps.
@@ -91,11 +92,10 @@ pub(super) fn with_image<'a, R: BufRead + Seek>(
 /// 2000 × 1500, which skips most of the inverse DCT, colour conversion and
 /// resizing work and three quarters of the pixel memory.
 ///
-/// `jpeg-decoder` does the scaled decode; what it does not handle (CMYK,
-/// 12-bit, an unusual frame, anything it fails on) goes through the `image`
-/// crate's decoder as before, so a JPEG that decoded yesterday still does.
-/// Its inverse DCT and colour conversion run as rayon tasks: inside
-/// [`super::convert_all`] on the batch's capped workers, no extra threads.
+/// libjpeg-turbo does the scaled decode (see [`super::jpeg`]); what it is
+/// not given (CMYK, 12-bit, lossless, arithmetic-coded) or fails on (a
+/// damaged or cut-off file) goes through the `image` crate's more lenient
+/// decoder, so a JPEG that decoded before still does.
 pub(super) fn jpeg<'a, R: BufRead + Seek>(
     mut reader: R,
     limits: &PhotoLimits,
@@ -106,10 +106,11 @@ pub(super) fn jpeg<'a, R: BufRead + Seek>(
         .take(IMAGE_MAX_BYTES + 1)
         .read_to_end(&mut bytes)
         .map_err(ConvertError::Read)?;
-    let Some(frame) = jpeg_frame(&bytes).filter(JpegFrame::scalable) else {
+    let Some(header) = jpeg::header(&bytes).filter(|h| h.frame.scalable()) else {
         return with_image(Cursor::new(bytes), ImageKind::Jpeg, budget);
     };
-    let layout = if frame.components == 1 {
+    let frame = header.frame;
+    let layout = if frame.grey() {
         PixelLayout::L8
     } else {
         PixelLayout::Rgb8
@@ -125,32 +126,27 @@ pub(super) fn jpeg<'a, R: BufRead + Seek>(
         });
     }
     let reservation = budget.map(|b| b.reserve(needed));
-    let mut decoder = jpeg_decoder::Decoder::new(bytes.as_slice());
-    let scaled = decoder.read_info().ok().and_then(|()| {
-        let orientation = decoder
-            .exif_data()
-            .and_then(Orientation::from_exif_chunk)
-            .unwrap_or(Orientation::NoTransforms);
-        let (box_w, box_h) = display_box(orientation, limits);
-        let (fit_w, fit_h) = fit_inside(width, height, box_w, box_h);
-        let fit_w = u16::try_from(fit_w).ok()?;
-        let fit_h = u16::try_from(fit_h).ok()?;
-        let (out_w, out_h) = decoder.scale(fit_w, fit_h).ok()?;
-        let icc = decoder.icc_profile();
-        let pixels = decoder.decode().ok()?;
-        let (out_w, out_h) = (u32::from(out_w), u32::from(out_h));
-        let image = if frame.components == 1 {
-            DynamicImage::ImageLuma8(GrayImage::from_raw(out_w, out_h, pixels)?)
+    let orientation = jpeg::orientation(&header);
+    let (box_w, box_h) = display_box(orientation, limits);
+    let fit = fit_inside(width, height, box_w, box_h);
+    let eighths = jpeg::shrink_on_load(width, height, fit);
+    let decoded = jpeg::decode_scaled(&bytes, &frame, eighths)
+        .inspect_err(|error| {
+            tracing::debug!(%error, "libjpeg-turbo did not take the JPEG; the image crate's decoder tries it");
+        });
+    let image = decoded.ok().and_then(|scaled| {
+        let (w, h, pixels) = (scaled.width, scaled.height, scaled.pixels);
+        if frame.grey() {
+            GrayImage::from_raw(w, h, pixels).map(DynamicImage::ImageLuma8)
         } else {
-            DynamicImage::ImageRgb8(RgbImage::from_raw(out_w, out_h, pixels)?)
-        };
-        Some((image, orientation, icc))
+            RgbImage::from_raw(w, h, pixels).map(DynamicImage::ImageRgb8)
+        }
     });
-    let Some((image, orientation, icc)) = scaled else {
+    let Some(image) = image else {
         drop(reservation);
         return with_image(Cursor::new(bytes), ImageKind::Jpeg, budget);
     };
-    let channels = if frame.components == 1 {
+    let channels = if frame.grey() {
         SourceChannels::Grey
     } else {
         SourceChannels::Rgb
@@ -158,73 +154,11 @@ pub(super) fn jpeg<'a, R: BufRead + Seek>(
     Ok(Decoded {
         image,
         orientation,
-        colour_plan: colour::plan(icc.as_deref(), channels),
+        colour_plan: colour::plan(header.icc.as_deref(), channels),
         source_size: (width, height),
         transformed: false,
         reservation,
     })
-}
-
-/// The frame header of a JPEG: what decides whether the scaled decoder
-/// takes it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct JpegFrame {
-    /// The SOF marker's second byte (0xC0 baseline, 0xC1 extended, 0xC2
-    /// progressive, ...).
-    marker: u8,
-    precision: u8,
-    width: u16,
-    height: u16,
-    components: u8,
-}
-
-impl JpegFrame {
-    /// 8-bit Huffman-coded greyscale or YCbCr/RGB: what `jpeg-decoder`
-    /// scales. CMYK (4 components), 12-bit, lossless and arithmetic-coded
-    /// frames go to the `image` crate's decoder.
-    fn scalable(&self) -> bool {
-        matches!(self.marker, 0xC0..=0xC2)
-            && self.precision == 8
-            && matches!(self.components, 1 | 3)
-            && self.width > 0
-            && self.height > 0
-    }
-}
-
-/// Walks the marker segments from SOI to the first frame header.
-fn jpeg_frame(bytes: &[u8]) -> Option<JpegFrame> {
-    if bytes.get(..2)? != [0xFF, 0xD8] {
-        return None;
-    }
-    let mut at = 2usize;
-    loop {
-        // Fill bytes (0xFF) may precede a marker.
-        while *bytes.get(at)? == 0xFF && *bytes.get(at + 1)? == 0xFF {
-            at += 1;
-        }
-        if *bytes.get(at)? != 0xFF {
-            return None;
-        }
-        let marker = *bytes.get(at + 1)?;
-        let length = usize::from(u16::from_be_bytes([
-            *bytes.get(at + 2)?,
-            *bytes.get(at + 3)?,
-        ]));
-        if (0xC0..=0xCF).contains(&marker) && !matches!(marker, 0xC4 | 0xC8 | 0xCC) {
-            let body = bytes.get(at + 4..at + 2 + length)?;
-            return Some(JpegFrame {
-                marker,
-                precision: *body.first()?,
-                height: u16::from_be_bytes([*body.get(1)?, *body.get(2)?]),
-                width: u16::from_be_bytes([*body.get(3)?, *body.get(4)?]),
-                components: *body.get(5)?,
-            });
-        }
-        if marker == 0xDA || length < 2 {
-            return None;
-        }
-        at += 2 + length;
-    }
 }
 
 /// A HEIC/HEIF photo: the container is read whole (the decoder needs it in
@@ -299,60 +233,5 @@ fn image_error(kind: ImageKind, source: image::ImageError) -> ConvertError {
             format: kind,
             source,
         },
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn frame_headers_are_found_past_other_segments() {
-        let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xE0, 0, 4, 0, 0, 0xFF, 0xFF];
-        jpeg.extend_from_slice(&[0xFF, 0xC2, 0, 17, 8, 0x0B, 0xB8, 0x0F, 0xA0, 3]);
-        jpeg.extend_from_slice(&[0; 9]);
-        let frame = jpeg_frame(&jpeg).unwrap();
-        assert_eq!(
-            frame,
-            JpegFrame {
-                marker: 0xC2,
-                precision: 8,
-                width: 4000,
-                height: 3000,
-                components: 3
-            }
-        );
-        assert!(frame.scalable());
-        assert!(
-            !JpegFrame {
-                components: 4,
-                ..frame
-            }
-            .scalable()
-        );
-        assert!(
-            !JpegFrame {
-                precision: 12,
-                ..frame
-            }
-            .scalable()
-        );
-        assert!(
-            !JpegFrame {
-                marker: 0xC3,
-                ..frame
-            }
-            .scalable()
-        );
-        assert!(
-            !JpegFrame {
-                components: 2,
-                ..frame
-            }
-            .scalable()
-        );
-        assert_eq!(jpeg_frame(&jpeg[..12]), None);
-        assert_eq!(jpeg_frame(b"not a jpeg"), None);
-        assert_eq!(jpeg_frame(&[0xFF, 0xD8, 0xFF, 0xDA, 0, 2]), None);
     }
 }

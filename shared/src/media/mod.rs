@@ -7,6 +7,8 @@
 //! - [`convert`]: any supported photo to a baseline 4:2:0 JPEG that fits
 //!   1080 × 1920 and 20 MB, one at a time or in a capped parallel batch
 //!   (decoding in `decode`, the batch's workers and memory in `batch`).
+//! - `jpeg`: JPEG through libjpeg-turbo: decoding at reduced scale, and the
+//!   encoding every converted photo gets.
 //! - [`heic`]: HEIC/HEIF photos (iPhone grids, 10-bit, Display P3, `irot`)
 //!   decoded in pure Rust.
 //! - [`probe`]: what a video is (container, codec, size, frame rate,
@@ -28,6 +30,7 @@ mod decode;
 pub mod detect;
 mod ebml;
 pub mod heic;
+mod jpeg;
 pub mod limits;
 pub mod manifest;
 pub mod probe;

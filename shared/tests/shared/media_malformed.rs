@@ -161,12 +161,21 @@ mod media {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
         #[test]
         fn mutated_jpeg_never_panics(mutations in prop::collection::vec(mutation(), 1..4)) {
             let input = apply(jpeg_input(), &mutations);
-            let _ = to_tiktok_jpeg(&input, &SMALL);
+            // libjpeg-turbo (C) reads these first; what it refuses goes to
+            // the `image` crate's decoder. Either way: a JPEG in the box, or
+            // an error that says something.
+            match to_tiktok_jpeg(&input, &SMALL) {
+                Ok(photo) => {
+                    prop_assert!(photo.width <= SMALL.max_width && photo.height <= SMALL.max_height);
+                    prop_assert_eq!(photo.jpeg.get(..2), Some(&[0xFF, 0xD8][..]));
+                }
+                Err(error) => prop_assert!(!error.to_string().is_empty()),
+            }
         }
     }
 
