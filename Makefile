@@ -57,7 +57,7 @@ bench-forward:
 	cargo build --release --locked -p tiktok-sim -p tiktok-drafts-tests --bins
 	infra/with-local-stack.sh $(CARGO_TARGET_DIR)/release/upload-bench --source s3 --size-mb 1000
 
-## bench-slideshow: 35 photo-like 12 MP PNGs to TikTok JPEGs, against Pillow and vipsthumbnail in the same run
+## bench-slideshow: 35 photo-like 12 MP PNGs, camera JPEGs and HEICs to TikTok JPEGs, against Pillow and vipsthumbnail in the same run
 bench-slideshow:
 	infra/build-deps.sh
 	benches/slideshow-bench/run.sh
