@@ -241,8 +241,14 @@ pub(super) fn encode_rgb(
     };
     let (width, height) = (side(width, "width")?, side(height, "height")?);
     let pitch = width * PixelFormat::RGB.size();
-    if pixels.len() < pitch * height {
-        return Err(turbojpeg::Error::IntegerOverflow("pixel buffer"));
+    if pitch
+        .checked_mul(height)
+        .is_none_or(|needed| pixels.len() < needed)
+    {
+        return Err(turbojpeg::Error::TurboJpegError(format!(
+            "{} bytes are too few for {width}x{height} RGB",
+            pixels.len()
+        )));
     }
     let mut compressor = Compressor::new()?;
     compressor.set_quality(i32::from(quality))?;
