@@ -18,10 +18,10 @@
 //!    browser follows through `/auth/start`, TikTok's authorize page and
 //!    `/auth/callback` (state, PKCE, code exchange, tokens into Secrets
 //!    Manager) (`steps::connect`);
-//! 4. drops a video and a PNG slideshow into `uploads/`; S3 notifies the
-//!    queue, and the queue's batches go to the upload function as Lambda's
-//!    event source mapping hands them over (failed items stay queued)
-//!    (`steps::drop_media`, `event_source`);
+//! 4. drops a video and a slideshow (a phone JPEG, an iPhone HEIC, a PNG)
+//!    into `uploads/`; S3 notifies the queue, and the queue's batches go to
+//!    the upload function as Lambda's event source mapping hands them over
+//!    (failed items stay queued) (`steps::drop_media`, `event_source`);
 //! 5. runs the status checker on its schedule until TikTok reports
 //!    `SEND_TO_USER_INBOX` for every job (`steps::follow_up`);
 //! 6. on the simulator, the creator posts the video draft and TikTok's
@@ -113,7 +113,8 @@ struct Args {
     /// checks that it plays; by default 75 MB of generated MP4-like bytes.
     #[arg(long)]
     video: Option<PathBuf>,
-    /// Images for the slideshow, in order (by default three generated PNGs).
+    /// Images for the slideshow, in order (by default three generated ones:
+    /// a phone JPEG, an iPhone-style HEIC and a PNG).
     #[arg(long, num_args = 1..)]
     images: Vec<PathBuf>,
     /// With --tiktok real: a URL prefix verified with your TikTok app under

@@ -29,20 +29,27 @@ pub fn video(path: Option<&Path>) -> DemoResult<MediaFile> {
     }
 }
 
-/// The images given, or three generated PNGs that need each of the
-/// conversion's steps: a 12 MP landscape photo to shrink, a tall portrait
-/// beyond 1080 × 1920, and a transparent sticker to flatten onto white.
+/// The images given, or three generated photos as phones and apps write
+/// them, which need each of the conversion's steps: a 12 MP camera JPEG
+/// shot upright (stored landscape, turned by its EXIF orientation, decoded
+/// at half scale), an iPhone-style HEIC (a grid of 10-bit HEVC tiles,
+/// Display P3, turned by `irot`, with the gain map, depth map and thumbnail
+/// an iPhone adds) and a transparent PNG sticker to flatten onto white.
 pub fn images(paths: &[PathBuf]) -> DemoResult<Vec<MediaFile>> {
     if !paths.is_empty() {
         return paths.iter().map(|p| read(p)).collect();
     }
     Ok(vec![
-        png(
-            "1-harbour.png",
+        camera_jpeg(
+            "1-harbour.jpg",
             photo_like(4032, 3024, 7),
-            "12 MP PNG photo",
+            "12 MP phone JPEG, EXIF orientation 6",
         )?,
-        png("2-tower.png", photo_like(1440, 2560, 11), "1440x2560 PNG")?,
+        MediaFile {
+            name: "2-tower.heic".into(),
+            bytes: test_media::heif::iphone_grid(10).to_bytes(),
+            description: "iPhone-style HEIC: 10-bit grid, Display P3, irot".into(),
+        },
         png("3-sticker.png", sticker(800), "transparent PNG")?,
     ])
 }
@@ -69,6 +76,34 @@ fn png(name: &str, image: image::DynamicImage, description: &str) -> DemoResult<
     Ok(MediaFile {
         name: name.into(),
         bytes: out.into_inner(),
+        description: description.into(),
+    })
+}
+
+/// A phone's JPEG of a photo held upright: the sensor's landscape pixels
+/// at quality 92, with an EXIF block saying to turn them a quarter
+/// clockwise (orientation 6) for display.
+fn camera_jpeg(name: &str, image: image::DynamicImage, description: &str) -> DemoResult<MediaFile> {
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 92)
+        .encode_image(&image)
+        .map_err(|e| format!("encode {name}: {e}"))?;
+    // A big-endian TIFF block with one IFD entry: Orientation (0x0112),
+    // SHORT, 1 value: 6.
+    let mut exif = b"Exif\0\0MM\0\x2A\0\0\0\x08".to_vec();
+    exif.extend_from_slice(&[0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0, 0, 0, 0, 0]);
+    let length = u16::try_from(exif.len() + 2).map_err(|_| "EXIF block too long".to_string())?;
+    let mut bytes = jpeg
+        .get(..2)
+        .ok_or("the JPEG encoder wrote nothing")?
+        .to_vec();
+    bytes.extend_from_slice(&[0xFF, 0xE1]);
+    bytes.extend_from_slice(&length.to_be_bytes());
+    bytes.extend_from_slice(&exif);
+    bytes.extend_from_slice(&jpeg[2..]);
+    Ok(MediaFile {
+        name: name.into(),
+        bytes,
         description: description.into(),
     })
 }

@@ -34,8 +34,10 @@ async fn the_demo_runs_start_to_finish_and_takes_everything_down() {
         // The webhooks of the creator's post reach the webhook function.
         "POST /webhooks/tiktok -> tiktok-webhook -> 200",
         "published  post id",
-        // TikTok holds the right media: the photos converted and fitted.
-        "photos            3 JPEG(s) pulled: 1080x810, 1080x1920, 800x800",
+        // TikTok holds the right media: the photos converted and fitted,
+        // the phone JPEG and the HEIC turned upright (unturned, each would
+        // be 1080x810).
+        "photos            3 JPEG(s) pulled: 1080x1440, 1080x1440, 800x800",
         "video             7 chunk(s); SHA-256 equals the S3 object's",
         "dead-letter queue empty",
         // The events function, fed from the table's stream, and a replay
