@@ -1,62 +1,25 @@
 //! The upload function's handler against local AWS (moto) and the TikTok
 //! simulator: real S3 events in, drafts (or clear failures) out.
 
-use aws_sdk_s3::primitives::ByteStream;
-use s3_upload::config::UploadConfig;
 use s3_upload::events::ObjectRef;
-use s3_upload::service::UploadService;
 use shared::accounts::Accounts;
-use shared::aws::AwsClients;
 use shared::clock::Clock;
 use shared::forward::Outcome;
 use shared::jobs::{
     Changes, JobId, JobKind, JobStatus, Jobs, LastError, NewJob, ObjectVersion, PostTarget, Upload,
 };
-use shared::tiktok::Endpoints;
-use shared::tiktok::upload::ChunkRetryPolicy;
 use shared::tokens::TokenManager;
-use tiktok_drafts_tests::{
-    DeploymentStores, TestSim, connect_account, deployment_stores, fake_mp4, local_aws, sha256_hex,
-    test_image, unique_name,
-};
 use tiktok_drafts_tests::{FaultAction, FaultRule};
+use tiktok_drafts_tests::{TestSim, fake_mp4, sha256_hex, test_image, unique_name};
 
-struct Env {
-    sim: TestSim,
-    aws: AwsClients,
-    sqs: aws_sdk_sqs::Client,
-    service: UploadService,
-    bucket: String,
-    table: String,
-    /// The bucket keeps versions; events name them.
-    versioned: bool,
-    /// Where the account tokens are kept.
-    secrets_prefix: String,
-}
+use crate::deployment::{Deployment, Options, deploy};
+
+type Env = Deployment;
 
 const OPEN_ID: &str = "open-vid";
 
 async fn env() -> Env {
     env_with(false).await
-}
-
-/// What a test deployment differs in.
-#[derive(Default, Clone, Copy)]
-struct Options {
-    /// Media (photos, pulled videos) reachable by the simulator.
-    media: bool,
-    pull_videos: bool,
-    direct_post: bool,
-    /// How long a slideshow waits for a missing image (0: not at all).
-    image_grace_secs: u64,
-    /// Retried messages visible again at once, so a test can receive them.
-    redelivery_immediate: bool,
-    /// A versioned bucket (as template.yaml makes it).
-    versioned: bool,
-    /// The host the simulator puts in upload URLs (its own when `None`).
-    upload_url_host: Option<&'static str>,
-    /// DEFAULT_ACCOUNT: keys may leave the account out.
-    default_account: Option<&'static str>,
 }
 
 async fn env_with(media: bool) -> Env {
@@ -67,143 +30,14 @@ async fn env_with(media: bool) -> Env {
     .await
 }
 
-/// With `media`, photo drafts are pulled from the bucket on moto, which the
-/// simulator treats as the verified prefix.
 async fn env_opts(options: Options) -> Env {
-    let media = options.media;
-    let sdk = local_aws().await;
-    let aws = AwsClients::from_config(&sdk);
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let bucket = unique_name("uploads");
-    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap();
-    // Presigned URLs of the bucket on moto start with this prefix.
-    let prefix_for_sim = format!("{}/{bucket}/media/", endpoint.trim_end_matches('/'));
-    let sim = TestSim::start(|s| {
-        s.upload_url_host = options.upload_url_host.map(str::to_owned);
-        if media {
-            s.verified_url_prefixes = vec![prefix_for_sim.clone()];
-            s.allow_http_pull = true;
-        }
-    })
-    .await;
-    sim.seed_user(OPEN_ID, serde_json::json!({})).await;
-    let DeploymentStores {
-        table,
-        prefix,
-        app_secret_id,
-    } = deployment_stores(&aws).await;
-    aws.s3.create_bucket().bucket(&bucket).send().await.unwrap();
-    if options.versioned {
-        aws.s3
-            .put_bucket_versioning()
-            .bucket(&bucket)
-            .versioning_configuration(
-                aws_sdk_s3::types::VersioningConfiguration::builder()
-                    .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
-    }
-
-    // A connected account "alice", as the login function leaves it.
-    let scopes: &[&str] = if options.direct_post {
-        &["user.info.basic", "video.upload", "video.publish"]
-    } else {
-        &["user.info.basic", "video.upload"]
-    };
-    let manager = TokenManager::for_deployment(&aws, sim.client(), &prefix, &table);
-    let accounts = Accounts::new(aws.dynamodb.clone(), &table);
-    connect_account(&sim, &manager, &accounts, OPEN_ID, "alice", scopes).await;
-
-    let config = UploadConfig {
-        table: table.clone(),
-        secrets_prefix: prefix.clone(),
-        app_secret_id,
-        default_account: options.default_account.map(str::to_owned),
-        chunk_size: 10_000_000,
-        media_urls: media.then_some(s3_upload::config::MediaUrls::Presigned),
-        image_grace: std::time::Duration::from_secs(options.image_grace_secs),
-        convert_threads: 2,
-        endpoints: Endpoints::for_base_url(sim.base_url()).unwrap(),
-        video_transfer: if options.pull_videos {
-            s3_upload::config::VideoTransfer::PullFromUrl
-        } else {
-            s3_upload::config::VideoTransfer::FileUpload
-        },
-        direct_post_enabled: options.direct_post,
-    };
-    // No queue URL: the one each message's eventSourceARN names.
-    let service = UploadService::new(config, &aws, Clock::system())
-        .await
-        .unwrap()
-        .with_redelivery(sqs.clone(), None)
-        .with_redelivery_delay(if options.redelivery_immediate {
-            s3_upload::service::RedeliveryDelay::immediate()
-        } else {
-            s3_upload::service::RedeliveryDelay::default()
-        })
-        .with_upload_retry(ChunkRetryPolicy::immediate(2));
-    Env {
-        sim,
-        aws,
-        sqs,
-        service,
-        bucket,
-        table,
-        versioned: options.versioned,
-        secrets_prefix: prefix,
-    }
+    deploy(OPEN_ID, "uploads", options).await
 }
 
 impl Env {
     async fn put(&self, key: &str, body: Vec<u8>, caption: Option<&str>) -> ObjectRef {
-        let mut put = self
-            .aws
-            .s3
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .body(ByteStream::from(body));
-        if let Some(c) = caption {
-            put = put.metadata("caption", c);
-        }
-        let out = put.send().await.unwrap();
-        ObjectRef {
-            bucket: self.bucket.clone(),
-            key: key.to_owned(),
-            // As S3's event names it.
-            version_id: if self.versioned {
-                Some(out.version_id().expect("a versioned put").to_owned())
-            } else {
-                None
-            },
-            e_tag: out.e_tag().map(str::to_owned),
-            size: None,
-        }
-    }
-
-    async fn job(&self, object: &ObjectRef) -> shared::jobs::Job {
-        let head = self
-            .aws
-            .s3
-            .head_object()
-            .bucket(&object.bucket)
-            .key(&object.key)
-            .send()
-            .await
-            .unwrap();
-        let id = JobId::for_upload(
-            &object.bucket,
-            &object.key,
-            &ObjectVersion::etag(head.e_tag().unwrap()),
-        );
-        Jobs::new(self.aws.dynamodb.clone(), &self.table)
-            .get(&id)
-            .await
-            .unwrap()
-            .expect("a job record")
+        let caption = caption.map(|c| ("caption", c));
+        self.put_object(key, body, caption.as_slice()).await
     }
 
     async fn inits(&self) -> usize {
@@ -716,34 +550,6 @@ async fn an_sqs_batch_reports_only_the_messages_to_retry() {
     assert_eq!(env.job(&flaky).await.status, JobStatus::Uploading);
 }
 
-impl Env {
-    async fn put_with_metadata(
-        &self,
-        key: &str,
-        body: Vec<u8>,
-        meta: &[(&str, &str)],
-    ) -> ObjectRef {
-        let mut put = self
-            .aws
-            .s3
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .body(ByteStream::from(body));
-        for (name, value) in meta {
-            put = put.metadata(*name, *value);
-        }
-        let out = put.send().await.unwrap();
-        ObjectRef {
-            bucket: self.bucket.clone(),
-            key: key.to_owned(),
-            version_id: None,
-            e_tag: out.e_tag().map(str::to_owned),
-            size: None,
-        }
-    }
-}
-
 #[tokio::test]
 async fn with_a_verified_prefix_tiktok_pulls_a_copy_under_media() {
     let env = env_opts(Options {
@@ -808,7 +614,7 @@ async fn a_direct_post_needs_the_deployment_setting_and_an_offered_privacy_level
     // Not enabled: refused with a clear reason, nothing sent.
     let env = env().await;
     let object = env
-        .put_with_metadata(
+        .put_object(
             "uploads/alice/direct.mp4",
             fake_mp4(300_000, 60),
             &[("post-mode", "direct"), ("privacy-level", "SELF_ONLY")],
@@ -830,7 +636,7 @@ async fn a_direct_post_needs_the_deployment_setting_and_an_offered_privacy_level
     })
     .await;
     let missing = env
-        .put_with_metadata(
+        .put_object(
             "uploads/alice/no level.mp4",
             fake_mp4(300_000, 61),
             &[("post-mode", "direct")],
@@ -850,7 +656,7 @@ async fn a_direct_post_needs_the_deployment_setting_and_an_offered_privacy_level
         )
         .await;
     let public = env
-        .put_with_metadata(
+        .put_object(
             "uploads/alice/public.mp4",
             fake_mp4(300_000, 62),
             &[
@@ -874,7 +680,7 @@ async fn a_direct_post_needs_the_deployment_setting_and_an_offered_privacy_level
     );
 
     let private = env
-        .put_with_metadata(
+        .put_object(
             "uploads/alice/private.mp4",
             fake_mp4(300_000, 63),
             &[("post-mode", "direct"), ("privacy-level", "self_only")],
@@ -913,10 +719,6 @@ async fn a_direct_post_needs_the_deployment_setting_and_an_offered_privacy_level
 // ---------------------------------------------------------------------------
 
 impl Env {
-    fn jobs(&self) -> Jobs {
-        Jobs::new(self.aws.dynamodb.clone(), &self.table)
-    }
-
     /// Forwards `object` while TikTok answers its init with a 500 once: the
     /// job waits to retry (asserted). Returns that job.
     async fn init_fails_once(&self, object: &ObjectRef) -> shared::jobs::Job {
@@ -1012,13 +814,6 @@ impl Env {
             .transition(job, JobStatus::Stuck, changes, Clock::system().now())
             .await
             .unwrap();
-    }
-
-    async fn photo_inits(&self) -> usize {
-        self.sim
-            .requests("/v2/post/publish/content/init/")
-            .await
-            .len()
     }
 }
 
@@ -1645,17 +1440,6 @@ async fn sim_settings(sim: &TestSim, patch: serde_json::Value) {
         .await;
 }
 
-/// The job of the version `object` names (its version id in a versioned
-/// bucket).
-async fn job_of_version(env: &Env, object: &ObjectRef) -> shared::jobs::Job {
-    let version = ObjectVersion::of(object.version_id.as_deref(), object.e_tag.as_deref());
-    env.jobs()
-        .get(&JobId::for_upload(&object.bucket, &object.key, &version))
-        .await
-        .unwrap()
-        .expect("a job record")
-}
-
 /// 403, 404 and 405 have all been seen from TikTok's upload host for an
 /// expired upload URL. Each, on a chunk PUT, takes the expired-URL path: the
 /// job fails with `upload_url_expired` (upload again), neither retried with
@@ -1781,7 +1565,7 @@ async fn a_video_deleted_or_overwritten_before_init_is_cancelled() {
         other => panic!("expected the deleted upload cancelled, got {other:?}"),
     }
     assert_eq!(
-        job_of_version(&env, &deleted).await.status,
+        env.job_of_version(&deleted).await.status,
         JobStatus::Cancelled
     );
     // A redelivery finds it finished.
@@ -1857,7 +1641,7 @@ async fn a_slideshow_image_replaced_after_the_job_started_posts_the_original() {
         matches!(outcome, Some(Outcome::RetryScheduled { .. })),
         "{outcome:?}"
     );
-    let waiting = job_of_version(&env, &object).await;
+    let waiting = env.job_of_version(&object).await;
     assert_eq!(waiting.image_versions.len(), 2, "recorded at the start");
     // Meanwhile the owner swaps the first image for a portrait one.
     env.put("uploads/alice/swap/1.png", portrait, None).await;
@@ -1872,7 +1656,7 @@ async fn a_slideshow_image_replaced_after_the_job_started_posts_the_original() {
         "the landscape image as it was when the job started: {record}"
     );
     assert_eq!(
-        job_of_version(&env, &object).await.image_versions,
+        env.job_of_version(&object).await.image_versions,
         waiting.image_versions
     );
 

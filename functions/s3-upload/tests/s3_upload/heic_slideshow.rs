@@ -2,113 +2,39 @@
 //! become JPEGs TikTok (the simulator) pulls and accepts; a HEIC that
 //! cannot be decoded fails the slideshow by name before any init.
 
-use aws_sdk_s3::primitives::ByteStream;
-use s3_upload::config::{MediaUrls, UploadConfig, VideoTransfer};
-use s3_upload::events::ObjectRef;
-use s3_upload::service::UploadService;
-use shared::accounts::Accounts;
-use shared::aws::AwsClients;
-use shared::clock::Clock;
+use crate::deployment::{Deployment, Options, deploy};
 use shared::forward::Outcome;
-use shared::tiktok::Endpoints;
-use shared::tiktok::upload::ChunkRetryPolicy;
-use shared::tokens::TokenManager;
 use test_media::heif::{Heif, iphone_grid};
 use test_media::picture::{self, BOTTOM, MARK, TOP, p3_to_srgb};
-use tiktok_drafts_tests::{
-    DeploymentStores, TestSim, connect_account, deployment_stores, local_aws, noise, sha256_hex,
-    test_image, unique_name,
-};
+use tiktok_drafts_tests::{TestSim, noise, sha256_hex, test_image};
 
 const OPEN_ID: &str = "open-heic";
 
-struct Env {
-    sim: TestSim,
-    aws: AwsClients,
-    service: UploadService,
-    bucket: String,
-}
+type Env = Deployment;
 
 /// One connected account, "alice"; the simulator pulls photos from the
 /// bucket's `media/` prefix.
 async fn env() -> Env {
-    let aws = AwsClients::from_config(&local_aws().await);
-    let bucket = unique_name("heic");
-    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("run under infra/with-local-stack.sh");
-    let prefix_for_sim = format!("{}/{bucket}/media/", endpoint.trim_end_matches('/'));
-    let sim = TestSim::start(|s| {
-        s.verified_url_prefixes = vec![prefix_for_sim.clone()];
-        s.allow_http_pull = true;
-    })
-    .await;
-    sim.seed_user(OPEN_ID, serde_json::json!({})).await;
-    let DeploymentStores {
-        table,
-        prefix,
-        app_secret_id,
-    } = deployment_stores(&aws).await;
-    aws.s3.create_bucket().bucket(&bucket).send().await.unwrap();
-    let manager = TokenManager::for_deployment(&aws, sim.client(), &prefix, &table);
-    let accounts = Accounts::new(aws.dynamodb.clone(), &table);
-    let scopes = ["user.info.basic", "video.upload"];
-    connect_account(&sim, &manager, &accounts, OPEN_ID, "alice", &scopes).await;
-    let config = UploadConfig {
-        table,
-        secrets_prefix: prefix,
-        app_secret_id,
-        default_account: None,
-        chunk_size: 10_000_000,
-        media_urls: Some(MediaUrls::Presigned),
-        image_grace: std::time::Duration::from_secs(0),
-        convert_threads: 2,
-        endpoints: Endpoints::for_base_url(sim.base_url()).unwrap(),
-        video_transfer: VideoTransfer::FileUpload,
-        direct_post_enabled: false,
+    let options = Options {
+        media: true,
+        ..Options::default()
     };
-    let service = UploadService::new(config, &aws, Clock::system())
-        .await
-        .unwrap()
-        .with_upload_retry(ChunkRetryPolicy::immediate(2));
-    Env {
-        sim,
-        aws,
-        service,
-        bucket,
-    }
+    deploy(OPEN_ID, "heic", options).await
 }
 
 impl Env {
-    async fn put(&self, key: &str, body: Vec<u8>) -> ObjectRef {
-        let out = self
-            .aws
-            .s3
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .body(ByteStream::from(body))
-            .send()
-            .await
-            .unwrap();
-        ObjectRef {
-            bucket: self.bucket.clone(),
-            key: key.to_owned(),
-            version_id: None,
-            e_tag: out.e_tag().map(str::to_owned),
-            size: None,
-        }
-    }
-
     async fn slideshow(&self, folder: &str, images: &[(&str, Vec<u8>)]) -> Option<Outcome> {
         for (name, body) in images {
-            self.put(&format!("uploads/alice/{folder}/{name}"), body.clone())
+            self.put_object(&format!("uploads/alice/{folder}/{name}"), body.clone(), &[])
                 .await;
         }
         let names: Vec<&str> = images.iter().map(|(name, _)| *name).collect();
         let manifest = serde_json::json!({"caption": "phone photos", "images": names});
         let object = self
-            .put(
+            .put_object(
                 &format!("uploads/alice/{folder}/slideshow.json"),
                 serde_json::to_vec(&manifest).unwrap(),
+                &[],
             )
             .await;
         self.service.handle_object(&object).await.unwrap()
@@ -146,13 +72,6 @@ impl Env {
             }
         }
         panic!("no converted JPEG with SHA-256 {sha256}");
-    }
-
-    async fn photo_inits(&self) -> usize {
-        self.sim
-            .requests("/v2/post/publish/content/init/")
-            .await
-            .len()
     }
 }
 

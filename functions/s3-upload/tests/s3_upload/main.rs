@@ -3,6 +3,7 @@
 //! emulator), as one test binary instead of one per file. The event fixtures
 //! stay in tests/fixtures/, found through CARGO_MANIFEST_DIR.
 
+mod deployment;
 mod events;
 mod forward_video;
 mod heic_slideshow;

@@ -4,147 +4,34 @@
 //! settings that S3 returns RFC 2047-encoded. Against local AWS (moto) and
 //! the TikTok simulator.
 
-use aws_sdk_s3::primitives::ByteStream;
-use s3_upload::config::{MediaUrls, UploadConfig, VideoTransfer};
+use crate::deployment::{Deployment, Options, deploy};
 use s3_upload::events::ObjectRef;
-use s3_upload::service::UploadService;
-use shared::accounts::Accounts;
-use shared::aws::AwsClients;
-use shared::clock::Clock;
 use shared::forward::Outcome;
-use shared::jobs::{Job, JobId, JobStatus, Jobs, ObjectVersion};
+use shared::jobs::JobStatus;
 use shared::media::limits::{IMAGE_MAX_BYTES, MANIFEST_MAX_BYTES, SIDECAR_MAX_BYTES};
-use shared::tiktok::Endpoints;
-use shared::tiktok::upload::ChunkRetryPolicy;
-use shared::tokens::TokenManager;
-use tiktok_drafts_tests::{
-    DeploymentStores, TestSim, connect_account, deployment_stores, fake_mp4, local_aws, noise,
-    test_image, unique_name,
-};
+use tiktok_drafts_tests::{fake_mp4, noise, test_image};
 
 const OPEN_ID: &str = "open-media-inputs";
 
-struct Env {
-    sim: TestSim,
-    aws: AwsClients,
-    service: UploadService,
-    bucket: String,
-    table: String,
-}
+type Env = Deployment;
 
 /// A deployment with one connected account, "alice", whose photos the
 /// simulator pulls from the bucket on moto.
 async fn env() -> Env {
-    let aws = AwsClients::from_config(&local_aws().await);
-    let bucket = unique_name("media-inputs");
-    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("run under infra/with-local-stack.sh");
-    let prefix_for_sim = format!("{}/{bucket}/media/", endpoint.trim_end_matches('/'));
-    let sim = TestSim::start(|s| {
-        s.verified_url_prefixes = vec![prefix_for_sim.clone()];
-        s.allow_http_pull = true;
-    })
-    .await;
-    sim.seed_user(OPEN_ID, serde_json::json!({})).await;
-    let DeploymentStores {
-        table,
-        prefix,
-        app_secret_id,
-    } = deployment_stores(&aws).await;
-    aws.s3.create_bucket().bucket(&bucket).send().await.unwrap();
-    let manager = TokenManager::for_deployment(&aws, sim.client(), &prefix, &table);
-    let accounts = Accounts::new(aws.dynamodb.clone(), &table);
-    connect_account(
-        &sim,
-        &manager,
-        &accounts,
-        OPEN_ID,
-        "alice",
-        &["user.info.basic", "video.upload"],
-    )
-    .await;
-    let config = UploadConfig {
-        table: table.clone(),
-        secrets_prefix: prefix,
-        app_secret_id,
-        default_account: None,
-        chunk_size: 10_000_000,
-        media_urls: Some(MediaUrls::Presigned),
-        image_grace: std::time::Duration::from_secs(0),
-        convert_threads: 2,
-        endpoints: Endpoints::for_base_url(sim.base_url()).unwrap(),
-        video_transfer: VideoTransfer::FileUpload,
-        direct_post_enabled: false,
+    let options = Options {
+        media: true,
+        ..Options::default()
     };
-    let service = UploadService::new(config, &aws, Clock::system())
-        .await
-        .unwrap()
-        .with_upload_retry(ChunkRetryPolicy::immediate(2));
-    Env {
-        sim,
-        aws,
-        service,
-        bucket,
-        table,
-    }
+    deploy(OPEN_ID, "media-inputs", options).await
 }
 
 impl Env {
-    async fn put(&self, key: &str, body: Vec<u8>, metadata: &[(&str, &str)]) -> ObjectRef {
-        let mut put = self
-            .aws
-            .s3
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .body(ByteStream::from(body));
-        for (name, value) in metadata {
-            put = put.metadata(*name, *value);
-        }
-        let out = put.send().await.unwrap();
-        ObjectRef {
-            bucket: self.bucket.clone(),
-            key: key.to_owned(),
-            version_id: None,
-            e_tag: out.e_tag().map(str::to_owned),
-            size: None,
-        }
-    }
-
-    async fn job(&self, object: &ObjectRef) -> Job {
-        let head = self
-            .aws
-            .s3
-            .head_object()
-            .bucket(&object.bucket)
-            .key(&object.key)
-            .send()
-            .await
-            .unwrap();
-        let id = JobId::for_upload(
-            &object.bucket,
-            &object.key,
-            &ObjectVersion::etag(head.e_tag().unwrap()),
-        );
-        Jobs::new(self.aws.dynamodb.clone(), &self.table)
-            .get(&id)
-            .await
-            .unwrap()
-            .expect("a job record")
-    }
-
     /// Handles `object` and returns the failure's code and message.
     async fn failure(&self, object: &ObjectRef) -> (String, String) {
         match self.service.handle_object(object).await.unwrap() {
             Some(Outcome::Failed { code, message, .. }) => (code, message),
             other => panic!("{}: expected a failure, got {other:?}", object.key),
         }
-    }
-
-    async fn photo_inits(&self) -> usize {
-        self.sim
-            .requests("/v2/post/publish/content/init/")
-            .await
-            .len()
     }
 }
 
@@ -155,17 +42,17 @@ fn manifest(images: &[&str]) -> Vec<u8> {
 #[tokio::test]
 async fn an_image_over_50_mb_fails_the_slideshow_by_name() {
     let env = env().await;
-    env.put(
+    env.put_object(
         "uploads/alice/big/ok.png",
         test_image(40, 40, image::ImageFormat::Png),
         &[],
     )
     .await;
     let size = usize::try_from(IMAGE_MAX_BYTES).unwrap() + 1;
-    env.put("uploads/alice/big/huge scan.png", noise(size, 3), &[])
+    env.put_object("uploads/alice/big/huge scan.png", noise(size, 3), &[])
         .await;
     let object = env
-        .put(
+        .put_object(
             "uploads/alice/big/slideshow.json",
             manifest(&["ok.png", "huge scan.png"]),
             &[],
@@ -191,7 +78,7 @@ async fn a_manifest_over_64_kib_fails_before_any_image_is_read() {
         usize::try_from(MANIFEST_MAX_BYTES).unwrap(),
     ));
     let object = env
-        .put("uploads/alice/padded/slideshow.json", body, &[])
+        .put_object("uploads/alice/padded/slideshow.json", body, &[])
         .await;
     let (code, message) = env.failure(&object).await;
     assert_eq!(code, "bad_manifest", "{message}");
@@ -209,7 +96,7 @@ async fn an_m4a_named_mp4_fails_as_audio_before_any_upload() {
     let mut m4a = vec![0, 0, 0, 0x1C];
     m4a.extend_from_slice(b"ftypM4A \0\0\0\0M4A mp42isom");
     m4a.extend_from_slice(&noise(5000, 4));
-    let object = env.put("uploads/alice/song.mp4", m4a, &[]).await;
+    let object = env.put_object("uploads/alice/song.mp4", m4a, &[]).await;
     let (code, message) = env.failure(&object).await;
     assert_eq!(code, "unsupported_media", "{message}");
     assert!(
@@ -231,7 +118,7 @@ async fn an_encoded_metadata_caption_is_kept_decoded() {
     // What S3 returns for a caption "Café ☕ #été" set through its API
     // (moto stores values as given, so the test stores them encoded).
     let object = env
-        .put(
+        .put_object(
             "uploads/alice/cafe.mp4",
             fake_mp4(5000, 11),
             &[(
@@ -252,7 +139,7 @@ async fn an_encoded_metadata_caption_is_kept_decoded() {
 
     // The title fallback too.
     let object = env
-        .put(
+        .put_object(
             "uploads/alice/title.mp4",
             fake_mp4(5000, 12),
             &[("title", "=?ISO-8859-1?Q?Andr=E9?= Pirard")],
@@ -271,7 +158,7 @@ async fn an_encoded_post_mode_is_understood() {
     // Decoded, the upload asks for a direct post, which this deployment
     // refuses by name; undecoded, it would be an unknown post-mode.
     let object = env
-        .put(
+        .put_object(
             "uploads/alice/direct.mp4",
             fake_mp4(5000, 13),
             &[
@@ -297,21 +184,21 @@ async fn a_sidecar_over_64_kib_is_skipped_and_a_small_one_used() {
         b' ',
         usize::try_from(SIDECAR_MAX_BYTES).unwrap(),
     ));
-    env.put("uploads/alice/big.json", padded, &[]).await;
+    env.put_object("uploads/alice/big.json", padded, &[]).await;
     let object = env
-        .put("uploads/alice/big.mp4", fake_mp4(5000, 14), &[])
+        .put_object("uploads/alice/big.mp4", fake_mp4(5000, 14), &[])
         .await;
     env.service.handle_object(&object).await.unwrap();
     assert_eq!(env.job(&object).await.caption, None);
 
-    env.put(
+    env.put_object(
         "uploads/alice/small.json",
         serde_json::to_vec(&serde_json::json!({"caption": "from a sidecar"})).unwrap(),
         &[],
     )
     .await;
     let object = env
-        .put("uploads/alice/small.mp4", fake_mp4(5000, 15), &[])
+        .put_object("uploads/alice/small.mp4", fake_mp4(5000, 15), &[])
         .await;
     env.service.handle_object(&object).await.unwrap();
     assert_eq!(

@@ -12,25 +12,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use aws_sdk_s3::config::interceptors::{
     BeforeDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
 };
-use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents, SharedInterceptor};
 use aws_sdk_s3::error::BoxError;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
-use s3_upload::config::{UploadConfig, VideoTransfer};
 use s3_upload::events::ObjectRef;
-use s3_upload::service::UploadService;
-use shared::accounts::Accounts;
-use shared::aws::AwsClients;
-use shared::clock::Clock;
 use shared::forward::Outcome;
-use shared::jobs::{Job, JobId, JobStatus, Jobs, ObjectVersion};
-use shared::tiktok::Endpoints;
-use shared::tiktok::upload::ChunkRetryPolicy;
-use shared::tokens::TokenManager;
+use shared::jobs::JobStatus;
 use test_media::video::VideoSpec;
-use tiktok_drafts_tests::{
-    DeploymentStores, TestSim, connect_account, deployment_stores, local_aws, unique_name,
-};
+
+use crate::deployment::{Deployment, Options, deploy};
 
 const OPEN_ID: &str = "open-probe";
 
@@ -86,85 +77,20 @@ impl Intercept for Counter {
     }
 }
 
-struct Env {
-    sim: TestSim,
-    aws: AwsClients,
-    service: UploadService,
-    bucket: String,
-    table: String,
-}
+type Env = Deployment;
 
 /// A deployment with "alice" connected, sending videos by FILE_UPLOAD; its
 /// S3 client counts the ranged GETs of `counted`'s key when given one.
 async fn env(direct_post: bool, counted: Option<Counter>) -> Env {
-    let sdk = local_aws().await;
-    let mut aws = AwsClients::from_config(&sdk);
-    if let Some(counter) = counted {
-        let config = aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(true)
-            .interceptor(counter)
-            .build();
-        aws.s3 = aws_sdk_s3::Client::from_conf(config);
-    }
-    let bucket = unique_name("probe");
-    let sim = TestSim::start(|_| {}).await;
-    sim.seed_user(OPEN_ID, serde_json::json!({})).await;
-    let DeploymentStores {
-        table,
-        prefix,
-        app_secret_id,
-    } = deployment_stores(&aws).await;
-    aws.s3.create_bucket().bucket(&bucket).send().await.unwrap();
-    let manager = TokenManager::for_deployment(&aws, sim.client(), &prefix, &table);
-    let accounts = Accounts::new(aws.dynamodb.clone(), &table);
-    let scopes: &[&str] = if direct_post {
-        &["user.info.basic", "video.upload", "video.publish"]
-    } else {
-        &["user.info.basic", "video.upload"]
+    let options = Options {
+        direct_post,
+        s3_interceptor: counted.map(SharedInterceptor::new),
+        ..Options::default()
     };
-    connect_account(&sim, &manager, &accounts, OPEN_ID, "alice", scopes).await;
-    let config = UploadConfig {
-        table: table.clone(),
-        secrets_prefix: prefix,
-        app_secret_id,
-        default_account: None,
-        chunk_size: 10_000_000,
-        media_urls: None,
-        image_grace: std::time::Duration::from_secs(0),
-        convert_threads: 2,
-        endpoints: Endpoints::for_base_url(sim.base_url()).unwrap(),
-        video_transfer: VideoTransfer::FileUpload,
-        direct_post_enabled: direct_post,
-    };
-    let service = UploadService::new(config, &aws, Clock::system())
-        .await
-        .unwrap()
-        .with_upload_retry(ChunkRetryPolicy::immediate(2));
-    Env {
-        sim,
-        aws,
-        service,
-        bucket,
-        table,
-    }
+    deploy(OPEN_ID, "probe", options).await
 }
 
 impl Env {
-    async fn put(&self, key: &str, body: Vec<u8>, metadata: &[(&str, &str)]) -> ObjectRef {
-        let mut put = self
-            .aws
-            .s3
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .body(ByteStream::from(body));
-        for (name, value) in metadata {
-            put = put.metadata(*name, *value);
-        }
-        let out = put.send().await.unwrap();
-        self.object(key, out.e_tag())
-    }
-
     fn object(&self, key: &str, e_tag: Option<&str>) -> ObjectRef {
         ObjectRef {
             bucket: self.bucket.clone(),
@@ -173,16 +99,6 @@ impl Env {
             e_tag: e_tag.map(str::to_owned),
             size: None,
         }
-    }
-
-    async fn job(&self, object: &ObjectRef) -> Job {
-        let tag = object.e_tag.as_deref().expect("an ETag");
-        let id = JobId::for_upload(&object.bucket, &object.key, &ObjectVersion::etag(tag));
-        self.jobs().get(&id).await.unwrap().expect("a job record")
-    }
-
-    fn jobs(&self) -> Jobs {
-        Jobs::new(self.aws.dynamodb.clone(), &self.table)
     }
 
     /// Every request the simulator has received as TikTok (its API and
@@ -206,7 +122,7 @@ impl Env {
             Some(Outcome::Failed { code, message, .. }) => (code, message),
             other => panic!("{}: expected a failure, got {other:?}", object.key),
         };
-        let job = self.job(object).await;
+        let job = self.job_of_version(object).await;
         assert_eq!(job.status, JobStatus::Failed, "{}", object.key);
         let error = job.last_error.clone().expect("the job records why");
         assert_eq!((&error.code, &error.message), (&code, &message));
@@ -268,7 +184,7 @@ async fn videos_outside_tiktok_s_limits_fail_before_slot_token_or_init() {
     ] {
         let body = test_media::fixture(&format!("video/{fixture}"));
         let object = env
-            .put(&format!("uploads/alice/{fixture}"), body, &[])
+            .put_object(&format!("uploads/alice/{fixture}"), body, &[])
             .await;
         let (got_code, message) = env.refused(&object).await;
         assert_eq!(got_code, code, "{fixture}: {message}");
@@ -298,7 +214,7 @@ async fn videos_tiktok_takes_go_to_drafts_and_hdr_is_noted() {
         let env = if i < 4 { &first } else { &second };
         let body = test_media::fixture(&format!("video/{fixture}"));
         let object = env
-            .put(&format!("uploads/alice/{fixture}"), body, &[])
+            .put_object(&format!("uploads/alice/{fixture}"), body, &[])
             .await;
         let publish_id = match env.service.handle_object(&object).await.unwrap() {
             Some(Outcome::Uploaded { publish_id, .. }) => publish_id,
@@ -310,7 +226,7 @@ async fn videos_tiktok_takes_go_to_drafts_and_hdr_is_noted() {
             record["status"], "SEND_TO_USER_INBOX",
             "{fixture}: {record}"
         );
-        let job = env.job(&object).await;
+        let job = env.job_of_version(&object).await;
         assert_eq!(job.status, JobStatus::Processing, "{fixture}");
         if fixture == "hevc-hdr-pq.mp4" {
             assert_eq!(job.notes.len(), 1, "{:?}", job.notes);
@@ -330,14 +246,14 @@ async fn a_video_over_3_minutes_goes_with_a_note_on_its_job() {
     let env = env(false, None).await;
     let spec = VideoSpec::default().with_seconds(245.0);
     let object = env
-        .put("uploads/alice/long.mp4", spec.bytes(400_000, 3), &[])
+        .put_object("uploads/alice/long.mp4", spec.bytes(400_000, 3), &[])
         .await;
     let outcome = env.service.handle_object(&object).await.unwrap();
     assert!(
         matches!(outcome, Some(Outcome::Uploaded { .. })),
         "{outcome:?}"
     );
-    let job = env.job(&object).await;
+    let job = env.job_of_version(&object).await;
     assert_eq!(job.notes.len(), 1, "{:?}", job.notes);
     assert!(
         job.notes[0].starts_with("4 min 5 s (245 s) long: some creators can post only 3 minutes"),
@@ -357,7 +273,7 @@ async fn a_direct_post_longer_than_the_creator_may_post_fails_before_init() {
         .await;
     let spec = VideoSpec::default().with_seconds(120.0);
     let object = env
-        .put(
+        .put_object(
             "uploads/alice/two minutes.mp4",
             spec.bytes(300_000, 4),
             &[("post-mode", "direct"), ("privacy-level", "SELF_ONLY")],
@@ -387,7 +303,7 @@ async fn a_direct_post_longer_than_the_creator_may_post_fails_before_init() {
             .await
             .is_empty()
     );
-    assert_eq!(env.job(&object).await.status, JobStatus::Failed);
+    assert_eq!(env.job_of_version(&object).await.status, JobStatus::Failed);
 }
 
 /// Puts a `size`-byte MP4 of `spec` on moto without sending its samples:
@@ -399,7 +315,8 @@ async fn put_large_mp4(env: &Env, key: &str, spec: &VideoSpec, size: u64) -> Obj
     const BLOCK: u64 = 64 * MIB;
     let layout = spec.layout(size);
     let zeros_key = format!("{key}.zeros");
-    env.put(&zeros_key, vec![0; BLOCK as usize], &[]).await;
+    env.put_object(&zeros_key, vec![0; BLOCK as usize], &[])
+        .await;
     let s3 = &env.aws.s3;
     let upload = s3
         .create_multipart_upload()
