@@ -266,29 +266,6 @@ pub fn test_image(width: u32, height: u32, format: image::ImageFormat) -> Vec<u8
     out.into_inner()
 }
 
-/// A JPEG with an APP1 Exif segment carrying `orientation` (1-8) right after
-/// SOI, as cameras write it.
-pub fn jpeg_with_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
-    let mut tiff = Vec::new();
-    tiff.extend_from_slice(b"MM\0\x2A\0\0\0\x08"); // big-endian, IFD0 at 8
-    tiff.extend_from_slice(&1u16.to_be_bytes()); // one entry
-    tiff.extend_from_slice(&0x0112u16.to_be_bytes()); // Orientation
-    tiff.extend_from_slice(&3u16.to_be_bytes()); // SHORT
-    tiff.extend_from_slice(&1u32.to_be_bytes()); // count
-    tiff.extend_from_slice(&orientation.to_be_bytes());
-    tiff.extend_from_slice(&[0, 0]); // value padding
-    tiff.extend_from_slice(&0u32.to_be_bytes()); // no next IFD
-    let mut payload = b"Exif\0\0".to_vec();
-    payload.extend_from_slice(&tiff);
-    let length = (payload.len() + 2) as u16;
-    let mut out = jpeg[..2].to_vec(); // SOI
-    out.extend_from_slice(&[0xFF, 0xE1]);
-    out.extend_from_slice(&length.to_be_bytes());
-    out.extend_from_slice(&payload);
-    out.extend_from_slice(&jpeg[2..]);
-    out
-}
-
 /// Every log line of this test process, captured at debug level (the
 /// project's and its dependencies'), so tests can prove that no token or
 /// secret is ever logged. Call [`capture_logs`] before the code under test.

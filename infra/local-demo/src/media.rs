@@ -88,19 +88,10 @@ fn camera_jpeg(name: &str, image: image::DynamicImage, description: &str) -> Dem
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 92)
         .encode_image(&image)
         .map_err(|e| format!("encode {name}: {e}"))?;
-    // A big-endian TIFF block with one IFD entry: Orientation (0x0112),
-    // SHORT, 1 value: 6.
-    let mut exif = b"Exif\0\0MM\0\x2A\0\0\0\x08".to_vec();
-    exif.extend_from_slice(&[0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0, 0, 0, 0, 0]);
-    let length = u16::try_from(exif.len() + 2).map_err(|_| "EXIF block too long".to_string())?;
-    let mut bytes = jpeg
-        .get(..2)
-        .ok_or("the JPEG encoder wrote nothing")?
-        .to_vec();
-    bytes.extend_from_slice(&[0xFF, 0xE1]);
-    bytes.extend_from_slice(&length.to_be_bytes());
-    bytes.extend_from_slice(&exif);
-    bytes.extend_from_slice(&jpeg[2..]);
+    if jpeg.len() < 2 {
+        return Err(format!("encode {name}: the JPEG encoder wrote nothing"));
+    }
+    let bytes = test_media::picture::jpeg_with_orientation(&jpeg, 6);
     Ok(MediaFile {
         name: name.into(),
         bytes,

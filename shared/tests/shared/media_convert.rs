@@ -45,29 +45,6 @@ mod media {
             .all(|(&x, y)| (i32::from(x) - i32::from(y)).abs() <= tolerance)
     }
 
-    /// Inserts an APP1 Exif segment with the given Orientation right after SOI.
-    fn with_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
-        let mut tiff = Vec::new();
-        tiff.extend_from_slice(b"MM\0\x2A\0\0\0\x08"); // big-endian, IFD0 at 8
-        tiff.extend_from_slice(&1u16.to_be_bytes()); // one entry
-        tiff.extend_from_slice(&0x0112u16.to_be_bytes()); // Orientation
-        tiff.extend_from_slice(&3u16.to_be_bytes()); // SHORT
-        tiff.extend_from_slice(&1u32.to_be_bytes()); // count
-        tiff.extend_from_slice(&orientation.to_be_bytes());
-        tiff.extend_from_slice(&[0, 0]); // value padding
-        tiff.extend_from_slice(&0u32.to_be_bytes()); // no next IFD
-        let mut payload = b"Exif\0\0".to_vec();
-        payload.extend_from_slice(&tiff);
-        let length = u16::try_from(payload.len() + 2).expect("small segment");
-
-        let mut out = jpeg[..2].to_vec(); // SOI
-        out.extend_from_slice(&[0xFF, 0xE1]);
-        out.extend_from_slice(&length.to_be_bytes());
-        out.extend_from_slice(&payload);
-        out.extend_from_slice(&jpeg[2..]);
-        out
-    }
-
     /// The frame header of a JPEG: its SOF marker and the (id, sampling) of
     /// each component. Walks the marker segments up to the first scan.
     fn frame_header(jpeg: &[u8]) -> (u8, Vec<(u8, u8)>) {
@@ -170,8 +147,11 @@ mod media {
         assert!(quality > 33.0, "{quality:.1} dB against the source");
 
         // Turned by EXIF: the box turns too, the scale still covers it.
-        let turned =
-            to_tiktok_jpeg(&with_exif_orientation(&jpeg, 6), &PhotoLimits::default()).unwrap();
+        let turned = to_tiktok_jpeg(
+            &test_media::picture::jpeg_with_orientation(&jpeg, 6),
+            &PhotoLimits::default(),
+        )
+        .unwrap();
         assert_eq!((turned.width, turned.height), (1080, 1440));
         let expected = image::imageops::rotate90(&image::imageops::resize(
             &test_media::picture::scene(2400, 1800, 5),
@@ -210,7 +190,7 @@ mod media {
             }
         }
         let jpeg = encode(&DynamicImage::ImageRgb8(stored), ImageFormat::Jpeg);
-        let jpeg = with_exif_orientation(&jpeg, 6);
+        let jpeg = test_media::picture::jpeg_with_orientation(&jpeg, 6);
         let photo = to_tiktok_jpeg(&jpeg, &PhotoLimits::default()).unwrap();
         assert!(photo.rotated);
         assert!(photo.resized);

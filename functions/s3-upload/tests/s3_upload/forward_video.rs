@@ -346,7 +346,7 @@ async fn pulled(env: &Env, publish_id: &str) -> serde_json::Value {
 async fn a_png_jpeg_and_webp_slideshow_becomes_a_photo_draft() {
     let env = env_with(true).await;
     let png = test_image(1600, 1200, image::ImageFormat::Png);
-    let rotated = tiktok_drafts_tests::jpeg_with_orientation(
+    let rotated = test_media::picture::jpeg_with_orientation(
         &test_image(1600, 1200, image::ImageFormat::Jpeg),
         6,
     );

@@ -23,22 +23,7 @@ fn jpeg(width: u32, height: u32) -> Vec<u8> {
 
 /// A JPEG with an EXIF APP1 segment saying orientation 6 (rotate 90°).
 fn jpeg_with_orientation(width: u32, height: u32) -> Vec<u8> {
-    let plain = jpeg(width, height);
-    let tiff: &[u8] = &[
-        b'M', b'M', 0, 42, 0, 0, 0, 8, // header, IFD at 8
-        0, 1, // one entry
-        0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0, // Orientation, SHORT, 1, value 6
-        0, 0, 0, 0, // no next IFD
-    ];
-    let mut payload = b"Exif\0\0".to_vec();
-    payload.extend_from_slice(tiff);
-    let len = u16::try_from(payload.len() + 2).expect("small segment");
-    let mut out = plain[..2].to_vec();
-    out.extend_from_slice(&[0xFF, 0xE1]);
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(&payload);
-    out.extend_from_slice(&plain[2..]);
-    out
+    test_media::picture::jpeg_with_orientation(&jpeg(width, height), 6)
 }
 
 fn png() -> Vec<u8> {
