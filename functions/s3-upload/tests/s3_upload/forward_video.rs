@@ -40,6 +40,27 @@ impl Env {
         self.put_object(key, body, caption.as_slice()).await
     }
 
+    /// A 114 MB video of alice's whose third chunk's connection drops on
+    /// every try of the first invocation, which fails so that the message
+    /// comes back: two chunks are up. Returns the object and its bytes.
+    async fn interrupted_after_two_chunks(&self, name: &str, seed: u64) -> (ObjectRef, Vec<u8>) {
+        let video = fake_mp4(50_000_000 + 64_000_000, seed);
+        let object = self
+            .put(&format!("uploads/alice/{name}"), video.clone(), None)
+            .await;
+        self.sim
+            .fault(
+                FaultRule::new("/upload/", FaultAction::Reset)
+                    .method("PUT")
+                    .skip(2)
+                    .times(2),
+            )
+            .await;
+        let first = self.service.handle_object(&object).await;
+        assert!(first.is_err(), "the message must come back: {first:?}");
+        (object, video)
+    }
+
     async fn inits(&self) -> usize {
         self.sim
             .requests("/v2/post/publish/inbox/video/init/")
@@ -154,21 +175,7 @@ async fn ten_deliveries_five_at_once_make_one_draft() {
 #[tokio::test]
 async fn a_crash_after_two_chunks_resumes_on_redelivery() {
     let env = env().await;
-    let video = fake_mp4(50_000_000 + 64_000_000, 6);
-    let object = env
-        .put("uploads/alice/resume.mp4", video.clone(), None)
-        .await;
-    // The third chunk's connection drops on every try of this invocation.
-    env.sim
-        .fault(
-            FaultRule::new("/upload/", FaultAction::Reset)
-                .method("PUT")
-                .skip(2)
-                .times(2),
-        )
-        .await;
-    let first = env.service.handle_object(&object).await;
-    assert!(first.is_err(), "the message must come back: {first:?}");
+    let (object, video) = env.interrupted_after_two_chunks("resume.mp4", 6).await;
     let job = env.job(&object).await;
     assert_eq!(job.status, JobStatus::Uploading);
     assert_eq!(job.next_offset(), 20_000_000);
@@ -955,19 +962,7 @@ async fn a_retry_sets_a_short_visibility_on_its_message() {
 #[tokio::test]
 async fn a_redelivery_resumes_an_upload_flagged_stuck() {
     let env = env().await;
-    let video = fake_mp4(50_000_000 + 64_000_000, 71);
-    let object = env
-        .put("uploads/alice/stuck.mp4", video.clone(), None)
-        .await;
-    env.sim
-        .fault(
-            FaultRule::new("/upload/", FaultAction::Reset)
-                .method("PUT")
-                .skip(2)
-                .times(2),
-        )
-        .await;
-    assert!(env.service.handle_object(&object).await.is_err());
+    let (object, video) = env.interrupted_after_two_chunks("stuck.mp4", 71).await;
     let job = env.job(&object).await;
     assert_eq!(
         (job.status, job.next_offset()),
