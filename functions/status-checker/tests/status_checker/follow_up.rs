@@ -156,6 +156,34 @@ impl Env {
         .await;
     }
 
+    /// Five videos of `alias` sent as drafts (seeds `seed`..`seed + 5`):
+    /// all of TikTok's 5 pending shares. Each job with its publish id.
+    async fn five_drafts(&self, alias: &str, seed: u64) -> Vec<(Job, String)> {
+        let mut drafts = Vec::new();
+        for n in 0..5 {
+            let (job, outcome) = self
+                .upload(&format!("uploads/{alias}/{n}.mp4"), seed + n)
+                .await;
+            drafts.push((job, publish_id(&outcome)));
+        }
+        drafts
+    }
+
+    /// Two more videos of `alias`, held behind [`Env::five_drafts`]; the
+    /// second is uploaded a second later, so it waits behind the first.
+    async fn two_held(&self, alias: &str, seed: u64) -> (Job, Job) {
+        let (held_1, outcome) = self
+            .upload(&format!("uploads/{alias}/held-1.mp4"), seed)
+            .await;
+        assert!(matches!(outcome, Outcome::Queued { .. }), "{outcome:?}");
+        self.clock.advance_secs(1);
+        let (held_2, _) = self
+            .upload(&format!("uploads/{alias}/held-2.mp4"), seed + 1)
+            .await;
+        assert_eq!(held_2.status, JobStatus::Queued);
+        (held_1, held_2)
+    }
+
     /// Puts a video and hands its event to the upload handler.
     async fn upload(&self, key: &str, seed: u64) -> (Job, Outcome) {
         self.upload_with(key, seed, &[]).await
@@ -517,17 +545,8 @@ async fn a_passing_failure_is_retried_and_then_succeeds() {
 async fn held_uploads_are_released_oldest_first_as_slots_free_up() {
     let env = env().await;
     env.connect("open-q", "quinn").await;
-    let mut drafts = Vec::new();
-    for n in 0..5 {
-        let (job, outcome) = env.upload(&format!("uploads/quinn/{n}.mp4"), 10 + n).await;
-        drafts.push((job, publish_id(&outcome)));
-    }
-    let (held_1, outcome) = env.upload("uploads/quinn/held-1.mp4", 20).await;
-    assert!(matches!(outcome, Outcome::Queued { .. }), "{outcome:?}");
-    // Later upload, so it must wait behind held_1.
-    env.clock.advance_secs(1);
-    let (held_2, _) = env.upload("uploads/quinn/held-2.mp4", 21).await;
-    assert_eq!(held_2.status, JobStatus::Queued);
+    let drafts = env.five_drafts("quinn", 10).await;
+    let (held_1, held_2) = env.two_held("quinn", 20).await;
 
     // A draft reaching the inbox still counts against TikTok's 5 pending
     // shares (until it is posted or 24 hours old): nothing is released.
@@ -576,16 +595,8 @@ async fn held_uploads_are_released_oldest_first_as_slots_free_up() {
 async fn a_held_upload_whose_release_cannot_be_sent_stays_held_in_its_place() {
     let env = env().await;
     env.connect("open-g", "gus").await;
-    let mut drafts = Vec::new();
-    for n in 0..5 {
-        let (job, outcome) = env.upload(&format!("uploads/gus/{n}.mp4"), 140 + n).await;
-        drafts.push((job, publish_id(&outcome)));
-    }
-    let (held_1, outcome) = env.upload("uploads/gus/held-1.mp4", 150).await;
-    assert!(matches!(outcome, Outcome::Queued { .. }), "{outcome:?}");
-    env.clock.advance_secs(1);
-    let (held_2, _) = env.upload("uploads/gus/held-2.mp4", 151).await;
-    assert_eq!(held_2.status, JobStatus::Queued);
+    let drafts = env.five_drafts("gus", 140).await;
+    let (held_1, held_2) = env.two_held("gus", 150).await;
     // One draft fails at TikTok (and a webhook records it): one slot is
     // free, for TikTok too.
     env.set_status(
@@ -1160,10 +1171,12 @@ async fn held_uploads_are_released_first_even_when_the_run_stops_early() {
     let env = env().await;
     env.connect("open-h", "hal").await;
     env.connect("open-b", "busy").await;
-    let mut drafts = Vec::new();
-    for n in 0..5 {
-        drafts.push(env.upload(&format!("uploads/hal/{n}.mp4"), 90 + n).await.0);
-    }
+    let drafts: Vec<Job> = env
+        .five_drafts("hal", 90)
+        .await
+        .into_iter()
+        .map(|(job, _)| job)
+        .collect();
     let (held, outcome) = env.upload("uploads/hal/held.mp4", 99).await;
     assert!(matches!(outcome, Outcome::Queued { .. }), "{outcome:?}");
     // One draft fails (as a webhook would record it): a slot is free.
