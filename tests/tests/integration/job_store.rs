@@ -67,6 +67,17 @@ fn new_job(key: &str, open_id: Option<&str>) -> NewJob {
     }
 }
 
+/// A job of `open_id`'s created at `created`, written by hand as TikTok
+/// processing it under `publish_id`, for tests that need many at once.
+fn processing_job(key: &str, open_id: &str, created: SystemTime, publish_id: &str) -> Job {
+    let mut job = Job::new(new_job(key, Some(open_id)), created.into());
+    job.status = JobStatus::Processing;
+    job.attempt = UploadAttempt::Pulled {
+        publish_id: publish_id.to_owned(),
+    };
+    job
+}
+
 async fn claim_new(f: &Fixture, key: &str, open_id: Option<&str>, at: SystemTime) -> Job {
     match f
         .jobs
@@ -785,15 +796,12 @@ async fn paging_the_unfinished_index_returns_every_job_once_in_due_order() {
     let start = now() - Duration::from_secs(3600);
     let jobs: Vec<Job> = (0..600)
         .map(|n| {
-            let mut job = Job::new(
-                new_job(&format!("uploads/alice/{n}.mp4"), Some("open-a")),
-                (start + Duration::from_secs(n)).into(),
-            );
-            job.status = JobStatus::Processing;
-            job.attempt = UploadAttempt::Pulled {
-                publish_id: format!("v_inbox_file~v2.{n}"),
-            };
-            job
+            processing_job(
+                &format!("uploads/alice/{n}.mp4"),
+                "open-a",
+                start + Duration::from_secs(n),
+                &format!("v_inbox_file~v2.{n}"),
+            )
         })
         .collect();
     f.jobs.put_many(&jobs).await.unwrap();
@@ -1112,14 +1120,12 @@ async fn due_reads_stop_at_now_and_a_rescheduled_job_waits_its_turn() {
     let past = now() - Duration::from_secs(600);
     let jobs: Vec<Job> = (0..12)
         .map(|n| {
-            let mut job = Job::new(
-                new_job(&format!("uploads/alice/due-{n}.mp4"), Some("open-d")),
-                (past + Duration::from_secs(n)).into(),
+            let mut job = processing_job(
+                &format!("uploads/alice/due-{n}.mp4"),
+                "open-d",
+                past + Duration::from_secs(n),
+                &format!("v_inbox_file~v2.d{n}"),
             );
-            job.status = JobStatus::Processing;
-            job.attempt = UploadAttempt::Pulled {
-                publish_id: format!("v_inbox_file~v2.d{n}"),
-            };
             if n >= 10 {
                 // Not due for an hour.
                 job.status = JobStatus::RetryWait;
