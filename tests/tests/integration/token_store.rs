@@ -151,6 +151,20 @@ impl Env {
     }
 
     /// Moves both the simulator's clock and the store's.
+    /// `open_id` connected (its account item and tokens stored), then its
+    /// access token's life run out. The minted tokens and their refresh
+    /// token.
+    async fn connected_and_expired(
+        &self,
+        open_id: &str,
+    ) -> (shared::tiktok::oauth::TokenResponse, shared::Secret) {
+        self.put_account(open_id).await;
+        let minted = self.connect(open_id).await;
+        let refresh = minted.refresh_token.clone().expect("refresh token");
+        self.advance(ACCESS_TTL + 60).await;
+        (minted, refresh)
+    }
+
     async fn advance(&self, seconds: i64) {
         self.sim.advance_clock(seconds).await;
         self.clock.advance_secs(seconds);
@@ -450,10 +464,7 @@ async fn a_passing_failure_is_retried_and_never_marks_the_account() {
 async fn a_refresh_whose_caller_times_out_still_saves_the_rotated_token() {
     let env = Env::start(|_| {}).await;
     let open_id = "open-cut-off";
-    env.put_account(open_id).await;
-    let minted = env.connect(open_id).await;
-    let original_refresh = minted.refresh_token.clone().expect("refresh token");
-    env.advance(ACCESS_TTL + 60).await;
+    let (minted, original_refresh) = env.connected_and_expired(open_id).await;
 
     // TikTok takes 3 s to answer; the caller gives up after 1 s, while the
     // request is on its way.
@@ -799,11 +810,8 @@ async fn clear_aws_faults() {
 async fn a_rotated_token_the_secret_will_not_take_is_kept_and_moved_in_by_the_next_holder() {
     let env = Env::start(|_| {}).await;
     let open_id = "open-kept";
-    env.put_account(open_id).await;
-    let minted = env.connect(open_id).await;
-    let original_refresh = minted.refresh_token.clone().expect("refresh token");
+    let (_, original_refresh) = env.connected_and_expired(open_id).await;
     let secret = env.manager.store().secret_name(open_id).unwrap();
-    env.advance(ACCESS_TTL + 60).await;
 
     // Secrets Manager refuses every save for longer than the save budget.
     aws_fault("secretsmanager.PutSecretValue", &secret, 1000).await;
@@ -878,10 +886,7 @@ async fn a_rotated_token_the_secret_will_not_take_is_kept_and_moved_in_by_the_ne
 async fn a_holder_that_lost_its_lease_never_writes_the_secret() {
     let env = Env::start(|_| {}).await;
     let open_id = "open-lost-lease";
-    env.put_account(open_id).await;
-    let minted = env.connect(open_id).await;
-    let original_refresh = minted.refresh_token.clone().expect("refresh token");
-    env.advance(ACCESS_TTL + 60).await;
+    let (_, original_refresh) = env.connected_and_expired(open_id).await;
 
     // TikTok answers in 1.5 s; meanwhile someone else holds the lease (as
     // after a pause longer than the lease).
