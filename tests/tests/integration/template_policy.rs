@@ -463,6 +463,15 @@ fn resource_targets(template: &Value, entry: &Value) -> Result<BTreeSet<String>,
 
 /// The violations of least privilege in `template`; empty when every
 /// function is fine.
+/// Asserts that one of `problems` mentions `needle`.
+#[track_caller]
+fn assert_violation(problems: &[String], needle: &str) {
+    assert!(
+        problems.iter().any(|p| p.contains(needle)),
+        "no violation mentions {needle:?}: {problems:?}"
+    );
+}
+
 fn policy_violations(template: &Value) -> Vec<String> {
     let mut problems = Vec::new();
     let expected = expected_functions();
@@ -1177,10 +1186,7 @@ fn the_upload_function_may_set_visibility_only_on_its_queue() {
         .expect("the UploadEvents statement");
     events["Resource"] = json!({"Fn::GetAtt": ["UploadDeadLetterQueue", "Arn"]});
     let problems = policy_violations(&template);
-    assert!(
-        problems.iter().any(|p| p.contains("only on UploadQueue")),
-        "{problems:?}"
-    );
+    assert_violation(&problems, "only on UploadQueue");
     let mut template = load_template();
     let statements = template["Resources"]["S3UploadRole"]["Properties"]["Policies"][0]
         ["PolicyDocument"]["Statement"]
@@ -1196,12 +1202,7 @@ fn the_upload_function_may_set_visibility_only_on_its_queue() {
         "sqs:GetQueueAttributes"
     ]);
     let problems = policy_violations(&template);
-    assert!(
-        problems
-            .iter()
-            .any(|p| p.contains("sqs:ChangeMessageVisibility")),
-        "{problems:?}"
-    );
+    assert_violation(&problems, "sqs:ChangeMessageVisibility");
 }
 
 #[test]
@@ -1535,20 +1536,11 @@ fn a_wildcard_action_is_caught() {
     let mut template = load_template();
     first_statement_of_role(&mut template, "TikTokWebhookRole")["Action"] = json!("dynamodb:*");
     let problems = policy_violations(&template);
-    assert!(
-        problems
-            .iter()
-            .any(|p| p.contains("wildcard action \"dynamodb:*\"")),
-        "{problems:?}"
-    );
+    assert_violation(&problems, "wildcard action \"dynamodb:*\"");
     let mut template = load_template();
     first_statement_of_role(&mut template, "StatusCheckerRole")["Action"] =
         json!(["dynamodb:GetItem", "*"]);
-    assert!(
-        policy_violations(&template)
-            .iter()
-            .any(|p| p.contains("wildcard action \"*\""))
-    );
+    assert_violation(&policy_violations(&template), "wildcard action \"*\"");
 }
 
 #[test]
@@ -1556,20 +1548,14 @@ fn resource_star_and_foreign_resources_are_caught() {
     let mut template = load_template();
     first_statement_of_role(&mut template, "S3UploadRole")["Resource"] = json!("*");
     let problems = policy_violations(&template);
-    assert!(
-        problems.iter().any(|p| p.contains("(everything)")),
-        "{problems:?}"
-    );
+    assert_violation(&problems, "(everything)");
 
     // The upload function reading the invitation key.
     let mut template = load_template();
     first_statement_of_role(&mut template, "S3UploadRole")["Resource"] =
         json!({ "Ref": "InviteKeySecret" });
     let problems = policy_violations(&template);
-    assert!(
-        problems.iter().any(|p| p.contains("names InviteKeySecret")),
-        "{problems:?}"
-    );
+    assert_violation(&problems, "names InviteKeySecret");
 
     // The login reaching the bucket.
     let mut template = load_template();
@@ -1577,16 +1563,8 @@ fn resource_star_and_foreign_resources_are_caught() {
     first_statement_of_role(&mut template, "OAuthCallbackRole")["Resource"] =
         json!({ "Fn::Sub": "${UploadBucket.Arn}/uploads/*" });
     let problems = policy_violations(&template);
-    assert!(
-        problems.iter().any(|p| p.contains("names UploadBucket")),
-        "{problems:?}"
-    );
-    assert!(
-        problems
-            .iter()
-            .any(|p| p.contains("must not touch the bucket")),
-        "{problems:?}"
-    );
+    assert_violation(&problems, "names UploadBucket");
+    assert_violation(&problems, "must not touch the bucket");
 
     // The checker sending to the dead-letter queue.
     let mut template = load_template();
@@ -1610,20 +1588,12 @@ fn sam_policy_templates_and_shared_roles_are_caught() {
     let function = &mut template["Resources"]["TikTokWebhookFunction"]["Properties"];
     function.as_object_mut().expect("props").remove("Role");
     function["Policies"] = json!([{ "DynamoDBCrudPolicy": { "TableName": { "Ref": "Table" } } }]);
-    assert!(
-        policy_violations(&template)
-            .iter()
-            .any(|p| p.contains("can be checked"))
-    );
+    assert_violation(&policy_violations(&template), "can be checked");
 
     let mut template = load_template();
     template["Resources"]["TikTokWebhookFunction"]["Properties"]["Role"] =
         json!({ "Fn::GetAtt": ["StatusCheckerRole", "Arn"] });
-    assert!(
-        policy_violations(&template)
-            .iter()
-            .any(|p| p.contains("shares role"))
-    );
+    assert_violation(&policy_violations(&template), "shares role");
 }
 
 #[test]
@@ -1710,11 +1680,9 @@ fn every_route_of_the_http_api_is_throttled() {
         .expect("LoginApi properties")
         .remove("DefaultRouteSettings");
     let problems = throttling_violations(&unthrottled);
-    assert!(
-        problems
-            .iter()
-            .any(|p| p.contains("LoginApi: DefaultRouteSettings.ThrottlingRateLimit")),
-        "{problems:?}"
+    assert_violation(
+        &problems,
+        "LoginApi: DefaultRouteSettings.ThrottlingRateLimit",
     );
     let mut implicit = load_template();
     implicit["Resources"]["TikTokWebhookFunction"]["Properties"]["Events"]["Webhook"]["Properties"]
@@ -1759,23 +1727,18 @@ fn the_login_reaches_only_the_items_it_owns() {
         .as_object_mut()
         .expect("statement")
         .remove("Condition");
-    assert!(
-        policy_violations(&open)
-            .iter()
-            .any(|p| p.contains("must be limited by ForAllValues:StringLike dynamodb:LeadingKeys")),
-        "an unconditioned table grant is caught"
+    // An unconditioned table grant is caught.
+    assert_violation(
+        &policy_violations(&open),
+        "must be limited by ForAllValues:StringLike dynamodb:LeadingKeys",
     );
     let mut query = load_template();
     role_statement_mut(&mut query, "OAuthCallbackRole", "TableItems")["Action"]
         .as_array_mut()
         .expect("actions")
         .push(json!("dynamodb:Query"));
-    assert!(
-        policy_violations(&query)
-            .iter()
-            .any(|p| p.contains("dynamodb:Query is not one of")),
-        "a Query (no leading key to limit) is caught"
-    );
+    // A Query (no leading key to limit) is caught.
+    assert_violation(&policy_violations(&query), "dynamodb:Query is not one of");
 }
 
 #[test]
@@ -1786,23 +1749,14 @@ fn the_upload_function_can_tell_a_missing_image_from_a_forbidden_one() {
     role_statement_mut(&mut conditioned, "S3UploadRole", "ListUploads")["Condition"] =
         json!({"StringLike": {"s3:prefix": ["uploads/*"]}});
     let problems = policy_violations(&conditioned);
-    assert!(
-        problems
-            .iter()
-            .any(|p| p.contains("s3:ListBucket with a Condition")),
-        "{problems:?}"
-    );
+    assert_violation(&problems, "s3:ListBucket with a Condition");
     let mut missing = load_template();
     role_statement_mut(&mut missing, "S3UploadRole", "ListUploads")["Action"] =
         json!("s3:GetObjectAttributes");
     role_statement_mut(&mut missing, "S3UploadRole", "ListUploads")["Resource"] =
         json!({"Fn::Sub": "${UploadBucket.Arn}/uploads/*"});
-    assert!(
-        policy_violations(&missing)
-            .iter()
-            .any(|p| p.contains("needs s3:ListBucket")),
-        "no ListBucket at all is caught"
-    );
+    // No ListBucket at all is caught.
+    assert_violation(&policy_violations(&missing), "needs s3:ListBucket");
 }
 
 #[test]
@@ -1882,10 +1836,6 @@ fn token_secrets_are_tagged_with_the_stack_and_go_with_the_authorization() {
             "secretsmanager:DeleteSecret",
             "secretsmanager:GetSecretValue"
         ]);
-    assert!(
-        policy_violations(&reading)
-            .iter()
-            .any(|p| p.contains("the webhook reads no token")),
-        "a webhook reading tokens is caught"
-    );
+    // A webhook reading tokens is caught.
+    assert_violation(&policy_violations(&reading), "the webhook reads no token");
 }
