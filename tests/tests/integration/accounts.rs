@@ -33,6 +33,21 @@ async fn fixture() -> Fixture {
     }
 }
 
+impl Fixture {
+    /// `open_id` logs in through an invitation for `alias` that grants no
+    /// permits, and must be connected.
+    async fn connect(&self, open_id: &str, alias: &str, display_name: &str) {
+        self.accounts
+            .connect(
+                login(open_id, alias, display_name),
+                NO_PERMITS,
+                &invite_id(),
+            )
+            .await
+            .unwrap();
+    }
+}
+
 fn login(open_id: &str, alias: &str, display_name: &str) -> ConnectedAccount {
     let now = SystemTime::now();
     ConnectedAccount {
@@ -125,10 +140,7 @@ async fn connect_a_new_account() {
 #[tokio::test]
 async fn reconnect_updates_in_place_and_keeps_created_at_and_alias() {
     let f = fixture().await;
-    f.accounts
-        .connect(login("open-a", "alice", "Alice"), NO_PERMITS, &invite_id())
-        .await
-        .unwrap();
+    f.connect("open-a", "alice", "Alice").await;
     // Age the record, so a rewritten created_at would show.
     f.dynamodb
         .update_item()
@@ -180,10 +192,7 @@ async fn reconnect_updates_in_place_and_keeps_created_at_and_alias() {
 #[tokio::test]
 async fn a_move_to_a_new_alias_needs_its_permit_and_releases_the_old_one() {
     let f = fixture().await;
-    f.accounts
-        .connect(login("open-a", "alice", "Alice"), NO_PERMITS, &invite_id())
-        .await
-        .unwrap();
+    f.connect("open-a", "alice", "Alice").await;
     let before = all_items(&f).await;
 
     // Without the permit: refused, naming both aliases, nothing changed.
@@ -213,10 +222,7 @@ async fn a_move_to_a_new_alias_needs_its_permit_and_releases_the_old_one() {
         Some(account)
     );
     // The released alias is free for another account, without rebind.
-    f.accounts
-        .connect(login("open-b", "alice", "Bob"), NO_PERMITS, &invite_id())
-        .await
-        .unwrap();
+    f.connect("open-b", "alice", "Bob").await;
     assert_eq!(
         f.accounts
             .get_by_alias("alice")
@@ -325,10 +331,7 @@ async fn an_alias_held_by_another_account_is_not_taken_without_rebind() {
 #[tokio::test]
 async fn rebind_moves_the_alias_and_revokes_the_previous_holder() {
     let f = fixture().await;
-    f.accounts
-        .connect(login("open-a", "alice", "Alice"), NO_PERMITS, &invite_id())
-        .await
-        .unwrap();
+    f.connect("open-a", "alice", "Alice").await;
 
     let new_holder = f
         .accounts
@@ -373,14 +376,8 @@ async fn rebind_moves_the_alias_and_revokes_the_previous_holder() {
 #[tokio::test]
 async fn rebind_from_another_alias_releases_it_and_revokes_the_holder_at_once() {
     let f = fixture().await;
-    f.accounts
-        .connect(login("open-a", "alice", "Alice"), NO_PERMITS, &invite_id())
-        .await
-        .unwrap();
-    f.accounts
-        .connect(login("open-b", "bob", "Bob"), NO_PERMITS, &invite_id())
-        .await
-        .unwrap();
+    f.connect("open-a", "alice", "Alice").await;
+    f.connect("open-b", "bob", "Bob").await;
 
     // Taking "alice" moves open-b away from "bob": a rebind alone does not
     // allow that.
@@ -424,10 +421,7 @@ async fn rebind_from_another_alias_releases_it_and_revokes_the_holder_at_once() 
 #[tokio::test]
 async fn set_state_changes_state_and_reason() {
     let f = fixture().await;
-    f.accounts
-        .connect(login("open-a", "alice", "Alice"), NO_PERMITS, &invite_id())
-        .await
-        .unwrap();
+    f.connect("open-a", "alice", "Alice").await;
 
     let account = f
         .accounts
